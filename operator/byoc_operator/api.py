@@ -1,0 +1,368 @@
+"""The BYOCWorker API (byoc.livepeer.org/v1alpha1), as pydantic models.
+
+These models are the one source of truth for the resource: the CRD's OpenAPI schema (with its CEL rules)
+is generated from them (see `crd.py`), and the operator parses every object it reconciles with them.
+Field descriptions here are what `kubectl explain` shows, so they are written for users.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+GROUP = "byoc.livepeer.org"
+VERSION = "v1alpha1"
+KIND = "BYOCWorker"
+PLURAL = "byocworkers"
+SINGULAR = "byocworker"
+SHORT_NAMES = ["bw", "byoc"]
+CATEGORIES = ["livepeer", "byoc"]
+
+DEFAULT_CAPABILITY = "live-video-to-video"
+DEFAULT_PORT = 8000
+
+# Processors bundled with the runtime image. Kept in step with the runtime's registry by a test
+# (the operator cannot import the runtime: it must not pull torch).
+BUILTIN_PROCESSORS = ["passthrough", "grayscale", "green-tint", "edge-glow"]
+
+# An image reference: [registry[:port]/]path[:tag][@digest], lower-case path as the distribution spec says.
+IMAGE_PATTERN = (
+    r"^(([a-zA-Z0-9.-]+(:[0-9]+)?)/)?[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*"
+    r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$"
+)
+# A DNS-1123 label, used for capability names (they appear in URLs and metrics labels).
+CAPABILITY_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+PROCESSOR_CLASS_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$"
+MIG_PROFILE_PATTERN = r"^[1-9]g\.[0-9]+gb(\+me)?$"
+
+
+def rule(expression: str, message: str) -> dict[str, str]:
+    """A CEL validation rule as the API server wants it (x-kubernetes-validations)."""
+    return {"rule": expression, "message": message}
+
+
+def validations(*rules: dict[str, str]) -> dict[str, Any]:
+    return {"x-kubernetes-validations": list(rules)}
+
+
+def image_rule(field: str) -> dict[str, str]:
+    return rule(
+        f"self.matches(r'{IMAGE_PATTERN}')",
+        f"{field} is not a valid image reference: expected something like 'ghcr.io/acme/worker:1.2' "
+        "(repository in lower case, optional :tag and @sha256:digest)",
+    )
+
+
+class Model(BaseModel):
+    """Kubernetes style: camelCase on the wire, unknown fields rejected."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+def free_form(description: str) -> Any:
+    """A field whose content Kubernetes itself defines (EnvVar, Toleration, Affinity...): kept as given."""
+    return Field(
+        default=None,
+        description=description,
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
+
+
+class Capability(Model):
+    name: str = Field(
+        default=DEFAULT_CAPABILITY,
+        min_length=1,
+        max_length=63,
+        pattern=CAPABILITY_PATTERN,
+        description="Capability name gateways route jobs by (registered with each orchestrator). "
+        "Lower-case letters, digits and '-'.",
+    )
+    description: str = Field(
+        default="", max_length=256, description="Human-readable description sent at registration."
+    )
+
+
+class RuntimeContainer(Model):
+    """The bundled runtime image, running one of its processors or a PyTrickle-style processor class."""
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            rule(
+                f"self.processor in {BUILTIN_PROCESSORS} || self.processor.matches(r'{PROCESSOR_CLASS_PATTERN}')",
+                "runtime.processor must be a built-in processor (" + ", ".join(BUILTIN_PROCESSORS) + ") or "
+                "a class reference like 'my_package.module:MyProcessor'",
+            )
+        )
+    )
+
+    processor: str = Field(
+        default="passthrough",
+        min_length=1,
+        max_length=253,
+        description="Processor to run: a built-in name (" + ", ".join(BUILTIN_PROCESSORS) + ") or a "
+        "PyTrickle-style processor class as 'package.module:Class' importable in the image.",
+    )
+    params: dict[str, Any] | None = Field(
+        default=None,
+        description="Initial processor parameters (JSON object), passed to load_model and update_params.",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
+    image: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=512,
+        json_schema_extra=validations(image_rule("runtime.image")),
+        description="Override of the runtime image; defaults to the image the operator was installed with.",
+    )
+
+
+class UserContainer(Model):
+    """Any image that speaks the worker REST contract (PyTrickle's StreamServer or compatible)."""
+
+    image: str = Field(
+        min_length=1,
+        max_length=512,
+        json_schema_extra=validations(image_rule("container.image")),
+        description="Worker image, e.g. 'ghcr.io/acme/worker:1.2'.",
+    )
+    command: list[str] | None = Field(default=None, description="Entrypoint override.")
+    args: list[str] | None = Field(default=None, description="Arguments to the entrypoint.")
+    env: list[dict[str, Any]] | None = free_form("Environment variables (Kubernetes EnvVar objects).")
+    port: int = Field(
+        default=DEFAULT_PORT, ge=1, le=65535, description="Port the worker REST API listens on."
+    )
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = Field(
+        default=None, description="Image pull policy."
+    )
+
+
+class GPU(Model):
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            rule(
+                "!has(self.migProfile) || self.count == 1",
+                "gpu.migProfile gives each pod one MIG slice, so gpu.count must be 1 when migProfile is set",
+            )
+        )
+    )
+
+    count: int = Field(default=1, ge=0, le=16, description="GPUs per pod (0 runs on CPU).")
+    product: str | None = Field(
+        default=None,
+        max_length=128,
+        description="Required GPU product, matched against the node label nvidia.com/gpu.product "
+        "(e.g. 'NVIDIA-H100-80GB-HBM3').",
+    )
+    mig_profile: str | None = Field(
+        default=None,
+        pattern=MIG_PROFILE_PATTERN,
+        description="Request a MIG slice instead of a whole GPU, e.g. '1g.10gb' (resource nvidia.com/mig-1g.10gb).",
+    )
+    resource_name: str = Field(
+        default="nvidia.com/gpu",
+        max_length=253,
+        description="Extended resource for whole GPUs (change only for other device plugins).",
+    )
+
+
+class Scheduling(Model):
+    node_selector: dict[str, str] | None = Field(
+        default=None, description="Extra node labels the pods require."
+    )
+    tolerations: list[dict[str, Any]] | None = free_form(
+        "Extra tolerations (the usual nvidia.com/gpu taint is tolerated automatically when GPUs are requested)."
+    )
+    affinity: dict[str, Any] | None = free_form(
+        "Pod affinity / anti-affinity / node affinity (Kubernetes Affinity)."
+    )
+    runtime_class_name: str | None = Field(
+        default=None, max_length=253, description="RuntimeClass, e.g. 'nvidia'."
+    )
+    priority_class_name: str | None = Field(
+        default=None, max_length=253, description="PriorityClass for GPU preemption."
+    )
+
+
+class Resources(Model):
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            rule(
+                "(!has(self.requests) || self.requests.all(k, !k.startsWith('nvidia.com/'))) && "
+                "(!has(self.limits) || self.limits.all(k, !k.startsWith('nvidia.com/')))",
+                "request GPUs with spec.gpu (count, product, migProfile), not in spec.resources",
+            )
+        )
+    )
+
+    requests: dict[str, int | str] | None = Field(
+        default=None,
+        description="CPU / memory requests. GPUs are requested through spec.gpu, not here.",
+        json_schema_extra={"additionalProperties": {"x-kubernetes-int-or-string": True}},
+    )
+    limits: dict[str, int | str] | None = Field(
+        default=None,
+        description="CPU / memory limits. GPUs are requested through spec.gpu, not here.",
+        json_schema_extra={"additionalProperties": {"x-kubernetes-int-or-string": True}},
+    )
+
+
+class Probes(Model):
+    path: str = Field(default="/health", pattern=r"^/", description="Health path of the worker REST API.")
+    startup_timeout_seconds: int = Field(
+        default=1800,
+        ge=10,
+        le=86400,
+        description="How long a pod may take to load its model before it is restarted (default 30 min).",
+    )
+    period_seconds: int = Field(default=10, ge=1, le=300, description="Probe period.")
+    failure_threshold: int = Field(
+        default=3, ge=1, le=100, description="Failures before not-ready / restart."
+    )
+
+
+class ModelCache(Model):
+    claim_name: str = Field(
+        min_length=1, max_length=253, description="PersistentVolumeClaim holding model weights."
+    )
+    mount_path: str = Field(
+        default="/models", pattern=r"^/", description="Where the cache is mounted in the pod."
+    )
+    read_only: bool = Field(default=False, description="Mount the cache read-only.")
+
+
+class Pricing(Model):
+    price_per_unit: int = Field(
+        default=0, ge=0, description="Price per unit of work (integer, in the currency below)."
+    )
+    price_scaling: int = Field(
+        default=1, ge=1, description="Units the price applies to (price per price_scaling units)."
+    )
+    currency: str = Field(
+        default="",
+        max_length=8,
+        pattern=r"^([A-Za-z]{3}|wei|WEI|eth|ETH)?$",
+        description="'' or 'wei' (on-chain), 'eth', or a fiat code with a price feed on the orchestrator, e.g. 'USD'.",
+    )
+
+
+class SecretKeyRef(Model):
+    name: str = Field(min_length=1, max_length=253, description="Secret in the BYOCWorker's namespace.")
+    key: str = Field(default="secret", min_length=1, max_length=253, description="Key in the Secret.")
+
+
+class OrchestratorRef(Model):
+    url: str = Field(
+        pattern=r"^https?://[^\s/]+(/[^\s]*)?$",
+        max_length=2048,
+        description="Orchestrator base URL, e.g. 'https://orch-0.example:8935'.",
+    )
+    secret_ref: SecretKeyRef = Field(description="Secret holding the orchestrator secret (-orchSecret).")
+
+
+class Rollout(Model):
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            rule(
+                "!(self.maxSurge == 0 && self.maxUnavailable == 0) && "
+                "!(self.maxSurge == '0%' && self.maxUnavailable == '0%')",
+                "rollout.maxSurge and rollout.maxUnavailable cannot both be 0: the rollout could never progress",
+            )
+        )
+    )
+
+    max_surge: int | str = Field(
+        default=0,
+        description="Extra pods during a rollout. 0 by default: GPUs are scarce, so a rollout never needs spare ones.",
+        json_schema_extra={"x-kubernetes-int-or-string": True},
+    )
+    max_unavailable: int | str = Field(
+        default=1,
+        description="Pods that may be down during a rollout (replaced one at a time by default).",
+        json_schema_extra={"x-kubernetes-int-or-string": True},
+    )
+
+
+class BYOCWorkerSpec(Model):
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            rule(
+                "!(has(self.runtime) && has(self.container))",
+                "set either spec.runtime (the bundled runtime) or spec.container (your own image), not both",
+            )
+        )
+    )
+
+    capability: Capability = Field(
+        default_factory=Capability, description="What gateways route to this worker."
+    )
+    runtime: RuntimeContainer | None = Field(
+        default=None, description="Run the bundled runtime with a processor (exclusive with container)."
+    )
+    container: UserContainer | None = Field(
+        default=None,
+        description="Run your own image speaking the worker REST contract (exclusive with runtime).",
+    )
+    replicas: int = Field(default=1, ge=0, le=1000, description="Worker pods.")
+    sessions_per_pod: int = Field(default=1, ge=1, le=64, description="Concurrent streams one pod serves.")
+    gpu: GPU = Field(default_factory=GPU, description="GPU request per pod.")
+    scheduling: Scheduling | None = Field(default=None, description="Where pods may run.")
+    resources: Resources | None = Field(default=None, description="CPU and memory per pod.")
+    probes: Probes = Field(default_factory=Probes, description="Health probes (slow start by default).")
+    model_cache: ModelCache | None = Field(
+        default=None, description="A PVC with model weights, shared by the pods."
+    )
+    pricing: Pricing = Field(default_factory=Pricing, description="Price advertised to orchestrators.")
+    orchestrators: list[OrchestratorRef] | None = Field(
+        default=None, max_length=64, description="Orchestrators to register this worker with."
+    )
+    rollout: Rollout = Field(default_factory=Rollout, description="Rolling-update limits.")
+    image_pull_secrets: list[str] | None = Field(
+        default=None, description="Secrets for pulling the worker image."
+    )
+
+
+class Condition(Model):
+    type: str
+    status: Literal["True", "False", "Unknown"]
+    reason: str
+    message: str = ""
+    last_transition_time: str | None = None
+    observed_generation: int | None = None
+
+
+class OrchestratorStatus(Model):
+    url: str
+    registered: bool = False
+    since: str | None = None
+    capacity: int = 0
+    last_error: str | None = None
+
+
+class BYOCWorkerStatus(Model):
+    observed_generation: int | None = None
+    conditions: list[Condition] = Field(default_factory=list)
+    replicas: int = 0
+    ready_replicas: int = 0
+    available_replicas: int = 0
+    updated_replicas: int = 0
+    ready: str = Field(default="0/0", description="Ready pods / desired pods, for printing.")
+    capacity: int = Field(
+        default=0, description="Sessions the ready pods can take (ready pods x sessions per pod)."
+    )
+    endpoint: str | None = Field(default=None, description="In-cluster URL of the worker Service.")
+    selector: str | None = Field(default=None, description="Label selector of the pods (scale subresource).")
+    orchestrators: list[OrchestratorStatus] | None = None
+
+
+class BYOCWorker(Model):
+    """A fleet of GPU pods serving one live-video capability to Livepeer orchestrators."""
+
+    api_version: str = f"{GROUP}/{VERSION}"
+    kind: str = KIND
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    spec: BYOCWorkerSpec = Field(default_factory=BYOCWorkerSpec)
+    status: BYOCWorkerStatus | None = None
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")

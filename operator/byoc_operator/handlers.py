@@ -1,0 +1,97 @@
+"""kopf wiring: indexes that mirror the cluster, and events that wake the reconciler. Nothing else.
+
+Only low-level event handlers and indexes are used, so kopf itself writes nothing to the objects (no progress
+annotations, no finalizers): an idle operator makes no writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import Any
+
+import kopf
+from lightkube import AsyncClient
+
+from byoc_operator import api
+from byoc_operator.index import Key, slim_child, slim_pod
+from byoc_operator.reconcile import Indexes, Reconciler
+from byoc_operator.render.worker import LABEL_WORKER
+
+log = logging.getLogger(__name__)
+
+CHILD_FILTER = {"labels": {LABEL_WORKER: kopf.PRESENT, "app.kubernetes.io/managed-by": "byoc-operator"}}
+DEFAULT_RUNTIME_IMAGE = "ghcr.io/livepeer-byoc/byoc-runtime:0.1.0"
+
+
+def _worker_key(body: Any) -> Key:
+    return body["metadata"]["namespace"], body["metadata"]["labels"][LABEL_WORKER]
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    # Handler log lines stay in the log; Events are posted explicitly on condition transitions only.
+    settings.posting.level = logging.WARNING
+    settings.watching.server_timeout = int(os.environ.get("BYOC_WATCH_TIMEOUT", "300"))
+    settings.watching.client_timeout = settings.watching.server_timeout + 30
+    memo.reconciler = Reconciler(
+        AsyncClient(field_manager="byoc-operator"),
+        os.environ.get("BYOC_RUNTIME_IMAGE", DEFAULT_RUNTIME_IMAGE),
+        concurrency=int(os.environ.get("BYOC_RECONCILE_CONCURRENCY", "32")),
+    )
+    memo.resync_seconds = float(os.environ.get("BYOC_RESYNC_SECONDS", "600"))
+
+
+@kopf.on.cleanup()
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    reconciler: Reconciler = memo.reconciler
+    await reconciler.client.close()
+
+
+@kopf.index(api.GROUP, api.VERSION, api.PLURAL)
+def workers(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]]:
+    return {(namespace, name): {"metadata": dict(body.metadata), "spec": dict(body.spec),
+                                "status": dict(body.status)}}
+
+
+@kopf.index("apps", "v1", "deployments", **CHILD_FILTER)
+def deployments(body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]]:
+    return {_worker_key(body): slim_child(body)}
+
+
+@kopf.index("v1", "services", **CHILD_FILTER)
+def services(body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]]:
+    return {_worker_key(body): slim_child(body)}
+
+
+@kopf.index("v1", "pods", **CHILD_FILTER)
+def pods(body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]]:
+    return {_worker_key(body): slim_pod(body)}
+
+
+def _reconciler(memo: kopf.Memo, kwargs: dict[str, Any]) -> Reconciler:
+    reconciler: Reconciler = memo.reconciler
+    if reconciler.indexes is None:
+        reconciler.bind(Indexes(kwargs["workers"], kwargs["deployments"], kwargs["services"], kwargs["pods"]))
+        asyncio.get_running_loop().create_task(_resync(reconciler, memo.resync_seconds))
+    return reconciler
+
+
+async def _resync(reconciler: Reconciler, period: float) -> None:
+    """Recheck every worker now and then, in case a watch missed something; writes nothing if nothing changed."""
+    while True:
+        await asyncio.sleep(period)
+        reconciler.trigger_all()
+
+
+@kopf.on.event(api.GROUP, api.VERSION, api.PLURAL)
+def worker_event(namespace: str, name: str, memo: kopf.Memo, **kwargs: Any) -> None:
+    _reconciler(memo, kwargs).trigger((namespace, name))
+
+
+@kopf.on.event("apps", "v1", "deployments", **CHILD_FILTER)
+@kopf.on.event("v1", "services", **CHILD_FILTER)
+@kopf.on.event("v1", "pods", **CHILD_FILTER)
+def child_event(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
+    _reconciler(memo, kwargs).trigger(_worker_key(body))

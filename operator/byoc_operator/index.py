@@ -1,0 +1,48 @@
+"""In-memory views of the objects the operator reconciles, kept by kopf indexes.
+
+Each child is stored slimmed to what reconciling and status need, keyed by (namespace, worker name), so a
+reconcile reads the cluster from memory and a fleet of workers costs no extra GETs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+Key = tuple[str, str]
+
+_META_KEYS = ("name", "namespace", "uid", "generation", "resourceVersion", "labels", "annotations",
+              "ownerReferences", "deletionTimestamp")
+
+
+def slim_metadata(meta: dict[str, Any]) -> dict[str, Any]:
+    return {k: meta[k] for k in _META_KEYS if k in meta}
+
+
+def slim_child(body: dict[str, Any]) -> dict[str, Any]:
+    """A Deployment or Service as drift checks and status need it."""
+    return {
+        "apiVersion": body.get("apiVersion"),
+        "kind": body.get("kind"),
+        "metadata": slim_metadata(dict(body.get("metadata") or {})),
+        "spec": dict(body.get("spec") or {}),
+        "status": dict(body.get("status") or {}),
+    }
+
+
+def slim_pod(body: dict[str, Any]) -> dict[str, Any]:
+    status = body.get("status") or {}
+    return {
+        "metadata": slim_metadata(dict(body.get("metadata") or {})),
+        "status": {
+            k: status[k]
+            for k in ("phase", "conditions", "containerStatuses", "initContainerStatuses", "podIP", "reason")
+            if k in status
+        },
+    }
+
+
+def first(store: Any) -> dict[str, Any] | None:
+    """The single value an index holds for a key, if any."""
+    for value in store or ():
+        return value
+    return None

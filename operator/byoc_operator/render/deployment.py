@@ -1,0 +1,183 @@
+"""The worker Deployment: GPU pods running the bundled runtime or the user's image."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from byoc_operator import api
+from byoc_operator.render.worker import Worker
+
+CONTAINER = "worker"
+GPU_TAINT_KEY = "nvidia.com/gpu"
+GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
+MODEL_CACHE_VOLUME = "model-cache"
+
+
+def gpu_resources(gpu: api.GPU) -> dict[str, int]:
+    """Extended resources for one pod. Only limits: Kubernetes copies them to requests."""
+    if gpu.mig_profile:
+        return {f"nvidia.com/mig-{gpu.mig_profile}": 1}
+    if gpu.count > 0:
+        return {gpu.resource_name: gpu.count}
+    return {}
+
+
+def needs_gpu(gpu: api.GPU) -> bool:
+    return bool(gpu.mig_profile) or gpu.count > 0
+
+
+def resources(spec: api.BYOCWorkerSpec) -> dict[str, Any]:
+    requests = dict(spec.resources.requests or {}) if spec.resources else {}
+    limits = dict(spec.resources.limits or {}) if spec.resources else {}
+    limits.update(gpu_resources(spec.gpu))
+    out: dict[str, Any] = {}
+    if requests:
+        out["requests"] = requests
+    if limits:
+        out["limits"] = limits
+    return out
+
+
+def probes(probe: api.Probes) -> dict[str, Any]:
+    """Readiness and liveness only start after the startup probe passes, so a model that takes
+    many minutes to load is neither killed nor sent traffic before it is ready."""
+    http = {"path": probe.path, "port": "http"}
+    period = probe.period_seconds
+    return {
+        "startupProbe": {
+            "httpGet": http,
+            "periodSeconds": period,
+            "timeoutSeconds": 5,
+            "failureThreshold": max(1, math.ceil(probe.startup_timeout_seconds / period)),
+        },
+        "readinessProbe": {
+            "httpGet": http,
+            "periodSeconds": period,
+            "timeoutSeconds": 5,
+            "failureThreshold": probe.failure_threshold,
+        },
+        "livenessProbe": {
+            "httpGet": http,
+            "periodSeconds": period,
+            "timeoutSeconds": 5,
+            "failureThreshold": probe.failure_threshold,
+        },
+    }
+
+
+def identity_env(worker: Worker) -> list[dict[str, Any]]:
+    field = lambda path: {"valueFrom": {"fieldRef": {"fieldPath": path}}}  # noqa: E731
+    return [
+        {"name": "BYOC_WORKER", "value": worker.name},
+        {"name": "BYOC_CAPABILITY", "value": worker.spec.capability.name},
+        {"name": "POD_NAME", **field("metadata.name")},
+        {"name": "POD_NAMESPACE", **field("metadata.namespace")},
+        {"name": "POD_IP", **field("status.podIP")},
+    ]
+
+
+def container(worker: Worker) -> dict[str, Any]:
+    spec = worker.spec
+    out: dict[str, Any] = {"name": CONTAINER}
+    if spec.container:
+        user = spec.container
+        out["image"] = user.image
+        if user.image_pull_policy:
+            out["imagePullPolicy"] = user.image_pull_policy
+        if user.command:
+            out["command"] = user.command
+        if user.args:
+            out["args"] = user.args
+        env = [*identity_env(worker), *(user.env or [])]
+    else:
+        runtime = spec.runtime or api.RuntimeContainer()
+        out["image"] = runtime.image or worker.runtime_image
+        env = [
+            *identity_env(worker),
+            {"name": "BYOC_PROCESSOR", "value": runtime.processor},
+            {"name": "BYOC_PARAMS", "value": json.dumps(runtime.params or {}, sort_keys=True)},
+            {"name": "BYOC_CAPACITY", "value": str(spec.sessions_per_pod)},
+            {"name": "BYOC_PORT", "value": str(worker.port)},
+        ]
+    out["env"] = env
+    out["ports"] = [{"name": "http", "containerPort": worker.port, "protocol": "TCP"}]
+    res = resources(spec)
+    if res:
+        out["resources"] = res
+    out.update(probes(spec.probes))
+    if spec.model_cache:
+        out["volumeMounts"] = [
+            {
+                "name": MODEL_CACHE_VOLUME,
+                "mountPath": spec.model_cache.mount_path,
+                "readOnly": spec.model_cache.read_only,
+            }
+        ]
+    return out
+
+
+def pod_spec(worker: Worker) -> dict[str, Any]:
+    spec = worker.spec
+    scheduling = spec.scheduling or api.Scheduling()
+    out: dict[str, Any] = {
+        "containers": [container(worker)],
+        # Workers talk to orchestrators, not to the Kubernetes API.
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+    }
+    node_selector = dict(scheduling.node_selector or {})
+    if spec.gpu.product:
+        node_selector[GPU_PRODUCT_LABEL] = spec.gpu.product
+    if node_selector:
+        out["nodeSelector"] = node_selector
+    tolerations = list(scheduling.tolerations or [])
+    if needs_gpu(spec.gpu):
+        tolerations.insert(0, {"key": GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"})
+    if tolerations:
+        out["tolerations"] = tolerations
+    if scheduling.affinity:
+        out["affinity"] = scheduling.affinity
+    if scheduling.runtime_class_name:
+        out["runtimeClassName"] = scheduling.runtime_class_name
+    if scheduling.priority_class_name:
+        out["priorityClassName"] = scheduling.priority_class_name
+    if spec.image_pull_secrets:
+        out["imagePullSecrets"] = [{"name": name} for name in spec.image_pull_secrets]
+    if spec.model_cache:
+        out["volumes"] = [
+            {
+                "name": MODEL_CACHE_VOLUME,
+                "persistentVolumeClaim": {
+                    "claimName": spec.model_cache.claim_name,
+                    "readOnly": spec.model_cache.read_only,
+                },
+            }
+        ]
+    return out
+
+
+def render_deployment(worker: Worker) -> dict[str, Any]:
+    spec = worker.spec
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": worker.metadata(worker.deployment_name),
+        "spec": {
+            "replicas": spec.replicas,
+            "selector": {"matchLabels": worker.selector_labels},
+            # maxSurge 0 by default: a rollout frees a GPU before it needs one.
+            "strategy": {
+                "type": "RollingUpdate",
+                "rollingUpdate": {
+                    "maxSurge": spec.rollout.max_surge,
+                    "maxUnavailable": spec.rollout.max_unavailable,
+                },
+            },
+            "revisionHistoryLimit": 3,
+            # A rollout only counts as stuck once model loading had its full startup budget.
+            "progressDeadlineSeconds": spec.probes.startup_timeout_seconds + 600,
+            "template": {"metadata": {"labels": worker.labels}, "spec": pod_spec(worker)},
+        },
+    }
