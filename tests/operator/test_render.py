@@ -1,0 +1,138 @@
+"""Rendering is pure: spec in, manifests out."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from byoc_operator.render import Worker, render_deployment, render_service
+from byoc_operator.render.deployment import GPU_PRODUCT_LABEL
+
+IMAGE = "registry.local/byoc-runtime:test"
+
+
+def worker(spec: dict, name: str = "w") -> Worker:
+    return Worker.from_body(
+        {"metadata": {"name": name, "namespace": "ns", "uid": "u-1", "generation": 3}, "spec": spec}, IMAGE
+    )
+
+
+def pod(dep: dict) -> dict:
+    return dep["spec"]["template"]["spec"]
+
+
+def test_minimal_spec_runs_the_bundled_runtime_on_one_gpu() -> None:
+    dep = render_deployment(worker({}))
+    c = pod(dep)["containers"][0]
+    assert c["image"] == IMAGE
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    assert env["BYOC_PROCESSOR"] == "passthrough"
+    assert env["BYOC_CAPACITY"] == "1"
+    assert env["BYOC_CAPABILITY"] == "live-video-to-video"
+    assert c["resources"] == {"limits": {"nvidia.com/gpu": 1}}
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod(dep)["tolerations"]
+    assert dep["spec"]["replicas"] == 1
+
+
+def test_rolling_update_never_needs_a_spare_gpu_by_default() -> None:
+    strategy = render_deployment(worker({}))["spec"]["strategy"]
+    assert strategy == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}
+    custom = render_deployment(worker({"rollout": {"maxSurge": 1, "maxUnavailable": 0}}))["spec"]["strategy"]
+    assert custom["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
+
+
+def test_runtime_processor_and_params_reach_the_container() -> None:
+    spec = {"runtime": {"processor": "grayscale", "params": {"strength": 0.5}}, "sessionsPerPod": 3}
+    env = {e["name"]: e.get("value") for e in pod(render_deployment(worker(spec)))["containers"][0]["env"]}
+    assert env["BYOC_PROCESSOR"] == "grayscale"
+    assert json.loads(env["BYOC_PARAMS"]) == {"strength": 0.5}
+    assert env["BYOC_CAPACITY"] == "3"
+
+
+def test_user_image_keeps_its_command_env_and_port() -> None:
+    spec = {
+        "container": {
+            "image": "ghcr.io/acme/worker:1.2",
+            "command": ["python", "-m", "w"],
+            "args": ["--x"],
+            "env": [{"name": "A", "value": "1"}],
+            "port": 9000,
+        }
+    }
+    w = worker(spec)
+    c = pod(render_deployment(w))["containers"][0]
+    assert (c["image"], c["command"], c["args"]) == ("ghcr.io/acme/worker:1.2", ["python", "-m", "w"], ["--x"])
+    assert {"name": "A", "value": "1"} in c["env"]
+    assert not any(e["name"] == "BYOC_PROCESSOR" for e in c["env"])
+    assert c["ports"] == [{"name": "http", "containerPort": 9000, "protocol": "TCP"}]
+    svc = render_service(w)
+    assert svc["spec"]["ports"][0]["port"] == 9000
+    assert w.endpoint == "http://w.ns.svc:9000"
+
+
+def test_gpu_product_mig_and_scheduling() -> None:
+    spec = {
+        "gpu": {"product": "NVIDIA-A100-SXM4-80GB", "migProfile": "1g.10gb"},
+        "scheduling": {
+            "nodeSelector": {"pool": "gpu"},
+            "runtimeClassName": "nvidia",
+            "priorityClassName": "live-video",
+            "tolerations": [{"key": "dedicated", "operator": "Exists"}],
+        },
+    }
+    p = pod(render_deployment(worker(spec)))
+    assert p["containers"][0]["resources"]["limits"] == {"nvidia.com/mig-1g.10gb": 1}
+    assert p["nodeSelector"] == {"pool": "gpu", GPU_PRODUCT_LABEL: "NVIDIA-A100-SXM4-80GB"}
+    assert p["runtimeClassName"] == "nvidia" and p["priorityClassName"] == "live-video"
+    assert [t["key"] for t in p["tolerations"]] == ["nvidia.com/gpu", "dedicated"]
+
+
+def test_cpu_only_worker_requests_no_gpu_and_no_toleration() -> None:
+    p = pod(render_deployment(worker({"gpu": {"count": 0}, "resources": {"limits": {"cpu": "2"}}})))
+    assert p["containers"][0]["resources"] == {"limits": {"cpu": "2"}}
+    assert "tolerations" not in p
+
+
+def test_slow_start_probe_allows_the_whole_model_loading_budget() -> None:
+    c = pod(render_deployment(worker({"probes": {"startupTimeoutSeconds": 1200, "periodSeconds": 15}})))["containers"][
+        0
+    ]
+    assert c["startupProbe"]["periodSeconds"] * c["startupProbe"]["failureThreshold"] >= 1200
+    assert c["readinessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
+
+
+def test_model_cache_volume() -> None:
+    p = pod(render_deployment(worker({"modelCache": {"claimName": "weights", "readOnly": True}})))
+    assert p["volumes"] == [
+        {"name": "model-cache", "persistentVolumeClaim": {"claimName": "weights", "readOnly": True}}
+    ]
+    assert p["containers"][0]["volumeMounts"] == [{"name": "model-cache", "mountPath": "/models", "readOnly": True}]
+
+
+def test_children_are_owned_by_the_worker_and_selected_by_its_label() -> None:
+    w = worker({})
+    for child in (render_deployment(w), render_service(w)):
+        (owner,) = child["metadata"]["ownerReferences"]
+        assert owner["uid"] == "u-1" and owner["controller"] is True and owner["kind"] == "BYOCWorker"
+    dep = render_deployment(w)
+    assert dep["spec"]["selector"]["matchLabels"] == {"byoc.livepeer.org/worker": "w"}
+    labels = dep["spec"]["template"]["metadata"]["labels"]
+    assert all(labels[k] == v for k, v in dep["spec"]["selector"]["matchLabels"].items())
+    assert render_service(w)["spec"]["selector"] == {"byoc.livepeer.org/worker": "w"}
+
+
+def test_rendering_is_deterministic() -> None:
+    spec = {"runtime": {"params": {"b": 1, "a": 2}}}
+    assert render_deployment(worker(spec)) == render_deployment(worker(spec))
+
+
+def test_worker_pods_get_no_service_account_token() -> None:
+    assert pod(render_deployment(worker({})))["automountServiceAccountToken"] is False
+
+
+@pytest.mark.parametrize(
+    "spec", [{"replicas": -1}, {"sessionsPerPod": 0}, {"unknownField": 1}, {"gpu": {"migProfile": "big"}}]
+)
+def test_invalid_specs_fail_to_parse(spec: dict) -> None:
+    with pytest.raises(ValueError):
+        worker(spec)
