@@ -136,3 +136,10 @@ def test_worker_pods_get_no_service_account_token() -> None:
 def test_invalid_specs_fail_to_parse(spec: dict) -> None:
     with pytest.raises(ValueError):
         worker(spec)
+
+
+def test_pod_labels_and_annotations_cannot_break_the_selector() -> None:
+    spec = {"podLabels": {"team": "a", "byoc.livepeer.org/worker": "other"}, "podAnnotations": {"x": "1"}}
+    meta = render_deployment(worker(spec))["spec"]["template"]["metadata"]
+    assert meta["labels"]["team"] == "a" and meta["labels"]["byoc.livepeer.org/worker"] == "w"
+    assert meta["annotations"] == {"x": "1"}
