@@ -79,9 +79,7 @@ class Capability(Model):
         description="Capability name gateways route jobs by (registered with each orchestrator). "
         "Lower-case letters, digits and '-'.",
     )
-    description: str = Field(
-        default="", max_length=256, description="Human-readable description sent at registration."
-    )
+    description: str = Field(default="", max_length=256, description="Human-readable description sent at registration.")
 
 
 class RuntimeContainer(Model):
@@ -130,9 +128,7 @@ class UserContainer(Model):
     command: list[str] | None = Field(default=None, description="Entrypoint override.")
     args: list[str] | None = Field(default=None, description="Arguments to the entrypoint.")
     env: list[dict[str, Any]] | None = free_form("Environment variables (Kubernetes EnvVar objects).")
-    port: int = Field(
-        default=DEFAULT_PORT, ge=1, le=65535, description="Port the worker REST API listens on."
-    )
+    port: int = Field(default=DEFAULT_PORT, ge=1, le=65535, description="Port the worker REST API listens on.")
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = Field(
         default=None, description="Image pull policy."
     )
@@ -168,18 +164,12 @@ class GPU(Model):
 
 
 class Scheduling(Model):
-    node_selector: dict[str, str] | None = Field(
-        default=None, description="Extra node labels the pods require."
-    )
+    node_selector: dict[str, str] | None = Field(default=None, description="Extra node labels the pods require.")
     tolerations: list[dict[str, Any]] | None = free_form(
         "Extra tolerations (the usual nvidia.com/gpu taint is tolerated automatically when GPUs are requested)."
     )
-    affinity: dict[str, Any] | None = free_form(
-        "Pod affinity / anti-affinity / node affinity (Kubernetes Affinity)."
-    )
-    runtime_class_name: str | None = Field(
-        default=None, max_length=253, description="RuntimeClass, e.g. 'nvidia'."
-    )
+    affinity: dict[str, Any] | None = free_form("Pod affinity / anti-affinity / node affinity (Kubernetes Affinity).")
+    runtime_class_name: str | None = Field(default=None, max_length=253, description="RuntimeClass, e.g. 'nvidia'.")
     priority_class_name: str | None = Field(
         default=None, max_length=253, description="PriorityClass for GPU preemption."
     )
@@ -217,25 +207,17 @@ class Probes(Model):
         description="How long a pod may take to load its model before it is restarted (default 30 min).",
     )
     period_seconds: int = Field(default=10, ge=1, le=300, description="Probe period.")
-    failure_threshold: int = Field(
-        default=3, ge=1, le=100, description="Failures before not-ready / restart."
-    )
+    failure_threshold: int = Field(default=3, ge=1, le=100, description="Failures before not-ready / restart.")
 
 
 class ModelCache(Model):
-    claim_name: str = Field(
-        min_length=1, max_length=253, description="PersistentVolumeClaim holding model weights."
-    )
-    mount_path: str = Field(
-        default="/models", pattern=r"^/", description="Where the cache is mounted in the pod."
-    )
+    claim_name: str = Field(min_length=1, max_length=253, description="PersistentVolumeClaim holding model weights.")
+    mount_path: str = Field(default="/models", pattern=r"^/", description="Where the cache is mounted in the pod.")
     read_only: bool = Field(default=False, description="Mount the cache read-only.")
 
 
 class Pricing(Model):
-    price_per_unit: int = Field(
-        default=0, ge=0, description="Price per unit of work (integer, in the currency below)."
-    )
+    price_per_unit: int = Field(default=0, ge=0, description="Price per unit of work (integer, in the currency below).")
     price_scaling: int = Field(
         default=1, ge=1, description="Units the price applies to (price per price_scaling units)."
     )
@@ -294,9 +276,7 @@ class BYOCWorkerSpec(Model):
         )
     )
 
-    capability: Capability = Field(
-        default_factory=Capability, description="What gateways route to this worker."
-    )
+    capability: Capability = Field(default_factory=Capability, description="What gateways route to this worker.")
     runtime: RuntimeContainer | None = Field(
         default=None, description="Run the bundled runtime with a processor (exclusive with container)."
     )
@@ -310,17 +290,17 @@ class BYOCWorkerSpec(Model):
     scheduling: Scheduling | None = Field(default=None, description="Where pods may run.")
     resources: Resources | None = Field(default=None, description="CPU and memory per pod.")
     probes: Probes = Field(default_factory=Probes, description="Health probes (slow start by default).")
-    model_cache: ModelCache | None = Field(
-        default=None, description="A PVC with model weights, shared by the pods."
-    )
+    model_cache: ModelCache | None = Field(default=None, description="A PVC with model weights, shared by the pods.")
     pricing: Pricing = Field(default_factory=Pricing, description="Price advertised to orchestrators.")
     orchestrators: list[OrchestratorRef] | None = Field(
         default=None, max_length=64, description="Orchestrators to register this worker with."
     )
     rollout: Rollout = Field(default_factory=Rollout, description="Rolling-update limits.")
-    image_pull_secrets: list[str] | None = Field(
-        default=None, description="Secrets for pulling the worker image."
+    image_pull_secrets: list[str] | None = Field(default=None, description="Secrets for pulling the worker image.")
+    pod_labels: dict[str, str] | None = Field(
+        default=None, description="Extra labels for the worker pods (the operator's own labels win on a clash)."
     )
+    pod_annotations: dict[str, str] | None = Field(default=None, description="Extra annotations for the worker pods.")
 
 
 class Condition(Model):
@@ -348,9 +328,7 @@ class BYOCWorkerStatus(Model):
     available_replicas: int = 0
     updated_replicas: int = 0
     ready: str = Field(default="0/0", description="Ready pods / desired pods, for printing.")
-    capacity: int = Field(
-        default=0, description="Sessions the ready pods can take (ready pods x sessions per pod)."
-    )
+    capacity: int = Field(default=0, description="Sessions the ready pods can take (ready pods x sessions per pod).")
     endpoint: str | None = Field(default=None, description="In-cluster URL of the worker Service.")
     selector: str | None = Field(default=None, description="Label selector of the pods (scale subresource).")
     orchestrators: list[OrchestratorStatus] | None = None

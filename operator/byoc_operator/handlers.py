@@ -51,8 +51,7 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
 
 @kopf.index(api.GROUP, api.VERSION, api.PLURAL)
 def workers(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]]:
-    return {(namespace, name): {"metadata": dict(body.metadata), "spec": dict(body.spec),
-                                "status": dict(body.status)}}
+    return {(namespace, name): {"metadata": dict(body.metadata), "spec": dict(body.spec), "status": dict(body.status)}}
 
 
 @kopf.index("apps", "v1", "deployments", **CHILD_FILTER)

@@ -10,8 +10,17 @@ from typing import Any
 
 Key = tuple[str, str]
 
-_META_KEYS = ("name", "namespace", "uid", "generation", "resourceVersion", "labels", "annotations",
-              "ownerReferences", "deletionTimestamp")
+_META_KEYS = (
+    "name",
+    "namespace",
+    "uid",
+    "generation",
+    "resourceVersion",
+    "labels",
+    "annotations",
+    "ownerReferences",
+    "deletionTimestamp",
+)
 
 
 def slim_metadata(meta: dict[str, Any]) -> dict[str, Any]:

@@ -13,17 +13,27 @@ import byoc_operator.handlers  # noqa: F401  (registers the handlers)
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Run the BYOCWorker operator.")
-    parser.add_argument("-n", "--namespace", action="append", default=[],
-                        help="watch only this namespace (repeatable); default: all namespaces")
-    parser.add_argument("--liveness", default="http://0.0.0.0:8080/healthz",
-                        help="liveness endpoint URL for the kubelet probe ('' to disable)")
-    parser.add_argument("--peering", default=None,
-                        help="kopf peering name for HA (several replicas, one active); default: standalone")
+    parser.add_argument(
+        "-n",
+        "--namespace",
+        action="append",
+        default=[],
+        help="watch only this namespace (repeatable); default: all namespaces",
+    )
+    parser.add_argument(
+        "--liveness",
+        default="http://0.0.0.0:8080/healthz",
+        help="liveness endpoint URL for the kubelet probe ('' to disable)",
+    )
+    parser.add_argument(
+        "--peering", default=None, help="kopf peering name for HA (several replicas, one active); default: standalone"
+    )
     parser.add_argument("--priority", type=int, default=0, help="peering priority of this replica")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     asyncio.run(
         kopf.operator(
             clusterwide=not args.namespace,

@@ -210,14 +210,23 @@ class Reconciler:
         def cond(type_: str, status: str, reason: str) -> dict[str, Any]:
             same = previous.get(type_, {}).get("status") == status
             since = previous[type_].get("lastTransitionTime") if same else None
-            return {"type": type_, "status": status, "reason": reason, "message": message,
-                    "lastTransitionTime": since or now, "observedGeneration": generation}
+            return {
+                "type": type_,
+                "status": status,
+                "reason": reason,
+                "message": message,
+                "lastTransitionTime": since or now,
+                "observedGeneration": generation,
+            }
 
         return {
             **(body.get("status") or {}),
             "observedGeneration": generation,
-            "conditions": [cond("Ready", "False", "InvalidSpec"), cond("Progressing", "False", "InvalidSpec"),
-                           cond("Degraded", "True", "InvalidSpec")],
+            "conditions": [
+                cond("Ready", "False", "InvalidSpec"),
+                cond("Progressing", "False", "InvalidSpec"),
+                cond("Degraded", "True", "InvalidSpec"),
+            ],
         }
 
     async def _write_status(self, key: Key, body: dict[str, Any], status: dict[str, Any]) -> None:
@@ -240,4 +249,3 @@ class Reconciler:
         }
         for type_, reason, message in transitions(current, status):
             self._post_event(ref, type_, reason, message)
-

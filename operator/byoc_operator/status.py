@@ -115,9 +115,9 @@ def compute_status(
     old_conditions = {c["type"]: c for c in previous.get("conditions") or [] if "type" in c}
     desired = worker.spec.replicas
     dep_status = (deployment or {}).get("status") or {}
-    dep_current = deployment is not None and (dep_status.get("observedGeneration", 0) >= deployment["metadata"].get(
-        "generation", 0
-    ))
+    dep_current = deployment is not None and (
+        dep_status.get("observedGeneration", 0) >= deployment["metadata"].get("generation", 0)
+    )
     ready = int(dep_status.get("readyReplicas", 0) or 0)
     available = int(dep_status.get("availableReplicas", 0) or 0)
     updated = int(dep_status.get("updatedReplicas", 0) or 0)

@@ -158,6 +158,13 @@ def pod_spec(worker: Worker) -> dict[str, Any]:
     return out
 
 
+def pod_metadata(worker: Worker) -> dict[str, Any]:
+    out: dict[str, Any] = {"labels": {**(worker.spec.pod_labels or {}), **worker.labels}}
+    if worker.spec.pod_annotations:
+        out["annotations"] = dict(worker.spec.pod_annotations)
+    return out
+
+
 def render_deployment(worker: Worker) -> dict[str, Any]:
     spec = worker.spec
     return {
@@ -178,6 +185,6 @@ def render_deployment(worker: Worker) -> dict[str, Any]:
             "revisionHistoryLimit": 3,
             # A rollout only counts as stuck once model loading had its full startup budget.
             "progressDeadlineSeconds": spec.probes.startup_timeout_seconds + 600,
-            "template": {"metadata": {"labels": worker.labels}, "spec": pod_spec(worker)},
+            "template": {"metadata": pod_metadata(worker), "spec": pod_spec(worker)},
         },
     }
