@@ -1,0 +1,140 @@
+"""Fixtures for operator tests on the real local control plane (see byoc_testenv's `cluster` fixture)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+import yaml
+from byoc_operator import api, crd
+from lightkube import Client, KubeConfig
+from lightkube.generic_resource import create_namespaced_resource
+
+ROOT = Path(__file__).resolve().parents[2]
+BYOCWorker = create_namespaced_resource(api.GROUP, api.VERSION, api.KIND, api.PLURAL)
+T = TypeVar("T")
+
+
+def wait_for(check: Callable[[], T], timeout: float = 60, interval: float = 0.25, what: str = "condition") -> T:
+    """Poll until check() returns something truthy; fail with the last value seen."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+        except Exception as exc:  # the object may not exist yet
+            last = exc
+        else:
+            if last:
+                return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last seen: {last!r}")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class OperatorProcess:
+    """The operator as users run it: its own process, talking to the API server through a kubeconfig."""
+
+    def __init__(self, kubeconfig: str, log_path: Path) -> None:
+        self.kubeconfig = kubeconfig
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        port = free_port()
+        env = {
+            **os.environ,
+            "KUBECONFIG": self.kubeconfig,
+            "BYOC_RESYNC_SECONDS": "2",
+            "BYOC_RUNTIME_IMAGE": "registry.local/byoc-runtime:test",
+        }
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "byoc_operator.main", "--liveness", f"http://127.0.0.1:{port}/healthz"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+        def alive() -> bool:
+            assert self.proc is not None and self.proc.poll() is None, self.log_tail()
+            with socket.socket() as s:
+                return s.connect_ex(("127.0.0.1", port)) == 0
+
+        wait_for(alive, timeout=60, what="the operator's liveness endpoint")
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, as when a node dies or the OOM killer strikes."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+    def log_tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+@pytest.fixture(scope="session")
+def kube(cluster: Any) -> Client:
+    return Client(config=KubeConfig.from_file(str(cluster.kubeconfig)), field_manager="byoc-tests")
+
+
+@pytest.fixture(scope="session")
+def crd_installed(cluster: Any) -> None:
+    cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "crds" / crd.CRD_FILE))
+    cluster.kubectl("wait", "--for=condition=Established", f"crd/{crd.CRD_NAME}", "--timeout=60s")
+
+
+@pytest.fixture(scope="session")
+def operator(cluster: Any, crd_installed: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
+    proc = OperatorProcess(str(cluster.kubeconfig), tmp_path_factory.mktemp("operator") / "operator.log")
+    proc.start()
+    yield proc
+    proc.stop()
+    print("---- operator log (tail) ----\n" + proc.log_tail(200))
+
+
+def worker_manifest(name: str, namespace: str, spec: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{api.GROUP}/{api.VERSION}",
+        "kind": api.KIND,
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": spec or {},
+    }
+
+
+def kubectl_apply(cluster: Any, manifest: dict[str, Any], check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Apply through kubectl's stdin, as a user would (server-side field validation included)."""
+    return cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(manifest), check=check)
+
+
+def get_worker(kube: Client, name: str, namespace: str) -> dict[str, Any]:
+    obj = kube.get(BYOCWorker, name, namespace=namespace)
+    return obj.to_dict() if hasattr(obj, "to_dict") else dict(obj)
+
+
+def condition(obj: dict[str, Any], type_: str) -> dict[str, Any]:
+    for c in (obj.get("status") or {}).get("conditions") or []:
+        if c["type"] == type_:
+            return c
+    return {}

@@ -1,0 +1,53 @@
+"""Invalid BYOCWorkers are refused by the API server itself, with messages a user understands."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from .conftest import kubectl_apply, worker_manifest
+
+pytestmark = pytest.mark.cluster
+
+CASES = [
+    ({"replicas": -1}, "spec.replicas"),
+    ({"sessionsPerPod": 0}, "spec.sessionsPerPod"),
+    ({"gpu": {"count": 2, "migProfile": "1g.10gb"}}, "gpu.count must be 1 when migProfile is set"),
+    ({"gpu": {"migProfile": "huge"}}, "spec.gpu.migProfile"),
+    ({"runtime": {"processor": "does-not-exist"}}, "runtime.processor must be a built-in processor"),
+    ({"container": {"image": "Not A/Valid Image"}}, "container.image is not a valid image reference"),
+    ({"runtime": {}, "container": {"image": "ghcr.io/a/b:1"}}, "set either spec.runtime"),
+    ({"resources": {"limits": {"nvidia.com/gpu": 2}}}, "request GPUs with spec.gpu"),
+    ({"rollout": {"maxSurge": 0, "maxUnavailable": 0}}, "cannot both be 0"),
+    ({"capability": {"name": "Bad_Name"}}, "spec.capability.name"),
+    ({"pricing": {"pricePerUnit": -5}}, "spec.pricing.pricePerUnit"),
+    ({"orchestrators": [{"url": "ftp://x", "secretRef": {"name": "s"}}]}, "spec.orchestrators[0].url"),
+    ({"gpu": {"cuont": 1}}, 'unknown field "spec.gpu.cuont"'),
+]
+
+
+@pytest.mark.parametrize(("spec", "message"), CASES, ids=[m for _, m in CASES])
+def test_invalid_spec_is_rejected_with_a_clear_message(
+    cluster: Any, namespace: str, crd_installed: None, spec: dict[str, Any], message: str
+) -> None:
+    result = kubectl_apply(cluster, worker_manifest("invalid", namespace, spec), check=False)
+    assert result.returncode != 0
+    assert message in result.stderr, result.stderr
+
+
+def test_valid_specs_are_accepted_and_defaulted(cluster: Any, namespace: str, crd_installed: None) -> None:
+    spec = {
+        "runtime": {"processor": "my_pkg.effects:Cartoon", "params": {"k": [1, 2]}},
+        "gpu": {"migProfile": "1g.10gb"},
+        "rollout": {"maxSurge": "25%", "maxUnavailable": 0},
+        "container": None,
+    }
+    spec.pop("container")
+    kubectl_apply(cluster, worker_manifest("valid", namespace, spec))
+    import json
+
+    obj = json.loads(cluster.kubectl("get", "byocworker", "valid", "-n", namespace, "-o", "json").stdout)
+    assert obj["spec"]["capability"]["name"] == "live-video-to-video"
+    assert obj["spec"]["probes"]["startupTimeoutSeconds"] == 1800
+    assert obj["spec"]["runtime"]["params"] == {"k": [1, 2]}
