@@ -1,0 +1,218 @@
+"""Decode trickle input segments (MPEG-TS: H.264 video, Opus or AAC audio) into PyAV frames.
+
+Each segment gets its own demuxer, fed chunk by chunk while the segment is still arriving (``SegmentReader``),
+so frames come out as soon as their bytes are in rather than when the segment completes. A damaged segment
+therefore costs that segment only, and a codec or resolution change between segments needs no special case.
+The codec contexts, though, persist across segments: decoding does not restart on every segment and a
+segment need not start on a keyframe.
+
+pytrickle ``decoder.py`` instead pipes all segments through one long-lived demuxer and restarts it (up to 3
+times) when it fails. Its frame-rate cap (drop frames arriving faster than ``max_framerate``, default 24) is
+reproduced by ``FrameRateLimiter``.
+
+Blocking: ``SegmentDecoder.decode`` runs in a worker thread (PyAV releases the GIL while decoding).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import av
+import av.error
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_FRAMERATE = 24  # pytrickle decoder.py
+
+
+class SegmentReader:
+    """A blocking, read-only file object over one segment's chunks, fed from another thread.
+
+    ``feed()`` and ``finish()`` never block; ``read()`` blocks until data, the end, or ``abort()``.
+    """
+
+    def __init__(self) -> None:
+        self._chunks: deque[bytes] = deque()
+        self._current = memoryview(b"")
+        self._done = False
+        self._aborted = False
+        self._cond = threading.Condition()
+        self.bytes_fed = 0
+
+    def feed(self, chunk: bytes) -> None:
+        if not chunk:
+            return
+        with self._cond:
+            self._chunks.append(chunk)
+            self.bytes_fed += len(chunk)
+            self._cond.notify()
+
+    def finish(self) -> None:
+        with self._cond:
+            self._done = True
+            self._cond.notify()
+
+    def abort(self) -> None:
+        """Make the reader return end-of-file at once, dropping anything not yet read."""
+        with self._cond:
+            self._aborted = True
+            self._chunks.clear()
+            self._cond.notify()
+
+    def read(self, size: int = -1) -> bytes:
+        if not self._current:
+            with self._cond:
+                while not self._chunks and not self._done and not self._aborted:
+                    self._cond.wait()
+                if self._aborted or not self._chunks:
+                    return b""
+                self._current = memoryview(self._chunks.popleft())
+        if size < 0 or size >= len(self._current):
+            out, self._current = self._current, memoryview(b"")
+        else:
+            out, self._current = self._current[:size], self._current[size:]
+        return bytes(out)
+
+
+@dataclass(slots=True)
+class SegmentReport:
+    """What decoding one segment found."""
+
+    video_codec: str | None = None
+    audio_codec: str | None = None
+    video_frames: int = 0
+    audio_frames: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and (self.video_frames > 0 or self.audio_frames > 0)
+
+
+FrameCallback = Callable[[av.VideoFrame | av.AudioFrame], None]
+
+
+def _hw_decoder_name(codec: str) -> str | None:
+    name = {"h264": "h264_cuvid", "hevc": "hevc_cuvid"}.get(codec)
+    return name if name is not None and name in av.codecs_available else None
+
+
+class SegmentDecoder:
+    """Demuxes one segment at a time and decodes with codec contexts kept across segments."""
+
+    def __init__(self, hardware: bool = False) -> None:
+        self._hardware = hardware
+        self._video: av.CodecContext | None = None
+        self._video_key: str | None = None
+        self._audio: av.CodecContext | None = None
+        self._audio_key: tuple[str, int, int] | None = None
+
+    def decode(self, source: SegmentReader, on_frame: FrameCallback) -> SegmentReport:
+        """Decode everything ``source`` yields, calling ``on_frame`` per frame. Never raises for bad media."""
+        report = SegmentReport()
+        try:
+            # Forced format and tiny probe: the PMT at the segment start is all we need, and waiting for
+            # more would delay the first frame by however long the probe data takes to arrive.
+            container = av.open(source, mode="r", format="mpegts", options={"probesize": "32", "analyzeduration": "0"})
+        except (av.error.FFmpegError, OSError, ValueError) as exc:
+            report.errors.append(f"open: {exc}")
+            _drain(source)
+            return report
+        try:
+            video_stream = container.streams.video[0] if container.streams.video else None
+            audio_stream = container.streams.audio[0] if container.streams.audio else None
+            if video_stream is not None:
+                report.video_codec = video_stream.codec_context.name
+                self._select_video_decoder(video_stream)
+            if audio_stream is not None:
+                report.audio_codec = audio_stream.codec_context.name
+                self._select_audio_decoder(audio_stream)
+            for packet in container.demux(*[s for s in (video_stream, audio_stream) if s is not None]):
+                if packet.size == 0:
+                    continue  # the end-of-stream flush packet: decoders stay open for the next segment
+                is_video = packet.stream is video_stream
+                decoder = self._video if is_video else self._audio
+                if decoder is None:
+                    continue
+                try:
+                    frames = decoder.decode(packet)
+                except av.error.FFmpegError as exc:
+                    if len(report.errors) < 10:
+                        report.errors.append(f"decode: {exc}")
+                    continue
+                for frame in frames:
+                    if frame.pts is None:
+                        continue
+                    if frame.time_base is None:
+                        frame.time_base = packet.time_base
+                    if is_video:
+                        report.video_frames += 1
+                    else:
+                        report.audio_frames += 1
+                    on_frame(frame)
+        except (av.error.FFmpegError, OSError, ValueError) as exc:
+            report.errors.append(f"demux: {exc}")
+        finally:
+            container.close()
+            _drain(source)
+        return report
+
+    def _select_video_decoder(self, stream: av.VideoStream) -> None:
+        name = stream.codec_context.name
+        if self._video is not None and self._video_key == name:
+            return
+        decoder: av.CodecContext | None = None
+        hw_name = _hw_decoder_name(name) if self._hardware else None
+        if hw_name is not None:
+            try:
+                decoder = av.CodecContext.create(hw_name, "r")
+                decoder.open()  # fails here, not mid-stream, when there is no usable GPU
+            except av.error.FFmpegError as exc:
+                log.warning("hardware decoder %s unavailable (%s); using software", hw_name, exc)
+                decoder = None
+        if decoder is None:
+            decoder = av.CodecContext.create(name, "r")
+            extradata = stream.codec_context.extradata
+            if extradata:
+                decoder.extradata = extradata
+            decoder.thread_type = "SLICE"  # frame threading would add one frame of latency per thread
+        log.info("video decoder %s for input codec %s", decoder.name, name)
+        self._video, self._video_key = decoder, name
+
+    def _select_audio_decoder(self, stream: av.AudioStream) -> None:
+        ctx = stream.codec_context
+        key = (ctx.name, ctx.sample_rate or 0, ctx.channels if hasattr(ctx, "channels") else 0)
+        if self._audio is not None and self._audio_key == key:
+            return
+        # The demuxer's context carries what the container knows (e.g. the Opus header); keep it.
+        self._audio, self._audio_key = ctx, key
+        log.info("audio decoder %s %s Hz", ctx.name, ctx.sample_rate)
+
+
+def _drain(source: SegmentReader) -> None:
+    """Consume whatever is left so the feeding side never waits on a reader nobody reads."""
+    source.abort()
+
+
+class FrameRateLimiter:
+    """Drops frames arriving faster than ``max_fps`` in presentation time (pytrickle ``decoder.py``)."""
+
+    def __init__(self, max_fps: float = DEFAULT_MAX_FRAMERATE) -> None:
+        self.max_fps = max_fps
+        self._next: float | None = None
+
+    def accept(self, t: float) -> bool:
+        interval = 1.0 / self.max_fps if self.max_fps > 0 else 0.0
+        if self._next is None or t > self._next + interval or t < self._next - 1.0:
+            # First frame, a delayed frame, or the clock went back: resync on this frame.
+            self._next = t + interval
+            return True
+        if t < self._next - 1e-6:
+            return False
+        # Step from the previous slot, not from t, so jitter does not cost frames.
+        self._next += interval
+        return True

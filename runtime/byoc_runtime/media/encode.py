@@ -1,0 +1,398 @@
+"""Encode processed frames into MPEG-TS segments: H.264 (no B-frames) + Opus, one segment per keyframe.
+
+Wire requirements (/work/shared/protocols.md section 2; pytrickle ``encoder.py`` v0.1.6): output segments are
+MPEG-TS carrying H.264 and Opus, timestamps in 1/90000, a keyframe every ``gop_seconds`` of presentation time
+(pytrickle uses 2 s and ``forced-idr``), ``tune=zerolatency`` and ``bf=0`` for low latency.
+
+Unlike pytrickle, which drives ffmpeg's ``segment`` muxer through OS pipes, the encoders here live on their own
+and every segment gets a fresh ``mpegts`` muxer whose bytes stream out through a ``SegmentSink`` as they are
+written. A segment therefore always starts with PAT/PMT and an IDR frame, and the transport can start its
+POST for the segment before the segment is complete.
+
+Not thread-safe: one ``SegmentEncoder`` belongs to one thread at a time (the session's encode lane).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Protocol
+
+import av
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+OUT_TIME_BASE = Fraction(1, 90_000)
+AUDIO_RATE = 48_000
+AUDIO_TIME_BASE = Fraction(1, AUDIO_RATE)
+# Audio is held back until video has caught up to it, so both land in the same segment; this much audio
+# (in seconds) is the most we hold before giving up on video and releasing it anyway.
+MAX_AUDIO_HOLD = 1.0
+# Audio may run this far ahead of the last video frame and still be released.
+AUDIO_LEAD = 0.1
+# A timestamp jump larger than this (seconds) is treated as a discontinuity in the input.
+MAX_TIMESTAMP_GAP = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class EncoderSettings:
+    video_codec: str = "libx264"
+    audio_codec: str = "libopus"
+    gop_seconds: float = 1.0
+    video_bitrate: int = 0  # bits/s; 0 lets the codec's rate control (CRF for x264) decide
+    preset: str = "superfast"
+    audio_bitrate: int = 96_000
+    audio_layout: str = "stereo"
+
+
+class SegmentSink(Protocol):
+    """Receives the encoder's output; called from the encoding thread."""
+
+    def begin_segment(self) -> None: ...
+
+    def write(self, data: bytes) -> None: ...
+
+    def end_segment(self) -> None: ...
+
+
+class SegmentBoundary:
+    """Marks the start of a new segment in a ``BufferedSink``'s output."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "SegmentBoundary()"
+
+
+SEGMENT_START = SegmentBoundary()
+
+
+class BufferedSink:
+    """Collects output as ``SEGMENT_START`` markers and byte chunks, for the caller to drain after each call.
+
+    Segment ends are implicit: a segment ends where the next one starts, or when the encoder closes.
+    """
+
+    def __init__(self) -> None:
+        self._parts: list[bytes | SegmentBoundary] = []
+
+    def begin_segment(self) -> None:
+        self._parts.append(SEGMENT_START)
+
+    def write(self, data: bytes) -> None:
+        self._parts.append(bytes(data))
+
+    def end_segment(self) -> None:
+        pass
+
+    def drain(self) -> list[bytes | SegmentBoundary]:
+        parts, self._parts = self._parts, []
+        return parts
+
+
+def collect_segments(parts: list[bytes | SegmentBoundary]) -> list[bytes]:
+    """Join a drained part list into whole segments (the first may be the tail of an earlier one)."""
+    segments: list[bytearray] = []
+    for part in parts:
+        if isinstance(part, SegmentBoundary):
+            segments.append(bytearray())
+        elif segments:
+            segments[-1] += part
+        else:
+            segments.append(bytearray(part))
+    return [bytes(s) for s in segments]
+
+
+class _SinkFile:
+    """Write-only file object handed to PyAV's muxer; forwards bytes to the sink."""
+
+    def __init__(self, sink: SegmentSink) -> None:
+        self._sink = sink
+
+    def write(self, data: bytes) -> int:
+        if data:
+            self._sink.write(data)
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+
+def _rescale(ts: int, src: Fraction, dst: Fraction) -> int:
+    if src == dst:
+        return ts
+    return round(Fraction(ts) * src / dst)
+
+
+def _video_codec_options(codec: str, preset: str, gop_frames: int) -> dict[str, str]:
+    if codec == "libx264":
+        return {
+            "preset": preset,
+            "tune": "zerolatency",
+            "bf": "0",
+            "forced-idr": "1",
+            # Keyframes are placed by us at GOP boundaries; stop x264 adding its own.
+            "x264-params": f"keyint={gop_frames}:min-keyint={gop_frames}:scenecut=0",
+        }
+    if codec.endswith("_nvenc"):
+        return {"preset": "p1", "tune": "ull", "zerolatency": "1", "bf": "0", "forced-idr": "1", "rc-lookahead": "0"}
+    return {"bf": "0"}
+
+
+class SegmentEncoder:
+    """Encodes video and audio frames with input timestamps and muxes them into per-keyframe segments."""
+
+    def __init__(self, sink: SegmentSink, settings: EncoderSettings | None = None) -> None:
+        self.settings = settings or EncoderSettings()
+        self._sink = sink
+        self._video: av.VideoCodecContext | None = None
+        self._video_template: av.container.OutputContainer | None = None
+        self._video_size: tuple[int, int] | None = None
+        self._audio: av.AudioCodecContext | None = None
+        self._audio_template: av.container.OutputContainer | None = None
+        self._resampler: av.AudioResampler | None = None
+        self._segment: av.container.OutputContainer | None = None
+        self._segment_video: av.VideoStream | None = None
+        self._segment_audio: av.AudioStream | None = None
+        self._segment_start_pts: int | None = None  # 1/90000
+        self._last_keyframe_pts: int | None = None
+        self._last_video_pts: int | None = None
+        self._offset = 0  # added to input timestamps (1/90000) to keep output monotonic
+        self._audio_next_pts: int | None = None  # 1/48000, next expected resampled sample
+        self._last_audio_dts: int | None = None
+        self._held_audio: deque[av.AudioFrame] = deque()
+        self._video_seen = False
+        self.segments = 0
+        self.video_frames = 0
+        self.audio_frames = 0
+        self.dropped_audio = 0
+
+    # -- video ------------------------------------------------------------------------------------------
+
+    def expect_audio(self) -> None:
+        """Announce that audio will follow, so segments opened from now on carry an audio stream."""
+        if self._audio is None:
+            self._open_audio()
+
+    def encode_video(self, frame: av.VideoFrame, timestamp: int, time_base: Fraction) -> None:
+        """Encode one frame; ``timestamp`` in ``time_base`` is its presentation time."""
+        pts = self._to_output_pts(timestamp, time_base, detect_jumps=True)
+        if self._last_video_pts is not None and pts <= self._last_video_pts:
+            return  # duplicate or reordered timestamp; the encoder needs strictly increasing pts
+        width, height = frame.width & ~1, frame.height & ~1  # 4:2:0 needs even sizes
+        if self._video is None or self._video_size != (width, height):
+            self._open_video(width, height)
+        if (frame.width, frame.height) != (width, height) or frame.format.name != "yuv420p":
+            frame = frame.reformat(width=width, height=height, format="yuv420p")
+        frame.pts = pts
+        frame.time_base = OUT_TIME_BASE
+        gop = round(self.settings.gop_seconds * OUT_TIME_BASE.denominator)
+        if self._last_keyframe_pts is None or pts - self._last_keyframe_pts >= gop:
+            frame.pict_type = av.video.frame.PictureType.I
+            self._last_keyframe_pts = pts
+        else:
+            frame.pict_type = av.video.frame.PictureType.NONE
+        self._last_video_pts = pts
+        self._video_seen = True
+        self.video_frames += 1
+        assert self._video is not None
+        for packet in self._video.encode(frame):
+            self._mux_video(packet)
+        self._release_audio()
+
+    def _open_video(self, width: int, height: int) -> None:
+        if self._video is not None:
+            for packet in self._video.encode(None):
+                self._mux_video(packet)
+            self._close_segment()
+        s = self.settings
+        template = av.open(_SinkFile(BufferedSink()), "w", format="mpegts")
+        stream = template.add_stream(s.video_codec, rate=30)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.time_base = OUT_TIME_BASE
+        ctx = stream.codec_context
+        ctx.time_base = OUT_TIME_BASE
+        if s.video_bitrate:
+            ctx.bit_rate = s.video_bitrate
+        gop_frames = max(1, round(s.gop_seconds * 30)) * 4
+        ctx.gop_size = gop_frames
+        ctx.options = _video_codec_options(s.video_codec, s.preset, gop_frames)
+        ctx.open()
+        template.start_encoding()  # copies the codec parameters (extradata too) into the template stream
+        self._video, self._video_template, self._video_size = ctx, template, (width, height)
+        self._last_keyframe_pts = None  # the new encoder must start with a keyframe
+        log.info("video encoder %s opened at %dx%d", s.video_codec, width, height)
+
+    def _mux_video(self, packet: av.Packet) -> None:
+        if packet.is_keyframe or self._segment is None:
+            self._open_segment(packet.pts)
+        assert self._segment_video is not None and self._segment is not None
+        packet.stream = self._segment_video
+        self._segment.mux(packet)
+
+    # -- audio ------------------------------------------------------------------------------------------
+
+    def encode_audio(self, frame: av.AudioFrame, timestamp: int, time_base: Fraction) -> None:
+        """Queue one audio frame; it is encoded once video has reached its timestamp (or gave up)."""
+        frame.pts = self._to_output_pts(timestamp, time_base, detect_jumps=False)
+        frame.time_base = OUT_TIME_BASE
+        self._held_audio.append(frame)
+        self._release_audio()
+
+    def _release_audio(self) -> None:
+        held = self._held_audio
+        while held:
+            head_pts = held[0].pts
+            held_seconds = float((held[-1].pts - head_pts) * OUT_TIME_BASE)
+            if self._segment is None and self._video_seen:
+                # Video is coming but no segment is open yet: keep only the last MAX_AUDIO_HOLD seconds.
+                if held_seconds > MAX_AUDIO_HOLD:
+                    held.popleft()
+                    self.dropped_audio += 1
+                    continue
+                return
+            video_caught_up = self._last_video_pts is not None and float(
+                (head_pts - self._last_video_pts) * OUT_TIME_BASE
+            ) <= AUDIO_LEAD
+            if not (video_caught_up or held_seconds > MAX_AUDIO_HOLD):
+                return
+            self._encode_audio_now(held.popleft())
+
+    def _encode_audio_now(self, frame: av.AudioFrame) -> None:
+        if self._audio is None:
+            self._open_audio()
+        assert self._audio is not None and self._resampler is not None
+        start = _rescale(frame.pts, OUT_TIME_BASE, AUDIO_TIME_BASE)
+        if self._audio_next_pts is not None and start < self._audio_next_pts - AUDIO_RATE // 10:
+            # Behind what was already encoded (input clock went back, video has not shown it yet): drop.
+            self.dropped_audio += 1
+            return
+        if self._audio_next_pts is None or start - self._audio_next_pts > AUDIO_RATE // 10:
+            # First frame or a discontinuity: restart the sample clock here (drop the resampler's leftovers).
+            self._resampler = av.AudioResampler(
+                format=self._audio.format, layout=self._audio.layout, rate=AUDIO_RATE, frame_size=self._audio.frame_size
+            )
+            self._audio_next_pts = start
+        frame.pts = None  # the resampler counts samples; we stamp the output ourselves
+        for chunk in self._resampler.resample(frame):
+            chunk.pts = self._audio_next_pts
+            chunk.time_base = AUDIO_TIME_BASE
+            self._audio_next_pts += chunk.samples
+            self.audio_frames += 1
+            for packet in self._audio.encode(chunk):
+                self._mux_audio(packet)
+
+    def _open_audio(self) -> None:
+        s = self.settings
+        template = av.open(_SinkFile(BufferedSink()), "w", format="mpegts")
+        stream = template.add_stream(s.audio_codec, rate=AUDIO_RATE)
+        stream.layout = s.audio_layout
+        stream.time_base = OUT_TIME_BASE
+        ctx = stream.codec_context
+        ctx.time_base = AUDIO_TIME_BASE
+        ctx.bit_rate = s.audio_bitrate
+        ctx.open()
+        template.start_encoding()
+        self._audio, self._audio_template = ctx, template
+        self._resampler = av.AudioResampler(format=ctx.format, layout=ctx.layout, rate=AUDIO_RATE)
+
+    def _mux_audio(self, packet: av.Packet) -> None:
+        if packet.pts is not None and packet.pts < 0:
+            return  # Opus priming samples before time zero; MPEG-TS cannot carry negative timestamps
+        if packet.dts is not None:
+            if self._last_audio_dts is not None and packet.dts <= self._last_audio_dts:
+                return
+            self._last_audio_dts = packet.dts
+        if self._segment is None:
+            if self._video_seen:
+                return
+            self._open_segment(_rescale(packet.pts or 0, packet.time_base, OUT_TIME_BASE))
+        elif not self._video_seen:
+            # Audio-only input: cut segments on audio time.
+            pts = _rescale(packet.pts or 0, packet.time_base, OUT_TIME_BASE)
+            assert self._segment_start_pts is not None
+            if pts - self._segment_start_pts >= self.settings.gop_seconds * OUT_TIME_BASE.denominator:
+                self._open_segment(pts)
+        if self._segment_audio is None:
+            return  # segment opened before the audio encoder existed
+        assert self._segment is not None
+        packet.stream = self._segment_audio
+        self._segment.mux(packet)
+
+    # -- segments ---------------------------------------------------------------------------------------
+
+    def _open_segment(self, start_pts: int | None) -> None:
+        self._close_segment()
+        if self._audio is None and self._held_audio:
+            self._open_audio()
+        self._sink.begin_segment()
+        container = av.open(
+            _SinkFile(self._sink), "w", format="mpegts", options={"flush_packets": "1", "max_interleave_delta": "0"}
+        )
+        self._segment_video = (
+            container.add_stream_from_template(self._video_template.streams.video[0])
+            if self._video_template is not None
+            else None
+        )
+        self._segment_audio = (
+            container.add_stream_from_template(self._audio_template.streams.audio[0])
+            if self._audio_template is not None
+            else None
+        )
+        for stream in (self._segment_video, self._segment_audio):
+            if stream is not None:
+                stream.time_base = OUT_TIME_BASE
+        self._segment = container
+        self._segment_start_pts = start_pts
+        self.segments += 1
+
+    def _close_segment(self) -> None:
+        if self._segment is None:
+            return
+        try:
+            self._segment.close()
+        finally:
+            self._segment = None
+            self._segment_video = self._segment_audio = None
+            self._sink.end_segment()
+
+    # -- timing -----------------------------------------------------------------------------------------
+
+    def _to_output_pts(self, timestamp: int, time_base: Fraction, detect_jumps: bool) -> int:
+        pts = _rescale(timestamp, time_base, OUT_TIME_BASE) + self._offset
+        last = self._last_video_pts
+        if detect_jumps and last is not None and (pts < last - 1 or pts - last > MAX_TIMESTAMP_GAP * OUT_TIME_BASE.denominator):
+            # The input clock jumped (restarted publisher, wrapped timestamps): continue just after the last
+            # frame, shifting audio and video alike so they stay in sync.
+            step = OUT_TIME_BASE.denominator // 30
+            self._offset += last + step - pts
+            pts = last + step
+            log.info("input timestamps jumped; output offset now %d", self._offset)
+        return pts
+
+    def close(self) -> None:
+        """Flush the encoders and finish the open segment."""
+        try:
+            if self._video is not None:
+                for packet in self._video.encode(None):
+                    self._mux_video(packet)
+            while self._held_audio:
+                self._encode_audio_now(self._held_audio.popleft())
+            if self._audio is not None:
+                for packet in self._audio.encode(None):
+                    self._mux_audio(packet)
+        finally:
+            self._close_segment()
+            for template in (self._video_template, self._audio_template):
+                if template is not None:
+                    template.close()
+            self._video = self._audio = None
+            self._video_template = self._audio_template = None
+
+
+def rgb_frame(rgb: np.ndarray) -> av.VideoFrame:
+    """Wrap a uint8 (H, W, 3) RGB array for ``SegmentEncoder.encode_video``."""
+    return av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
