@@ -215,7 +215,14 @@ def _sample_count(samples: np.ndarray, format: str, layout: str) -> int:
     return samples.shape[0]
 
 
-_SAMPLE_DTYPES = {"u8": np.uint8, "s16": np.int16, "s32": np.int32, "s64": np.int64, "flt": np.float32, "dbl": np.float64}
+_SAMPLE_DTYPES = {
+    "u8": np.uint8,
+    "s16": np.int16,
+    "s32": np.int32,
+    "s64": np.int64,
+    "flt": np.float32,
+    "dbl": np.float64,
+}
 
 
 def _ndarray_for_av(samples: np.ndarray, format: str, layout: str) -> np.ndarray:

@@ -254,9 +254,10 @@ class SegmentEncoder:
                     self.dropped_audio += 1
                     continue
                 return
-            video_caught_up = self._last_video_pts is not None and float(
-                (head_pts - self._last_video_pts) * OUT_TIME_BASE
-            ) <= AUDIO_LEAD
+            video_caught_up = (
+                self._last_video_pts is not None
+                and float((head_pts - self._last_video_pts) * OUT_TIME_BASE) <= AUDIO_LEAD
+            )
             if not (video_caught_up or held_seconds > MAX_AUDIO_HOLD):
                 return
             self._encode_audio_now(held.popleft())
@@ -364,7 +365,11 @@ class SegmentEncoder:
     def _to_output_pts(self, timestamp: int, time_base: Fraction, detect_jumps: bool) -> int:
         pts = _rescale(timestamp, time_base, OUT_TIME_BASE) + self._offset
         last = self._last_video_pts
-        if detect_jumps and last is not None and (pts < last - 1 or pts - last > MAX_TIMESTAMP_GAP * OUT_TIME_BASE.denominator):
+        if (
+            detect_jumps
+            and last is not None
+            and (pts < last - 1 or pts - last > MAX_TIMESTAMP_GAP * OUT_TIME_BASE.denominator)
+        ):
             # The input clock jumped (restarted publisher, wrapped timestamps): continue just after the last
             # frame, shifting audio and video alike so they stay in sync.
             step = OUT_TIME_BASE.denominator // 30
@@ -391,6 +396,19 @@ class SegmentEncoder:
                     template.close()
             self._video = self._audio = None
             self._video_template = self._audio_template = None
+
+
+def encoder_available(name: str) -> bool:
+    """Whether ``name`` opens here: NVENC can be compiled in yet missing from this GPU or driver."""
+    try:
+        ctx = av.CodecContext.create(name, "w")
+        ctx.width, ctx.height, ctx.pix_fmt = 256, 256, "yuv420p"
+        ctx.time_base = Fraction(1, 30)
+        ctx.open()
+    except (av.error.FFmpegError, ValueError) as exc:
+        log.info("encoder %s unavailable: %s", name, exc)
+        return False
+    return True
 
 
 def rgb_frame(rgb: np.ndarray) -> av.VideoFrame:

@@ -83,7 +83,9 @@ def generate_segments(spec: SourceSpec) -> list[bytes]:
     sink = BufferedSink()
     encoder = SegmentEncoder(
         sink,
-        EncoderSettings(gop_seconds=spec.segment_seconds, audio_codec=spec.audio_codec or "libopus", preset="ultrafast"),
+        EncoderSettings(
+            gop_seconds=spec.segment_seconds, audio_codec=spec.audio_codec or "libopus", preset="ultrafast"
+        ),
     )
     if spec.audio_codec:
         encoder.expect_audio()

@@ -1,0 +1,1 @@
+"""REST layer: the worker contract the orchestrator calls (protocols.md section 1), over aiohttp."""

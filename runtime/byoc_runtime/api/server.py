@@ -1,0 +1,261 @@
+"""The worker's HTTP API (aiohttp): what the orchestrator, routers and operators call.
+
+Routes follow pytrickle ``server.py`` (v0.1.6) and what go-livepeer ``byoc/stream_orchestrator.go`` calls:
+``/stream/start|stop|params`` (POST), ``/stream/status`` (GET), the ``/live-video-to-video`` start alias,
+``/health``, ``/version``, ``/app-version``, ``/hardware/info|stats``, all at the root and again under ``/api``
+(older pytrickle releases and the public docs use the prefix). ``/metrics`` adds Prometheus.
+
+go-livepeer sends ``X-Stream-Id`` on every call and ``Authorization: Bearer <token>`` when the capability was
+registered with a token; a 401 makes it drop the capability, so it is only sent for a wrong/missing token.
+``/stream/stop`` may arrive with no body, or with a plain-text reason ("stream ended"), so its body is optional.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from .. import __version__, hardware
+from ..capacity import StartRefused
+from ..metrics import CONTENT_TYPE
+from ..session import Session
+from ..worker import Worker
+from .schema import STREAM_ID_HEADER, StreamParams, StreamStartRequest, field_errors
+
+log = logging.getLogger(__name__)
+
+WORKER_KEY = web.AppKey("worker", Worker)
+PREFIXES = ("", "/api")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def error_reply(status: int, message: str, **extra: Any) -> web.Response:
+    return web.json_response({"status": "error", "message": message, **extra}, status=status)
+
+
+class BadRequest(Exception):
+    def __init__(self, status: int, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.extra = extra
+
+
+async def json_object(request: web.Request) -> dict[str, Any]:
+    """The body as a JSON object; a non-JSON content type or body is a 400 (as in pytrickle)."""
+    if not request.content_type.startswith("application/json"):
+        raise BadRequest(400, f"Content-Type must be application/json, got {request.content_type or 'none'!r}")
+    try:
+        body = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadRequest(400, f"body is not valid JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise BadRequest(400, "body must be a JSON object")
+    return body
+
+
+def _session_key(request: web.Request, body: dict[str, Any] | None = None) -> str | None:
+    key = request.headers.get(STREAM_ID_HEADER)
+    if not key and body:
+        key = body.get("gateway_request_id") or body.get("stream_id")
+    if not key:
+        key = request.query.get("stream_id")
+    return key or None
+
+
+def _select_session(worker: Worker, key: str | None) -> Session:
+    if not len(worker.sessions):
+        raise BadRequest(400, "No active stream")
+    session = worker.find(key)
+    if session is None:
+        if key:
+            raise BadRequest(404, f"no stream {key!r}", active_streams=len(worker.sessions))
+        raise BadRequest(400, f"{STREAM_ID_HEADER} header required: {len(worker.sessions)} streams are running")
+    return session
+
+
+# -- stream routes --------------------------------------------------------------------------------------
+
+
+async def start_stream(request: web.Request) -> web.Response:
+    worker = request.app[WORKER_KEY]
+    body = await json_object(request)
+    try:
+        start = StreamStartRequest.model_validate(body)
+    except ValidationError as exc:
+        errors = field_errors(exc)
+        return error_reply(422, f"invalid {errors[0]['field']}: {errors[0]['message']}", errors=errors)
+    stream_id = request.headers.get(STREAM_ID_HEADER) or start.gateway_request_id
+    try:
+        session, created = await worker.start_session(start, stream_id)
+    except StartRefused as exc:
+        return error_reply(
+            503,
+            str(exc),
+            reason=exc.reason,
+            current_state=worker.health.value,
+            capacity=worker.sessions.capacity,
+            active_streams=len(worker.sessions),
+        )
+    return web.json_response(
+        {
+            "status": "success",
+            "message": "Stream started successfully" if created else "Stream already running",
+            "request_id": session.request_id,
+            "stream_id": session.stream_id,
+        }
+    )
+
+
+async def stop_stream(request: web.Request) -> web.Response:
+    worker = request.app[WORKER_KEY]
+    body: dict[str, Any] | None = None
+    if request.can_read_body and request.content_type.startswith("application/json"):
+        try:
+            parsed = await request.json()
+            body = parsed if isinstance(parsed, dict) else None
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            body = None  # go-livepeer may forward a plain-text reason; it does not matter here
+    session = _select_session(worker, _session_key(request, body))
+    await session.stop("stopped by request")
+    return web.json_response({"status": "success", "message": "Stream stopped successfully"})
+
+
+async def update_params(request: web.Request) -> web.Response:
+    worker = request.app[WORKER_KEY]
+    body = await json_object(request)
+    try:
+        StreamParams.model_validate(body)
+    except ValidationError as exc:
+        errors = field_errors(exc)
+        return error_reply(422, f"invalid {errors[0]['field']}: {errors[0]['message']}", errors=errors)
+    session = _select_session(worker, _session_key(request))
+    try:
+        applied = await session.update_params(body)
+    except Exception as exc:  # the processor's update_params raised: pytrickle answers 500
+        log.warning("update_params failed: %r", exc)
+        return error_reply(500, f"Parameter update failed: {exc}")
+    return web.json_response({"status": "success", "message": "Parameters updated successfully", "params": applied})
+
+
+async def stream_status(request: web.Request) -> web.Response:
+    worker = request.app[WORKER_KEY]
+    key = _session_key(request)
+    if key:
+        session = worker.find(key)
+        if session is None:
+            return error_reply(404, f"no stream {key!r}")
+        return web.json_response(session.status())
+    return web.json_response(worker.status())
+
+
+# -- system routes --------------------------------------------------------------------------------------
+
+
+async def health(request: web.Request) -> web.Response:
+    worker = request.app[WORKER_KEY]
+    return web.json_response(
+        {
+            "status": worker.health.value,
+            "active_streams": len(worker.sessions),
+            "capacity": worker.sessions.capacity,
+            "available": max(0, worker.sessions.room),
+        }
+    )
+
+
+async def version(request: web.Request) -> web.Response:
+    config = request.app[WORKER_KEY].config
+    return web.json_response({"pipeline": config.pipeline, "model_id": config.capability_name, "version": __version__})
+
+
+async def app_version(request: web.Request) -> web.Response:
+    return web.json_response({"version": __version__})
+
+
+async def hardware_info(request: web.Request) -> web.Response:
+    config = request.app[WORKER_KEY].config
+    return web.json_response(
+        {"pipeline": config.pipeline, "model_id": config.capability_name, "gpu_info": hardware.gpu_compute_info()}
+    )
+
+
+async def hardware_stats(request: web.Request) -> web.Response:
+    config = request.app[WORKER_KEY].config
+    return web.json_response(
+        {"pipeline": config.pipeline, "model_id": config.capability_name, "gpu_stats": hardware.gpu_utilization_stats()}
+    )
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = request.app[WORKER_KEY].metrics.render()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+
+
+# -- middleware -----------------------------------------------------------------------------------------
+
+
+def _is_stream_route(path: str) -> bool:
+    return "/stream/" in path or path.endswith("/live-video-to-video")
+
+
+def auth_middleware(token: str | None) -> Any:
+    expected = f"Bearer {token}".encode() if token else None
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if expected is not None and _is_stream_route(request.path):
+            given = request.headers.get("Authorization", "").encode()
+            if not hmac.compare_digest(given, expected):
+                return error_reply(401, "missing or invalid bearer token")
+        return await handler(request)
+
+    return middleware
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every error as JSON with a reason, including aiohttp's own 404/405."""
+    try:
+        return await handler(request)
+    except BadRequest as exc:
+        return error_reply(exc.status, str(exc), **exc.extra)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return error_reply(exc.status, exc.reason)
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_reply(500, "internal error")
+
+
+def create_app(worker: Worker) -> web.Application:
+    app = web.Application(middlewares=[error_middleware, auth_middleware(worker.config.token)])
+    app[WORKER_KEY] = worker
+    for prefix in PREFIXES:
+        app.router.add_post(f"{prefix}/stream/start", start_stream)
+        app.router.add_post(f"{prefix}/live-video-to-video", start_stream)
+        app.router.add_post(f"{prefix}/stream/stop", stop_stream)
+        app.router.add_post(f"{prefix}/stream/params", update_params)
+        app.router.add_get(f"{prefix}/stream/status", stream_status)
+        app.router.add_get(f"{prefix}/health", health)
+        app.router.add_get(f"{prefix}/version", version)
+        app.router.add_get(f"{prefix}/app-version", app_version)
+        app.router.add_get(f"{prefix}/hardware/info", hardware_info)
+        app.router.add_get(f"{prefix}/hardware/stats", hardware_stats)
+    app.router.add_get("/metrics", metrics)
+
+    async def on_startup(_: web.Application) -> None:
+        await worker.start()
+
+    async def on_cleanup(_: web.Application) -> None:
+        await worker.close()
+
+    app.on_startup.append(on_startup)
+    app.on_cleanup.append(on_cleanup)
+    return app

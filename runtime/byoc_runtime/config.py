@@ -1,0 +1,109 @@
+"""Runtime configuration: command-line flags, each with a ``BYOC_*`` environment fallback.
+
+The same image then runs anywhere by environment alone (``BYOC_PROCESSOR=grayscale BYOC_CAPACITY=2``), while
+flags win for local runs. Validation is pydantic's, so a bad value fails at start with the setting named.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+ENV_PREFIX = "BYOC_"
+
+
+class RuntimeConfig(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    host: str = "0.0.0.0"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8000
+    processor: str = "passthrough"
+    params: dict[str, Any] = Field(default_factory=dict)
+    capacity: Annotated[int, Field(ge=1, le=64)] = 1
+    # Name of the environment variable holding the bearer token (what the orchestrator registration used).
+    token_env: str = "BYOC_TOKEN"
+    token: str | None = None
+    capability_name: str = ""
+    pipeline: str = "byoc"
+    heartbeat_interval: Annotated[float, Field(gt=0)] = 10.0
+    gop_seconds: Annotated[float, Field(gt=0, le=10)] = 1.0
+    max_framerate: Annotated[int, Field(ge=1, le=60)] = 24
+    frame_device: Literal["auto", "cpu", "cuda"] = "auto"
+    hw_codecs: Literal["auto", "off"] = "auto"
+    processor_timeout: Annotated[float, Field(gt=0)] = 15.0
+    start_wait: Annotated[float, Field(ge=0)] = 10.0
+    scale_interpolation: str = "FAST_BILINEAR"
+    x264_preset: str = "superfast"
+    log_level: str = "INFO"
+    pytrickle_shim: Literal["auto", "always", "never"] = "auto"
+
+    @field_validator("params", mode="before")
+    @classmethod
+    def _json_params(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = json.loads(value) if value.strip() else {}
+        if not isinstance(value, dict):
+            raise ValueError("must be a JSON object")
+        return value
+
+
+# flag -> (type for argparse, help). Every flag also reads BYOC_<FLAG> from the environment.
+_FLAGS: dict[str, tuple[type, str]] = {
+    "host": (str, "address to listen on"),
+    "port": (int, "port to listen on"),
+    "processor": (str, "built-in name (passthrough, grayscale, green-tint, cartoon) or package.module:Class"),
+    "params": (str, "JSON object: default stream params, also passed to load_model()"),
+    "capacity": (int, "sessions this process runs at once (one processor instance each)"),
+    "token-env": (str, "environment variable holding the bearer token required on /stream/* (unset: no auth)"),
+    "capability-name": (str, "capability name reported by /version and /hardware/*"),
+    "pipeline": (str, "pipeline name reported by /version"),
+    "heartbeat-interval": (float, "seconds between heartbeat events"),
+    "gop-seconds": (float, "seconds between output keyframes (= output segment length)"),
+    "max-framerate": (int, "default cap on processed frames per second (params.max_framerate overrides)"),
+    "frame-device": (str, "where processor tensors live: auto (CUDA when present), cpu, cuda"),
+    "hw-codecs": (str, "auto: NVDEC/NVENC when a GPU has them; off: software only"),
+    "processor-timeout": (float, "seconds a single processor call may take before the session is failed"),
+    "start-wait": (float, "seconds /stream/start waits for model loading before answering 503"),
+    "scale-interpolation": (str, "swscale algorithm for input scaling (FAST_BILINEAR, BILINEAR, AREA, ...)"),
+    "x264-preset": (str, "libx264 preset for output encoding"),
+    "log-level": (str, "DEBUG, INFO, WARNING, ERROR"),
+    "pytrickle-shim": (str, "map 'import pytrickle' to this runtime: auto (when pytrickle is absent), always, never"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="byoc-runtime",
+        description="Livepeer BYOC live-video worker (PyTrickle-compatible). Every flag also reads BYOC_<FLAG>.",
+    )
+    for flag, (kind, text) in _FLAGS.items():
+        env = ENV_PREFIX + flag.upper().replace("-", "_")
+        parser.add_argument(f"--{flag}", type=kind, default=None, help=f"{text} [env {env}]")
+    return parser
+
+
+def load_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> RuntimeConfig:
+    """Flags, then ``BYOC_*`` variables, then defaults. Raises ``ValueError`` naming the bad setting."""
+    env = os.environ if environ is None else environ
+    args = vars(build_parser().parse_args(argv))
+    values: dict[str, Any] = {}
+    for flag in _FLAGS:
+        key = flag.replace("-", "_")
+        if args.get(key) is not None:
+            values[key] = args[key]
+        elif (ENV_PREFIX + key.upper()) in env:
+            values[key] = env[ENV_PREFIX + key.upper()]
+    if "capability_name" not in values and env.get("CAPABILITY_NAME"):
+        values["capability_name"] = env["CAPABILITY_NAME"]  # pytrickle's variable
+    token_env = values.get("token_env", RuntimeConfig.model_fields["token_env"].default)
+    if env.get(token_env):
+        values["token"] = env[token_env]
+    try:
+        return RuntimeConfig(**values)
+    except (ValidationError, json.JSONDecodeError) as exc:
+        raise ValueError(f"invalid configuration: {exc}") from exc

@@ -1,0 +1,73 @@
+"""``byoc-runtime``: serve a processor as a Livepeer BYOC live-video worker.
+
+byoc-runtime --processor grayscale --capacity 2 --port 8000
+BYOC_PROCESSOR=my_pkg.effects:Glow BYOC_PARAMS='{"strength": 0.5}' byoc-runtime
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+import torch
+from aiohttp import web
+
+from .api.server import create_app
+from .config import RuntimeConfig, load_config
+from .processors.loader import ProcessorLoadError, resolve_processor
+from .processors.pool import ProcessorPool
+from .worker import Worker
+
+log = logging.getLogger("byoc_runtime")
+
+
+def build_worker(config: RuntimeConfig) -> Worker:
+    factory = resolve_processor(config.processor, config.pytrickle_shim)
+    pool = ProcessorPool(factory, config.capacity, config.params, name=config.processor.rsplit(":", 1)[-1])
+    return Worker(config, pool)
+
+
+async def serve(config: RuntimeConfig) -> None:
+    worker = build_worker(config)
+    runner = web.AppRunner(create_app(worker), handle_signals=False)
+    await runner.setup()
+    await web.TCPSite(runner, config.host, config.port).start()
+    log.info(
+        "byoc-runtime serving %s on %s:%d (capacity %d, cuda %s)",
+        config.processor,
+        config.host,
+        config.port,
+        config.capacity,
+        torch.cuda.is_available(),
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+        log.info("shutting down: stopping %d sessions", len(worker.sessions))
+    finally:
+        await runner.cleanup()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        config = load_config(argv)
+    except ValueError as exc:
+        print(f"byoc-runtime: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        asyncio.run(serve(config))
+    except ProcessorLoadError as exc:
+        print(f"byoc-runtime: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

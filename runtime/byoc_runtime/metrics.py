@@ -1,0 +1,74 @@
+"""Prometheus metrics of one worker process (served at ``/metrics``).
+
+Each ``Metrics`` has its own registry so several workers (tests, the pytrickle ``StreamServer`` shim) can
+live in one process without clashing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+# Per-stage latency: from sub-millisecond conversions to multi-second stalls.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12)
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+class Metrics:
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        self.capacity = Gauge("byoc_capacity", "Sessions this worker can run at once", registry=r)
+        self.sessions_active = Gauge("byoc_sessions_active", "Sessions running now", registry=r)
+        self.sessions_started = Counter("byoc_sessions_started", "Sessions started", registry=r)
+        self.sessions_rejected = Counter("byoc_sessions_rejected", "Stream starts refused", ["reason"], registry=r)
+        self.sessions_ended = Counter("byoc_sessions_ended", "Sessions ended", ["outcome"], registry=r)
+        self.frames_in = Counter("byoc_frames_in", "Frames decoded from input", ["kind"], registry=r)
+        self.frames_processed = Counter(
+            "byoc_frames_processed", "Frames returned by the processor", ["kind"], registry=r
+        )
+        self.frames_out = Counter("byoc_frames_out", "Frames encoded into output", ["kind"], registry=r)
+        self.frames_dropped = Counter(
+            "byoc_frames_dropped", "Frames dropped, by stage and why", ["kind", "reason"], registry=r
+        )
+        self.segments_in = Counter("byoc_segments_in", "Input segments read", registry=r)
+        self.segments_out = Counter("byoc_segments_out", "Output segments published", registry=r)
+        self.errors = Counter("byoc_errors", "Errors, by kind", ["kind"], registry=r)
+        self.stage_seconds = Histogram(
+            "byoc_stage_seconds",
+            "Time spent per frame in each pipeline stage (decode_to_process: waiting in the queue)",
+            ["stage"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class RateMeter:
+    """Events per second over a sliding window (for fps figures in status and heartbeats)."""
+
+    def __init__(self, window: float = 5.0) -> None:
+        self.window = window
+        self._times: deque[float] = deque()
+        self.total = 0
+
+    def tick(self, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        self._times.append(now)
+        self.total += 1
+        self._trim(now)
+
+    def _trim(self, now: float) -> None:
+        cutoff = now - self.window
+        while self._times and self._times[0] < cutoff:
+            self._times.popleft()
+
+    def rate(self, now: float | None = None) -> float:
+        now = time.monotonic() if now is None else now
+        self._trim(now)
+        return round(len(self._times) / self.window, 2)

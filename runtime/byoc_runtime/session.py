@@ -1,0 +1,694 @@
+"""One live stream: trickle in -> decode -> process -> encode -> trickle out, plus its control/events/data.
+
+One owner task per session runs the stages as child tasks; each stage hands on through a bounded queue and
+the heavy work happens off the event loop:
+
+    ingest (loop: trickle Subscriber) --chunks--> decode lane (thread: SegmentDecoder)
+      --av frames--> video/audio DropQueues (drop oldest: latency stays bounded when processing lags)
+      --> process (processor host thread: scale/crop to tensor + process_video_async)
+      --> encode DropQueue --> encode lane (thread: tensor -> uint8 -> H.264/Opus -> MPEG-TS)
+      --> publish queue (bounded, waits) --> publish (loop: trickle Publisher, one POST per segment)
+
+The session ends when the input channel ends (everything drains and the output channel is closed), on
+``stop()``, or on a failure it cannot ride out, which it reports on the events channel before ending.
+Contract details come from pytrickle ``client.py`` / ``protocol.py`` (v0.1.6) and go-livepeer
+``byoc/trickle.go``; see the modules named in each method.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import json
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import av
+import torch
+from pydantic import ValidationError
+
+from . import events, trickle
+from .api.schema import StreamParams, StreamStartRequest
+from .frames import DEFAULT_HEIGHT, DEFAULT_WIDTH, AudioFrame, FrameOrigin, VideoFrame, is_video_frame
+from .media.convert import DEFAULT_INTERPOLATION, rgb_to_tensor, rgb_to_video_frame, tensor_to_rgb, video_frame_to_rgb
+from .media.decode import FrameRateLimiter, SegmentDecoder, SegmentReader, SegmentReport
+from .media.encode import BufferedSink, EncoderSettings, SegmentBoundary, SegmentEncoder
+from .metrics import Metrics, RateMeter
+from .processors.base import FrameProcessor
+from .processors.host import ProcessorHost, ProcessorTimeout
+from .queues import CLOSED, DropQueue
+
+log = logging.getLogger(__name__)
+
+_END = object()  # end of the publish queue
+
+
+class SessionState(enum.StrEnum):
+    STARTING = "STARTING"
+    RUNNING = "RUNNING"
+    STOPPING = "STOPPING"
+    ENDED = "ENDED"
+    FAILED = "FAILED"
+
+
+class SessionFailure(Exception):
+    """A condition the session cannot ride out; it ends with an error event carrying this message."""
+
+    def __init__(self, message: str, kind: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSettings:
+    """Per-worker knobs every session shares (built from ``RuntimeConfig``)."""
+
+    encoder: EncoderSettings = field(default_factory=EncoderSettings)
+    max_framerate: int = 24
+    frame_device: torch.device | None = None  # None: CPU tensors, as pytrickle hands them out
+    hw_decode: bool = False
+    processor_timeout: float = 15.0
+    heartbeat_interval: float = 10.0
+    interpolation: str = DEFAULT_INTERPOLATION
+    video_queue: int = 2  # decoded frames waiting for the processor; older ones are dropped
+    audio_queue: int = 250  # ~5 s of 20 ms frames
+    encode_queue: int = 16
+    publish_queue: int = 256  # chunks; the encoder waits when the network is slower
+    decode_backlog: int = 2  # segments read but not decoded yet before ingest stops reading
+    max_bad_segments: int = 10  # consecutive undecodable segments before giving up
+    max_processor_errors: int = 100  # consecutive failing frames before giving up
+    error_event_interval: float = 10.0  # at most one error event per kind per interval
+    data_interval: float = 0.333  # pytrickle client.py batches data this often
+    data_keepalive: float = 25.0
+
+
+class Session:
+    """Owns one stream's pipeline. Create, ``start()``, then ``stop()`` or let it end by itself."""
+
+    def __init__(
+        self,
+        request: StreamStartRequest,
+        stream_id: str,
+        host: ProcessorHost,
+        settings: SessionSettings,
+        metrics: Metrics,
+        default_params: dict[str, Any] | None = None,
+        on_end: Callable[[Session], None] | None = None,
+    ) -> None:
+        self.request = request
+        self.stream_id = stream_id
+        self.request_id = request.gateway_request_id
+        self.settings = settings
+        self.metrics = metrics
+        self.host = host
+        self.params: dict[str, Any] = {**(default_params or {}), **request.params.as_dict()}
+        self.width = int(self.params.get("width", DEFAULT_WIDTH))
+        self.height = int(self.params.get("height", DEFAULT_HEIGHT))
+        self.state = SessionState.STARTING
+        self.last_error: str | None = None
+        self.stop_reason: str | None = None
+        self.started_at = time.time()
+        self._on_end = on_end
+        self._limiter = FrameRateLimiter(int(self.params.get("max_framerate", settings.max_framerate)))
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._done = asyncio.Event()
+        self._params_lock = asyncio.Lock()
+        self._host_healthy = True
+        self._input_has_audio = False
+        self._audio_expected_in_encoder = False
+        self._video_q: DropQueue[tuple[av.VideoFrame, float]] = DropQueue(settings.video_queue)
+        self._audio_q: DropQueue[tuple[av.AudioFrame, float]] = DropQueue(settings.audio_queue)
+        self._encode_q: DropQueue[tuple[Any, ...]] = DropQueue(settings.encode_queue, lambda item: item[0] == "video")
+        self._publish_q: asyncio.Queue[Any] = asyncio.Queue(settings.publish_queue)
+        self._events_q: DropQueue[dict[str, Any]] = DropQueue(64)
+        self._data_q: DropQueue[Any] = DropQueue(1000)
+        self._producers_left = 2
+        self._readers: set[SegmentReader] = set()
+        self._bad_segments = 0
+        self._last_error_event: dict[str, float] = {}
+        self._decode_pool = ThreadPoolExecutor(1, thread_name_prefix=f"decode-{stream_id[:16]}")
+        self._encode_pool = ThreadPoolExecutor(1, thread_name_prefix=f"encode-{stream_id[:16]}")
+        self.fps = {name: RateMeter() for name in ("ingress_video", "ingress_audio", "processed_video", "egress_video")}
+        self.segments_in = 0
+        self.segments_out = 0
+        self.frames_dropped = 0
+
+    # -- lifecycle --------------------------------------------------------------------------------------
+
+    @property
+    def active(self) -> bool:
+        return self.state in (SessionState.STARTING, SessionState.RUNNING)
+
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        instance = self.host.instance
+        if hasattr(instance, "attach_data_sink"):
+            instance.attach_data_sink(self._data_from_processor)
+        self._task = asyncio.create_task(self._run(), name=f"session-{self.stream_id}")
+
+    async def stop(self, reason: str = "stopped", limit_s: float = 10.0) -> None:
+        """Stop the pipeline, report it, and wait (bounded) until everything is released."""
+        if self._task is None or self._task.done():
+            return
+        self.stop_reason = reason
+        self.state = SessionState.STOPPING
+        self._task.cancel()
+        await asyncio.wait({self._task}, timeout=limit_s)
+
+    async def wait(self) -> None:
+        await self._done.wait()
+
+    async def _run(self) -> None:
+        outcome = "completed"
+        aux: list[asyncio.Task[Any]] = []
+        events_task = asyncio.create_task(self._write_events()) if self.request.events_url else None
+        try:
+            try:
+                await self._stream_start_hook()
+                self.state = SessionState.RUNNING
+                self._emit_status()
+                if self.request.events_url:
+                    aux.append(asyncio.create_task(self._heartbeat()))
+                if self.request.control_url:
+                    aux.append(asyncio.create_task(self._control()))
+                if self.request.data_url:
+                    aux.append(asyncio.create_task(self._write_data()))
+                async with asyncio.TaskGroup() as tg:
+                    tg.create_task(self._ingest(), name="ingest")
+                    tg.create_task(self._process_video(), name="process-video")
+                    tg.create_task(self._process_audio(), name="process-audio")
+                    tg.create_task(self._encode(), name="encode")
+                    tg.create_task(self._publish(), name="publish")
+                self.stop_reason = self.stop_reason or "input ended"
+            except* SessionFailure as group:
+                failure = group.exceptions[0]
+                assert isinstance(failure, SessionFailure)
+                outcome = "failed"
+                self._fail(str(failure), failure.kind)
+            except* trickle.TrickleError as group:
+                outcome = "failed"
+                self._fail(f"trickle: {group.exceptions[0]}", "transport")
+            except* Exception as group:
+                outcome = "failed"
+                log.error("session %s crashed", self.stream_id, exc_info=group.exceptions[0])
+                self._fail(f"internal error: {group.exceptions[0]!r}", "internal")
+        except asyncio.CancelledError:
+            outcome = "stopped"
+        finally:
+            await self._cleanup(aux, events_task, outcome)
+
+    def _fail(self, message: str, kind: str) -> None:
+        self.state = SessionState.FAILED
+        self.last_error = message
+        self.stop_reason = message
+        self.metrics.errors.labels(kind).inc()
+        self._events_q.put(events.error(message, kind))
+        log.warning("session %s failed: %s", self.stream_id, message)
+
+    async def _cleanup(
+        self, aux: list[asyncio.Task[Any]], events_task: asyncio.Task[None] | None, outcome: str
+    ) -> None:
+        for task in aux:
+            task.cancel()
+        for reader in list(self._readers):
+            reader.abort()  # unblocks a decode thread waiting for bytes
+        await asyncio.gather(*aux, return_exceptions=True)
+        if self._host_healthy:
+            try:
+                await self.host.call_hook("on_stream_stop", limit_s=self.settings.processor_timeout)
+            except ProcessorTimeout:
+                self._host_healthy = False
+            except Exception as exc:
+                log.warning("session %s: on_stream_stop failed: %r", self.stream_id, exc)
+        instance = self.host.instance
+        if hasattr(instance, "attach_data_sink"):
+            instance.attach_data_sink(None)
+        if self.state is not SessionState.FAILED:
+            self.state = SessionState.ENDED
+        self._events_q.put(events.stream_stopped(self.stop_reason or outcome))
+        self._emit_status()
+        self._events_q.close()
+        if events_task is not None:
+            # Give the final events a moment to reach the gateway, but never hang on a dead server.
+            done, _ = await asyncio.wait({events_task}, timeout=3.0)
+            if not done:
+                events_task.cancel()
+                await asyncio.gather(events_task, return_exceptions=True)
+        self._decode_pool.shutdown(wait=False, cancel_futures=True)
+        self._encode_pool.shutdown(wait=False, cancel_futures=True)
+        self.metrics.sessions_ended.labels(outcome).inc()
+        self._done.set()
+        if self._on_end is not None:
+            self._on_end(self)
+        log.info("session %s ended (%s): %s", self.stream_id, outcome, self.stop_reason)
+
+    async def _stream_start_hook(self) -> None:
+        try:
+            await self.host.call_hook("on_stream_start", dict(self.params), limit_s=self.settings.processor_timeout)
+        except ProcessorTimeout as exc:
+            self._host_healthy = False
+            raise SessionFailure(str(exc), "processor_timeout") from exc
+        except Exception as exc:
+            # pytrickle client.py logs a failing on_stream_start and carries on; so do we, but say so.
+            self._error_event(f"on_stream_start failed: {exc!r}", "processor")
+
+    @property
+    def host_healthy(self) -> bool:
+        return self._host_healthy
+
+    # -- ingest and decode ------------------------------------------------------------------------------
+
+    async def _ingest(self) -> None:
+        try:
+            if not self.request.subscribe_url:
+                await asyncio.Event().wait()  # no input channel: idle until stopped
+            await self._read_input(self.request.subscribe_url)
+        finally:
+            self._video_q.close()
+            self._audio_q.close()
+
+    async def _read_input(self, url: str) -> None:
+        """Feed each input segment's chunks to the decode lane as they arrive (pytrickle media.py
+        ``_subscribe`` pipes them into one decoder instead). At most ``decode_backlog`` segments wait for
+        the decoder; beyond that reading pauses, and the trickle server's window skips us ahead (470)."""
+        loop = asyncio.get_running_loop()
+        decoder = SegmentDecoder(hardware=self.settings.hw_decode)
+        pending: deque[tuple[asyncio.Future[SegmentReport], SegmentReader]] = deque()
+        async with trickle.Subscriber(url) as subscriber:
+            async for segment in subscriber:
+                self.segments_in += 1
+                self.metrics.segments_in.inc()
+                if self.segments_in == 1:
+                    self._events_q.put(events.trace(events.FIRST_INGEST_SEGMENT))
+                reader = SegmentReader()
+                self._readers.add(reader)
+                future = loop.run_in_executor(self._decode_pool, decoder.decode, reader, self._on_decoded)
+                future.add_done_callback(lambda _, r=reader: self._readers.discard(r))
+                pending.append((future, reader))
+                try:
+                    async for chunk in segment.iter_chunks():
+                        reader.feed(chunk)
+                except trickle.SegmentError as exc:
+                    log.info("session %s: input segment cut short: %s", self.stream_id, exc)
+                finally:
+                    reader.finish()
+                while len(pending) > self.settings.decode_backlog:
+                    await self._settle_segment(*pending.popleft())
+        while pending:
+            await self._settle_segment(*pending.popleft())
+
+    async def _settle_segment(self, future: asyncio.Future[SegmentReport], reader: SegmentReader) -> None:
+        """Account for one decoded segment; too many undecodable ones in a row end the session."""
+        report = await future
+        if report.errors:
+            self.metrics.errors.labels("decode").inc()
+        if report.video_frames or report.audio_frames:
+            self._bad_segments = 0
+            return
+        if reader.bytes_fed == 0:
+            return  # an empty segment is not an error
+        self._bad_segments += 1
+        self._error_event(f"input segment could not be decoded: {'; '.join(report.errors)}", "decode")
+        if self._bad_segments >= self.settings.max_bad_segments:
+            raise SessionFailure(f"{self._bad_segments} input segments in a row could not be decoded", "decode")
+
+    def _on_decoded(self, frame: av.VideoFrame | av.AudioFrame) -> None:
+        """Decode thread: hand a decoded frame to the loop (frames faster than max_framerate are dropped)."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        now = time.monotonic()
+        try:
+            if isinstance(frame, av.VideoFrame):
+                if not self._limiter.accept(float(frame.pts * frame.time_base)):
+                    self.metrics.frames_dropped.labels("video", "framerate").inc()
+                    return
+                loop.call_soon_threadsafe(self._enqueue_video, frame, now)
+            else:
+                self._input_has_audio = True
+                loop.call_soon_threadsafe(self._enqueue_audio, frame, now)
+        except RuntimeError:
+            pass  # loop closed during shutdown
+
+    def _enqueue_video(self, frame: av.VideoFrame, decoded_at: float) -> None:
+        self.metrics.frames_in.labels("video").inc()
+        self.fps["ingress_video"].tick()
+        if self._video_q.put((frame, decoded_at)) is not None:
+            self.frames_dropped += 1
+            self.metrics.frames_dropped.labels("video", "processing_behind").inc()
+
+    def _enqueue_audio(self, frame: av.AudioFrame, decoded_at: float) -> None:
+        self.metrics.frames_in.labels("audio").inc()
+        self.fps["ingress_audio"].tick()
+        if self._audio_q.put((frame, decoded_at)) is not None:
+            self.metrics.frames_dropped.labels("audio", "processing_behind").inc()
+
+    # -- processing -------------------------------------------------------------------------------------
+
+    async def _convert_and_process(self, av_frame: av.VideoFrame) -> tuple[VideoFrame, Any, Exception | None, float]:
+        """Runs on the processor's loop: scale/crop to a tensor, then ``process_video_async``."""
+        started = time.perf_counter()
+        rgb = video_frame_to_rgb(av_frame, self.width, self.height, self.settings.interpolation)
+        tensor = rgb_to_tensor(rgb, self.settings.frame_device)
+        frame = VideoFrame(tensor, av_frame.pts, av_frame.time_base)
+        frame.origin = FrameOrigin(tensor, tensor._version, rgb)
+        frame.log_timestamps["frame_init"] = time.time()
+        converted = time.perf_counter()
+        self.metrics.stage_seconds.labels("convert").observe(converted - started)
+        try:
+            result = await self.host.instance.process_video_async(frame)
+        except Exception as exc:
+            return frame, None, exc, time.perf_counter() - converted
+        return frame, result, None, time.perf_counter() - converted
+
+    async def _process_video(self) -> None:
+        consecutive_errors = 0
+        try:
+            while (item := await self._video_q.get()) is not CLOSED:
+                av_frame, decoded_at = item
+                self.metrics.stage_seconds.labels("queue").observe(time.monotonic() - decoded_at)
+                try:
+                    frame, result, error, took = await self.host.call(
+                        self._convert_and_process, av_frame, limit_s=self.settings.processor_timeout
+                    )
+                except ProcessorTimeout as exc:
+                    self._host_healthy = False
+                    raise SessionFailure(str(exc), "processor_timeout") from exc
+                self.metrics.stage_seconds.labels("process").observe(took)
+                if error is not None:
+                    consecutive_errors += 1
+                    self._error_event(f"process_video_async failed: {error!r}", "processor")
+                    if consecutive_errors >= self.settings.max_processor_errors:
+                        raise SessionFailure(f"processor failed on {consecutive_errors} frames in a row", "processor")
+                    result = frame  # keep the stream alive with the input frame
+                else:
+                    consecutive_errors = 0
+                try:
+                    output = normalize_video_result(result, frame)
+                except TypeError as exc:
+                    self._error_event(str(exc), "processor")
+                    output = frame
+                if output is None:
+                    self.metrics.frames_dropped.labels("video", "withheld").inc()
+                    continue
+                self.metrics.frames_processed.labels("video").inc()
+                self.fps["processed_video"].tick()
+                if self._encode_q.put(("video", output, decoded_at)) is not None:
+                    self.metrics.frames_dropped.labels("video", "encoding_behind").inc()
+        finally:
+            self._producer_done()
+
+    async def _process_audio(self) -> None:
+        instance = self.host.instance
+        # The default hook passes audio through; skip the round trip to the processor thread then.
+        passthrough = getattr(type(instance), "process_audio_async", None) is FrameProcessor.process_audio_async
+        try:
+            while (item := await self._audio_q.get()) is not CLOSED:
+                av_frame, _ = item
+                if passthrough:
+                    self._encode_q.put(("audio", av_frame, av_frame.pts, av_frame.time_base))
+                    continue
+                try:
+                    result = await self.host.call(
+                        instance.process_audio_async, AudioFrame(av_frame), limit_s=self.settings.processor_timeout
+                    )
+                except ProcessorTimeout as exc:
+                    self._host_healthy = False
+                    raise SessionFailure(str(exc), "processor_timeout") from exc
+                except Exception as exc:
+                    self._error_event(f"process_audio_async failed: {exc!r}", "processor")
+                    continue
+                for out in normalize_audio_result(result):
+                    self.metrics.frames_processed.labels("audio").inc()
+                    self._encode_q.put(("audio_frame", out))
+        finally:
+            self._producer_done()
+
+    def _producer_done(self) -> None:
+        self._producers_left -= 1
+        if self._producers_left == 0:
+            self._encode_q.close()
+
+    # -- encode and publish -----------------------------------------------------------------------------
+
+    async def _encode(self) -> None:
+        loop = asyncio.get_running_loop()
+        sink = BufferedSink()
+        encoder = SegmentEncoder(sink, self.settings.encoder)
+        publishing = bool(self.request.publish_url)
+        try:
+            while (item := await self._encode_q.get()) is not CLOSED:
+                if not publishing:
+                    continue  # no output channel (data-only stream): processed frames go nowhere
+                started = time.perf_counter()
+                parts = await loop.run_in_executor(self._encode_pool, self._encode_item, encoder, sink, item)
+                if item[0] == "video":
+                    self.metrics.stage_seconds.labels("encode").observe(time.perf_counter() - started)
+                    self.metrics.stage_seconds.labels("decode_to_encoded").observe(time.monotonic() - item[2])
+                for part in parts:
+                    await self._publish_q.put(part)
+            if publishing:
+                for part in await loop.run_in_executor(self._encode_pool, _close_encoder, encoder, sink):
+                    await self._publish_q.put(part)
+        finally:
+            if not loop.is_closed():
+                with contextlib.suppress(RuntimeError):
+                    self._encode_pool.submit(encoder.close)  # frees codec contexts if we were cancelled
+            with contextlib.suppress(asyncio.QueueFull):
+                self._publish_q.put_nowait(_END)
+
+    def _encode_item(self, encoder: SegmentEncoder, sink: BufferedSink, item: tuple[Any, ...]) -> list[Any]:
+        """Encode thread: one processed frame into the current segment; returns the bytes produced."""
+        if self._input_has_audio and not self._audio_expected_in_encoder:
+            encoder.expect_audio()
+            self._audio_expected_in_encoder = True
+        kind = item[0]
+        try:
+            if kind == "video":
+                frame = item[1]
+                origin = getattr(frame, "origin", None)
+                tensor = frame.tensor
+                # Unmodified input tensor (passthrough): reuse the uint8 image it was made from.
+                reuse = isinstance(origin, FrameOrigin) and origin.matches(tensor)
+                rgb = origin.rgb if reuse else tensor_to_rgb(tensor)
+                encoder.encode_video(rgb_to_video_frame(rgb), frame.timestamp, frame.time_base)
+                self.metrics.frames_out.labels("video").inc()
+                self.fps["egress_video"].tick()
+            elif kind == "audio":
+                _, av_frame, pts, time_base = item
+                encoder.encode_audio(av_frame, pts, time_base)
+                self.metrics.frames_out.labels("audio").inc()
+            else:
+                out = item[1]
+                encoder.encode_audio(out.to_av_frame(), out.timestamp, out.time_base)
+                self.metrics.frames_out.labels("audio").inc()
+        except (ValueError, TypeError, av.error.FFmpegError) as exc:
+            self.metrics.frames_dropped.labels("video" if kind == "video" else "audio", "unencodable").inc()
+            loop = self._loop
+            if loop is not None:
+                loop.call_soon_threadsafe(self._error_event, f"cannot encode processor output: {exc}", "encode")
+        return sink.drain()
+
+    async def _publish(self) -> None:
+        if not self.request.publish_url:
+            while await self._publish_q.get() is not _END:
+                pass
+            return
+        publisher = trickle.Publisher(self.request.publish_url, mime_type="video/mp2t")
+        segment: contextlib.AsyncExitStack | None = None
+        writer: Any = None
+        finished = False
+        try:
+            while (part := await self._publish_q.get()) is not _END:
+                try:
+                    if isinstance(part, SegmentBoundary):
+                        if segment is not None:
+                            await segment.aclose()
+                        segment = contextlib.AsyncExitStack()
+                        writer = await segment.enter_async_context(publisher.segment())
+                        self._segment_published()
+                    elif writer is not None:
+                        await writer.write(part)
+                except trickle.ChannelClosed as exc:
+                    raise SessionFailure(f"output channel closed by the server: {exc}", "transport") from exc
+                except trickle.SegmentError as exc:
+                    # That one segment is lost; the publisher goes on with the next (trickle/__init__.py).
+                    self.metrics.errors.labels("publish").inc()
+                    log.info("session %s: output segment dropped: %s", self.stream_id, exc)
+                    segment, writer = None, None
+            finished = True
+        finally:
+            if segment is not None:
+                with contextlib.suppress(trickle.TrickleError):
+                    await segment.aclose()
+            # At the natural end, deleting the output channel tells the gateway the output is over; on a
+            # stop the orchestrator owns the channels and closes them itself (pytrickle never deletes).
+            await publisher.close(delete=finished)
+
+    def _segment_published(self) -> None:
+        self.segments_out += 1
+        self.metrics.segments_out.inc()
+        if self.segments_out == 1:
+            self._events_q.put(events.trace(events.FIRST_PROCESSED_SEGMENT))
+
+    # -- params, control, events, data -----------------------------------------------------------------
+
+    async def update_params(self, params: dict[str, Any], source: str = "api") -> dict[str, Any]:
+        """Validate and apply new params (from ``/stream/params`` or the control channel)."""
+        validated = StreamParams.model_validate(params).as_dict()
+        async with self._params_lock:
+            if "width" in validated:
+                self.width, self.height = int(validated["width"]), int(validated["height"])
+            if "max_framerate" in validated:
+                self._limiter.max_fps = int(validated["max_framerate"])
+            self.params.update(validated)
+            method = getattr(self.host.instance, "update_params", None)
+            if method is not None:
+                await self.host.call(method, dict(validated), limit_s=self.settings.processor_timeout)
+        self._events_q.put(events.params_updated(validated))
+        self._emit_status()
+        log.info("session %s params updated from %s: %s", self.stream_id, source, validated)
+        return validated
+
+    async def _control(self) -> None:
+        """Params from the gateway's control channel; keepalives (``{"keep":"alive"}``) are skipped."""
+        try:
+            async with trickle.JsonSubscriber(self.request.control_url) as control:
+                await self._apply_control(control)
+        except trickle.TrickleError as exc:
+            # Control is optional to the media path: report, keep streaming.
+            self._error_event(f"control channel lost: {exc}", "control")
+
+    async def _apply_control(self, control: Any) -> None:
+        async for message in control:
+            if trickle.is_keepalive(message) or not isinstance(message, dict):
+                continue
+            try:
+                await self.update_params(message, source="control")
+            except ValidationError as exc:
+                self._error_event(f"invalid params on control channel: {exc.errors(include_url=False)}", "params")
+            except Exception as exc:
+                self._error_event(f"update_params failed: {exc!r}", "processor")
+
+    def fps_stats(self) -> dict[str, float]:
+        return {f"{name}_fps": meter.rate() for name, meter in self.fps.items()}
+
+    def _emit_status(self) -> None:
+        self._events_q.put(events.status(self.state.value, self.params, self.fps_stats(), self.last_error))
+
+    def _error_event(self, message: str, kind: str) -> None:
+        self.last_error = message
+        self.metrics.errors.labels(kind).inc()
+        now = time.monotonic()
+        if now - self._last_error_event.get(kind, -1e9) < self.settings.error_event_interval:
+            return
+        self._last_error_event[kind] = now
+        log.warning("session %s: %s", self.stream_id, message)
+        self._events_q.put(events.error(message, kind))
+
+    async def _heartbeat(self) -> None:
+        while True:
+            self._events_q.put(events.heartbeat(self.request.urls(), self.width, self.height, self.fps_stats()))
+            await asyncio.sleep(self.settings.heartbeat_interval)
+
+    async def _write_events(self) -> None:
+        publisher = trickle.JsonPublisher(self.request.events_url)
+        try:
+            while (event := await self._events_q.get()) is not CLOSED:
+                try:
+                    await publisher.send(event)
+                except trickle.TrickleError as exc:
+                    self.metrics.errors.labels("events").inc()
+                    log.info("session %s: event not delivered: %s", self.stream_id, exc)
+        finally:
+            await publisher.close(delete=False)
+
+    def _data_from_processor(self, data: Any) -> None:
+        """Called by the processor (any thread) to publish a data item."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            loop.call_soon_threadsafe(self._data_q.put, data)
+        except RuntimeError:
+            pass
+
+    async def _write_data(self) -> None:
+        """JSON lines on the data channel, batched like pytrickle ``client.py`` (every 333 ms, keepalive 25 s)."""
+        publisher = trickle.Publisher(self.request.data_url, mime_type="application/jsonl")
+        last_sent = time.monotonic()
+        try:
+            while True:
+                await asyncio.sleep(self.settings.data_interval)
+                lines = []
+                while len(self._data_q):
+                    item = await self._data_q.get()
+                    lines.append(item if isinstance(item, str) else json.dumps(item, default=str))
+                if not lines and time.monotonic() - last_sent < self.settings.data_keepalive:
+                    continue
+                payload = "".join(line.rstrip("\n") + "\n" for line in lines) if lines else "[]\n"
+                try:
+                    async with publisher.segment() as writer:
+                        await writer.write(payload.encode())
+                    last_sent = time.monotonic()
+                except trickle.TrickleError as exc:
+                    self.metrics.errors.labels("data").inc()
+                    log.info("session %s: data not delivered: %s", self.stream_id, exc)
+        finally:
+            await publisher.close(delete=False)
+
+    # -- reporting --------------------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "stream_id": self.stream_id,
+            "gateway_request_id": self.request_id,
+            "state": self.state.value,
+            "params": self.params,
+            "width": self.width,
+            "height": self.height,
+            "urls": self.request.urls(),
+            "fps": self.fps_stats(),
+            "segments_in": self.segments_in,
+            "segments_out": self.segments_out,
+            "frames_dropped": self.frames_dropped,
+            "last_error": self.last_error,
+            "started_at": self.started_at,
+            "uptime_s": round(time.time() - self.started_at, 1),
+        }
+
+
+def _close_encoder(encoder: SegmentEncoder, sink: BufferedSink) -> list[bytes | SegmentBoundary]:
+    encoder.close()
+    return sink.drain()
+
+
+def normalize_video_result(result: Any, frame: VideoFrame) -> Any:
+    """What a processor returned -> a frame to encode, or None to skip (pytrickle client.py semantics).
+
+    ``None`` and pytrickle's ``VideoProcessingResult.WITHHELD`` skip the frame; a bare tensor is taken as the
+    new image for this frame; anything frame-like (ours, or a real pytrickle ``VideoFrame``) is used as is.
+    """
+    if result is None or getattr(result, "value", None) == "withheld":
+        return None
+    if isinstance(result, torch.Tensor):
+        return frame.replace_tensor(result)
+    if is_video_frame(result):
+        return result
+    raise TypeError(f"process_video_async returned {type(result).__name__}, expected a VideoFrame or None")
+
+
+def normalize_audio_result(result: Any) -> list[Any]:
+    """``None`` drops the audio (pytrickle client.py); one frame or a list of frames pass on."""
+    if result is None:
+        return []
+    if isinstance(result, list | tuple):
+        return [f for f in result if f is not None]
+    return [result]

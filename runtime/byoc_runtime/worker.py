@@ -1,0 +1,164 @@
+"""The worker: a processor pool, the sessions using it, and the health the REST layer reports.
+
+Everything the HTTP handlers do goes through here, so the same worker can be driven by the aiohttp app,
+the pytrickle ``StreamServer`` shim, or a test directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+from typing import Any
+
+import torch
+
+from .api.schema import StreamStartRequest
+from .capacity import SessionTable, StartRefused
+from .config import RuntimeConfig
+from .media.encode import EncoderSettings, encoder_available
+from .metrics import Metrics
+from .processors.pool import PoolState, ProcessorPool
+from .session import Session, SessionSettings
+
+log = logging.getLogger(__name__)
+
+
+class Health(enum.StrEnum):
+    """pytrickle server.py ``/health``: LOADING until the model is loaded, IDLE with no stream, OK streaming."""
+
+    LOADING = "LOADING"
+    IDLE = "IDLE"
+    OK = "OK"
+    ERROR = "ERROR"
+
+
+def session_settings(config: RuntimeConfig) -> SessionSettings:
+    cuda = torch.cuda.is_available()
+    device = {"cpu": None, "cuda": torch.device("cuda"), "auto": torch.device("cuda") if cuda else None}[
+        config.frame_device
+    ]
+    hardware = config.hw_codecs == "auto" and cuda
+    video_codec = "h264_nvenc" if hardware and encoder_available("h264_nvenc") else "libx264"
+    return SessionSettings(
+        encoder=EncoderSettings(video_codec=video_codec, gop_seconds=config.gop_seconds, preset=config.x264_preset),
+        max_framerate=config.max_framerate,
+        frame_device=device,
+        hw_decode=hardware,
+        processor_timeout=config.processor_timeout,
+        heartbeat_interval=config.heartbeat_interval,
+        interpolation=config.scale_interpolation,
+    )
+
+
+class Worker:
+    def __init__(
+        self,
+        config: RuntimeConfig,
+        pool: ProcessorPool,
+        metrics: Metrics | None = None,
+        settings: SessionSettings | None = None,
+    ) -> None:
+        self.config = config
+        self.pool = pool
+        self.metrics = metrics or Metrics()
+        self.settings = settings or session_settings(config)
+        self.sessions: SessionTable[Session] = SessionTable(pool.size)
+        self._load_task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Begin loading processors in the background (``/health`` says LOADING meanwhile)."""
+        self.metrics.capacity.set(self.pool.size)
+        self._load_task = asyncio.create_task(self.pool.start())
+
+    @property
+    def health(self) -> Health:
+        if self.pool.state is PoolState.ERROR:
+            return Health.ERROR
+        if len(self.sessions):
+            return Health.OK
+        if self.pool.state is PoolState.LOADING:
+            return Health.LOADING
+        return Health.IDLE
+
+    async def start_session(self, request: StreamStartRequest, stream_id: str | None = None) -> tuple[Session, bool]:
+        """Start a session, or return the running one with the same ``gateway_request_id`` (created=False)."""
+        existing = self.sessions.get(request.gateway_request_id)
+        if existing is not None and existing.active:
+            return existing, False
+        if self.pool.state is PoolState.LOADING and not await self.pool.wait_loaded(self.config.start_wait):
+            self.metrics.sessions_rejected.labels("loading").inc()
+            raise StartRefused("Pipeline is still initializing. Please wait for IDLE status.", "loading")
+        existing = self.sessions.get(request.gateway_request_id)  # a twin request may have won meanwhile
+        if existing is not None and existing.active:
+            return existing, False
+        if existing is not None:
+            await existing.wait()
+        if self.sessions.room <= 0:
+            self.metrics.sessions_rejected.labels("capacity").inc()
+            raise StartRefused(f"at capacity ({len(self.sessions)}/{self.sessions.capacity} sessions)", "capacity")
+        host = self.pool.acquire()
+        if host is None:
+            reason = "error" if self.pool.state is PoolState.ERROR else "capacity"
+            self.metrics.sessions_rejected.labels(reason).inc()
+            detail = f": {self.pool.error}" if self.pool.error else ""
+            raise StartRefused(f"no processor instance available{detail}", reason)
+        session = Session(
+            request,
+            stream_id or request.gateway_request_id,
+            host,
+            self.settings,
+            self.metrics,
+            default_params=self.config.params,
+            on_end=self._session_ended,
+        )
+        self.sessions.add(session)
+        session.start()
+        self.metrics.sessions_started.inc()
+        self.metrics.sessions_active.set(len(self.sessions))
+        log.info("session %s started (%d/%d)", session.stream_id, len(self.sessions), self.sessions.capacity)
+        return session, True
+
+    def _session_ended(self, session: Session) -> None:
+        self.sessions.remove(session)
+        self.pool.release(session.host, healthy=session.host_healthy)
+        self.metrics.sessions_active.set(len(self.sessions))
+
+    def find(self, key: str | None) -> Session | None:
+        """The session named by ``key`` (request or stream id); with no key, the only session if just one."""
+        if key:
+            return self.sessions.get(key)
+        running = list(self.sessions)
+        return running[0] if len(running) == 1 else None
+
+    def status(self) -> dict[str, Any]:
+        sessions = [s.status() for s in self.sessions]
+        first = sessions[0] if sessions else None
+        health = self.health
+        return {
+            "state": health.value,
+            "pipeline_ready": self.pool.state is PoolState.READY,
+            "startup_complete": self.pool.state is not PoolState.LOADING,
+            "active_streams": len(sessions),
+            "capacity": self.sessions.capacity,
+            "client_active": bool(sessions),
+            "error_message": self.pool.error,
+            "fps": first["fps"] if first else {},
+            "current_params": (
+                {
+                    "subscribe_url": first["urls"]["subscribe"],
+                    "publish_url": first["urls"]["publish"],
+                    "gateway_request_id": first["gateway_request_id"],
+                }
+                if first
+                else None
+            ),
+            "sessions": sessions,
+        }
+
+    async def close(self) -> None:
+        await asyncio.gather(*(s.stop("worker shutting down") for s in self.sessions), return_exceptions=True)
+        if self._load_task is not None:
+            self._load_task.cancel()
+            await asyncio.gather(self._load_task, return_exceptions=True)
+        await self.pool.close()
