@@ -1,0 +1,3 @@
+module byoc.local/trickleserver
+
+go 1.22
