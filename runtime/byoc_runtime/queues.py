@@ -90,3 +90,34 @@ class DropQueue(Generic[T]):
 
     def clear(self) -> None:
         self._items.clear()
+
+
+class Pacer:
+    """A jitter buffer: when to hand a frame on, so that frames arriving in bursts are released at the pace
+    of their timestamps instead of all at once.
+
+    Input that arrives paced (a gateway streaming each segment's bytes as they are produced) passes with no
+    added delay. Input delivered a whole segment at a time would otherwise reach the drop-oldest video queue
+    in one burst and lose most of the segment; here the release time is ``pts + offset`` with ``offset`` the
+    largest arrival lag (arrival - pts) seen over the last ``window`` seconds, i.e. the playout delay adapts
+    to the input's jitter. A lag that moves by more than ``max_hold`` seconds at once (a timestamp jump or a
+    long stall) re-anchors instead of holding frames for that long.
+    """
+
+    def __init__(self, window: float = 5.0, max_hold: float = 2.0) -> None:
+        self.window = window
+        self.max_hold = max_hold
+        self._lags: deque[tuple[float, float]] = deque()  # (arrival, lag), lags decreasing
+
+    def release_at(self, pts: float, arrival: float) -> float:
+        """Wall-clock (same clock as ``arrival``) at which the frame with timestamp ``pts`` (seconds) is due."""
+        lag = arrival - pts
+        lags = self._lags
+        if lags and abs(lag - lags[0][1]) > self.max_hold:
+            lags.clear()  # timestamps jumped or input stalled: start over from this frame
+        while lags and lags[-1][1] <= lag:
+            lags.pop()  # keep a monotonic deque for the sliding-window maximum
+        lags.append((arrival, lag))
+        while lags[0][0] < arrival - self.window:
+            lags.popleft()
+        return pts + lags[0][1]

@@ -42,7 +42,7 @@ from .media.encode import BufferedSink, EncoderSettings, SegmentBoundary, Segmen
 from .metrics import Metrics, RateMeter
 from .processors.base import FrameProcessor
 from .processors.host import ProcessorHost, ProcessorTimeout
-from .queues import CLOSED, DropQueue
+from .queues import CLOSED, DropQueue, Pacer
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +132,8 @@ class Session:
         self._producers_left = 2
         self._readers: set[SegmentReader] = set()
         self._bad_segments = 0
+        self._pacer = Pacer()
+        self._last_release = 0.0  # loop time the last paced frame is due
         self._last_error_event: dict[str, float] = {}
         self._decode_pool = ThreadPoolExecutor(1, thread_name_prefix=f"decode-{stream_id[:16]}")
         self._encode_pool = ThreadPoolExecutor(1, thread_name_prefix=f"encode-{stream_id[:16]}")
@@ -270,6 +272,8 @@ class Session:
             if not self.request.subscribe_url:
                 await asyncio.Event().wait()  # no input channel: idle until stopped
             await self._read_input(self.request.subscribe_url)
+            # Frames still held by the pacer are due shortly; let them through before closing.
+            await asyncio.sleep(max(0.0, self._last_release - asyncio.get_running_loop().time()) + 0.01)
         finally:
             self._video_q.close()
             self._audio_q.close()
@@ -330,16 +334,25 @@ class Session:
                 if not self._limiter.accept(float(frame.pts * frame.time_base)):
                     self.metrics.frames_dropped.labels("video", "framerate").inc()
                     return
-                loop.call_soon_threadsafe(self._enqueue_video, frame, now)
+                loop.call_soon_threadsafe(self._pace_video, frame, now)
             else:
                 self._input_has_audio = True
                 loop.call_soon_threadsafe(self._enqueue_audio, frame, now)
         except RuntimeError:
             pass  # loop closed during shutdown
 
-    def _enqueue_video(self, frame: av.VideoFrame, decoded_at: float) -> None:
+    def _pace_video(self, frame: av.VideoFrame, decoded_at: float) -> None:
         self.metrics.frames_in.labels("video").inc()
         self.fps["ingress_video"].tick()
+        loop = asyncio.get_running_loop()
+        due = self._pacer.release_at(float(frame.pts * frame.time_base), decoded_at)
+        self._last_release = max(self._last_release, due)
+        if due <= loop.time():
+            self._enqueue_video(frame, decoded_at)
+        else:
+            loop.call_at(due, self._enqueue_video, frame, decoded_at)
+
+    def _enqueue_video(self, frame: av.VideoFrame, decoded_at: float) -> None:
         if self._video_q.put((frame, decoded_at)) is not None:
             self.frames_dropped += 1
             self.metrics.frames_dropped.labels("video", "processing_behind").inc()

@@ -30,7 +30,7 @@ AUDIO_RATE = 48_000
 AUDIO_TIME_BASE = Fraction(1, AUDIO_RATE)
 # Audio is held back until video has caught up to it, so both land in the same segment; this much audio
 # (in seconds) is the most we hold before giving up on video and releasing it anyway.
-MAX_AUDIO_HOLD = 1.0
+MAX_AUDIO_HOLD = 2.0
 # Audio may run this far ahead of the last video frame and still be released.
 AUDIO_LEAD = 0.1
 # A timestamp jump larger than this (seconds) is treated as a discontinuity in the input.
