@@ -247,8 +247,8 @@ class Rollout(Model):
     model_config = ConfigDict(
         json_schema_extra=validations(
             rule(
-                "!(self.maxSurge == 0 && self.maxUnavailable == 0) && "
-                "!(self.maxSurge == '0%' && self.maxUnavailable == '0%')",
+                "!(has(self.maxSurge) && has(self.maxUnavailable) && string(self.maxSurge) in ['0', '0%'] "
+                "&& string(self.maxUnavailable) in ['0', '0%'])",
                 "rollout.maxSurge and rollout.maxUnavailable cannot both be 0: the rollout could never progress",
             )
         )

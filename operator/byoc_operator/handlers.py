@@ -85,12 +85,12 @@ async def _resync(reconciler: Reconciler, period: float) -> None:
 
 
 @kopf.on.event(api.GROUP, api.VERSION, api.PLURAL)
-def worker_event(namespace: str, name: str, memo: kopf.Memo, **kwargs: Any) -> None:
+async def worker_event(namespace: str, name: str, memo: kopf.Memo, **kwargs: Any) -> None:
     _reconciler(memo, kwargs).trigger((namespace, name))
 
 
 @kopf.on.event("apps", "v1", "deployments", **CHILD_FILTER)
 @kopf.on.event("v1", "services", **CHILD_FILTER)
 @kopf.on.event("v1", "pods", **CHILD_FILTER)
-def child_event(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
+async def child_event(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
     _reconciler(memo, kwargs).trigger(_worker_key(body))
