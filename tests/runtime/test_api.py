@@ -1,0 +1,194 @@
+"""The REST contract over real HTTP (sessions here have no trickle URLs, so they idle until stopped)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from byoc_runtime.processors.builtin import PassthroughProcessor
+
+from .support import running_worker, unique
+
+JSON = {"Content-Type": "application/json"}
+
+
+def start_body(request_id: str | None = None, **extra) -> dict:
+    return {"gateway_request_id": request_id or unique("req"), **extra}
+
+
+async def test_health_goes_loading_idle_ok_idle() -> None:
+    release = asyncio.Event()
+
+    class SlowLoad(PassthroughProcessor):
+        async def load_model(self, **kwargs) -> None:
+            while not release.is_set():
+                await asyncio.sleep(0.01)
+
+    async with running_worker(SlowLoad, start_wait=0) as rt:
+        assert (await rt.get("/health"))[1]["status"] == "LOADING"
+        status, body = await rt.post("/stream/start", json=start_body())
+        assert status == 503 and body["reason"] == "loading" and body["current_state"] == "LOADING"
+        release.set()
+        await rt.wait_health("IDLE")
+        status, body = await rt.post("/stream/start", json=start_body("a"))
+        assert status == 200 and body["status"] == "success"
+        assert (await rt.get("/health"))[1]["status"] == "OK"
+        assert (await rt.post("/stream/stop", headers={"X-Stream-Id": "a"}))[0] == 200
+        await rt.wait_health("IDLE", 5)
+
+
+async def test_health_error_when_model_fails_to_load() -> None:
+    class Broken(PassthroughProcessor):
+        async def load_model(self, **kwargs) -> None:
+            raise RuntimeError("no weights")
+
+    async with running_worker(Broken) as rt:
+        await rt.wait_health("ERROR")
+        status, body = await rt.post("/stream/start", json=start_body())
+        assert status == 503 and "no weights" in body["message"]
+
+
+@pytest.mark.parametrize("prefix", ["", "/api"])
+async def test_routes_at_root_and_under_api(prefix: str) -> None:
+    async with running_worker(capability_name="cap-x") as rt:
+        await rt.wait_health("IDLE")
+        assert (await rt.get(f"{prefix}/health"))[0] == 200
+        status, version = await rt.get(f"{prefix}/version")
+        assert status == 200 and version["model_id"] == "cap-x" and version["pipeline"] == "byoc"
+        status, info = await rt.get(f"{prefix}/hardware/info")
+        assert status == 200 and "gpu_info" in info
+        status, stats = await rt.get(f"{prefix}/hardware/stats")
+        assert status == 200 and "gpu_stats" in stats
+        status, body = await rt.post(f"{prefix}/stream/start", json=start_body("p"))
+        assert status == 200
+        status, state = await rt.get(f"{prefix}/stream/status")
+        assert state["active_streams"] == 1 and state["pipeline_ready"] and state["state"] == "OK"
+        assert (await rt.post(f"{prefix}/stream/params", json={"strength": 1}))[0] == 200
+        assert (await rt.post(f"{prefix}/stream/stop"))[0] == 200
+
+
+async def test_live_video_to_video_alias_starts_a_stream() -> None:
+    async with running_worker() as rt:
+        await rt.wait_health("IDLE")
+        status, body = await rt.post("/live-video-to-video", json=start_body("alias"))
+        assert status == 200 and body["request_id"] == "alias"
+
+
+async def test_bad_requests_get_json_reasons() -> None:
+    async with running_worker() as rt:
+        await rt.wait_health("IDLE")
+        status, body = await rt.post("/stream/start", data="gateway_request_id=x")
+        assert status == 400 and "Content-Type" in body["message"]
+        status, body = await rt.post("/stream/start", data="{not json", headers=JSON)
+        assert status == 400 and "JSON" in body["message"]
+        status, body = await rt.post("/stream/start", data="[1, 2]", headers=JSON)
+        assert status == 400
+        status, body = await rt.post("/stream/start", json={"params": {"width": 512, "height": 512}})
+        assert status == 422 and body["errors"][0]["field"] == "gateway_request_id"
+        status, body = await rt.post("/stream/start", json=start_body(params={"width": 512}))
+        assert status == 422 and "width and height" in body["message"]
+        status, body = await rt.post("/stream/start", json=start_body(params={"max_framerate": 100}))
+        assert status == 422 and body["errors"][0]["field"] == "params.max_framerate"
+        status, body = await rt.get("/no/such/route")
+        assert status == 404 and body["status"] == "error"
+
+
+async def test_stream_routes_need_a_stream() -> None:
+    async with running_worker() as rt:
+        await rt.wait_health("IDLE")
+        status, body = await rt.post("/stream/stop")
+        assert status == 400 and body["message"] == "No active stream"
+        status, _ = await rt.post("/stream/params", json={"x": 1})
+        assert status == 400
+
+
+async def test_capacity_and_idempotent_start() -> None:
+    async with running_worker(capacity=2) as rt:
+        await rt.wait_health("IDLE")
+        assert (await rt.post("/stream/start", json=start_body("one")))[0] == 200
+        status, again = await rt.post("/stream/start", json=start_body("one"))
+        assert status == 200 and again["message"] == "Stream already running"
+        assert (await rt.post("/stream/start", json=start_body("two")))[0] == 200
+        status, full = await rt.post("/stream/start", json=start_body("three"))
+        assert status == 503 and full["reason"] == "capacity" and full["capacity"] == 2
+        assert (await rt.get("/health"))[1]["available"] == 0
+        # Idempotency holds at capacity too.
+        assert (await rt.post("/stream/start", json=start_body("two")))[0] == 200
+        # Several streams: which one is meant must be said.
+        status, body = await rt.post("/stream/stop")
+        assert status == 400 and "X-Stream-Id" in body["message"]
+        status, _ = await rt.post("/stream/stop", headers={"X-Stream-Id": "nope"})
+        assert status == 404
+        assert (await rt.post("/stream/stop", headers={"X-Stream-Id": "one"}, data="stream ended"))[0] == 200
+        assert (await rt.post("/stream/start", json=start_body("three")))[0] == 200
+        _, metrics = await rt.get("/metrics")
+        assert 'byoc_sessions_rejected_total{reason="capacity"} 1.0' in metrics
+        assert "byoc_sessions_active 2.0" in metrics
+
+
+async def test_concurrent_duplicate_starts_make_one_session() -> None:
+    async with running_worker(capacity=3) as rt:
+        await rt.wait_health("IDLE")
+        results = await asyncio.gather(*(rt.post("/stream/start", json=start_body("dup")) for _ in range(5)))
+        assert all(status == 200 for status, _ in results)
+        assert len(rt.worker.sessions) == 1
+
+
+async def test_stream_id_header_names_the_session() -> None:
+    async with running_worker(capacity=2) as rt:
+        await rt.wait_health("IDLE")
+        await rt.post("/stream/start", json=start_body("g1"), headers={"X-Stream-Id": "stream-1"})
+        await rt.post("/stream/start", json=start_body("g2"), headers={"X-Stream-Id": "stream-2"})
+        status, one = await rt.get("/stream/status", headers={"X-Stream-Id": "stream-1"})
+        assert status == 200 and one["gateway_request_id"] == "g1" and one["stream_id"] == "stream-1"
+        status, body = await rt.post(
+            "/stream/params", json={"width": "256", "height": 128}, headers={"X-Stream-Id": "stream-2"}
+        )
+        assert status == 200 and body["params"] == {"width": 256, "height": 128}
+        _, two = await rt.get("/stream/status?stream_id=g2")
+        assert (two["width"], two["height"]) == (256, 128)
+        status, body = await rt.post(
+            "/stream/params", json={"width": 5, "height": "tall"}, headers={"X-Stream-Id": "stream-2"}
+        )
+        assert status == 422 and body["errors"][0]["field"] == "height"
+        status, body = await rt.post("/stream/stop", json={"gateway_request_id": "g1"})
+        assert status == 200 and len(rt.worker.sessions) == 1
+
+
+async def test_bearer_token() -> None:
+    async with running_worker(token="s3cret") as rt:
+        await rt.wait_health("IDLE")  # probes stay open
+        assert (await rt.get("/metrics"))[0] == 200
+        status, body = await rt.post("/stream/start", json=start_body("t"))
+        assert status == 401 and body["status"] == "error"
+        status, _ = await rt.post("/stream/start", json=start_body("t"), headers={"Authorization": "Bearer nope"})
+        assert status == 401
+        status, _ = await rt.post("/stream/start", json=start_body("t"), headers={"Authorization": "Bearer s3cret"})
+        assert status == 200
+        assert (await rt.get("/api/stream/status"))[0] == 401
+
+
+async def test_params_reach_the_processor_and_processor_errors_are_500() -> None:
+    seen: list[dict] = []
+
+    class Recorder(PassthroughProcessor):
+        async def update_params(self, params: dict) -> None:
+            if params.get("explode"):
+                raise ValueError("boom")
+            seen.append(params)
+
+    async with running_worker(Recorder) as rt:
+        await rt.wait_health("IDLE")
+        await rt.post("/stream/start", json=start_body("pp"))
+        assert (await rt.post("/stream/params", json={"prompt": "a cat", "max_framerate": "12"}))[0] == 200
+        assert seen == [{"prompt": "a cat", "max_framerate": 12}]
+        status, body = await rt.post("/stream/params", json={"explode": True})
+        assert status == 500 and "boom" in body["message"]
+
+
+async def test_metrics_exposition() -> None:
+    async with running_worker() as rt:
+        status, text = await rt.get("/metrics")
+        assert status == 200
+        for name in ("byoc_sessions_active", "byoc_frames_in_total", "byoc_stage_seconds", "byoc_errors_total"):
+            assert name in text or name.replace("_total", "") in text
