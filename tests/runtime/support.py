@@ -45,7 +45,7 @@ class RunningWorker:
 
     async def wait_health(self, status: str, limit_s: float = 30.0) -> None:
         async with asyncio.timeout(limit_s):
-            while (await self.get("/health"))[1]["status"] != status:
+            while (await self.get("/health"))[1]["status"] != status:  # noqa: ASYNC110 (polling HTTP)
                 await asyncio.sleep(0.05)
 
 

@@ -21,8 +21,7 @@ async def test_health_goes_loading_idle_ok_idle() -> None:
 
     class SlowLoad(PassthroughProcessor):
         async def load_model(self, **kwargs) -> None:
-            while not release.is_set():
-                await asyncio.sleep(0.01)
+            await release.wait()
 
     async with running_worker(SlowLoad, start_wait=0) as rt:
         assert (await rt.get("/health"))[1]["status"] == "LOADING"
@@ -59,7 +58,7 @@ async def test_routes_at_root_and_under_api(prefix: str) -> None:
         assert status == 200 and "gpu_info" in info
         status, stats = await rt.get(f"{prefix}/hardware/stats")
         assert status == 200 and "gpu_stats" in stats
-        status, body = await rt.post(f"{prefix}/stream/start", json=start_body("p"))
+        status, _ = await rt.post(f"{prefix}/stream/start", json=start_body("p"))
         assert status == 200
         status, state = await rt.get(f"{prefix}/stream/status")
         assert state["active_streams"] == 1 and state["pipeline_ready"] and state["state"] == "OK"

@@ -131,7 +131,7 @@ async def test_host_runs_processor_on_its_own_thread() -> None:
 async def test_host_times_out_a_stuck_processor_without_blocking_the_loop() -> None:
     class Stuck(PassthroughProcessor):
         async def process_video_async(self, f):
-            time.sleep(1.0)  # synchronous work, as many processors do
+            time.sleep(1.0)  # noqa: ASYNC251 (synchronous work, as many processors do)
             return f
 
     host = ProcessorHost(Stuck, name="stuck")
