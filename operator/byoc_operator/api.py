@@ -241,6 +241,64 @@ class OrchestratorRef(Model):
         description="Orchestrator base URL, e.g. 'https://orch-0.example:8935'.",
     )
     secret_ref: SecretKeyRef = Field(description="Secret holding the orchestrator secret (-orchSecret).")
+    tls: OrchestratorTLS | None = Field(default=None, description="How to trust the orchestrator's certificate.")
+
+
+class OrchestratorTLS(Model):
+    """Orchestrators serve HTTPS with a self-signed certificate by default: trust a CA bundle, or opt out."""
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            rule(
+                "!(has(self.caBundleSecretRef) && has(self.insecureSkipVerify) && self.insecureSkipVerify)",
+                "tls: set either caBundleSecretRef or insecureSkipVerify, not both",
+            )
+        )
+    )
+
+    ca_bundle_secret_ref: SecretKeyRef | None = Field(
+        default=None, description="Secret key holding PEM CA certificates to verify the orchestrator with."
+    )
+    insecure_skip_verify: bool = Field(
+        default=False, description="Do not verify the orchestrator's certificate (self-signed, no CA at hand)."
+    )
+
+
+class LabelSelector(Model):
+    match_labels: dict[str, str] = Field(description="Labels the selected objects must all carry.")
+
+
+class Registration(Model):
+    """How the worker is announced to orchestrators (see protocols: BYOC capability registration or Live Runner)."""
+
+    protocol: Literal["byoc", "live-runner"] = Field(
+        default="byoc",
+        description="'byoc': one router URL registered per capability with POST /capability/register. "
+        "'live-runner': each pod registered as a runner (go-livepeer v0.9+).",
+    )
+    live_runner_mode: Literal["dynamic", "static"] = Field(
+        default="dynamic",
+        description="Live Runner only. 'dynamic': each pod heartbeats to the orchestrators. "
+        "'static': a runners.json ConfigMap for orchestrators started with -liveRunnerConfig.",
+    )
+    orchestrator_selector: LabelSelector | None = Field(
+        default=None,
+        description="Also register with every orchestrator described by a Secret in this namespace carrying these "
+        "labels (keys 'url' and 'secret', optional 'ca.crt'), so a fleet that grows or shrinks is picked up.",
+    )
+    advertise_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^\s/]+(/[^\s]*)?$",
+        max_length=2048,
+        description="URL orchestrators reach this worker at (default: the in-cluster router Service URL).",
+    )
+    refresh_seconds: int = Field(
+        default=60,
+        ge=5,
+        le=3600,
+        description="Re-register this often even when nothing changed (orchestrators "
+        "have no health checks, so this is their only recovery).",
+    )
 
 
 class Rollout(Model):
@@ -295,6 +353,7 @@ class BYOCWorkerSpec(Model):
     orchestrators: list[OrchestratorRef] | None = Field(
         default=None, max_length=64, description="Orchestrators to register this worker with."
     )
+    registration: Registration = Field(default_factory=Registration, description="How orchestrators learn of it.")
     rollout: Rollout = Field(default_factory=Rollout, description="Rolling-update limits.")
     image_pull_secrets: list[str] | None = Field(default=None, description="Secrets for pulling the worker image.")
     pod_labels: dict[str, str] | None = Field(
