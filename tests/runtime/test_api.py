@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import pytest
 from byoc_runtime.processors.builtin import PassthroughProcessor
@@ -17,11 +18,11 @@ def start_body(request_id: str | None = None, **extra) -> dict:
 
 
 async def test_health_goes_loading_idle_ok_idle() -> None:
-    release = asyncio.Event()
+    release = threading.Event()  # set from the test's loop, awaited on the processor's own loop
 
     class SlowLoad(PassthroughProcessor):
         async def load_model(self, **kwargs) -> None:
-            await release.wait()
+            await asyncio.to_thread(release.wait, 30)
 
     async with running_worker(SlowLoad, start_wait=0) as rt:
         assert (await rt.get("/health"))[1]["status"] == "LOADING"
