@@ -28,7 +28,7 @@ from byoc_operator.drift import contains
 from byoc_operator.index import Key, first
 from byoc_operator.render import Worker, render_deployment, render_service
 from byoc_operator.render.worker import FIELD_MANAGER
-from byoc_operator.status import compute_status, transitions
+from byoc_operator.status import compute_status, invalid_spec_status, transitions
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +159,7 @@ class Reconciler:
             worker = Worker.from_body(body, self.runtime_image)
         except pydantic.ValidationError as exc:
             # The API server's schema should have refused this; report it rather than crash.
-            await self._write_status(key, body, self._error_status(body, spec_error_message(exc)))
+            await self._write_status(key, body, invalid_spec_status(body, spec_error_message(exc), self._clock()))
             return
 
         error = None
@@ -201,33 +201,6 @@ class Reconciler:
         self.stats.add("apply")
         await self.client.apply(codecs.from_dict(desired), field_manager=FIELD_MANAGER, force=True)
         self._applied[ref] = (want, time.monotonic())
-
-    def _error_status(self, body: dict[str, Any], message: str) -> dict[str, Any]:
-        now = self._clock()
-        generation = int(body["metadata"].get("generation", 0))
-        previous = {c["type"]: c for c in (body.get("status") or {}).get("conditions") or []}
-
-        def cond(type_: str, status: str, reason: str) -> dict[str, Any]:
-            same = previous.get(type_, {}).get("status") == status
-            since = previous[type_].get("lastTransitionTime") if same else None
-            return {
-                "type": type_,
-                "status": status,
-                "reason": reason,
-                "message": message,
-                "lastTransitionTime": since or now,
-                "observedGeneration": generation,
-            }
-
-        return {
-            **(body.get("status") or {}),
-            "observedGeneration": generation,
-            "conditions": [
-                cond("Ready", "False", "InvalidSpec"),
-                cond("Progressing", "False", "InvalidSpec"),
-                cond("Degraded", "True", "InvalidSpec"),
-            ],
-        }
 
     async def _write_status(self, key: Key, body: dict[str, Any], status: dict[str, Any]) -> None:
         current = body.get("status") or {}

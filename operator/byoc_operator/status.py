@@ -191,6 +191,22 @@ def compute_status(
     return status
 
 
+def invalid_spec_status(body: dict[str, Any], message: str, now: str) -> dict[str, Any]:
+    """Status for an object whose spec the operator cannot parse (the CRD schema should have refused it)."""
+    previous = body.get("status") or {}
+    old = {c["type"]: c for c in previous.get("conditions") or [] if "type" in c}
+    generation = int(body["metadata"].get("generation", 0))
+    return {
+        **previous,
+        "observedGeneration": generation,
+        "conditions": [
+            condition(READY, False, "InvalidSpec", message, generation, old, now),
+            condition(PROGRESSING, False, "InvalidSpec", message, generation, old, now),
+            condition(DEGRADED, True, "InvalidSpec", message, generation, old, now),
+        ],
+    }
+
+
 def transitions(before: dict[str, Any] | None, after: dict[str, Any]) -> list[tuple[str, str, str]]:
     """(event type, reason, message) for each condition whose status or reason changed: what deserves an Event."""
     old = {c["type"]: c for c in (before or {}).get("conditions") or []}

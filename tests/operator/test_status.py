@@ -165,3 +165,14 @@ def test_terminating_pods_are_ignored_for_problems() -> None:
     s = compute_status(worker(), deployment(2), [ready_pod("a"), ready_pod("b"), gone], None, NOW)
     assert conds(s)["Ready"]["status"] == "True"
     assert pod_problem(gone) is not None
+
+
+def test_invalid_spec_is_degraded_with_the_message() -> None:
+    from byoc_operator.status import invalid_spec_status
+
+    body = {"metadata": {"generation": 7}, "status": {"capacity": 2}}
+    s = invalid_spec_status(body, "invalid spec: spec.gpu.count: bad", NOW)
+    c = conds(s)
+    assert c["Degraded"]["status"] == "True" and c["Degraded"]["reason"] == "InvalidSpec"
+    assert c["Ready"]["status"] == "False" and "spec.gpu.count" in c["Ready"]["message"]
+    assert s["observedGeneration"] == 7 and s["capacity"] == 2
