@@ -43,27 +43,16 @@ def resources(spec: api.BYOCWorkerSpec) -> dict[str, Any]:
 def probes(probe: api.Probes) -> dict[str, Any]:
     """Readiness and liveness only start after the startup probe passes, so a model that takes
     many minutes to load is neither killed nor sent traffic before it is ready."""
-    http = {"path": probe.path, "port": "http"}
-    period = probe.period_seconds
+    check = {
+        "httpGet": {"path": probe.path, "port": "http"},
+        "periodSeconds": probe.period_seconds,
+        "timeoutSeconds": 5,
+    }
+    startup_failures = max(1, math.ceil(probe.startup_timeout_seconds / probe.period_seconds))
     return {
-        "startupProbe": {
-            "httpGet": http,
-            "periodSeconds": period,
-            "timeoutSeconds": 5,
-            "failureThreshold": max(1, math.ceil(probe.startup_timeout_seconds / period)),
-        },
-        "readinessProbe": {
-            "httpGet": http,
-            "periodSeconds": period,
-            "timeoutSeconds": 5,
-            "failureThreshold": probe.failure_threshold,
-        },
-        "livenessProbe": {
-            "httpGet": http,
-            "periodSeconds": period,
-            "timeoutSeconds": 5,
-            "failureThreshold": probe.failure_threshold,
-        },
+        "startupProbe": {**check, "failureThreshold": startup_failures},
+        "readinessProbe": {**check, "failureThreshold": probe.failure_threshold},
+        "livenessProbe": {**check, "failureThreshold": probe.failure_threshold},
     }
 
 
