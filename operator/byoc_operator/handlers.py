@@ -46,7 +46,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     reconciler: Reconciler = memo.reconciler
-    await reconciler.client.close()
+    await reconciler.close()
 
 
 @kopf.index(api.GROUP, api.VERSION, api.PLURAL)

@@ -54,6 +54,22 @@ def spec_error_message(error: pydantic.ValidationError) -> str:
     return "invalid spec: " + "; ".join(parts)
 
 
+def revision(obj: dict[str, Any]) -> str:
+    """What changes when an object's desired state changes: generation where kept (spec edits only), else
+    the resourceVersion."""
+    meta = obj.get("metadata") or {}
+    return f"g{meta['generation']}" if meta.get("generation") else f"rv{meta.get('resourceVersion')}"
+
+
+@dataclass(frozen=True)
+class Applied:
+    """The last spec we applied to a child, and the child's revision right after."""
+
+    digest: str
+    revision: str
+    at: float
+
+
 @dataclass
 class Indexes:
     """The kopf indexes the reconciler reads from (bound on the first handler call)."""
@@ -101,8 +117,16 @@ class Reconciler:
         self._dirty: set[Key] = set()
         self._running: dict[Key, asyncio.Task[None]] = {}
         self._retries: dict[Key, int] = {}
-        self._applied: dict[tuple[str, str, str], tuple[str, float]] = {}
+        self._applied: dict[tuple[str, str, str], Applied] = {}
         self._written_status: dict[Key, dict[str, Any]] = {}
+
+    async def close(self) -> None:
+        """Stop queued and running reconciles, then the client (operator shutdown)."""
+        self._dirty.clear()
+        for task in list(self._running.values()):
+            task.cancel()
+        await asyncio.gather(*self._running.values(), return_exceptions=True)
+        await self.client.close()
 
     def bind(self, indexes: Indexes) -> None:
         self.indexes = indexes
@@ -194,13 +218,18 @@ class Reconciler:
             self._applied.pop(ref, None)
             return
         want = digest(desired)
-        recent = self._applied.get(ref)
-        if recent and recent[0] == want and time.monotonic() - recent[1] < APPLY_SETTLE_SECONDS:
-            return  # we just applied exactly this; the index has not caught up yet
+        applied = self._applied.get(ref)
+        if applied and applied.digest == want:
+            if live is None and time.monotonic() - applied.at < APPLY_SETTLE_SECONDS:
+                return  # we just created it; the index has not caught up yet
+            if live is not None and revision(live) == applied.revision:
+                # Nobody changed it since we applied this very spec: what differs is the API server's
+                # normalisation (dropped unknown fields, canonical quantities), not drift.
+                return
         log.info("applying %s %s/%s (%s)", kind, key[0], name, "create" if live is None else "drift or change")
         self.stats.add("apply")
-        await self.client.apply(codecs.from_dict(desired), field_manager=FIELD_MANAGER, force=True)
-        self._applied[ref] = (want, time.monotonic())
+        result = await self.client.apply(codecs.from_dict(desired), field_manager=FIELD_MANAGER, force=True)
+        self._applied[ref] = Applied(want, revision(result.to_dict()), time.monotonic())
 
     async def _write_status(self, key: Key, body: dict[str, Any], status: dict[str, Any]) -> None:
         current = body.get("status") or {}

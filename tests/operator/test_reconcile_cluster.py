@@ -212,7 +212,9 @@ def test_an_unreconcilable_object_is_degraded_and_others_carry_on(
     cluster: Any, kube: Client, namespace: str, operator: OperatorProcess
 ) -> None:
     # Passes the CRD schema (affinity is free-form) but the API server refuses the Deployment it renders.
-    bad = {"gpu": {"count": 0}, "scheduling": {"affinity": {"nodeAffinity": {"bogus": True}}}}
+    term = {"matchExpressions": [{"key": "zone", "operator": "Near", "values": ["a"]}]}
+    affinity = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [term]}}}
+    bad = {"gpu": {"count": 0}, "scheduling": {"affinity": affinity}}
     kubectl_apply(cluster, worker_manifest("bad", namespace, bad))
     kubectl_apply(cluster, worker_manifest("good", namespace, {"gpu": {"count": 0}}))
     c = wait_for(
