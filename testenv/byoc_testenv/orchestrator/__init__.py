@@ -1,0 +1,29 @@
+"""A test stand-in for a go-livepeer orchestrator: BYOC capabilities and Live Runners, over real HTTP.
+
+    async with TestOrchestrator.start(secret="s", trickle_base_url=trickle.base_url) as orch: ...  # in-process
+    with OrchestratorProcess.start(secret="s") as orch: ...                                       # subprocess
+    python -m byoc_testenv.orchestrator --port 0 --secret-file secret.txt                         # CLI
+
+Routes (each module names the upstream function it follows):
+  BYOC         POST /capability/register, POST /capability/unregister, GET /process/token
+  Live Runner  POST /runners/heartbeat, POST /runners/{id}/unregister, GET /discovery, POST /registerLiveRunners,
+               POST /apps/{route}/session, POST /apps/{route}/session/{sid}/stop, /apps/{route}/session/{sid}/app/...,
+               /apps/{route}/app/..., POST|DELETE /runner/{route}/session/{sid}/channels,
+               POST /runner/{route}/session/{sid}/stop
+  test-only    GET /_test/capabilities, GET /_test/live-runners,
+               POST /_test/byoc/stream/start|stop|params (a gateway's stream calls, unsigned)
+"""
+
+from .capabilities import Capability, CapabilityTable
+from .live_runners import LiveRunnerRegistry, go_duration
+from .process import OrchestratorProcess
+from .server import TestOrchestrator
+
+__all__ = [
+    "Capability",
+    "CapabilityTable",
+    "LiveRunnerRegistry",
+    "OrchestratorProcess",
+    "TestOrchestrator",
+    "go_duration",
+]

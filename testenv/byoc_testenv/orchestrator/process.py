@@ -1,0 +1,124 @@
+"""``OrchestratorProcess``: the test orchestrator in its own process, for end-to-end tests.
+
+    with OrchestratorProcess.start(secret="s3cret", trickle_base_url=trickle.base_url) as orch:
+        ...  # orch.url, orch.ca_file (with tls=True)
+
+The child exits when this process does (it watches its stdin), so a killed test run leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+
+
+class OrchestratorProcessError(RuntimeError):
+    pass
+
+
+class OrchestratorProcess:
+    def __init__(
+        self, proc: subprocess.Popen[bytes], url: str, ca_file: Path | None, log_path: Path, secret_file: Path
+    ):
+        self.proc = proc
+        self.url = url
+        self.ca_file = ca_file
+        self.log_path = log_path
+        self._secret_file = secret_file
+
+    @classmethod
+    def start(
+        cls,
+        *,
+        secret: str = "orch-secret",
+        trickle_base_url: str | None = None,
+        tls: bool = False,
+        heartbeat_interval: float = 5.0,
+        heartbeat_ttl: float = 20.0,
+        health_interval: float = 5.0,
+        health_timeout: float = 3.0,
+        extra_args: list[str] | None = None,
+        startup_timeout: float = 30.0,
+    ) -> OrchestratorProcess:
+        fd, secret_name = tempfile.mkstemp(prefix="orch-secret-")
+        os.write(fd, secret.encode())
+        os.close(fd)
+        fd, log_name = tempfile.mkstemp(prefix="test-orchestrator-", suffix=".log")
+        os.close(fd)
+        cmd = [
+            sys.executable, "-m", "byoc_testenv.orchestrator", "--port", "0", "--secret-file", secret_name,
+            "--exit-on-stdin-eof", "--heartbeat-interval", str(heartbeat_interval),
+            "--heartbeat-ttl", str(heartbeat_ttl), "--health-interval", str(health_interval),
+            "--health-timeout", str(health_timeout),
+        ]  # fmt: skip
+        if trickle_base_url:
+            cmd += ["--trickle-base-url", trickle_base_url]
+        if tls:
+            cmd.append("--tls")
+        cmd += extra_args or []
+        with open(log_name, "ab") as log:
+            proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log)
+        line = _read_line(proc, startup_timeout)
+        if not line.startswith("url="):
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            proc.wait()
+            Path(secret_name).unlink(missing_ok=True)
+            raise OrchestratorProcessError(f"test orchestrator did not start:\n{line}{Path(log_name).read_text()}")
+        fields = dict(part.split("=", 1) for part in line.split())
+        ca = Path(fields["ca"]) if "ca" in fields else None
+        return cls(proc, fields["url"], ca, Path(log_name), Path(secret_name))
+
+    def read_log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            if pipe is not None:
+                pipe.close()
+        self._secret_file.unlink(missing_ok=True)
+        if not os.environ.get("BYOC_TESTENV_KEEP_LOGS"):
+            self.log_path.unlink(missing_ok=True)
+
+    def __enter__(self) -> OrchestratorProcess:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def _read_line(proc: subprocess.Popen[bytes], timeout: float) -> str:
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout
+    data = b""
+    while not data.endswith(b"\n"):
+        left = deadline - time.monotonic()
+        if left <= 0 or proc.poll() is not None:
+            break
+        ready, _, _ = select.select([proc.stdout], [], [], min(left, 0.2))
+        if ready:
+            chunk = os.read(proc.stdout.fileno(), 4096)
+            if not chunk:
+                break
+            data += chunk
+    return data.decode(errors="replace")

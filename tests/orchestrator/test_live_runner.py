@@ -1,0 +1,271 @@
+"""Live Runner routes of the test orchestrator, against go-livepeer's documented behaviour (protocols.md 3b)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import aiohttp
+import pytest
+from byoc_testenv.orchestrator import TestOrchestrator, go_duration
+
+from .conftest import SECRET
+
+pytestmark = pytest.mark.trickle
+
+
+def runner_body(url: str, **extra: Any) -> dict[str, Any]:
+    return {"app": "live-video-to-video/cartoon", "runner_url": url, "capacity": 2, "mode": "persistent", **extra}
+
+
+async def heartbeat(http: aiohttp.ClientSession, orch: TestOrchestrator, body: dict, auth: str) -> tuple[int, Any]:
+    async with http.post(orch.url + "/runners/heartbeat", json=body, headers={"Authorization": auth}) as r:
+        return r.status, (await r.json() if r.status == 200 else await r.text())
+
+
+async def discovery(http: aiohttp.ClientSession, orch: TestOrchestrator) -> list[dict[str, Any]]:
+    async with http.get(orch.url + "/discovery") as r:
+        assert r.status == 200
+        (entry,) = await r.json()
+        assert entry["address"] == orch.url
+        return entry.get("runners", [])  # omitted when none is ready, as upstream
+
+
+async def reserve(http: aiohttp.ClientSession, orch: TestOrchestrator, route: str) -> tuple[int, Any]:
+    async with http.post(f"{orch.url}/apps/{route}/session") as r:
+        return r.status, (await r.json() if r.status == 200 else await r.text())
+
+
+async def wait_until(predicate, within: float = 3.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not await predicate():
+        assert loop.time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
+
+
+def test_go_durations():
+    assert [go_duration(s) for s in (5, 20, 0.5, 1.5, 90, 0.0001, 3600)] == [
+        "5s", "20s", "500ms", "1.5s", "1m30s", "100µs", "1h0m0s",
+    ]  # fmt: skip
+
+
+async def test_first_heartbeat_registers(http, orch):
+    status, reply = await heartbeat(http, orch, runner_body("http://127.0.0.1:1"), SECRET)
+    assert status == 200
+    assert reply["runner_id"].startswith("runner_") and reply["orchestrator"] == orch.url
+    assert (reply["heartbeat_interval"], reply["heartbeat_ttl"]) == ("100ms", "500ms")
+    assert reply["heartbeat_secret"] and reply["session_ids"] == []
+    assert reply["o2r"]["name"] == "o2r" and reply["o2r"]["url"].endswith("-o2r")
+    (listed,) = await discovery(http, orch)
+    assert listed["url"] == f"{orch.url}/apps/{reply['runner_id']}/session"
+    assert (listed["capacity"], listed["capacity_used"], listed["capacity_available"]) == (2, 0, 2)
+    assert "runner_url" not in json.dumps(listed)  # discovery never leaks the runner's address
+
+
+async def test_heartbeat_secrets(http, orch):
+    body = runner_body("http://127.0.0.1:1", runner_id="r1")
+    assert (await heartbeat(http, orch, body, "wrong"))[0] == 401
+    _, first = await heartbeat(http, orch, body, SECRET)
+    status, again = await heartbeat(http, orch, body, SECRET)  # the orch secret no longer works for r1
+    assert status == 401
+    status, again = await heartbeat(http, orch, {**body, "capacity": 3}, first["heartbeat_secret"])
+    assert status == 200 and "heartbeat_secret" not in again and "o2r" not in again
+    assert (await discovery(http, orch))[0]["capacity"] == 3
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [{"runner_url": "not-a-url"}, {"app": " x "}, {"status": "Ready"}, {"mode": "batch"}, {"capacity": -1}],
+)
+async def test_heartbeat_validation(http, orch, bad):
+    status, text = await heartbeat(http, orch, {**runner_body("http://127.0.0.1:1"), **bad}, SECRET)
+    assert status == 400, text
+
+
+async def test_ttl_expiry_and_secret_rotation(http, make_orch):
+    orch = await make_orch(heartbeat_interval=0.1, heartbeat_ttl=0.3)
+    body = runner_body("http://127.0.0.1:1", runner_id="r1")
+    _, first = await heartbeat(http, orch, body, SECRET)
+    await asyncio.sleep(0.45)  # silent past the TTL
+    assert await discovery(http, orch) == []
+    status, _ = await heartbeat(http, orch, body, first["heartbeat_secret"])
+    assert status in (401, 404)  # 404 until swept, then unknown: either way "register again"
+    await wait_until(lambda: _no_runner(orch, "r1"))
+    status, second = await heartbeat(http, orch, body, SECRET)
+    assert status == 200 and second["heartbeat_secret"] != first["heartbeat_secret"]
+    assert (await heartbeat(http, orch, body, first["heartbeat_secret"]))[0] == 401
+    assert (await heartbeat(http, orch, body, second["heartbeat_secret"]))[0] == 200
+    assert any(r["reason"] == "heartbeat timeout" for r in orch.live_runners.removed)
+
+
+async def _no_runner(orch: TestOrchestrator, runner_id: str) -> bool:
+    return runner_id not in orch.live_runners.runners
+
+
+async def test_unregister(http, orch):
+    _, reg = await heartbeat(http, orch, runner_body("http://127.0.0.1:1", runner_id="r1"), SECRET)
+    url = orch.url + "/runners/r1/unregister"
+    async with http.post(url, headers={"Authorization": SECRET}) as r:
+        assert r.status == 401  # needs the heartbeat secret
+    async with http.post(url, headers={"Authorization": reg["heartbeat_secret"]}) as r:
+        assert r.status == 204
+    async with http.post(url, headers={"Authorization": reg["heartbeat_secret"]}) as r:
+        assert r.status == 404
+    assert await discovery(http, orch) == []
+
+
+async def test_sessions_capacity_and_discovery(http, orch):
+    _, reg = await heartbeat(http, orch, runner_body("http://127.0.0.1:1", runner_id="r1"), SECRET)
+    s1 = await reserve(http, orch, "r1")
+    s2 = await reserve(http, orch, "r1")
+    assert s1[0] == s2[0] == 200
+    assert s1[1]["control_url"] == f"{orch.url}/apps/r1/session/{s1[1]['session_id']}"
+    assert s1[1]["app_url"] == s1[1]["control_url"] + "/app"
+    status, text = await reserve(http, orch, "r1")
+    assert (status, text) == (503, "no capacity available for runner\n")
+    (listed,) = await discovery(http, orch)
+    assert (listed["capacity_used"], listed["capacity_available"]) == (2, 0)
+    _, hb = await heartbeat(http, orch, runner_body("http://127.0.0.1:1", runner_id="r1"), reg["heartbeat_secret"])
+    assert hb["session_ids"] == [s1[1]["session_id"], s2[1]["session_id"]]  # in creation order
+    async with http.post(s1[1]["control_url"] + "/stop") as r:
+        assert r.status == 204
+    assert (await discovery(http, orch))[0]["capacity_available"] == 1
+    assert (await reserve(http, orch, "nobody"))[0] == 404
+
+
+async def test_not_ready_runner_is_hidden(http, orch):
+    body = runner_body("http://127.0.0.1:1", runner_id="r1")
+    _, reg = await heartbeat(http, orch, body, SECRET)
+    await heartbeat(http, orch, {**body, "status": "draining"}, reg["heartbeat_secret"])
+    assert await discovery(http, orch) == []
+    assert (await reserve(http, orch, "r1"))[0] == 404
+
+
+async def test_proxy_injects_session_headers(http, orch, make_pod):
+    pod = await make_pod()
+    await heartbeat(http, orch, runner_body(pod.url + "/echo", runner_id="r1"), SECRET)
+    _, session = await reserve(http, orch, "r1")
+    async with http.put(session["app_url"] + "/a/b?x=1", data=b"hello", headers={"X-Custom": "1"}) as r:
+        assert r.status == 200
+        seen = await r.json()
+    assert (seen["method"], seen["path"], seen["query"], seen["body"]) == ("PUT", "/echo/a/b", "x=1", "hello")
+    headers = seen["headers"]
+    sid = session["session_id"]
+    assert headers["Livepeer-Session-Id"] == sid and headers["Livepeer-Runner-Route"] == "r1"
+    assert headers["Livepeer-Session-Control"] == f"{orch.url}/runner/r1/session/{sid}"
+    assert headers["Livepeer-Session-Token"] and headers["X-Custom"] == "1"
+    async with http.get(f"{orch.url}/apps/r1/session/nope/app/") as r:
+        assert r.status == 404
+
+
+async def _session_with_control(http, orch, pod) -> tuple[str, dict[str, str]]:
+    await heartbeat(http, orch, runner_body(pod.url + "/echo", runner_id="r1", capacity=1), SECRET)
+    _, session = await reserve(http, orch, "r1")
+    async with http.get(session["app_url"] + "/") as r:
+        headers = (await r.json())["headers"]
+    return headers["Livepeer-Session-Control"], {"Livepeer-Session-Token": headers["Livepeer-Session-Token"]}
+
+
+async def test_channel_callback(http, orch, make_pod, trickle_server):
+    control, token = await _session_with_control(http, orch, await make_pod())
+    wanted = {"channels": [{"name": "in", "mime_type": "video/mp2t"}, {"name": "events"}]}
+    async with http.post(control + "/channels", json=wanted, headers={"Livepeer-Session-Token": "bad"}) as r:
+        assert r.status == 401
+    async with http.post(control + "/channels", json=wanted, headers=token) as r:
+        assert r.status == 200
+        channels = (await r.json())["channels"]
+    sid = control.rsplit("/", 1)[1]
+    assert [(c["name"], c["channel_name"], c["mime_type"]) for c in channels] == [
+        ("in", f"{sid}-in", "video/mp2t"),
+        ("events", f"{sid}-events", "application/octet-stream"),
+    ]
+    assert channels[0]["url"] == channels[0]["internal_url"] == trickle_server.base_url + f"{sid}-in"
+    async with http.post(channels[1]["internal_url"] + "/0", data=b"{}") as r:
+        assert r.status == 200  # the channel exists on the trickle server
+    async with http.post(control + "/channels", json={"channels": [{"name": "in"}]}, headers=token) as r:
+        assert (await r.json())["channels"][0]["mime_type"] == "video/mp2t"  # idempotent
+    for bad in ({"channels": []}, {"channels": [{"name": "a b"}]}, {"channels": [{"name": "x"}] * 26}):
+        async with http.post(control + "/channels", json=bad, headers=token) as r:
+            assert r.status == 400
+    async with http.post(control.replace(sid, "session_nope") + "/channels", json=wanted, headers=token) as r:
+        assert r.status == 404
+    async with http.post(control + "/stop", headers=token) as r:
+        assert r.status == 204  # the runner releases its session ...
+    assert (await discovery(http, orch))[0]["capacity_used"] == 0
+    async with http.post(channels[1]["internal_url"] + "/1", data=b"{}") as r:
+        assert r.status == 404  # ... and its channels with it
+
+
+async def test_o2r_carries_session_events(http, orch):
+    _, reg = await heartbeat(http, orch, runner_body("http://127.0.0.1:1", runner_id="r1"), SECRET)
+    _, session = await reserve(http, orch, "r1")
+    events = []
+    for seq in range(6):
+        async with http.get(f"{reg['o2r']['url']}/{seq}") as r:
+            assert r.status == 200
+            events.append(json.loads(await r.read()))
+        if {"event": "reserved", "session": session["session_id"]}.items() <= events[-1].items():
+            break
+    else:
+        pytest.fail(f"no reserved event on o2r: {events}")
+
+
+async def test_static_runners(http, orch, make_pod):
+    pod = await make_pod()
+    doc = {"runners": [{**runner_body(pod.url), "label": "gpu-a", "routing": "label", "health_url": "/health"}]}
+    async with http.post(orch.url + "/registerLiveRunners", json=doc) as r:
+        assert r.status == 200
+        (reg,) = (await r.json())["runners"]
+    assert reg["healthy"] and reg["health_url"] == pod.url + "/health" and reg["runner_id"].startswith("runner_")
+    (listed,) = await discovery(http, orch)
+    assert listed["url"] == f"{orch.url}/apps/gpu-a/session"
+    assert (await reserve(http, orch, "gpu-a"))[0] == 200
+
+    # An invalid batch changes nothing; an upsert keeps the id; entries never go away.
+    bad = {"runners": [doc["runners"][0], {**doc["runners"][0]}]}
+    async with http.post(orch.url + "/registerLiveRunners", json=bad) as r:
+        assert r.status == 400 and "duplicate label" in await r.text()
+    async with http.post(orch.url + "/registerLiveRunners", json={"runners": []}) as r:
+        assert r.status == 200
+    async with http.post(orch.url + "/registerLiveRunners", json=doc) as r:
+        assert (await r.json())["runners"][0]["runner_id"] == reg["runner_id"]
+    assert (await discovery(http, orch))[0]["capacity_used"] == 1  # sessions kept across the upsert
+
+    # One failed health check: unavailable, sessions released; healthy again: back.
+    pod.health_status_code = 503
+
+    async def hidden() -> bool:
+        return await discovery(http, orch) == []
+
+    await wait_until(hidden)
+    pod.health_status_code = 200
+
+    async def back() -> bool:
+        runners = await discovery(http, orch)
+        return bool(runners) and runners[0]["capacity_used"] == 0
+
+    await wait_until(back)
+    async with http.post(
+        orch.url + "/runners/heartbeat", json={**runner_body(pod.url), "runner_id": reg["runner_id"]}
+    ) as r:
+        assert r.status in (400, 401)  # static runners cannot heartbeat
+
+
+async def test_static_runner_health_timeout(http, make_orch, make_pod):
+    orch = await make_orch(health_timeout=0.2)
+    pod = await make_pod()
+    doc = {"runners": [{**runner_body(pod.url), "label": "slow", "health_url": pod.url + "/health"}]}
+    async with http.post(orch.url + "/registerLiveRunners", json=doc) as r:
+        assert (await r.json())["runners"][0]["healthy"]
+    pod.health_delay = 0.4  # answers 200, but later than the timeout
+
+    async def hidden() -> bool:
+        return await discovery(http, orch) == []
+
+    await wait_until(hidden)
+    pod.health_delay = 0
+    await pod.close()  # unreachable is a failure too
+    await orch.live_runner_routes.check_static_health()
+    assert await discovery(http, orch) == []
