@@ -50,7 +50,11 @@ class FakePod:
         token: str | None = None,
         loading: bool = False,
         start_delay: float = 0.0,
+        host: str = "127.0.0.1",
+        port: int = 0,
     ) -> None:
+        self.host = host
+        self._site_port = port
         self.capacity = capacity
         self.flavour = flavour
         self.token = token
@@ -63,7 +67,6 @@ class FakePod:
         self.requests: list[Recorded] = []
         self.url = ""
         self._runner: web.AppRunner | None = None
-        self._site_port = 0
 
     # -- lifecycle ---------------------------------------------------------------------------------------
 
@@ -90,10 +93,10 @@ class FakePod:
         app.router.add_route("*", "/echo{path:.*}", self.echo)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", port or self._site_port)
+        site = web.TCPSite(self._runner, self.host, port or self._site_port)
         await site.start()
         self._site_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{self._site_port}"
+        self.url = f"http://{self.host}:{self._site_port}"
 
     async def close(self) -> None:
         if self._runner is not None:
