@@ -29,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 import av
 import torch
 from pydantic import ValidationError
@@ -117,6 +118,7 @@ class Session:
         self._on_end = on_end
         self._limiter = FrameRateLimiter(int(self.params.get("max_framerate", settings.max_framerate)))
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._http: aiohttp.ClientSession | None = None  # shared by all of this session's trickle clients
         self._task: asyncio.Task[None] | None = None
         self._done = asyncio.Event()
         self._params_lock = asyncio.Lock()
@@ -170,6 +172,11 @@ class Session:
     async def _run(self) -> None:
         outcome = "completed"
         aux: list[asyncio.Task[Any]] = []
+        # One HTTP client per session, closed in _cleanup whatever happens: no connection outlives it.
+        # Certificates are not verified, as in pytrickle: orchestrators serve trickle with self-signed ones.
+        self._http = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(ssl=False), timeout=aiohttp.ClientTimeout(total=None)
+        )
         events_task = asyncio.create_task(self._write_events()) if self.request.events_url else None
         try:
             try:
@@ -245,6 +252,8 @@ class Session:
                 await asyncio.gather(events_task, return_exceptions=True)
         self._decode_pool.shutdown(wait=False, cancel_futures=True)
         self._encode_pool.shutdown(wait=False, cancel_futures=True)
+        if self._http is not None:
+            await self._http.close()
         self.metrics.sessions_ended.labels(outcome).inc()
         self._done.set()
         if self._on_end is not None:
@@ -285,7 +294,7 @@ class Session:
         loop = asyncio.get_running_loop()
         decoder = SegmentDecoder(hardware=self.settings.hw_decode)
         pending: deque[tuple[asyncio.Future[SegmentReport], SegmentReader]] = deque()
-        async with trickle.Subscriber(url) as subscriber:
+        async with trickle.Subscriber(url, session=self._http) as subscriber:
             async for segment in subscriber:
                 self.segments_in += 1
                 self.metrics.segments_in.inc()
@@ -514,7 +523,7 @@ class Session:
             while await self._publish_q.get() is not _END:
                 pass
             return
-        publisher = trickle.Publisher(self.request.publish_url, mime_type="video/mp2t")
+        publisher = trickle.Publisher(self.request.publish_url, mime_type="video/mp2t", session=self._http)
         segment: contextlib.AsyncExitStack | None = None
         writer: Any = None
         finished = False
@@ -573,7 +582,7 @@ class Session:
     async def _control(self) -> None:
         """Params from the gateway's control channel; keepalives (``{"keep":"alive"}``) are skipped."""
         try:
-            async with trickle.JsonSubscriber(self.request.control_url) as control:
+            async with trickle.JsonSubscriber(self.request.control_url, session=self._http) as control:
                 await self._apply_control(control)
         except trickle.TrickleError as exc:
             # Control is optional to the media path: report, keep streaming.
@@ -612,7 +621,7 @@ class Session:
             await asyncio.sleep(self.settings.heartbeat_interval)
 
     async def _write_events(self) -> None:
-        publisher = trickle.JsonPublisher(self.request.events_url)
+        publisher = trickle.JsonPublisher(self.request.events_url, session=self._http)
         try:
             while (event := await self._events_q.get()) is not CLOSED:
                 try:
@@ -635,7 +644,7 @@ class Session:
 
     async def _write_data(self) -> None:
         """JSON lines on the data channel, batched like pytrickle ``client.py`` (every 333 ms, keepalive 25 s)."""
-        publisher = trickle.Publisher(self.request.data_url, mime_type="application/jsonl")
+        publisher = trickle.Publisher(self.request.data_url, mime_type="application/jsonl", session=self._http)
         last_sent = time.monotonic()
         try:
             while True:

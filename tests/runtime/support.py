@@ -83,6 +83,7 @@ class Stream:
     events: list[dict[str, Any]] = field(default_factory=list)
     data: list[Any] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _http: aiohttp.ClientSession | None = None
 
     @classmethod
     def create(
@@ -112,6 +113,7 @@ class Stream:
 
     def listen(self) -> None:
         """Start reading output segments, events and data in the background."""
+        self._http = aiohttp.ClientSession()
         self._tasks = [
             asyncio.create_task(self._read_output()),
             asyncio.create_task(self._read_json("-events", self.events)),
@@ -120,14 +122,14 @@ class Stream:
 
     async def _read_output(self) -> None:
         with contextlib.suppress(trickle.TrickleError):
-            async with trickle.Subscriber(self.url("-out")) as sub:
+            async with trickle.Subscriber(self.url("-out"), session=self._http) as sub:
                 async for segment in sub:
                     with contextlib.suppress(trickle.SegmentError):
                         self.output.append(await segment.read())
 
     async def _read_json(self, suffix: str, into: list[Any]) -> None:
         with contextlib.suppress(trickle.TrickleError):
-            async with trickle.JsonSubscriber(self.url(suffix)) as sub:
+            async with trickle.JsonSubscriber(self.url(suffix), session=self._http) as sub:
                 async for message in sub:
                     into.append(message)
 
@@ -138,6 +140,8 @@ class Stream:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._http is not None:
+            await self._http.close()
 
     def event_types(self) -> list[str]:
         return [e.get("event", {}).get("type") for e in self.events]
@@ -152,7 +156,8 @@ async def publish(
     chunks: int = 10,
 ) -> None:
     """Publish segments as a gateway would: each one streamed over its duration (``paced``) or at once."""
-    publisher = trickle.Publisher(url)
+    http = aiohttp.ClientSession()
+    publisher = trickle.Publisher(url, session=http)
     try:
         for data in segments:
             if not paced:
@@ -165,6 +170,7 @@ async def publish(
                     await asyncio.sleep(segment_seconds / chunks)
     finally:
         await publisher.close(delete=close)
+        await http.close()
 
 
 @dataclass
