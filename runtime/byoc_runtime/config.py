@@ -39,6 +39,7 @@ class RuntimeConfig(BaseModel):
     start_wait: Annotated[float, Field(ge=0)] = 10.0
     scale_interpolation: str = "FAST_BILINEAR"
     x264_preset: str = "superfast"
+    torch_threads: Annotated[int, Field(ge=0)] = 0
     log_level: str = "INFO"
     pytrickle_shim: Literal["auto", "always", "never"] = "auto"
 
@@ -71,6 +72,7 @@ _FLAGS: dict[str, tuple[type, str]] = {
     "start-wait": (float, "seconds /stream/start waits for model loading before answering 503"),
     "scale-interpolation": (str, "swscale algorithm for input scaling (FAST_BILINEAR, BILINEAR, AREA, ...)"),
     "x264-preset": (str, "libx264 preset for output encoding"),
+    "torch-threads": (int, "torch intra-op threads; 0: half the cores per session slot (media threads need the rest)"),
     "log-level": (str, "DEBUG, INFO, WARNING, ERROR"),
     "pytrickle-shim": (str, "map 'import pytrickle' to this runtime: auto (when pytrickle is absent), always, never"),
 }
