@@ -56,7 +56,7 @@ def _proc_start_time(pid: int) -> str | None:
     return stat.rsplit(")", 1)[1].split()[19]
 
 
-def _owner_alive(entry: Mapping[str, Any]) -> bool:
+def owner_alive(entry: Mapping[str, Any]) -> bool:
     pid = entry.get("owner_pid")
     return bool(pid) and _proc_start_time(pid) == entry.get("owner_start")
 
@@ -126,7 +126,7 @@ def clean_stale(progress: Progress | None = None) -> list[str]:
     """Remove clusters whose owning process is gone (killed runs); detached ones are kept."""
     removed = []
     for entry in registered():
-        if entry.get("detached") or _owner_alive(entry):
+        if entry.get("detached") or owner_alive(entry):
             continue
         if progress:
             progress.say(f"removing stale cluster {entry['name']} left by pid {entry.get('owner_pid')}")
@@ -327,7 +327,7 @@ class Cluster:
         """kwokctl's directory for this cluster (logs/, pids/, pki/, kubeconfig.yaml)."""
         return self.home / "clusters" / self.name if self.home else None
 
-    def _logs_tail(self, lines: int = 25) -> str:
+    def _logs_tail(self, lines: int = 12) -> str:
         out = []
         files = [self.home / "kwokctl.log"] if self.home else []
         if self.workdir:
@@ -335,7 +335,7 @@ class Cluster:
         for f in files:
             with contextlib.suppress(OSError):
                 text = f.read_text(errors="replace").splitlines()[-lines:]
-                out.append(f"--- {f.name} ---\n" + "\n".join(text))
+                out.append(f"--- {f.name} ---\n" + "\n".join(t[:300] for t in text))
         return "\n".join(out)
 
     def stop(self) -> None:
@@ -459,6 +459,8 @@ class Cluster:
         except (OSError, ValueError) as e:
             raise ClusterError(f"{component} has no pid file: {e}") from e
         _kill_all([pid], grace=10.0, sig=signal.SIGKILL)
+        # kwokctl skips components whose pid is alive, and an unreaped zombie still looks alive.
+        pid_file.unlink(missing_ok=True)
 
     def start_components(self, timeout: float = 120.0) -> None:
         """Start every component that is not running (kwokctl start skips running ones), then wait ready."""

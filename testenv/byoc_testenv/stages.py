@@ -133,7 +133,8 @@ hostIPs:
 - ip: {{ . | Quote }}
 {{ end }}
 {{ end }}
-{{ with PodIPsWith .spec.nodeName ( or .spec.hostNetwork false ) ( or .metadata.uid "" ) ( or .metadata.name "" ) ( or .metadata.namespace "" ) }}
+{{ with PodIPsWith .spec.nodeName ( or .spec.hostNetwork false ) ( or .metadata.uid "" ) \
+( or .metadata.name "" ) ( or .metadata.namespace "" ) }}
 podIP: {{ index . 0 | Quote }}
 podIPs:
 {{ range . }}
@@ -217,7 +218,8 @@ POD_IMAGE_PULL_ERROR = _conditions(False) + _containers("""\
   state:
     waiting:
       reason: ImagePullBackOff
-      message: {{ printf "Back-off pulling image \\"%s\\": ErrImagePull: failed to pull and unpack image \\"%s\\": not found (simulated by byoc-testenv)" .image .image | Quote }}
+      message: {{ printf "Back-off pulling image \\"%s\\": ErrImagePull: failed to pull and unpack image \\"%s\\": \
+not found (simulated by byoc-testenv)" .image .image | Quote }}
 """) + _INIT_DONE + _POD_IPS + "phase: Pending\n"
 
 _CRASH_STATE = """\
@@ -228,7 +230,8 @@ _CRASH_STATE = """\
   state:
     waiting:
       reason: CrashLoopBackOff
-      message: {{ printf "back-off 5m0s restarting failed container=%s pod=%s_%s(%s)" .name $pod.metadata.name $pod.metadata.namespace $pod.metadata.uid | Quote }}
+      message: {{ printf "back-off 5m0s restarting failed container=%s pod=%s_%s(%s)" \
+.name $pod.metadata.name $pod.metadata.namespace $pod.metadata.uid | Quote }}
   lastState:
     terminated:
       exitCode: 1
