@@ -1,6 +1,6 @@
 """Conversions between decoded video frames, uint8 RGB images and the processor's float tensors.
 
-Measured on the 2-core dev box, 1280x720 yuv420p in, 512x512 out (see tests/runtime/bench_convert.py):
+Measured on the 2-core dev box, 1280x720 yuv420p in, 512x512 out (tests/runtime/bench_pipeline.py):
 swscale scaling straight to rgb24 costs ~1.1 ms with FAST_BILINEAR (3.8 ms BILINEAR) against ~6.6 ms for
 pytrickle's rgba -> PIL -> crop -> ``np.array().astype()`` -> ``torch.tensor`` path. The crop is a numpy view
 (no copy) and the float conversion is a single torch pass (0.15 ms).
