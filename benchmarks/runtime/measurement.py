@@ -1,0 +1,72 @@
+"""One benchmark result: an implementation, a mode, a size and a session count, and what was measured."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from byoc_testenv.devstream import percentile
+
+IMPLEMENTATIONS = ("ours", "ours-passive", "pytrickle", "floor")
+LABELS = {
+    "ours": "ours (byoc-runtime)",
+    "ours-passive": "ours, OMP_WAIT_POLICY=PASSIVE",
+    "pytrickle": "PyTrickle 0.1.6",
+    "floor": "bare PyAV floor",
+}
+
+
+@dataclass
+class Measurement:
+    impl: str  # one of IMPLEMENTATIONS
+    mode: str  # throughput | latency
+    size: str  # e.g. 512x512
+    sessions: int
+    seconds: float = 0.0  # length of the measured window
+    frames_in: int = 0  # video frames published (all sessions)
+    frames_out: int = 0  # video frames that came out (all sessions; throughput: inside the window)
+    fps: float = 0.0  # frames_out / seconds, all sessions together
+    fps_per_session: list[float] = field(default_factory=list)
+    cpu_seconds: float = 0.0  # CPU time of the worker processes (floor: this process) in the window
+    # Latency mode, over frames past the warm-up: from the input segment's start (the issue's end-to-end figure)
+    # and from the moment the frame itself was complete on the input (the latency the worker adds).
+    seg_p50_ms: float | None = None
+    seg_p95_ms: float | None = None
+    added_p50_ms: float | None = None
+    added_p95_ms: float | None = None
+    first_output_s: float | None = None  # first input byte -> first output frame (worst session)
+    frames_matched: int = 0
+    stages_ms: dict[str, float] = field(default_factory=dict)  # ours: mean ms per frame in each pipeline stage
+    load_avg: float | None = None  # 1-minute load average of the machine when the run ended
+    error: str | None = None
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return (self.mode, self.size, self.sessions)
+
+    @property
+    def cpu_ms_per_frame(self) -> float | None:
+        return 1000 * self.cpu_seconds / self.frames_out if self.frames_out else None
+
+    @property
+    def delivered(self) -> float | None:
+        """Share of input frames that came out (latency mode; throughput counts only a window)."""
+        return self.frames_out / self.frames_in if self.frames_in else None
+
+    def set_stages(self, before: dict[str, tuple[float, float]], after: dict[str, tuple[float, float]]) -> None:
+        for stage, (total, count) in after.items():
+            done = count - before.get(stage, (0.0, 0.0))[1]
+            if done > 0:
+                self.stages_ms[stage] = 1000 * (total - before.get(stage, (0.0, 0.0))[0]) / done
+
+    def set_latency(self, from_segment: Sequence[float], added: Sequence[float]) -> None:
+        if not added:
+            return
+        self.frames_matched = len(added)
+        self.seg_p50_ms, self.seg_p95_ms = 1000 * percentile(from_segment, 50), 1000 * percentile(from_segment, 95)
+        self.added_p50_ms, self.added_p95_ms = 1000 * percentile(added, 50), 1000 * percentile(added, 95)
+
+    def to_json(self) -> dict[str, object]:
+        data = dict(self.__dict__)
+        data["cpu_ms_per_frame"] = self.cpu_ms_per_frame
+        return data
