@@ -205,12 +205,7 @@ class ByocRoutes:
         ``timeout_seconds`` (default 30). Answers the worker's status and body, with the channel URLs in the
         ``X-*-Url`` headers as upstream.
         """
-        try:
-            job = await request.json()
-            if not isinstance(job, dict):
-                raise ValueError("body must be a JSON object")
-        except ValueError as exc:
-            return http_error(f"invalid test request: {exc}", 400)
+        job = await self._test_request(request)
         capability = str(job.get("capability", ""))
         stream_id = str(job.get("stream_id") or "stream-" + secrets.token_hex(4))
         timeout = float(job.get("timeout_seconds", 30))
@@ -277,6 +272,16 @@ class ByocRoutes:
             self.table.free(stream.capability)
             await self._close_channels(stream.channels)
 
+    @staticmethod
+    async def _test_request(request: web.Request) -> dict[str, Any]:
+        try:
+            job = await request.json()
+        except ValueError as exc:
+            raise web.HTTPBadRequest(text=f"invalid test request: {exc}\n") from exc
+        if not isinstance(job, dict):
+            raise web.HTTPBadRequest(text="invalid test request: body must be a JSON object\n")
+        return job
+
     def _stream_capability(self, job: dict[str, Any]) -> tuple[str, str]:
         stream_id = str(job.get("stream_id", ""))
         stream = self.streams.get(stream_id)
@@ -287,7 +292,7 @@ class ByocRoutes:
 
         Body: ``stream_id``, optional ``capability`` (default: the stream's), optional ``body`` (raw text sent on).
         """
-        job = await request.json()
+        job = await self._test_request(request)
         stream_id, capability = self._stream_capability(job)
         cap = self.table.capabilities.get(capability)
         status, payload, ctype = 200, b"", "text/plain"  # upstream default when the worker cannot be reached
@@ -308,7 +313,7 @@ class ByocRoutes:
 
         Body: ``stream_id``, ``params`` (object), optional ``capability``.
         """
-        job = await request.json()
+        job = await self._test_request(request)
         stream_id, capability = self._stream_capability(job)
         cap = self.table.capabilities.get(capability)
         if cap is None:

@@ -70,8 +70,10 @@ class O2RWriter:
 
     async def _run(self, trickle: TrickleChannels, channel: str, interval: float) -> None:
         while True:
+            # asyncio.timeout, not wait_for: on 3.11 a cancel racing wait_for's own timeout can be lost.
             try:
-                message = await asyncio.wait_for(self.queue.get(), interval)
+                async with asyncio.timeout(interval):
+                    message = await self.queue.get()
             except TimeoutError:
                 message = KEEPALIVE
             if not await trickle.publish(channel, message):
