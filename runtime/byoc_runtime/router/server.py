@@ -51,7 +51,6 @@ log = logging.getLogger(__name__)
 
 STREAM_ID_HEADER = "X-Stream-Id"
 PREFIXES = ("", "/api")
-ROUTER_KEY = web.AppKey("router", "Router")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -197,6 +196,8 @@ class Router:
             self._failed(pod)
             return
         self.metrics.polls.labels("ok").inc()
+        if self.pods.get(pod.url) is not pod:
+            return  # dropped from the pod set while the poll was in flight
         if pod.failures:
             log.info("pod reachable again", extra={"pod": pod.url})
         pod.failures, pod.load, pod.polled_at = 0, load, started
@@ -453,6 +454,8 @@ class Router:
 
 
 # -- HTTP wiring ---------------------------------------------------------------------------------------------
+
+ROUTER_KEY = web.AppKey("router", Router)
 
 
 def _is_stream_route(path: str) -> bool:
