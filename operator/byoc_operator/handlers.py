@@ -7,6 +7,7 @@ annotations, no finalizers): an idle operator makes no writes.
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import os
 from typing import Any
@@ -17,6 +18,7 @@ from lightkube import AsyncClient
 from byoc_operator import api
 from byoc_operator.index import Key, slim_child, slim_pod
 from byoc_operator.reconcile import Indexes, Reconciler
+from byoc_operator.registration import ORCHESTRATOR_LABEL
 from byoc_operator.render.worker import LABEL_WORKER
 
 log = logging.getLogger(__name__)
@@ -69,10 +71,37 @@ def pods(body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]]:
     return {_worker_key(body): slim_pod(body)}
 
 
+@kopf.index("v1", "secrets", labels={ORCHESTRATOR_LABEL: kopf.PRESENT})
+def orchestrator_secrets(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
+    """Orchestrators described by labelled Secrets: their URL and labels only, never the secret."""
+    data = body.get("data") or {}
+
+    def text(key: str) -> str:
+        return base64.b64decode(data.get(key, "")).decode(errors="replace").strip()
+
+    return {
+        namespace: {
+            "name": name,
+            "labels": dict(body.metadata.labels or {}),
+            "url": text("url"),
+            "has_ca": "ca.crt" in data,
+            "insecure": text("insecureSkipVerify").lower() == "true",
+        }
+    }
+
+
 def _reconciler(memo: kopf.Memo, kwargs: dict[str, Any]) -> Reconciler:
     reconciler: Reconciler = memo.reconciler
     if reconciler.indexes is None:
-        reconciler.bind(Indexes(kwargs["workers"], kwargs["deployments"], kwargs["services"], kwargs["pods"]))
+        reconciler.bind(
+            Indexes(
+                kwargs["workers"],
+                kwargs["deployments"],
+                kwargs["services"],
+                kwargs["pods"],
+                kwargs["orchestrator_secrets"],
+            )
+        )
         asyncio.get_running_loop().create_task(_resync(reconciler, memo.resync_seconds))
     return reconciler
 
@@ -87,6 +116,15 @@ async def _resync(reconciler: Reconciler, period: float) -> None:
 @kopf.on.event(api.GROUP, api.VERSION, api.PLURAL)
 async def worker_event(namespace: str, name: str, memo: kopf.Memo, **kwargs: Any) -> None:
     _reconciler(memo, kwargs).trigger((namespace, name))
+
+
+@kopf.on.event("v1", "secrets", labels={ORCHESTRATOR_LABEL: kopf.PRESENT})
+async def orchestrator_secret_event(namespace: str, memo: kopf.Memo, **kwargs: Any) -> None:
+    """The fleet grew, shrank or moved: every worker in the namespace re-checks its registrations."""
+    reconciler = _reconciler(memo, kwargs)
+    for key in list(kwargs["workers"].keys()):
+        if key[0] == namespace:
+            reconciler.trigger(key)
 
 
 @kopf.on.event("apps", "v1", "deployments", **CHILD_FILTER)

@@ -8,6 +8,7 @@ with nothing changed makes no API request at all.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import hashlib
 import json
@@ -21,18 +22,25 @@ import kopf
 import pydantic
 from lightkube import ApiError, AsyncClient, codecs
 from lightkube.generic_resource import create_namespaced_resource
+from lightkube.resources.apps_v1 import Deployment
+from lightkube.resources.core_v1 import Service
 from lightkube.types import PatchType
 
-from byoc_operator import api
+from byoc_operator import api, registration
 from byoc_operator.drift import contains
 from byoc_operator.index import Key, first
+from byoc_operator.orchestrator import Fleet
 from byoc_operator.render import Worker, render_deployment, render_service
+from byoc_operator.render.router import render_pods_service, render_router_deployment, render_router_service
 from byoc_operator.render.worker import FIELD_MANAGER
-from byoc_operator.status import compute_status, invalid_spec_status, transitions
+from byoc_operator.status import compute_status, invalid_spec_status, is_worker_pod, transitions, with_registration
 
 log = logging.getLogger(__name__)
 
 BYOCWorkerResource = create_namespaced_resource(api.GROUP, api.VERSION, api.KIND, api.PLURAL)
+
+# Deleting a worker waits this many failed attempts to leave its orchestrators before giving up.
+UNREGISTER_ATTEMPTS = 5
 
 # After an apply, the index may lag the API server by a moment; don't re-apply the same object meanwhile.
 APPLY_SETTLE_SECONDS = 15.0
@@ -78,6 +86,7 @@ class Indexes:
     deployments: Any
     services: Any
     pods: Any
+    orchestrator_secrets: Any
 
 
 @dataclass
@@ -119,6 +128,8 @@ class Reconciler:
         self._retries: dict[Key, int] = {}
         self._applied: dict[tuple[str, str, str], Applied] = {}
         self._written_status: dict[Key, dict[str, Any]] = {}
+        self._refresh: dict[Key, asyncio.TimerHandle] = {}
+        self.fleet = Fleet(client, post_event)
 
     async def close(self) -> None:
         """Stop queued and running reconciles, then the client (operator shutdown)."""
@@ -126,6 +137,9 @@ class Reconciler:
         for task in list(self._running.values()):
             task.cancel()
         await asyncio.gather(*self._running.values(), return_exceptions=True)
+        for handle in self._refresh.values():
+            handle.cancel()
+        await self.fleet.close()
         await self.client.close()
 
     def bind(self, indexes: Indexes) -> None:
@@ -176,18 +190,29 @@ class Reconciler:
         if self.indexes is None:
             raise RuntimeError("indexes not bound yet")
         body = first(self.indexes.workers.get(key))
-        if body is None or body["metadata"].get("deletionTimestamp"):
+        if body is None:
             self._written_status.pop(key, None)
+            self.fleet.forget(key)
             return  # gone: ownerReferences let the garbage collector remove the children
+        deleting = bool(body["metadata"].get("deletionTimestamp"))
         try:
             worker = Worker.from_body(body, self.runtime_image)
         except pydantic.ValidationError as exc:
+            if deleting:
+                await self._set_finalizer(key, body, present=False)
+                return
             # The API server's schema should have refused this; report it rather than crash.
             await self._write_status(key, body, invalid_spec_status(body, spec_error_message(exc), self._clock()))
             return
+        targets = registration.targets(worker, list(self.indexes.orchestrator_secrets.get(key[0]) or ()))
+        if deleting:
+            await self._unregister_all(key, worker, body, targets)
+            return
+        if worker.registers:
+            await self._set_finalizer(key, body, present=True)
 
         error = None
-        for desired in (render_deployment(worker), render_service(worker)):
+        for desired in self._children(worker):
             try:
                 await self._ensure(key, desired)
             except ApiError as exc:
@@ -195,11 +220,104 @@ class Reconciler:
                     error = f"{desired['kind']} {desired['metadata']['name']} was refused: {exc.status.message}"
                 else:
                     raise
+        if not worker.uses_router:
+            await self._remove_router(key, worker)
 
         deployment = self._child(self.indexes.deployments, key, worker.deployment_name)
-        pods = list(self.indexes.pods.get(key) or ())
-        status = compute_status(worker, deployment, pods, body.get("status"), self._clock(), error)
+        pods = [p for p in self.indexes.pods.get(key) or () if is_worker_pod(p)]
+        now = self._clock()
+        status = compute_status(worker, deployment, pods, body.get("status"), now, error)
+        if worker.registers and worker.spec.registration.protocol != "byoc":
+            status = with_registration(
+                status,
+                [],
+                [],
+                deleting=False,
+                now=now,
+                generation=worker.generation,
+                unsupported=f"protocol {worker.spec.registration.protocol!r} is not "
+                "implemented by this operator version yet; use 'byoc'",
+            )
+        elif worker.registers or (body.get("status") or {}).get("orchestrators"):
+            entries = await self.fleet.sync(
+                key, worker, targets, status["capacity"], status.get("orchestrators") or [], self._ref(body), now
+            )
+            status = with_registration(status, entries, targets, deleting=False, now=now, generation=worker.generation)
+            self._schedule_refresh(key, worker.spec.registration.refresh_seconds)
         await self._write_status(key, body, status)
+
+    def _children(self, worker: Worker) -> list[dict[str, Any]]:
+        children = [render_deployment(worker), render_service(worker)]
+        if worker.uses_router:
+            children += [render_pods_service(worker), render_router_deployment(worker), render_router_service(worker)]
+        return children
+
+    async def _remove_router(self, key: Key, worker: Worker) -> None:
+        """A worker that no longer registers by BYOC needs no router: delete what is left of it."""
+        assert self.indexes is not None
+        for index, resource, name in (
+            (self.indexes.deployments, Deployment, worker.router_name),
+            (self.indexes.services, Service, worker.router_name),
+            (self.indexes.services, Service, worker.pods_service_name),
+        ):
+            if self._child(index, key, name) is not None:
+                self.stats.add("delete")
+                with contextlib.suppress(ApiError):
+                    await self.client.delete(resource, name, namespace=key[0])
+
+    async def _unregister_all(
+        self, key: Key, worker: Worker, body: dict[str, Any], targets: list[registration.Target]
+    ) -> None:
+        """Leave every orchestrator before the worker goes, then let it go."""
+        if registration.FINALIZER not in (body["metadata"].get("finalizers") or []):
+            return
+        previous = (body.get("status") or {}).get("orchestrators") or []
+        entries = await self.fleet.sync(
+            key, worker, targets, 0, previous, self._ref(body), self._clock(), deleting=True
+        )
+        failed = [e for e in entries if e.get("lastError")]
+        if failed:
+            attempts = self._retries.get(key, 0)
+            if attempts < UNREGISTER_ATTEMPTS:
+                raise RuntimeError(f"unregistering failed: {failed[0]['url']}: {failed[0]['lastError']}")
+            self._post_event(
+                self._ref(body),
+                "Warning",
+                "UnregisterFailed",
+                f"gave up unregistering from {len(failed)} orchestrator(s) after {attempts} attempts",
+            )
+        await self._set_finalizer(key, body, present=False)
+
+    async def _set_finalizer(self, key: Key, body: dict[str, Any], present: bool) -> None:
+        finalizers = list(body["metadata"].get("finalizers") or [])
+        if (registration.FINALIZER in finalizers) == present:
+            return
+        finalizers = (
+            [*finalizers, registration.FINALIZER] if present else [f for f in finalizers if f != registration.FINALIZER]
+        )
+        self.stats.add("patch")
+        await self.client.patch(
+            BYOCWorkerResource,
+            key[1],
+            {"metadata": {"finalizers": finalizers}},
+            namespace=key[0],
+            patch_type=PatchType.MERGE,
+        )
+
+    def _schedule_refresh(self, key: Key, seconds: float) -> None:
+        """Orchestrators never health-check: re-register every refresh period even if nothing changed."""
+        handle = self._refresh.pop(key, None)
+        if handle:
+            handle.cancel()
+        self._refresh[key] = asyncio.get_running_loop().call_later(seconds, self.trigger, key)
+
+    @staticmethod
+    def _ref(body: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "apiVersion": f"{api.GROUP}/{api.VERSION}",
+            "kind": api.KIND,
+            "metadata": {k: body["metadata"][k] for k in ("name", "namespace", "uid")},
+        }
 
     def _child(self, index: Any, key: Key, name: str) -> dict[str, Any] | None:
         for obj in index.get(key) or ():
@@ -244,10 +362,5 @@ class Reconciler:
             patch_type=PatchType.MERGE,
         )
         self._written_status[key] = status
-        ref = {
-            "apiVersion": f"{api.GROUP}/{api.VERSION}",
-            "kind": api.KIND,
-            "metadata": {k: body["metadata"][k] for k in ("name", "namespace", "uid")},
-        }
         for type_, reason, message in transitions(current, status):
-            self._post_event(ref, type_, reason, message)
+            self._post_event(self._ref(body), type_, reason, message)

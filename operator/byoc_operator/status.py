@@ -12,7 +12,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from byoc_operator.render.worker import Worker
+from byoc_operator.registration import registered_condition
+from byoc_operator.render.worker import LABEL_COMPONENT, Worker
 
 READY, PROGRESSING, DEGRADED, REGISTERED = "Ready", "Progressing", "Degraded", "Registered"
 
@@ -189,6 +190,39 @@ def compute_status(
     if "orchestrators" in previous:
         status["orchestrators"] = previous["orchestrators"]
     return status
+
+
+def is_worker_pod(pod: dict[str, Any]) -> bool:
+    """Worker pods, as opposed to the same worker's router pods."""
+    labels = (pod.get("metadata") or {}).get("labels") or {}
+    return labels.get(LABEL_COMPONENT, "worker") == "worker"
+
+
+def with_registration(
+    status: dict[str, Any],
+    entries: list[dict[str, Any]],
+    targets: list[Any],
+    *,
+    deleting: bool,
+    now: str,
+    generation: int,
+    unsupported: str | None = None,
+) -> dict[str, Any]:
+    """Status with the per-orchestrator entries and the Registered condition they imply."""
+    out = dict(status)
+    old = {c["type"]: c for c in status.get("conditions") or []}
+    if targets or entries:
+        out["orchestrators"] = entries
+    else:
+        out.pop("orchestrators", None)
+    ok, reason, message = (
+        (False, "UnsupportedProtocol", unsupported)
+        if unsupported
+        else registered_condition(entries, status.get("capacity", 0), deleting)
+    )
+    registered = condition(REGISTERED, ok, reason, message, generation, old, now)
+    out["conditions"] = [c for c in status.get("conditions") or [] if c["type"] != REGISTERED] + [registered]
+    return out
 
 
 def invalid_spec_status(body: dict[str, Any], message: str, now: str) -> dict[str, Any]:

@@ -85,7 +85,10 @@ def test_kubectl_scale_changes_pods_and_capacity(
             "get", "--raw", f"/apis/byoc.livepeer.org/v1alpha1/namespaces/{namespace}/byocworkers/scaled/scale"
         ).stdout
     )
-    assert scale["status"]["selector"] == "byoc.livepeer.org/worker=scaled" and scale["status"]["replicas"] == 3
+    assert (
+        scale["status"]["selector"] == "byoc.livepeer.org/worker=scaled,app.kubernetes.io/component=worker"
+        and scale["status"]["replicas"] == 3
+    )
 
 
 def test_not_enough_gpus_shows_the_schedulers_reason(

@@ -115,10 +115,16 @@ def test_children_are_owned_by_the_worker_and_selected_by_its_label() -> None:
         (owner,) = child["metadata"]["ownerReferences"]
         assert owner["uid"] == "u-1" and owner["controller"] is True and owner["kind"] == "BYOCWorker"
     dep = render_deployment(w)
-    assert dep["spec"]["selector"]["matchLabels"] == {"byoc.livepeer.org/worker": "w"}
+    assert dep["spec"]["selector"]["matchLabels"] == {
+        "byoc.livepeer.org/worker": "w",
+        "app.kubernetes.io/component": "worker",
+    }
     labels = dep["spec"]["template"]["metadata"]["labels"]
     assert all(labels[k] == v for k, v in dep["spec"]["selector"]["matchLabels"].items())
-    assert render_service(w)["spec"]["selector"] == {"byoc.livepeer.org/worker": "w"}
+    assert render_service(w)["spec"]["selector"] == {
+        "byoc.livepeer.org/worker": "w",
+        "app.kubernetes.io/component": "worker",
+    }
 
 
 def test_rendering_is_deterministic() -> None:

@@ -66,7 +66,10 @@ def test_all_pods_ready_is_ready_with_capacity() -> None:
     assert (c["Ready"]["status"], c["Ready"]["reason"]) == ("True", "AllPodsReady")
     assert c["Progressing"]["status"] == "False" and c["Degraded"]["status"] == "False"
     assert s["capacity"] == 4 and s["ready"] == "2/2" and s["observedGeneration"] == 4
-    assert s["selector"] == "byoc.livepeer.org/worker=w" and s["endpoint"] == "http://w.ns.svc:8000"
+    assert (
+        s["selector"] == "byoc.livepeer.org/worker=w,app.kubernetes.io/component=worker"
+        and s["endpoint"] == "http://w.ns.svc:8000"
+    )
 
 
 def test_pending_for_lack_of_gpus_has_its_own_reason_and_the_scheduler_message() -> None:

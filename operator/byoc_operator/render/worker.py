@@ -12,6 +12,7 @@ LABEL_CAPABILITY = f"{api.GROUP}/capability"
 LABEL_COMPONENT = "app.kubernetes.io/component"
 MANAGED_BY = "byoc-operator"
 FIELD_MANAGER = "byoc-operator"
+ROUTER_PORT = 8080
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,8 @@ class Worker:
 
     @property
     def selector_labels(self) -> dict[str, str]:
-        return {LABEL_WORKER: self.name}
+        # The component label keeps worker pods apart from this worker's router pods.
+        return {LABEL_WORKER: self.name, LABEL_COMPONENT: "worker"}
 
     @property
     def labels(self) -> dict[str, str]:
@@ -69,6 +71,28 @@ class Worker:
     @property
     def deployment_name(self) -> str:
         return self.name
+
+    @property
+    def pods_service_name(self) -> str:
+        return f"{self.name}-pods"
+
+    @property
+    def router_name(self) -> str:
+        return f"{self.name}-router"
+
+    @property
+    def registers(self) -> bool:
+        """Whether orchestrators are named or selected at all."""
+        return bool(self.spec.orchestrators or self.spec.registration.orchestrator_selector)
+
+    @property
+    def uses_router(self) -> bool:
+        """BYOC registration needs one URL per capability: the router's."""
+        return self.registers and self.spec.registration.protocol == "byoc"
+
+    @property
+    def registered_url(self) -> str:
+        return self.spec.registration.advertise_url or (f"http://{self.router_name}.{self.namespace}.svc:{ROUTER_PORT}")
 
     @property
     def endpoint(self) -> str:

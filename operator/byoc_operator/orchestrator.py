@@ -1,0 +1,179 @@
+"""HTTP calls to orchestrators (BYOC capability registration). Thin I/O; decisions live in `registration.py`.
+
+The orchestrator secret goes only into the Authorization header (raw, no "Bearer", as go-livepeer's
+byoc/job_orchestrator.go checks it) and never into an error message.
+"""
+
+from __future__ import annotations
+
+import base64
+import ssl
+import time
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+from lightkube import ApiError, AsyncClient
+from lightkube.resources.core_v1 import Secret
+
+from byoc_operator import registration
+from byoc_operator.index import Key
+from byoc_operator.registration import sanitise
+from byoc_operator.render.worker import Worker
+
+TIMEOUT = aiohttp.ClientTimeout(total=10, connect=5)
+
+
+class RegistrationError(Exception):
+    """A failed call, with a message already safe to show."""
+
+
+def ssl_context(ca_pem: str | None, insecure: bool) -> ssl.SSLContext | bool:
+    if insecure:
+        return False
+    if ca_pem:
+        return ssl.create_default_context(cadata=ca_pem)
+    return True
+
+
+async def _post(session: aiohttp.ClientSession, url: str, secret: str, tls: ssl.SSLContext | bool, **body: Any) -> None:
+    try:
+        async with session.post(url, headers={"Authorization": secret}, ssl=tls, timeout=TIMEOUT, **body) as resp:
+            text = await resp.text(errors="replace")
+            if resp.status != 200:
+                raise RegistrationError(sanitise(f"HTTP {resp.status}: {text}", secret))
+    except (TimeoutError, aiohttp.ClientError, ssl.SSLError) as exc:
+        raise RegistrationError(sanitise(f"{type(exc).__name__}: {exc}", secret)) from None
+
+
+async def register(
+    session: aiohttp.ClientSession, base_url: str, secret: str, payload: dict[str, Any], tls: ssl.SSLContext | bool
+) -> None:
+    await _post(session, f"{base_url}/capability/register", secret, tls, json=payload)
+
+
+async def unregister(
+    session: aiohttp.ClientSession, base_url: str, secret: str, name: str, tls: ssl.SSLContext | bool
+) -> None:
+    await _post(session, f"{base_url}/capability/unregister", secret, tls, data=name.encode())
+
+
+class Fleet:
+    """Keeps each worker's registration with its orchestrators true: register, refresh, unregister.
+
+    Secrets are read from the API server when a call needs them and kept nowhere else.
+    """
+
+    def __init__(self, client: AsyncClient, post_event: Callable[[dict[str, Any], str, str, str], None]) -> None:
+        self.client = client
+        self._post_event = post_event
+        self._session: aiohttp.ClientSession | None = None
+        self._memory: dict[tuple[Key, str], registration.Memory] = {}
+        self._known: dict[tuple[Key, str], registration.Target] = {}
+
+    async def close(self) -> None:
+        if self._session:
+            await self._session.close()
+
+    def forget(self, key: Key) -> None:
+        for mem_key in [k for k in self._memory if k[0] == key]:
+            self._memory.pop(mem_key, None)
+            self._known.pop(mem_key, None)
+
+    async def sync(
+        self,
+        key: Key,
+        worker: Worker,
+        targets: list[registration.Target],
+        capacity: int,
+        previous: list[dict[str, Any]],
+        ref: dict[str, Any],
+        now: str,
+        deleting: bool = False,
+    ) -> list[dict[str, Any]]:
+        """Make every orchestrator's view match (registered with `capacity`, or not at all); returns the
+        per-orchestrator status entries."""
+        payload = registration.capability_payload(worker, capacity)
+        digest = registration.payload_digest(payload)
+        refresh = float(worker.spec.registration.refresh_seconds)
+        old = {e["url"]: e for e in previous}
+        entries = []
+        wanted = {t.url for t in targets}
+        gone = [self._known.get((key, url)) for url in old if url not in wanted]
+        for target in [*targets, *(t for t in gone if t)]:
+            keep = target.url in wanted and not deleting
+            self._known[(key, target.url)] = target
+            entry = await self._sync_one(
+                key, target, payload, digest, keep and capacity > 0, refresh, old.get(target.url), ref, now
+            )
+            if keep:
+                entries.append(entry)
+        if deleting or not targets:
+            self.forget(key)
+        return entries
+
+    async def _sync_one(
+        self,
+        key: Key,
+        target: registration.Target,
+        payload: dict[str, Any],
+        digest: str,
+        want: bool,
+        refresh: float,
+        old: dict[str, Any] | None,
+        ref: dict[str, Any],
+        now: str,
+    ) -> dict[str, Any]:
+        entry = dict(old or {"url": target.url, "registered": False, "capacity": 0})
+        memory = self._memory.get((key, target.url))
+        action = registration.plan(want, digest, memory, time.monotonic(), refresh)
+        if action == "keep":
+            return entry
+        was_registered = bool(entry.get("registered"))
+        try:
+            secret, tls = await self._credentials(key[0], target)
+            if action == "register":
+                await register(self._http(), target.url, secret, payload, tls)
+                entry.update(registered=True, capacity=payload["capacity"])
+                entry["since"] = entry.get("since") if was_registered else now
+            else:
+                await unregister(self._http(), target.url, secret, payload["name"], tls)
+                entry.update(registered=False, capacity=0)
+                entry.pop("since", None)
+            self._memory[(key, target.url)] = registration.Memory(
+                digest if action == "register" else None, time.monotonic()
+            )
+            failed_before = entry.pop("lastError", None)
+            if action == "register" and (not was_registered or failed_before):
+                self._post_event(
+                    ref, "Normal", "Registered", f"registered with {target.url}, capacity {payload['capacity']}"
+                )
+            elif action == "unregister" and was_registered:
+                self._post_event(ref, "Normal", "Unregistered", f"unregistered from {target.url}")
+        except RegistrationError as exc:
+            if entry.get("lastError") != str(exc):
+                self._post_event(ref, "Warning", "RegistrationFailed", f"{target.url}: {exc}")
+            entry["lastError"] = str(exc)
+        return entry
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        return self._session
+
+    async def _credentials(self, namespace: str, target: registration.Target) -> tuple[str, ssl.SSLContext | bool]:
+        secret = await self._secret_value(namespace, target.secret_name, target.secret_key)
+        ca = None
+        if target.ca_secret_name and target.ca_secret_key:
+            ca = await self._secret_value(namespace, target.ca_secret_name, target.ca_secret_key)
+        return secret, ssl_context(ca, target.insecure)
+
+    async def _secret_value(self, namespace: str, name: str, key: str) -> str:
+        try:
+            obj = await self.client.get(Secret, name, namespace=namespace)
+        except ApiError as exc:
+            raise RegistrationError(f"cannot read Secret {name}: {exc.status.reason or exc.status.code}") from None
+        data = obj.data or {}
+        if key not in data:
+            raise RegistrationError(f"Secret {name} has no key '{key}'")
+        return base64.b64decode(data[key]).decode().strip()

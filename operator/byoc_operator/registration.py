@@ -1,0 +1,142 @@
+"""BYOC capability registration with orchestrators: what to register, and what to do about each orchestrator.
+
+Pure. Contract (protocols.md 3a; go-livepeer byoc/job_orchestrator.go, core/external_capabilities.go):
+POST {orch}/capability/register with the raw orchestrator secret as Authorization and a JSON body; registering
+again replaces the entry; POST {orch}/capability/unregister with the raw capability name. Orchestrators never
+health-check, so re-registering periodically is their only recovery, and capacity 0 means "unregister".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from byoc_operator.render.worker import Worker
+
+FINALIZER = "byoc.livepeer.org/registration"
+ORCHESTRATOR_LABEL = "byoc.livepeer.org/orchestrator"
+
+
+@dataclass(frozen=True)
+class Target:
+    """One orchestrator to register with, and where its secret lives (never the secret itself)."""
+
+    url: str
+    secret_name: str
+    secret_key: str
+    ca_secret_name: str | None = None
+    ca_secret_key: str | None = None
+    insecure: bool = False
+
+
+def capability_payload(worker: Worker, capacity: int) -> dict[str, Any]:
+    """The /capability/register body (field names as go-livepeer's ExternalCapability JSON)."""
+    spec = worker.spec
+    return {
+        "name": spec.capability.name,
+        "description": spec.capability.description,
+        "url": worker.registered_url,
+        "capacity": capacity,
+        "price_per_unit": spec.pricing.price_per_unit,
+        "price_scaling": spec.pricing.price_scaling,
+        "currency": spec.pricing.currency,
+        "token": "",
+    }
+
+
+def payload_digest(payload: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def explicit_targets(worker: Worker) -> list[Target]:
+    out = []
+    for ref in worker.spec.orchestrators or []:
+        tls = ref.tls
+        ca = tls.ca_bundle_secret_ref if tls else None
+        out.append(
+            Target(
+                url=ref.url.rstrip("/"),
+                secret_name=ref.secret_ref.name,
+                secret_key=ref.secret_ref.key,
+                ca_secret_name=ca.name if ca else None,
+                ca_secret_key=ca.key if ca else None,
+                insecure=bool(tls and tls.insecure_skip_verify),
+            )
+        )
+    return out
+
+
+def selected_targets(worker: Worker, secrets: list[dict[str, Any]]) -> list[Target]:
+    """Orchestrators described by labelled Secrets (keys 'url', 'secret', optional 'ca.crt', 'insecureSkipVerify')."""
+    selector = worker.spec.registration.orchestrator_selector
+    if selector is None:
+        return []
+    out = []
+    for secret in secrets:
+        labels = secret.get("labels") or {}
+        if not all(labels.get(k) == v for k, v in selector.match_labels.items()) or not secret.get("url"):
+            continue
+        out.append(
+            Target(
+                url=secret["url"].rstrip("/"),
+                secret_name=secret["name"],
+                secret_key="secret",
+                ca_secret_name=secret["name"] if secret.get("has_ca") else None,
+                ca_secret_key="ca.crt" if secret.get("has_ca") else None,
+                insecure=secret.get("insecure", False),
+            )
+        )
+    return out
+
+
+def targets(worker: Worker, secrets: list[dict[str, Any]]) -> list[Target]:
+    """Every orchestrator this worker should be registered with, explicit ones first, each URL once."""
+    seen: dict[str, Target] = {}
+    for target in [*explicit_targets(worker), *selected_targets(worker, secrets)]:
+        seen.setdefault(target.url, target)
+    return list(seen.values())
+
+
+Action = Literal["register", "unregister", "keep"]
+
+
+@dataclass(frozen=True)
+class Memory:
+    """What this operator last did with one orchestrator for one worker."""
+
+    digest: str | None  # payload registered; None once unregistered
+    at: float  # monotonic time of that call
+
+
+def plan(want_registered: bool, digest: str, memory: Memory | None, now: float, refresh_seconds: float) -> Action:
+    """Decide the call to make to one orchestrator."""
+    if not want_registered:
+        return "unregister" if memory is None or memory.digest is not None else "keep"
+    if memory is None or memory.digest != digest or now - memory.at >= refresh_seconds:
+        return "register"
+    return "keep"
+
+
+def registered_condition(entries: list[dict[str, Any]], capacity: int, deleting: bool) -> tuple[bool, str, str]:
+    """(status, reason, message) of the Registered condition from the per-orchestrator entries."""
+    if deleting:
+        return False, "Unregistering", "the worker is being deleted"
+    if not entries:
+        return False, "NoOrchestrators", "no orchestrator named or selected"
+    failed = [e for e in entries if e.get("lastError")]
+    if failed:
+        first = failed[0]
+        return False, "RegistrationFailed", f"{len(failed)}/{len(entries)} failed; {first['url']}: {first['lastError']}"
+    if capacity == 0:
+        return False, "NoCapacity", "no ready pod: not advertised to any orchestrator"
+    return True, "AllRegistered", f"registered with {len(entries)} orchestrator(s), capacity {capacity}"
+
+
+def sanitise(message: str, *secrets: str) -> str:
+    """An error text safe for status, events and logs: secrets masked, length bounded."""
+    for secret in secrets:
+        if secret:
+            message = message.replace(secret, "***")
+    return message.strip().replace("\n", " ")[:300]
