@@ -15,6 +15,7 @@ import argparse
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -128,14 +129,14 @@ def _up(args: argparse.Namespace) -> int:
     if args.detach:
         print(f"cluster {c.name} left running; stop it with: byoc-testenv down --name {c.name}", flush=True)
         return 0
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, lambda signum, frame: (_ for _ in ()).throw(SystemExit(128 + signum)))
-    print("running; Ctrl-C to stop", flush=True)
+    # Signals only set a flag: the cluster is stopped below whatever moment the signal lands.
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda signum, frame: stop.set())
     try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
+        print("running; Ctrl-C to stop", flush=True)
+        while not stop.wait(1.0):
+            pass
     finally:
         c.stop()
     return 0

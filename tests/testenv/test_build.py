@@ -173,3 +173,26 @@ def test_heartbeat_prints_progress():
     assert lines and all(line.startswith("[byoc-testenv] compiling: ") for line in lines)
     assert "3 packages" in lines[0]
     assert format_elapsed(75) == "1m15s"
+
+
+def test_kwokctl_config_names_only_local_binaries(tmp_path):
+    from byoc_testenv import cluster, tools
+
+    bins = tools.Binaries(**{f: tmp_path / f for f in tools.Binaries.__dataclass_fields__})
+    docs = cluster.kwokctl_config(bins, str(tmp_path / "cache"), {"kubeApiserverPort": 20001})
+    options = docs[0]["options"]
+    binaries = {k: v for k, v in options.items() if k.endswith("Binary")}
+    assert {"kubeApiserverBinary", "kubeControllerManagerBinary", "kubeSchedulerBinary", "kwokControllerBinary",
+            "etcdBinary", "kubectlBinary"} <= binaries.keys()
+    assert all(Path(v).is_absolute() for v in binaries.values())
+    assert "http" not in str(docs)  # nothing for kwokctl to fetch
+    assert options["bindAddress"] == "127.0.0.1" and options["kubeApiserverPort"] == 20001
+    assert {d["kind"] for d in docs} == {"KwokctlConfiguration", "Stage"}
+
+
+def test_picked_ports_are_free_and_distinct():
+    from byoc_testenv import cluster
+
+    ports = cluster.pick_ports(6)
+    assert len(set(ports)) == 6
+    assert all(cluster.PORT_RANGE[0] <= p < cluster.PORT_RANGE[1] for p in ports)

@@ -6,6 +6,7 @@ import json
 import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -255,3 +256,20 @@ def test_restart_apiserver_keeps_state(cluster: Cluster, namespace: str):
     cluster.wait_for("pod/after", "condition=Ready", namespace=namespace, timeout=90)
     cluster.restart_apiserver(down_seconds=1)
     assert cluster.get("configmap", "keep", namespace=namespace)["data"] == {"k": "v"}
+
+
+def test_components_run_from_the_cache_on_loopback(cluster: Cluster):
+    """Nothing was downloaded: every component process runs a binary from the build cache, on 127.0.0.1."""
+    if not cluster.owned:
+        pytest.skip("needs a cluster this session started")
+    from byoc_testenv import build
+
+    assert cluster.workdir is not None
+    cache = build.cache_root().resolve()
+    pids = {f.stem: int(f.read_text()) for f in (cluster.workdir / "pids").glob("*.pid")}
+    assert {"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok-controller"} <= set(pids)
+    for name, pid in pids.items():
+        exe = Path(os.readlink(f"/proc/{pid}/exe")).resolve()
+        assert exe.is_relative_to(cache), f"{name} runs {exe}, not a cached binary"
+    server = cluster.kubectl("config", "view", "-o", "jsonpath={.clusters[0].cluster.server}").stdout
+    assert server.startswith("https://127.0.0.1:")
