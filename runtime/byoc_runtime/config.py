@@ -14,6 +14,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from .settings import Flags, gather
+from .settings import build_parser as build_parser_for
+
 ENV_PREFIX = "BYOC_"
 
 
@@ -54,7 +57,7 @@ class RuntimeConfig(BaseModel):
 
 
 # flag -> (type for argparse, help). Every flag also reads BYOC_<FLAG> from the environment.
-_FLAGS: dict[str, tuple[type, str]] = {
+_FLAGS: Flags = {
     "host": (str, "address to listen on"),
     "port": (int, "port to listen on"),
     "processor": (str, "built-in name (passthrough, grayscale, green-tint, cartoon) or package.module:Class"),
@@ -79,32 +82,20 @@ _FLAGS: dict[str, tuple[type, str]] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="byoc-runtime",
-        description="Livepeer BYOC live-video worker (PyTrickle-compatible). Every flag also reads BYOC_<FLAG>.",
+    return build_parser_for(
+        "byoc-runtime",
+        "Livepeer BYOC live-video worker (PyTrickle-compatible). Every flag also reads BYOC_<FLAG>.",
+        _FLAGS,
+        ENV_PREFIX,
     )
-    for flag, (kind, text) in _FLAGS.items():
-        env = ENV_PREFIX + flag.upper().replace("-", "_")
-        parser.add_argument(f"--{flag}", type=kind, default=None, help=f"{text} [env {env}]")
-    return parser
 
 
 def load_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> RuntimeConfig:
     """Flags, then ``BYOC_*`` variables, then defaults. Raises ``ValueError`` naming the bad setting."""
     env = os.environ if environ is None else environ
-    args = vars(build_parser().parse_args(argv))
-    values: dict[str, Any] = {}
-    for flag in _FLAGS:
-        key = flag.replace("-", "_")
-        if args.get(key) is not None:
-            values[key] = args[key]
-        elif (ENV_PREFIX + key.upper()) in env:
-            values[key] = env[ENV_PREFIX + key.upper()]
+    values = gather(build_parser(), _FLAGS, ENV_PREFIX, argv, env, RuntimeConfig.model_fields["token_env"].default)
     if "capability_name" not in values and env.get("CAPABILITY_NAME"):
         values["capability_name"] = env["CAPABILITY_NAME"]  # pytrickle's variable
-    token_env = values.get("token_env", RuntimeConfig.model_fields["token_env"].default)
-    if env.get(token_env):
-        values["token"] = env[token_env]
     try:
         return RuntimeConfig(**values)
     except (ValidationError, json.JSONDecodeError) as exc:

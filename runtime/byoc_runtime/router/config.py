@@ -10,6 +10,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ..settings import Flags, gather
+from ..settings import build_parser as build_parser_for
 from .pods import CombinedPods, DnsPods, FilePods, PodSource, StaticPods, parse_pod_list
 
 ENV_PREFIX = "BYOC_ROUTER_"
@@ -62,7 +64,7 @@ class RouterConfig(BaseModel):
 
 
 # flag -> (argparse type, help). Every flag also reads BYOC_ROUTER_<FLAG>.
-_FLAGS: dict[str, tuple[type, str]] = {
+_FLAGS: Flags = {
     "host": (str, "address to listen on"),
     "port": (int, "port to listen on (the URL registered with orchestrators points here)"),
     "pods": (str, "worker pod URLs, comma separated (host, host:port or http://host:port)"),
@@ -83,30 +85,18 @@ _FLAGS: dict[str, tuple[type, str]] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="byoc-router",
-        description="Session router in front of BYOC worker pods. Every flag also reads BYOC_ROUTER_<FLAG>.",
+    return build_parser_for(
+        "byoc-router",
+        "Session router in front of BYOC worker pods. Every flag also reads BYOC_ROUTER_<FLAG>.",
+        _FLAGS,
+        ENV_PREFIX,
     )
-    for flag, (kind, text) in _FLAGS.items():
-        env = ENV_PREFIX + flag.upper().replace("-", "_")
-        parser.add_argument(f"--{flag}", type=kind, default=None, help=f"{text} [env {env}]")
-    return parser
 
 
 def load_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> RouterConfig:
     """Flags, then ``BYOC_ROUTER_*`` variables, then defaults. Raises ``ValueError`` naming the bad setting."""
     env = os.environ if environ is None else environ
-    args = vars(build_parser().parse_args(argv))
-    values: dict[str, Any] = {}
-    for flag in _FLAGS:
-        key = flag.replace("-", "_")
-        if args.get(key) is not None:
-            values[key] = args[key]
-        elif (ENV_PREFIX + key.upper()) in env:
-            values[key] = env[ENV_PREFIX + key.upper()]
-    token_env = values.get("token_env", RouterConfig.model_fields["token_env"].default)
-    if env.get(token_env):
-        values["token"] = env[token_env]
+    values = gather(build_parser(), _FLAGS, ENV_PREFIX, argv, env, RouterConfig.model_fields["token_env"].default)
     try:
         return RouterConfig(**values)
     except ValidationError as exc:
