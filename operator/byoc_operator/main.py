@@ -7,6 +7,7 @@ import asyncio
 import logging
 
 import kopf
+import prometheus_client
 
 import byoc_operator.handlers  # noqa: F401  (registers the handlers)
 
@@ -29,11 +30,15 @@ def main(argv: list[str] | None = None) -> None:
         "--peering", default=None, help="kopf peering name for HA (several replicas, one active); default: standalone"
     )
     parser.add_argument("--priority", type=int, default=0, help="peering priority of this replica")
+    parser.add_argument("--metrics-port", type=int, default=8081, help="Prometheus /metrics port (0: off)")
+    parser.add_argument("--metrics-host", default="0.0.0.0", help="address the metrics endpoint listens on")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if args.metrics_port:
+        prometheus_client.start_http_server(args.metrics_port, addr=args.metrics_host)
     asyncio.run(
         kopf.operator(
             clusterwide=not args.namespace,

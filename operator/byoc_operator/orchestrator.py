@@ -16,7 +16,7 @@ import aiohttp
 from lightkube import ApiError, AsyncClient
 from lightkube.resources.core_v1 import Secret
 
-from byoc_operator import registration
+from byoc_operator import metrics, registration
 from byoc_operator.index import Key
 from byoc_operator.registration import sanitise
 from byoc_operator.render.worker import Worker
@@ -37,12 +37,17 @@ def ssl_context(ca_pem: str | None, insecure: bool) -> ssl.SSLContext | bool:
 
 
 async def _post(session: aiohttp.ClientSession, url: str, secret: str, tls: ssl.SSLContext | bool, **body: Any) -> None:
+    call = url.rsplit("/", 1)[-1]
     try:
         async with session.post(url, headers={"Authorization": secret}, ssl=tls, timeout=TIMEOUT, **body) as resp:
             text = await resp.text(errors="replace")
+            metrics.REGISTRATION_CALLS.labels(call, str(resp.status)).inc()
             if resp.status != 200:
                 raise RegistrationError(sanitise(f"HTTP {resp.status}: {text}", secret))
+    except RegistrationError:
+        raise
     except (TimeoutError, aiohttp.ClientError, ssl.SSLError) as exc:
+        metrics.REGISTRATION_CALLS.labels(call, type(exc).__name__).inc()
         raise RegistrationError(sanitise(f"{type(exc).__name__}: {exc}", secret)) from None
 
 

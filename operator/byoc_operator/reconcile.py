@@ -15,7 +15,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import kopf
@@ -26,7 +26,7 @@ from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import Service
 from lightkube.types import PatchType
 
-from byoc_operator import api, registration
+from byoc_operator import api, metrics, registration
 from byoc_operator.drift import contains
 from byoc_operator.index import Key, first
 from byoc_operator.orchestrator import Fleet
@@ -89,16 +89,6 @@ class Indexes:
     orchestrator_secrets: Any
 
 
-@dataclass
-class Stats:
-    """API requests made, by verb: the benchmark and the idle-resync test read these."""
-
-    counts: dict[str, int] = field(default_factory=dict)
-
-    def add(self, verb: str) -> None:
-        self.counts[verb] = self.counts.get(verb, 0) + 1
-
-
 EventPoster = Callable[[dict[str, Any], str, str, str], None]
 
 
@@ -119,7 +109,6 @@ class Reconciler:
         self.client = client
         self.runtime_image = runtime_image
         self.indexes: Indexes | None = None
-        self.stats = Stats()
         self._post_event = post_event
         self._clock = clock
         self._slots = asyncio.Semaphore(concurrency)
@@ -170,9 +159,12 @@ class Reconciler:
                 self._dirty.discard(key)
                 async with self._slots:
                     try:
-                        await self.reconcile(key)
+                        with metrics.RECONCILE_SECONDS.time():
+                            await self.reconcile(key)
+                        metrics.RECONCILES.labels("ok").inc()
                         self._retries.pop(key, None)
                     except Exception as exc:  # one bad object must never stop the others
+                        metrics.RECONCILES.labels("error").inc()
                         self._schedule_retry(key, exc)
         finally:
             self._running.pop(key, None)
@@ -261,7 +253,7 @@ class Reconciler:
             (self.indexes.services, Service, worker.pods_service_name),
         ):
             if self._child(index, key, name) is not None:
-                self.stats.add("delete")
+                metrics.API_WRITES.labels("delete", resource.__name__).inc()
                 with contextlib.suppress(ApiError):
                     await self.client.delete(resource, name, namespace=key[0])
 
@@ -295,7 +287,7 @@ class Reconciler:
         finalizers = (
             [*finalizers, registration.FINALIZER] if present else [f for f in finalizers if f != registration.FINALIZER]
         )
-        self.stats.add("patch")
+        metrics.API_WRITES.labels("patch", api.KIND).inc()
         await self.client.patch(
             BYOCWorkerResource,
             key[1],
@@ -345,7 +337,7 @@ class Reconciler:
                 # normalisation (dropped unknown fields, canonical quantities), not drift.
                 return
         log.info("applying %s %s/%s (%s)", kind, key[0], name, "create" if live is None else "drift or change")
-        self.stats.add("apply")
+        metrics.API_WRITES.labels("apply", kind).inc()
         result = await self.client.apply(codecs.from_dict(desired), field_manager=FIELD_MANAGER, force=True)
         self._applied[ref] = Applied(want, revision(result.to_dict()), time.monotonic())
 
@@ -353,7 +345,7 @@ class Reconciler:
         current = body.get("status") or {}
         if current == status or self._written_status.get(key) == status:
             return
-        self.stats.add("patch-status")
+        metrics.API_WRITES.labels("patch-status", api.KIND).inc()
         await self.client.patch(
             BYOCWorkerResource.Status,
             key[1],

@@ -184,10 +184,24 @@ def test_idle_reconcile_writes_nothing(cluster: Any, kube: Client, namespace: st
 
     import time
 
-    time.sleep(3)  # let the last pod/deployment status updates settle
-    before = versions()
+    def writes() -> float:
+        return sum(v for k, v in operator.metrics().items() if k.startswith("byoc_operator_api_writes_total"))
+
+    def reconciles() -> float:
+        return operator.metrics().get('byoc_operator_reconciles_total{result="ok"}', 0.0)
+
+    def settled() -> bool:
+        # the counters are operator-wide: wait out other tests' namespaces being torn down
+        first = writes()
+        time.sleep(3)
+        return writes() == first
+
+    wait_for(settled, 60, interval=0, what="no writes anywhere for 3 s")
+    before, writes_before, runs_before = versions(), writes(), reconciles()
     time.sleep(7)  # the test operator resyncs every 2 s: several idle passes
     assert versions() == before
+    assert reconciles() > runs_before  # it did look again...
+    assert writes() == writes_before  # ...and wrote nothing
 
 
 def test_operator_restart_converges_without_duplicates(
