@@ -17,7 +17,7 @@ class StartRefused(Exception):
 
     def __init__(self, message: str, reason: str) -> None:
         super().__init__(message)
-        self.reason = reason  # "loading", "capacity", "error"
+        self.reason = reason  # "loading", "capacity", "error", "draining"
 
 
 class _Session(Protocol):

@@ -75,6 +75,9 @@ class Worker:
         self.metrics = metrics or Metrics()
         self.settings = settings or session_settings(config)
         self.sessions: SessionTable[Session] = SessionTable(pool.size)
+        # Draining: running sessions go on, new ones are refused (a Live Runner registrar asks for it before
+        # unregistering, since a non-ready heartbeat would break the running sessions).
+        self.draining = False
         self._load_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -98,6 +101,9 @@ class Worker:
         existing = self.sessions.get(request.gateway_request_id)
         if existing is not None and existing.active:
             return existing, False
+        if self.draining:
+            self.metrics.sessions_rejected.labels("draining").inc()
+            raise StartRefused("worker is draining: running sessions continue, new ones go elsewhere", "draining")
         if self.pool.state is PoolState.LOADING and not await self.pool.wait_loaded(self.config.start_wait):
             self.metrics.sessions_rejected.labels("loading").inc()
             raise StartRefused("Pipeline is still initializing. Please wait for IDLE status.", "loading")
@@ -131,6 +137,12 @@ class Worker:
         log.info("session %s started (%d/%d)", session.stream_id, len(self.sessions), self.sessions.capacity)
         return session, True
 
+    def drain(self) -> None:
+        """Refuse new sessions from now on; running ones (and retried starts of them) carry on."""
+        if not self.draining:
+            log.info("draining: %d sessions running, no new ones", len(self.sessions))
+        self.draining = True
+
     def _session_ended(self, session: Session) -> None:
         self.sessions.remove(session)
         self.pool.release(session.host, healthy=session.host_healthy)
@@ -154,6 +166,7 @@ class Worker:
             "active_streams": len(sessions),
             "capacity": self.sessions.capacity,
             "client_active": bool(sessions),
+            "draining": self.draining,
             "error_message": self.pool.error,
             "fps": first["fps"] if first else {},
             "current_params": (

@@ -8,6 +8,11 @@ Routes follow pytrickle ``server.py`` (v0.1.6) and what go-livepeer ``byoc/strea
 go-livepeer sends ``X-Stream-Id`` on every call and ``Authorization: Bearer <token>`` when the capability was
 registered with a token; a 401 makes it drop the capability, so it is only sent for a wrong/missing token.
 ``/stream/stop`` may arrive with no body, or with a plain-text reason ("stream ended"), so its body is optional.
+
+Live Runner (protocols.md 3b): a start carrying the ``Livepeer-Session-*`` headers of an orchestrator's app proxy
+is a Live Runner session (``liverunner/sessions.py``); on proxied requests ``Livepeer-Session-Id`` names the
+stream, so a client only ever reaches its own. ``POST /drain`` makes new starts answer 503 ``draining`` while
+running streams go on (the registrar sidecar calls it before unregistering); it is refused through a proxy.
 """
 
 from __future__ import annotations
@@ -23,6 +28,9 @@ from pydantic import ValidationError
 
 from .. import __version__, hardware
 from ..capacity import StartRefused
+from ..liverunner.control import CallbackError
+from ..liverunner.protocol import SESSION_HEADERS, SESSION_ID_HEADER, SessionContext
+from ..liverunner.sessions import LiveRunnerSessions
 from ..metrics import CONTENT_TYPE
 from ..session import Session
 from ..worker import Worker
@@ -31,6 +39,7 @@ from .schema import STREAM_ID_HEADER, StreamParams, StreamStartRequest, field_er
 log = logging.getLogger(__name__)
 
 WORKER_KEY = web.AppKey("worker", Worker)
+LIVE_RUNNER_KEY = web.AppKey("live_runner", LiveRunnerSessions)
 PREFIXES = ("", "/api")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -60,6 +69,8 @@ async def json_object(request: web.Request) -> dict[str, Any]:
 
 
 def _session_key(request: web.Request, body: dict[str, Any] | None = None) -> str | None:
+    if request.headers.get(SESSION_ID_HEADER):
+        return request.headers[SESSION_ID_HEADER]  # set by the orchestrator's proxy: a client's own session only
     key = request.headers.get(STREAM_ID_HEADER)
     if not key and body:
         key = body.get("gateway_request_id") or body.get("stream_id")
@@ -82,9 +93,44 @@ def _select_session(worker: Worker, key: str | None) -> Session:
 # -- stream routes --------------------------------------------------------------------------------------
 
 
+def _refused(worker: Worker, exc: StartRefused) -> web.Response:
+    return error_reply(
+        503,
+        str(exc),
+        reason=exc.reason,
+        current_state=worker.health.value,
+        capacity=worker.sessions.capacity,
+        active_streams=len(worker.sessions),
+    )
+
+
+def _live_runner_context(request: web.Request) -> SessionContext | None:
+    try:
+        return SessionContext.from_headers(request.headers)
+    except ValueError as exc:
+        raise BadRequest(400, str(exc)) from None
+
+
+async def start_live_runner(request: web.Request, body: dict[str, Any], context: SessionContext) -> web.Response:
+    worker = request.app[WORKER_KEY]
+    try:
+        reply = await request.app[LIVE_RUNNER_KEY].start(context, body)
+    except ValidationError as exc:
+        errors = field_errors(exc)
+        return error_reply(422, f"invalid {errors[0]['field']}: {errors[0]['message']}", errors=errors)
+    except StartRefused as exc:
+        return _refused(worker, exc)
+    except CallbackError as exc:
+        return error_reply(502, str(exc), reason="orchestrator")
+    return web.json_response(reply)
+
+
 async def start_stream(request: web.Request) -> web.Response:
     worker = request.app[WORKER_KEY]
     body = await json_object(request)
+    context = _live_runner_context(request)
+    if context is not None:
+        return await start_live_runner(request, body, context)
     try:
         start = StreamStartRequest.model_validate(body)
     except ValidationError as exc:
@@ -94,14 +140,7 @@ async def start_stream(request: web.Request) -> web.Response:
     try:
         session, created = await worker.start_session(start, stream_id)
     except StartRefused as exc:
-        return error_reply(
-            503,
-            str(exc),
-            reason=exc.reason,
-            current_state=worker.health.value,
-            capacity=worker.sessions.capacity,
-            active_streams=len(worker.sessions),
-        )
+        return _refused(worker, exc)
     return web.json_response(
         {
             "status": "success",
@@ -154,6 +193,15 @@ async def stream_status(request: web.Request) -> web.Response:
     return web.json_response(worker.status())
 
 
+async def drain(request: web.Request) -> web.Response:
+    """Refuse new streams from now on; running ones continue. Only for the pod itself (its registrar)."""
+    if any(name in request.headers for name in SESSION_HEADERS):
+        return error_reply(403, "drain is not available through an orchestrator")
+    worker = request.app[WORKER_KEY]
+    worker.drain()
+    return web.json_response({"status": "success", "draining": True, "active_streams": len(worker.sessions)})
+
+
 # -- system routes --------------------------------------------------------------------------------------
 
 
@@ -164,7 +212,8 @@ async def health(request: web.Request) -> web.Response:
             "status": worker.health.value,
             "active_streams": len(worker.sessions),
             "capacity": worker.sessions.capacity,
-            "available": max(0, worker.sessions.room),
+            "available": 0 if worker.draining else max(0, worker.sessions.room),
+            "draining": worker.draining,
         }
     )
 
@@ -237,12 +286,14 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 def create_app(worker: Worker) -> web.Application:
     app = web.Application(middlewares=[error_middleware, auth_middleware(worker.config.token)])
     app[WORKER_KEY] = worker
+    app[LIVE_RUNNER_KEY] = live_runner = LiveRunnerSessions(worker)
     for prefix in PREFIXES:
         app.router.add_post(f"{prefix}/stream/start", start_stream)
         app.router.add_post(f"{prefix}/live-video-to-video", start_stream)
         app.router.add_post(f"{prefix}/stream/stop", stop_stream)
         app.router.add_post(f"{prefix}/stream/params", update_params)
         app.router.add_get(f"{prefix}/stream/status", stream_status)
+        app.router.add_post(f"{prefix}/drain", drain)
         app.router.add_get(f"{prefix}/health", health)
         app.router.add_get(f"{prefix}/version", version)
         app.router.add_get(f"{prefix}/app-version", app_version)
@@ -255,6 +306,7 @@ def create_app(worker: Worker) -> web.Application:
 
     async def on_cleanup(_: web.Application) -> None:
         await worker.close()
+        await live_runner.close()  # after the sessions stopped: their release callbacks finish here
 
     app.on_startup.append(on_startup)
     app.on_cleanup.append(on_cleanup)

@@ -1,0 +1,218 @@
+"""Registrar configuration: flags, each with a ``BYOC_REGISTRAR_*`` environment fallback, validated by pydantic.
+
+Kubernetes gives the pod's own address and name through the downward API (``POD_IP``, ``POD_NAME``): they
+default ``--runner-url`` (``http://$POD_IP:<worker port>``) and ``--runner-id`` (``$POD_NAME``). Secrets come
+from files (``--secret-file``, one for all orchestrators or one per ``--orchestrator`` in the same order) or,
+without files, from the variable named by ``--secret-env`` (``ORCH_SECRET``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import os
+import socket
+import ssl
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ..liverunner.protocol import MODE_PERSISTENT, MODE_SINGLE_SHOT, RunnerAdvert, advert_errors
+from .credentials import SecretSource
+
+ENV_PREFIX = "BYOC_REGISTRAR_"
+Seconds = Annotated[float, Field(gt=0)]
+HttpUrl = Annotated[str, Field(pattern=r"^https?://[^\s/]+(/\S*)?$")]
+
+
+class OrchestratorTarget(BaseModel):
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    url: HttpUrl
+    secret: SecretSource
+
+    @field_validator("url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+
+class RegistrarConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    worker_url: HttpUrl = "http://127.0.0.1:8000"
+    orchestrators: tuple[OrchestratorTarget, ...]
+    app: Annotated[str, Field(min_length=1)]
+    runner_url: HttpUrl
+    runner_id: str = ""
+    capacity: Annotated[int, Field(ge=0, le=1024)] = 0  # 0: what the worker's /health says, else 1
+    mode: Literal["persistent", "single-shot"] = MODE_PERSISTENT
+    label: str = ""
+    runner_version: str = ""  # "": the worker's /version
+    metadata: str = ""
+    price_info: dict[str, Any] | None = None
+    ca_files: tuple[Path, ...] = ()
+    insecure_skip_verify: bool = False
+    drain_seconds: Annotated[float, Field(ge=0)] = 600.0
+    probe_interval: Seconds = 2.0
+    unready_after: Annotated[int, Field(ge=1)] = 3
+    request_timeout: Seconds = 5.0
+    host: str = "0.0.0.0"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8090
+    log_level: str = "INFO"
+    log_format: Literal["json", "text"] = "json"
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _mode_alias(cls, value: Any) -> Any:
+        return MODE_SINGLE_SHOT if value == "single_shot" else value
+
+    @field_validator("price_info", mode="before")
+    @classmethod
+    def _json_price(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = json.loads(value) if value.strip() else None
+        if value is not None and not isinstance(value, dict):
+            raise ValueError("must be a JSON object")
+        return value
+
+    @model_validator(mode="after")
+    def _advert_is_valid(self) -> RegistrarConfig:
+        problems = advert_errors(RunnerAdvert(self.app, self.runner_url, metadata=self.metadata, mode=self.mode))
+        if problems:
+            raise ValueError("; ".join(problems))
+        if self.insecure_skip_verify and self.ca_files:
+            raise ValueError("give either --ca-file or --insecure-skip-verify, not both")
+        return self
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """System trust plus every ``--ca-file`` (one bundle per orchestrator is fine: they add up)."""
+        context = ssl.create_default_context()
+        for path in self.ca_files:
+            context.load_verify_locations(cafile=str(path))
+        if self.insecure_skip_verify:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return context
+
+
+def default_runner_url(worker_url: str, pod_ip: str) -> str:
+    """``http://POD_IP:<worker port>``: the address the orchestrator reaches this very pod at."""
+    parts = urlsplit(worker_url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    host = f"[{pod_ip}]" if isinstance(ipaddress.ip_address(pod_ip), ipaddress.IPv6Address) else pod_ip
+    return f"{parts.scheme}://{host}:{port}"
+
+
+def pair_secrets(
+    urls: Sequence[str], files: Sequence[Path], env: str, environ: Mapping[str, str]
+) -> list[SecretSource]:
+    """One secret file for all orchestrators, one per orchestrator (same order), or none (the variable)."""
+    if not files:
+        return [SecretSource(None, env, environ) for _ in urls]
+    if len(files) == 1:
+        return [SecretSource(files[0], env, environ) for _ in urls]
+    if len(files) != len(urls):
+        raise ValueError(f"{len(files)} --secret-file for {len(urls)} --orchestrator: give one, or one each")
+    return [SecretSource(path, env, environ) for path in files]
+
+
+# flag -> (argparse type, help, repeatable). Every flag also reads BYOC_REGISTRAR_<FLAG>; repeatable ones take a
+# comma-separated list there.
+_FLAGS: dict[str, tuple[Any, str, bool]] = {
+    "worker-url": (str, "the worker's REST API in this pod", False),
+    "orchestrator": (str, "orchestrator base URL (repeat for several; the variable: comma-separated)", True),
+    "secret-file": (Path, "file holding the orchestrator secret: one for all, or one per --orchestrator", True),
+    "secret-env": (str, "variable holding the orchestrator secret when no --secret-file is given", False),
+    "app": (
+        str,
+        "the app (capability) this runner serves, e.g. live-video-to-video/grayscale [or CAPABILITY_NAME]",
+        False,
+    ),
+    "runner-url": (str, "URL orchestrators reach this pod's worker at (default http://$POD_IP:<worker port>)", False),
+    "runner-id": (str, "runner id, stable for the pod (default $POD_NAME, else the host name)", False),
+    "capacity": (int, "sessions this pod runs at once (0: the worker's /health capacity, else 1)", False),
+    "mode": (str, "persistent (live video) or single-shot", False),
+    "label": (str, "runner label", False),
+    "runner-version": (str, "version advertised in discovery (default: the worker's /version)", False),
+    "metadata": (str, "public text for discovery (<= 1024 bytes, no secrets)", False),
+    "price-info": (str, 'JSON price_info for on-chain orchestrators, e.g. {"price": 3.5, "unit": "hour"}', False),
+    "ca-file": (Path, "PEM CA bundle trusted for orchestrator HTTPS (repeatable; adds to system trust)", True),
+    "insecure-skip-verify": (str, "true: do not verify orchestrator certificates", False),
+    "drain-seconds": (float, "on SIGTERM, wait this long at most for running sessions before unregistering", False),
+    "probe-interval": (float, "seconds between reads of the worker's /health", False),
+    "unready-after": (int, "failed /health reads in a row before the runner is reported unreachable", False),
+    "request-timeout": (float, "seconds one HTTP request may take", False),
+    "host": (str, "address of the registrar's own /health, /metrics, /drain", False),
+    "port": (int, "port of the registrar's own /health, /metrics, /drain (0: none)", False),
+    "log-level": (str, "DEBUG, INFO, WARNING, ERROR", False),
+    "log-format": (str, "json (one object per line) or text", False),
+}
+_PLURAL_ENV = {"orchestrator": "ORCHESTRATORS", "secret-file": "SECRET_FILES", "ca-file": "CA_FILES"}
+
+
+def _env_name(flag: str) -> str:
+    return ENV_PREFIX + _PLURAL_ENV.get(flag, flag.upper().replace("-", "_"))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="byoc-registrar",
+        description="Registers this pod's worker as a Livepeer Live Runner with one or more orchestrators, "
+        "heartbeats, and drains on SIGTERM. Every flag also reads BYOC_REGISTRAR_<FLAG>.",
+    )
+    for flag, (kind, text, repeat) in _FLAGS.items():
+        if flag == "insecure-skip-verify":
+            parser.add_argument(
+                f"--{flag}", nargs="?", const="true", default=None, help=f"{text} [env {_env_name(flag)}]"
+            )
+            continue
+        action = "append" if repeat else "store"
+        parser.add_argument(f"--{flag}", type=kind, action=action, default=None, help=f"{text} [env {_env_name(flag)}]")
+    return parser
+
+
+def _split(value: str) -> list[str]:
+    return value.replace(",", " ").split()
+
+
+def load_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> RegistrarConfig:
+    """Flags, then ``BYOC_REGISTRAR_*`` variables, then defaults. Raises ``ValueError`` naming the bad setting."""
+    env = os.environ if environ is None else environ
+    args = vars(build_parser().parse_args(argv))
+    raw: dict[str, Any] = {}
+    for flag, (_, _, repeat) in _FLAGS.items():
+        key = flag.replace("-", "_")
+        if args.get(key) is not None:
+            raw[key] = args[key]
+        elif env.get(_env_name(flag)):
+            raw[key] = _split(env[_env_name(flag)]) if repeat else env[_env_name(flag)]
+    urls = [str(u) for u in raw.pop("orchestrator", [])]
+    if not urls:
+        raise ValueError("no orchestrator: give --orchestrator URL (or BYOC_REGISTRAR_ORCHESTRATORS)")
+    files = [Path(f) for f in raw.pop("secret_file", [])]
+    secret_env = raw.pop("secret_env", "ORCH_SECRET")
+    values: dict[str, Any] = {k: v for k, v in raw.items() if k != "ca_file"}
+    values["ca_files"] = tuple(Path(f) for f in raw.get("ca_file", []))
+    if "insecure_skip_verify" in values:
+        values["insecure_skip_verify"] = str(values["insecure_skip_verify"]).strip().lower() in ("1", "true", "yes")
+    if "app" not in values and env.get("CAPABILITY_NAME"):
+        values["app"] = env["CAPABILITY_NAME"]
+    worker_url = str(values.get("worker_url") or RegistrarConfig.model_fields["worker_url"].default)
+    try:
+        if "runner_url" not in values:
+            if not env.get("POD_IP"):
+                raise ValueError("no runner URL: give --runner-url, or set POD_IP (downward API status.podIP)")
+            values["runner_url"] = default_runner_url(worker_url, env["POD_IP"])
+        values.setdefault("runner_id", env.get("POD_NAME") or socket.gethostname())
+        secrets = pair_secrets(urls, files, secret_env, env)
+        values["orchestrators"] = tuple(
+            OrchestratorTarget(url=url, secret=secret) for url, secret in zip(urls, secrets, strict=True)
+        )
+        return RegistrarConfig(**values)
+    except (ValidationError, json.JSONDecodeError, ValueError) as exc:
+        raise ValueError(f"invalid configuration: {exc}") from exc
