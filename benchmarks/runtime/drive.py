@@ -40,7 +40,7 @@ from .workers import Workers
 
 IN_FLIGHT = 2  # segments (seconds of video) published but not yet out, per session
 MAX_FRAMERATE = 60  # both workers cap input at 24 fps by default; 60 lets all 30 fps through
-QUIET_S = 3.0  # closed loop: output quiet this long -> frames still missing are taken as dropped
+QUIET_S = 1.0  # closed loop: output quiet this long -> frames still missing are taken as dropped
 SETTLE_S = 0.7  # after /stream/start, before the first input byte: the worker subscribes
 
 
@@ -98,7 +98,7 @@ class Progress:
 
 async def _closed_loop_session(
     stream: Stream, clip: Clip, stop_at: float, progress: Progress, sent: list[int], http: aiohttp.ClientSession
-) -> None:
+) -> None:  # sent: [frames published, frames written off]
     """Segment n goes out once as many frames came out as segments 0..n-K hold. Progress is counted in frames,
     not read from output timestamps, so a worker that re-times or drops frames cannot make the loop run ahead;
     frames it dropped are written off when its output stays quiet for ``QUIET_S``."""
@@ -120,6 +120,7 @@ async def _closed_loop_session(
                     await asyncio.wait_for(progress.changed.wait(), min(left, QUIET_S))
                 except TimeoutError:
                     if time.monotonic() < stop_at:
+                        sent[1] += need - len(progress.times) - written_off
                         written_off = need - len(progress.times)
             if time.monotonic() >= stop_at:
                 return
@@ -140,7 +141,7 @@ async def throughput(
     m = Measurement(workers.name, "throughput", clip.name, sessions, seconds=window)
     streams = [Stream(server, workers.url(i)) for i in range(sessions)]
     progress = [Progress() for _ in streams]
-    sent = [[0] for _ in streams]
+    sent = [[0, 0] for _ in streams]
     for stream in streams:
         stream.create()
     begin = time.monotonic()
@@ -151,19 +152,20 @@ async def throughput(
             for s, p, c in zip(streams, progress, sent, strict=True)
         ]
         cpu_at_start = await _at(window_start, workers.cpu_seconds)
-        stages_at_start = await asyncio.to_thread(workers.stage_seconds)
+        stages_at_start = await asyncio.to_thread(workers.metrics)
         cpu_at_end = await _at(stop_at, workers.cpu_seconds)
-        stages_at_end = await asyncio.to_thread(workers.stage_seconds)
+        stages_at_end = await asyncio.to_thread(workers.metrics)
         results = await asyncio.gather(*tasks, return_exceptions=True)
     for stream in streams:
         stream.delete()
     errors = [repr(r) for r in results if isinstance(r, BaseException)]
     m.error = "; ".join(errors) or None
     m.cpu_seconds = cpu_at_end - cpu_at_start
-    m.set_stages(stages_at_start, stages_at_end)
+    m.set_metrics(stages_at_start, stages_at_end)
     counts = [sum(1 for t in p.times if window_start <= t < stop_at) for p in progress]
     m.frames_out = sum(counts)
     m.frames_in = sum(c[0] for c in sent)
+    m.written_off = sum(c[1] for c in sent)
     m.fps = m.frames_out / window
     m.fps_per_session = [c / window for c in counts]
     return m
@@ -199,7 +201,7 @@ async def latency(
     for stream in streams:
         stream.create()
     t0 = time.monotonic() + SETTLE_S + 0.5
-    cpu_before, stages_before = workers.cpu_seconds(), await asyncio.to_thread(workers.stage_seconds)
+    cpu_before, stages_before = workers.cpu_seconds(), await asyncio.to_thread(workers.metrics)
     async with aiohttp.ClientSession() as http:
         results = await asyncio.gather(
             *(
@@ -209,7 +211,7 @@ async def latency(
             return_exceptions=True,
         )
     m.cpu_seconds = workers.cpu_seconds() - cpu_before
-    m.set_stages(stages_before, await asyncio.to_thread(workers.stage_seconds))
+    m.set_metrics(stages_before, await asyncio.to_thread(workers.metrics))
     for stream in streams:
         stream.delete()
     m.error = "; ".join(repr(r) for r in results if isinstance(r, BaseException)) or None

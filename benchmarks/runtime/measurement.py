@@ -7,13 +7,8 @@ from dataclasses import dataclass, field
 
 from byoc_testenv.devstream import percentile
 
-IMPLEMENTATIONS = ("ours", "ours-passive", "pytrickle", "floor")
-LABELS = {
-    "ours": "ours (byoc-runtime)",
-    "ours-passive": "ours, OMP_WAIT_POLICY=PASSIVE",
-    "pytrickle": "PyTrickle 0.1.6",
-    "floor": "bare PyAV floor",
-}
+IMPLEMENTATIONS = ("ours", "pytrickle", "floor")
+LABELS = {"ours": "ours (byoc-runtime)", "pytrickle": "PyTrickle 0.1.6", "floor": "bare PyAV floor"}
 
 
 @dataclass
@@ -37,6 +32,8 @@ class Measurement:
     first_output_s: float | None = None  # first input byte -> first output frame (worst session)
     frames_matched: int = 0
     stages_ms: dict[str, float] = field(default_factory=dict)  # ours: mean ms per frame in each pipeline stage
+    dropped: dict[str, int] = field(default_factory=dict)  # ours: video frames it dropped, by its reason
+    written_off: int = 0  # throughput: frames the closed loop stopped waiting for (never came out)
     load_avg: float | None = None  # 1-minute load average of the machine when the run ended
     error: str | None = None
 
@@ -53,11 +50,15 @@ class Measurement:
         """Share of input frames that came out (latency mode; throughput counts only a window)."""
         return self.frames_out / self.frames_in if self.frames_in else None
 
-    def set_stages(self, before: dict[str, tuple[float, float]], after: dict[str, tuple[float, float]]) -> None:
-        for stage, (total, count) in after.items():
-            done = count - before.get(stage, (0.0, 0.0))[1]
-            if done > 0:
-                self.stages_ms[stage] = 1000 * (total - before.get(stage, (0.0, 0.0))[0]) / done
+    def set_metrics(self, before: dict[str, float], after: dict[str, float]) -> None:
+        """From two ``Workers.metrics()`` snapshots: mean ms per frame per stage, video frames dropped by reason."""
+        delta = {key: value - before.get(key, 0.0) for key, value in after.items()}
+        for key, value in delta.items():
+            kind, _, name = key.partition(":")
+            if kind == "stage" and delta.get(f"stage_count:{name}", 0) > 0:
+                self.stages_ms[name] = 1000 * value / delta[f"stage_count:{name}"]
+            elif kind == "dropped" and value > 0:
+                self.dropped[name] = int(value)
 
     def set_latency(self, from_segment: Sequence[float], added: Sequence[float]) -> None:
         if not added:

@@ -63,9 +63,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--sessions", nargs="+", type=int, default=[1, 3], help="concurrent session counts")
     parser.add_argument("--impls", nargs="+", default=list(IMPLEMENTATIONS), choices=list(IMPLEMENTATIONS))
     parser.add_argument("--warmup", type=float, default=3.0, help="throughput: seconds before the window")
-    parser.add_argument("--window", type=float, default=12.0, help="throughput: seconds measured")
-    parser.add_argument("--latency-seconds", type=int, default=16, help="latency: seconds of real-time input")
+    parser.add_argument("--window", type=float, default=10.0, help="throughput: seconds measured")
+    parser.add_argument("--latency-seconds", type=int, default=14, help="latency: seconds of real-time input")
     parser.add_argument("--skip", type=float, default=4.0, help="latency: leading seconds left out (warm-up)")
+    parser.add_argument("--repeat", type=int, default=2, help="runs per measurement; the median run is reported")
     parser.add_argument("--out", type=Path, default=HERE, help="where results.{json,md,png} go")
     parser.add_argument("--report-only", action="store_true", help="rebuild results.md/png from results.json")
     return parser.parse_args(argv)
@@ -79,7 +80,6 @@ def start_workers(impls: Sequence[str], sessions: int) -> dict[str, Workers]:
     logs = CACHE / "logs"
     makers = {
         "ours": lambda: Workers.ours(sessions, logs),
-        "ours-passive": lambda: Workers.ours(sessions, logs, omp_passive=True),
         "pytrickle": lambda: Workers.pytrickle(sessions, logs),
     }
     started: dict[str, Workers] = {}
@@ -127,23 +127,39 @@ def measure(
     return m
 
 
-def run_all(args: argparse.Namespace, clips: dict[str, Any]) -> list[Measurement]:
-    """Every configuration in turn, and within one configuration every implementation back to back, so that
-    whatever else loads the machine at the time weighs on all of them alike."""
-    results: list[Measurement] = []
+def median_run(runs: list[Measurement]) -> Measurement:
+    """The run in the middle by its headline figure (fps; added p50 latency), kept whole."""
+    if runs[0].mode == "throughput":
+        ordered = sorted(runs, key=lambda m: m.fps)
+    else:
+        ordered = sorted(runs, key=lambda m: float("inf") if m.added_p50_ms is None else m.added_p50_ms)
+    return ordered[(len(ordered) - 1) // 2]
+
+
+def run_all(args: argparse.Namespace, clips: dict[str, Any]) -> tuple[list[Measurement], list[Measurement]]:
+    """Every configuration in turn, and within one configuration every implementation back to back (and again,
+    ``--repeat`` times), so that whatever else loads the machine at the time weighs on all of them alike.
+    Returns the median runs and all runs."""
+    chosen: list[Measurement] = []
+    every: list[Measurement] = []
     server = TrickleServer.start()
     workers = start_workers(args.impls, max(args.sessions))
     try:
         for size in args.sizes:
             for n in args.sessions:
                 for mode in ("throughput", "latency"):
-                    for impl in args.impls:
-                        results.append(measure(impl, mode, size, n, args, clips[size], workers, server))
+                    runs: dict[str, list[Measurement]] = {impl: [] for impl in args.impls}
+                    for _ in range(args.repeat):
+                        for impl in args.impls:
+                            runs[impl].append(measure(impl, mode, size, n, args, clips[size], workers, server))
+                    for impl_runs in runs.values():
+                        chosen.append(median_run(impl_runs))
+                        every += impl_runs
     finally:
         for w in workers.values():
             w.stop()
         server.stop()
-    return results
+    return chosen, every
 
 
 def meta(
@@ -174,6 +190,7 @@ def meta(
             "started -> frame's last byte arrived at an output subscriber (the issue's definition); added = frame "
             "complete on the input -> frame published. CPU ms/frame = worker CPU time / frames out."
         ),
+        "repeat": args.repeat,
         "settings": {k: str(v) for k, v in vars(args).items()},
     }
 
@@ -188,10 +205,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         pytrickle = check(ensure_venv(log=log)) if "pytrickle" in args.impls else {}
         log("rendering / loading input clips")
         clips = {size: load_clip(*SIZES[size], 90, CACHE) for size in args.sizes}
-        results = run_all(args, clips)
+        results, every = run_all(args, clips)
         info = meta(args, sys.argv[1:] if argv is None else argv, clips, pytrickle)
         args.out.mkdir(parents=True, exist_ok=True)
-        report.write_json(json_path, results, info)
+        report.write_json(json_path, results, info, every)
     report.write_markdown(md_path, results, info, analysis)
     report.write_plot(png_path, results)
     log(f"wrote {md_path}, {png_path}, {json_path}")

@@ -83,14 +83,15 @@ def video_frames(width: int, height: int, seconds: int) -> Iterator[tuple[np.nda
         yield frame.clip(0, 255).astype(np.uint8), i / FPS
 
 
-def render(width: int, height: int, seconds: int) -> list[bytes]:
+def render(width: int, height: int, seconds: int, audio_track: bool = True) -> list[bytes]:
     """Encode the clip as a gateway would publish it: 1 s GOPs, one MPEG-TS segment per GOP."""
     sink = encode.BufferedSink()
     encoder = encode.SegmentEncoder(sink, encode.EncoderSettings(gop_seconds=SEGMENT_SECONDS, preset="ultrafast"))
-    encoder.expect_audio()
+    if audio_track:
+        encoder.expect_audio()
     tb = Fraction(1, PTS_HZ)
     video = video_frames(width, height, seconds)
-    audio = testsource.audio_frames(testsource.SourceSpec(seconds=seconds))
+    audio = testsource.audio_frames(testsource.SourceSpec(seconds=seconds)) if audio_track else iter(())
     next_video, next_audio = next(video, None), next(audio, None)
     while next_video is not None or next_audio is not None:  # interleaved by time, as a live encoder emits
         if next_audio is None or (next_video is not None and next_video[1] <= next_audio[1]):
@@ -107,14 +108,15 @@ def render(width: int, height: int, seconds: int) -> list[bytes]:
     return encode.collect_segments(sink.drain())
 
 
-def _key(width: int, height: int, seconds: int) -> str:
+def _key(width: int, height: int, seconds: int, audio_track: bool) -> str:
     code = Path(__file__).read_bytes() + Path(encode.__file__).read_bytes() + Path(testsource.__file__).read_bytes()
-    return hashlib.sha256(code + f"{width}x{height}x{seconds}".encode()).hexdigest()[:12]
+    return hashlib.sha256(code + f"{width}x{height}x{seconds}x{audio_track}".encode()).hexdigest()[:12]
 
 
-def load_clip(width: int, height: int, seconds: int, cache_dir: Path) -> Clip:
-    """``seconds`` of the clip at this size, from the cache or rendered now."""
-    stem = cache_dir / f"clip-{width}x{height}-{seconds}s-{_key(width, height, seconds)}"
+def load_clip(width: int, height: int, seconds: int, cache_dir: Path, audio_track: bool = True) -> Clip:
+    """``seconds`` of the clip at this size (with or without its audio track), from the cache or rendered now."""
+    kind = "" if audio_track else "-video-only"
+    stem = cache_dir / f"clip-{width}x{height}-{seconds}s{kind}-{_key(width, height, seconds, audio_track)}"
     data_path, index_path = stem.with_suffix(".ts"), stem.with_suffix(".json")
     if data_path.exists() and index_path.exists():
         data, sizes = data_path.read_bytes(), json.loads(index_path.read_text())
@@ -123,7 +125,7 @@ def load_clip(width: int, height: int, seconds: int, cache_dir: Path) -> Clip:
             segments.append(data[offset : offset + size])
             offset += size
     else:
-        segments = render(width, height, seconds)
+        segments = render(width, height, seconds, audio_track)
         cache_dir.mkdir(parents=True, exist_ok=True)
         data_path.write_bytes(b"".join(segments))
         index_path.write_text(json.dumps([len(s) for s in segments]))

@@ -27,12 +27,9 @@ class Workers:
         self.processes = processes
 
     @classmethod
-    def ours(cls, sessions: int, log_dir: Path, omp_passive: bool = False) -> Workers:
-        # OMP_WAIT_POLICY=PASSIVE stops torch's idle OpenMP threads from spin-waiting (see analysis.md).
-        name = "ours-passive" if omp_passive else "ours"
-        env = {"OMP_WAIT_POLICY": "PASSIVE"} if omp_passive else None
-        proc = WorkerProcess.runtime("passthrough", log_dir / f"{name}.log", "--capacity", str(sessions), env=env)
-        return cls(name, [proc])
+    def ours(cls, sessions: int, log_dir: Path, env: dict[str, str] | None = None) -> Workers:
+        proc = WorkerProcess.runtime("passthrough", log_dir / "ours.log", "--capacity", str(sessions), env=env)
+        return cls("ours", [proc])
 
     @classmethod
     def pytrickle(cls, sessions: int, log_dir: Path) -> Workers:
@@ -53,17 +50,20 @@ class Workers:
     def cpu_seconds(self) -> float:
         return sum(proc.cpu_seconds() for proc in self.processes)
 
-    def stage_seconds(self) -> dict[str, tuple[float, float]]:
-        """Our runtime's per-stage timing histograms from ``/metrics``: stage -> (sum seconds, count).
-        Empty for PyTrickle, which has no metrics endpoint."""
-        if not self.name.startswith("ours"):
+    def metrics(self) -> dict[str, float]:
+        """Our runtime's counters and stage-time sums from ``/metrics`` that the benchmark reports: ``stage:NAME``
+        and ``stage_count:NAME`` (seconds, frames), ``dropped:REASON`` (video frames). Empty for PyTrickle, which
+        has no metrics endpoint."""
+        if self.name != "ours":
             return {}
         with urllib.request.urlopen(self.url(0) + "/metrics", timeout=10) as resp:
             text = resp.read().decode()
-        found: dict[str, list[float]] = {}
+        found: dict[str, float] = {}
         for kind, stage, value in re.findall(r'byoc_stage_seconds_(sum|count)\{stage="([^"]+)"\} (\S+)', text):
-            found.setdefault(stage, [0.0, 0.0])[0 if kind == "sum" else 1] = float(value)
-        return {stage: (v[0], v[1]) for stage, v in found.items()}
+            found[f"{'stage' if kind == 'sum' else 'stage_count'}:{stage}"] = float(value)
+        for reason, value in re.findall(r'byoc_frames_dropped_total\{kind="video",reason="([^"]+)"\} (\S+)', text):
+            found[f"dropped:{reason}"] = float(value)
+        return found
 
     def wait_idle(self, limit_s: float = 20.0) -> None:
         """Until every process reports IDLE again (the last streams have wound down)."""
