@@ -5,7 +5,7 @@ from __future__ import annotations
 from prometheus_client import Counter, Histogram
 
 API_WRITES = Counter(
-    "byoc_operator_api_writes_total", "Writes the operator sent to the Kubernetes API", ["verb", "kind"]
+    "byoc_operator_api_writes_total", "Writes of the operator that the Kubernetes API accepted", ["verb", "kind"]
 )
 RECONCILES = Counter("byoc_operator_reconciles_total", "Reconcile runs of a BYOCWorker", ["result"])
 RECONCILE_SECONDS = Histogram(

@@ -253,9 +253,9 @@ class Reconciler:
             (self.indexes.services, Service, worker.pods_service_name),
         ):
             if self._child(index, key, name) is not None:
-                metrics.API_WRITES.labels("delete", resource.__name__).inc()
                 with contextlib.suppress(ApiError):
                     await self.client.delete(resource, name, namespace=key[0])
+                    metrics.API_WRITES.labels("delete", resource.__name__).inc()
 
     async def _unregister_all(
         self, key: Key, worker: Worker, body: dict[str, Any], targets: list[registration.Target]
@@ -287,7 +287,6 @@ class Reconciler:
         finalizers = (
             [*finalizers, registration.FINALIZER] if present else [f for f in finalizers if f != registration.FINALIZER]
         )
-        metrics.API_WRITES.labels("patch", api.KIND).inc()
         await self.client.patch(
             BYOCWorkerResource,
             key[1],
@@ -295,6 +294,7 @@ class Reconciler:
             namespace=key[0],
             patch_type=PatchType.MERGE,
         )
+        metrics.API_WRITES.labels("patch", api.KIND).inc()
 
     def _schedule_refresh(self, key: Key, seconds: float) -> None:
         """Orchestrators never health-check: re-register every refresh period even if nothing changed."""
@@ -337,15 +337,14 @@ class Reconciler:
                 # normalisation (dropped unknown fields, canonical quantities), not drift.
                 return
         log.info("applying %s %s/%s (%s)", kind, key[0], name, "create" if live is None else "drift or change")
-        metrics.API_WRITES.labels("apply", kind).inc()
         result = await self.client.apply(codecs.from_dict(desired), field_manager=FIELD_MANAGER, force=True)
+        metrics.API_WRITES.labels("apply", kind).inc()
         self._applied[ref] = Applied(want, revision(result.to_dict()), time.monotonic())
 
     async def _write_status(self, key: Key, body: dict[str, Any], status: dict[str, Any]) -> None:
         current = body.get("status") or {}
         if current == status or self._written_status.get(key) == status:
             return
-        metrics.API_WRITES.labels("patch-status", api.KIND).inc()
         await self.client.patch(
             BYOCWorkerResource.Status,
             key[1],
@@ -353,6 +352,7 @@ class Reconciler:
             namespace=key[0],
             patch_type=PatchType.MERGE,
         )
+        metrics.API_WRITES.labels("patch-status", api.KIND).inc()
         self._written_status[key] = status
         for type_, reason, message in transitions(current, status):
             self._post_event(self._ref(body), type_, reason, message)
