@@ -264,6 +264,16 @@ class OrchestratorTLS(Model):
     )
 
 
+class Drain(Model):
+    grace_period_seconds: int = Field(
+        default=600,
+        ge=0,
+        le=86400,
+        description="On scale-down, rollout or deletion, a pod stops taking sessions and lets live streams run "
+        "this long before they are stopped (terminationGracePeriodSeconds is set a little above it).",
+    )
+
+
 class LabelSelector(Model):
     match_labels: dict[str, str] = Field(description="Labels the selected objects must all carry.")
 
@@ -353,6 +363,7 @@ class BYOCWorkerSpec(Model):
     orchestrators: list[OrchestratorRef] | None = Field(
         default=None, max_length=64, description="Orchestrators to register this worker with."
     )
+    drain: Drain = Field(default_factory=lambda: Drain(), description="How pods leave without cutting live streams.")
     registration: Registration = Field(default_factory=Registration, description="How orchestrators learn of it.")
     rollout: Rollout = Field(default_factory=Rollout, description="Rolling-update limits.")
     image_pull_secrets: list[str] | None = Field(default=None, description="Secrets for pulling the worker image.")
@@ -376,6 +387,7 @@ class OrchestratorStatus(Model):
     registered: bool = False
     since: str | None = None
     capacity: int = 0
+    runners: int | None = Field(default=None, description="Live Runner: this worker's pods the orchestrator lists.")
     last_error: str | None = None
 
 

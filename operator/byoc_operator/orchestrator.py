@@ -161,6 +161,43 @@ class Fleet:
             entry["lastError"] = str(exc)
         return entry
 
+    async def observe_runners(
+        self, key: Key, targets: list[registration.Target], pods: list[str], previous: list[dict[str, Any]], now: str
+    ) -> list[dict[str, Any]]:
+        """Live Runner (dynamic): pods register themselves; read each orchestrator's public /discovery to
+        report how many of this worker's pods it routes to (dynamic runner routes are the runner ids, which
+        the registrar sets to the pod names)."""
+        old = {e["url"]: e for e in previous}
+        entries = []
+        for target in targets:
+            entry = dict(old.get(target.url) or {"url": target.url, "registered": False, "capacity": 0})
+            try:
+                tls = ssl_context(
+                    await self._secret_value(key[0], target.ca_secret_name, target.ca_secret_key)
+                    if target.ca_secret_name and target.ca_secret_key
+                    else None,
+                    target.insecure,
+                )
+                async with self._http().get(f"{target.url}/discovery", ssl=tls, timeout=TIMEOUT) as resp:
+                    if resp.status != 200:
+                        raise RegistrationError(f"discovery answered HTTP {resp.status}")
+                    listed = await resp.json(content_type=None)
+            except (TimeoutError, aiohttp.ClientError, ssl.SSLError, ValueError) as exc:
+                entry["lastError"] = sanitise(f"{type(exc).__name__}: {exc}")
+            except RegistrationError as exc:
+                entry["lastError"] = str(exc)
+            else:
+                ours = registration.our_runners(listed, pods)
+                was = bool(entry.get("registered"))
+                entry.update(registered=bool(ours), capacity=sum(r.get("capacity", 0) for r in ours), runners=len(ours))
+                entry.pop("lastError", None)
+                if entry["registered"] and not was:
+                    entry["since"] = now
+                elif not entry["registered"]:
+                    entry.pop("since", None)
+            entries.append(entry)
+        return entries
+
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None:
             self._session = aiohttp.ClientSession()

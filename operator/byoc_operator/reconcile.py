@@ -200,7 +200,8 @@ class Reconciler:
         if deleting:
             await self._unregister_all(key, worker, body, targets)
             return
-        if worker.registers:
+        # BYOC registrations are the operator's to remove; Live Runner pods unregister themselves.
+        if worker.uses_router:
             await self._set_finalizer(key, body, present=True)
 
         error = None
@@ -219,23 +220,32 @@ class Reconciler:
         pods = [p for p in self.indexes.pods.get(key) or () if is_worker_pod(p)]
         now = self._clock()
         status = compute_status(worker, deployment, pods, body.get("status"), now, error)
-        if worker.registers and worker.spec.registration.protocol != "byoc":
-            status = with_registration(
-                status,
-                [],
-                [],
-                deleting=False,
-                now=now,
-                generation=worker.generation,
-                unsupported=f"protocol {worker.spec.registration.protocol!r} is not "
-                "implemented by this operator version yet; use 'byoc'",
-            )
+        reg = worker.spec.registration
+        if worker.registers and reg.protocol == "live-runner":
+            if reg.live_runner_mode == "dynamic":
+                names = [p["metadata"]["name"] for p in pods]
+                entries = await self.fleet.observe_runners(key, targets, names, status.get("orchestrators") or [], now)
+                status = with_registration(
+                    status, entries, targets, deleting=False, now=now, generation=worker.generation
+                )
+                self._schedule_refresh(key, reg.refresh_seconds)
+            else:
+                status = with_registration(
+                    status,
+                    [],
+                    [],
+                    deleting=False,
+                    now=now,
+                    generation=worker.generation,
+                    unsupported="live-runner static mode (runners.json) is not implemented "
+                    "by this operator version yet; use dynamic",
+                )
         elif worker.registers or (body.get("status") or {}).get("orchestrators"):
             entries = await self.fleet.sync(
                 key, worker, targets, status["capacity"], status.get("orchestrators") or [], self._ref(body), now
             )
             status = with_registration(status, entries, targets, deleting=False, now=now, generation=worker.generation)
-            self._schedule_refresh(key, worker.spec.registration.refresh_seconds)
+            self._schedule_refresh(key, reg.refresh_seconds)
         await self._write_status(key, body, status)
 
     def _children(self, worker: Worker) -> list[dict[str, Any]]:
@@ -262,6 +272,9 @@ class Reconciler:
     ) -> None:
         """Leave every orchestrator before the worker goes, then let it go."""
         if registration.FINALIZER not in (body["metadata"].get("finalizers") or []):
+            return
+        if not worker.uses_router:
+            await self._set_finalizer(key, body, present=False)
             return
         previous = (body.get("status") or {}).get("orchestrators") or []
         entries = await self.fleet.sync(

@@ -131,7 +131,22 @@ def registered_condition(entries: list[dict[str, Any]], capacity: int, deleting:
         return False, "RegistrationFailed", f"{len(failed)}/{len(entries)} failed; {first['url']}: {first['lastError']}"
     if capacity == 0:
         return False, "NoCapacity", "no ready pod: not advertised to any orchestrator"
+    waiting = [e["url"] for e in entries if not e.get("registered")]
+    if waiting:
+        return False, "Registering", f"{len(waiting)}/{len(entries)} orchestrator(s) do not list it yet: {waiting[0]}"
     return True, "AllRegistered", f"registered with {len(entries)} orchestrator(s), capacity {capacity}"
+
+
+def our_runners(discovery: Any, pods: list[str]) -> list[dict[str, Any]]:
+    """The runners in an orchestrator's /discovery answer that are this worker's pods."""
+    routes = {f"/apps/{pod}/" for pod in pods}
+    found = []
+    for orchestrator in discovery if isinstance(discovery, list) else []:
+        for runner in (orchestrator or {}).get("runners") or []:
+            url = str(runner.get("url", ""))
+            if any(route in url for route in routes):
+                found.append(runner)
+    return found
 
 
 def sanitise(message: str, *secrets: str) -> str:

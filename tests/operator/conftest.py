@@ -77,8 +77,17 @@ class OperatorProcess:
         }
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "byoc_operator.main", "--liveness", f"http://127.0.0.1:{port}/healthz",
-             "--metrics-host", "127.0.0.1", "--metrics-port", str(self.metrics_port)],
+            [
+                sys.executable,
+                "-m",
+                "byoc_operator.main",
+                "--liveness",
+                f"http://127.0.0.1:{port}/healthz",
+                "--metrics-host",
+                "127.0.0.1",
+                "--metrics-port",
+                str(self.metrics_port),
+            ],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -14,7 +14,7 @@ import pytest
 from byoc_testenv.orchestrator.process import OrchestratorProcess
 from lightkube import Client
 from lightkube.resources.apps_v1 import Deployment
-from lightkube.resources.core_v1 import Service
+from lightkube.resources.core_v1 import Pod, Service
 
 from .conftest import OperatorProcess, condition, get_worker, kubectl_apply, wait_for, worker_manifest
 
@@ -35,16 +35,25 @@ def capabilities(orch: OrchestratorProcess) -> dict[str, Any]:
 
 
 def secret_manifest(name: str, namespace: str, data: dict[str, str], labels: dict[str, str] | None = None) -> dict:
-    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": namespace,
-                                                               "labels": labels or {}},
-            "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels or {}},
+        "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()},
+    }
 
 
 def spec(orch_url: str, capability: str, secret_name: str = "orch", **extra: Any) -> dict[str, Any]:
-    return {"capability": {"name": capability}, "replicas": 2, "sessionsPerPod": 2, "gpu": {"count": 0},
-            "pricing": {"pricePerUnit": 1200, "priceScaling": 1000, "currency": "wei"},
-            "registration": {"refreshSeconds": 5},
-            "orchestrators": [{"url": orch_url, "secretRef": {"name": secret_name}}], **extra}
+    return {
+        "capability": {"name": capability},
+        "replicas": 2,
+        "sessionsPerPod": 2,
+        "gpu": {"count": 0},
+        "pricing": {"pricePerUnit": 1200, "priceScaling": 1000, "currency": "wei"},
+        "registration": {"refreshSeconds": 5},
+        "orchestrators": [{"url": orch_url, "secretRef": {"name": secret_name}}],
+        **extra,
+    }
 
 
 def advertised(orch: OrchestratorProcess, capability: str) -> int | None:
@@ -52,8 +61,9 @@ def advertised(orch: OrchestratorProcess, capability: str) -> int | None:
     return cap["capacity"] if cap else None
 
 
-def test_registration_follows_scaling_and_deletion(cluster: Any, kube: Client, namespace: str,
-                                                   operator: OperatorProcess, orch: OrchestratorProcess) -> None:
+def test_registration_follows_scaling_and_deletion(
+    cluster: Any, kube: Client, namespace: str, operator: OperatorProcess, orch: OrchestratorProcess
+) -> None:
     cap = "reg-follows"
     kubectl_apply(cluster, secret_manifest("orch", namespace, {"secret": SECRET}))
     kubectl_apply(cluster, worker_manifest("fleet", namespace, spec(orch.url, cap)))
@@ -62,9 +72,16 @@ def test_registration_follows_scaling_and_deletion(cluster: Any, kube: Client, n
     entry = capabilities(orch)[cap]
     assert entry["url"] == f"http://fleet-router.{namespace}.svc:8080"
     assert (entry["price_per_unit"], entry["price_scaling"], entry["currency"]) == (1200, 1000, "wei")
-    obj = wait_for(lambda: (o := get_worker(kube, "fleet", namespace))
-                   and condition(o, "Registered").get("status") == "True"
-                   and o["status"]["orchestrators"][0]["capacity"] == 4 and o, 30, what="Registered at capacity 4")
+    obj = wait_for(
+        lambda: (
+            (o := get_worker(kube, "fleet", namespace))
+            and condition(o, "Registered").get("status") == "True"
+            and o["status"]["orchestrators"][0]["capacity"] == 4
+            and o
+        ),
+        30,
+        what="Registered at capacity 4",
+    )
     (status_entry,) = obj["status"]["orchestrators"]
     assert status_entry["registered"] is True and status_entry["since"] and "lastError" not in status_entry
     assert "byoc.livepeer.org/registration" in obj["metadata"]["finalizers"]
@@ -77,8 +94,11 @@ def test_registration_follows_scaling_and_deletion(cluster: Any, kube: Client, n
 
     cluster.kubectl("scale", "-n", namespace, "byocworker/fleet", "--replicas=0")
     wait_for(lambda: advertised(orch, cap) is None, 60, what="unregistered at capacity 0")
-    wait_for(lambda: condition(get_worker(kube, "fleet", namespace), "Registered").get("reason") == "NoCapacity",
-             30, what="Registered=False NoCapacity")
+    wait_for(
+        lambda: condition(get_worker(kube, "fleet", namespace), "Registered").get("reason") == "NoCapacity",
+        30,
+        what="Registered=False NoCapacity",
+    )
 
     cluster.kubectl("scale", "-n", namespace, "byocworker/fleet", "--replicas=1")
     wait_for(lambda: advertised(orch, cap) == 2, 60, what="registered again at capacity 2")
@@ -96,13 +116,21 @@ def test_registration_follows_scaling_and_deletion(cluster: Any, kube: Client, n
 
 
 def test_wrong_secret_is_reported_without_leaking_and_rotation_recovers(
-        cluster: Any, kube: Client, namespace: str, operator: OperatorProcess, orch: OrchestratorProcess) -> None:
+    cluster: Any, kube: Client, namespace: str, operator: OperatorProcess, orch: OrchestratorProcess
+) -> None:
     cap = "reg-rotate"
     wrong = "wrong-secret-value-3b9d"
     kubectl_apply(cluster, secret_manifest("orch", namespace, {"secret": wrong}))
     kubectl_apply(cluster, worker_manifest("rot", namespace, spec(orch.url, cap)))
-    c = wait_for(lambda: (c := condition(get_worker(kube, "rot", namespace), "Registered"))
-                 and c.get("reason") == "RegistrationFailed" and c, 90, what="RegistrationFailed")
+    c = wait_for(
+        lambda: (
+            (c := condition(get_worker(kube, "rot", namespace), "Registered"))
+            and c.get("reason") == "RegistrationFailed"
+            and c
+        ),
+        90,
+        what="RegistrationFailed",
+    )
     assert "invalid authorization" in c["message"]
     dump = cluster.kubectl("get", "byocworker", "rot", "-n", namespace, "-o", "yaml").stdout
     dump += cluster.kubectl("get", "events", "-n", namespace, "-o", "yaml").stdout
@@ -111,34 +139,89 @@ def test_wrong_secret_is_reported_without_leaking_and_rotation_recovers(
     # rotate the Secret to the right value: the periodic refresh picks it up
     kubectl_apply(cluster, secret_manifest("orch", namespace, {"secret": SECRET}))
     wait_for(lambda: advertised(orch, cap) == 4, 60, what="registered after rotation")
-    wait_for(lambda: condition(get_worker(kube, "rot", namespace), "Registered").get("status") == "True", 30,
-             what="Registered=True")
+    wait_for(
+        lambda: condition(get_worker(kube, "rot", namespace), "Registered").get("status") == "True",
+        30,
+        what="Registered=True",
+    )
     assert SECRET not in operator.log_tail(100000)
 
 
-def test_missing_secret_is_a_clear_error(cluster: Any, kube: Client, namespace: str,
-                                         operator: OperatorProcess, orch: OrchestratorProcess) -> None:
+def test_missing_secret_is_a_clear_error(
+    cluster: Any, kube: Client, namespace: str, operator: OperatorProcess, orch: OrchestratorProcess
+) -> None:
     kubectl_apply(cluster, worker_manifest("nosecret", namespace, spec(orch.url, "reg-nosecret", "absent")))
-    c = wait_for(lambda: (c := condition(get_worker(kube, "nosecret", namespace), "Registered"))
-                 and c.get("reason") == "RegistrationFailed" and c, 90, what="RegistrationFailed")
+    c = wait_for(
+        lambda: (
+            (c := condition(get_worker(kube, "nosecret", namespace), "Registered"))
+            and c.get("reason") == "RegistrationFailed"
+            and c
+        ),
+        90,
+        what="RegistrationFailed",
+    )
     assert "Secret absent" in c["message"]
 
 
 def test_selected_orchestrator_secrets_are_picked_up_as_the_fleet_changes(
-        cluster: Any, kube: Client, namespace: str, operator: OperatorProcess, orch: OrchestratorProcess) -> None:
+    cluster: Any, kube: Client, namespace: str, operator: OperatorProcess, orch: OrchestratorProcess
+) -> None:
     cap = "reg-selected"
     labels = {"byoc.livepeer.org/orchestrator": "true", "fleet": "eu"}
-    body = {"capability": {"name": cap}, "replicas": 1, "sessionsPerPod": 3, "gpu": {"count": 0},
-            "registration": {"refreshSeconds": 5, "orchestratorSelector": {"matchLabels": {"fleet": "eu"}}}}
+    body = {
+        "capability": {"name": cap},
+        "replicas": 1,
+        "sessionsPerPod": 3,
+        "gpu": {"count": 0},
+        "registration": {"refreshSeconds": 5, "orchestratorSelector": {"matchLabels": {"fleet": "eu"}}},
+    }
     kubectl_apply(cluster, worker_manifest("sel", namespace, body))
-    wait_for(lambda: condition(get_worker(kube, "sel", namespace), "Registered").get("reason") == "NoOrchestrators",
-             90, what="NoOrchestrators")
+    wait_for(
+        lambda: condition(get_worker(kube, "sel", namespace), "Registered").get("reason") == "NoOrchestrators",
+        90,
+        what="NoOrchestrators",
+    )
     kubectl_apply(cluster, secret_manifest("orch-eu-1", namespace, {"url": orch.url, "secret": SECRET}, labels))
     wait_for(lambda: advertised(orch, cap) == 3, 60, what="registered with the selected orchestrator")
     # a Secret of another fleet is ignored
     other = {"byoc.livepeer.org/orchestrator": "true", "fleet": "us"}
-    kubectl_apply(cluster, secret_manifest("orch-us-1", namespace, {"url": "http://127.0.0.1:9", "secret": "x"},
-                                           other))
-    obj = wait_for(lambda: (o := get_worker(kube, "sel", namespace))
-                   and condition(o, "Registered").get("status") == "True" and o, 30, what="Registered")
+    kubectl_apply(cluster, secret_manifest("orch-us-1", namespace, {"url": "http://127.0.0.1:9", "secret": "x"}, other))
+    obj = wait_for(
+        lambda: (o := get_worker(kube, "sel", namespace)) and condition(o, "Registered").get("status") == "True" and o,
+        30,
+        what="Registered",
+    )
     assert [e["url"] for e in obj["status"]["orchestrators"]] == [orch.url]
+
+
+def heartbeat(orch: OrchestratorProcess, runner_id: str, app: str) -> dict[str, Any]:
+    """What a pod's registrar sidecar sends (the sidecars themselves are tested in tests/registrar)."""
+    body = json.dumps({"app": app, "runner_id": runner_id, "runner_url": "http://127.64.0.9:8000",
+                       "mode": "persistent", "capacity": 2, "status": "ready"}).encode()
+    req = urllib.request.Request(f"{orch.url}/runners/heartbeat", data=body, method="POST",
+                                 headers={"Authorization": SECRET, "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        return json.loads(resp.read())
+
+
+def test_live_runner_pods_get_a_registrar_and_status_follows_discovery(
+        cluster: Any, kube: Client, namespace: str, operator: OperatorProcess, orch: OrchestratorProcess) -> None:
+    app = "lr-dynamic"
+    kubectl_apply(cluster, secret_manifest("orch", namespace, {"secret": SECRET}))
+    body = spec(orch.url, app, registration={"protocol": "live-runner", "refreshSeconds": 5})
+    kubectl_apply(cluster, worker_manifest("lr", namespace, body))
+    c = wait_for(lambda: (c := condition(get_worker(kube, "lr", namespace), "Registered"))
+                 and c.get("reason") == "Registering" and c, 90, what="Registering")
+    assert c["status"] == "False"
+    pods = wait_for(lambda: [p for p in kube.list(Pod, namespace=namespace, labels={"byoc.livepeer.org/worker": "lr"})
+                             if p.metadata.labels.get("app.kubernetes.io/component") == "worker"], 30, what="pods")
+    assert [c.name for c in pods[0].spec.containers] == ["worker", "registrar"]
+    assert not list(kube.list(Deployment, namespace=namespace, labels={"app.kubernetes.io/component": "router"}))
+    # the pods' registrars heartbeat (stand-in here: kwok pods run no processes)
+    for pod in pods:
+        heartbeat(orch, pod.metadata.name, app)
+    obj = wait_for(lambda: (o := get_worker(kube, "lr", namespace))
+                   and condition(o, "Registered").get("status") == "True" and o, 30, what="Registered via discovery")
+    (entry,) = obj["status"]["orchestrators"]
+    assert entry["runners"] == 2 and entry["capacity"] == 4
+    assert "byoc.livepeer.org/registration" not in (obj["metadata"].get("finalizers") or [])

@@ -149,3 +149,39 @@ def test_pod_labels_and_annotations_cannot_break_the_selector() -> None:
     meta = render_deployment(worker(spec))["spec"]["template"]["metadata"]
     assert meta["labels"]["team"] == "a" and meta["labels"]["byoc.livepeer.org/worker"] == "w"
     assert meta["annotations"] == {"x": "1"}
+
+
+def test_live_runner_dynamic_adds_a_registrar_sidecar_with_secret_files_and_drain() -> None:
+    spec = {
+        "registration": {"protocol": "live-runner"},
+        "sessionsPerPod": 2,
+        "drain": {"gracePeriodSeconds": 300},
+        "orchestrators": [
+            {"url": "https://o1:8935/", "secretRef": {"name": "o1", "key": "s"}, "tls": {"insecureSkipVerify": True}},
+            {
+                "url": "https://o2:8935",
+                "secretRef": {"name": "o2"},
+                "tls": {"caBundleSecretRef": {"name": "ca", "key": "ca.pem"}},
+            },
+        ],
+    }
+    p = pod(render_deployment(worker(spec)))
+    worker_c, registrar = p["containers"]
+    assert registrar["command"] == ["byoc-registrar"] and registrar["image"] == IMAGE
+    args = registrar["args"]
+    assert "--orchestrator=https://o1:8935" in args and "--orchestrator=https://o2:8935" in args
+    assert "--capacity=2" in args and "--drain-seconds=300" in args and "--insecure-skip-verify=true" in args
+    assert "--app=live-video-to-video" in args and "--worker-url=http://127.0.0.1:8000" in args
+    # secrets arrive as files, never as args or env values
+    assert not any("secret" in str(e.get("value", "")) for e in registrar["env"])
+    volumes = {v["name"]: v["secret"] for v in p["volumes"]}
+    assert volumes["orchestrator-0"] == {"secretName": "o1", "items": [{"key": "s", "path": "secret"}]}
+    assert volumes["orchestrator-1-ca"]["secretName"] == "ca"
+    assert worker_c["lifecycle"]["preStop"]["httpGet"] == {"path": "/drain", "port": 8090}
+    assert p["terminationGracePeriodSeconds"] == 315
+
+
+def test_byoc_protocol_has_no_registrar_sidecar() -> None:
+    spec = {"orchestrators": [{"url": "https://o1:8935", "secretRef": {"name": "o1"}}]}
+    p = pod(render_deployment(worker(spec)))
+    assert [c["name"] for c in p["containers"]] == ["worker"]

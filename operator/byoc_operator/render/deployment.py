@@ -7,6 +7,13 @@ import math
 from typing import Any
 
 from byoc_operator import api
+from byoc_operator.render.registrar import (
+    TERMINATION_MARGIN_SECONDS,
+    drain_hook,
+    registrar_container,
+    secret_volumes,
+    uses_registrar,
+)
 from byoc_operator.render.worker import Worker
 
 CONTAINER = "worker"
@@ -110,8 +117,15 @@ def container(worker: Worker) -> dict[str, Any]:
 def pod_spec(worker: Worker) -> dict[str, Any]:
     spec = worker.spec
     scheduling = spec.scheduling or api.Scheduling()
+    containers = [container(worker)]
+    volumes = []
+    if uses_registrar(worker):
+        containers[0]["lifecycle"] = drain_hook()
+        containers.append(registrar_container(worker))
+        volumes += secret_volumes(worker)
     out: dict[str, Any] = {
-        "containers": [container(worker)],
+        "containers": containers,
+        "terminationGracePeriodSeconds": spec.drain.grace_period_seconds + TERMINATION_MARGIN_SECONDS,
         # Workers talk to orchestrators, not to the Kubernetes API.
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
@@ -135,7 +149,7 @@ def pod_spec(worker: Worker) -> dict[str, Any]:
     if spec.image_pull_secrets:
         out["imagePullSecrets"] = [{"name": name} for name in spec.image_pull_secrets]
     if spec.model_cache:
-        out["volumes"] = [
+        volumes.append(
             {
                 "name": MODEL_CACHE_VOLUME,
                 "persistentVolumeClaim": {
@@ -143,7 +157,9 @@ def pod_spec(worker: Worker) -> dict[str, Any]:
                     "readOnly": spec.model_cache.read_only,
                 },
             }
-        ]
+        )
+    if volumes:
+        out["volumes"] = volumes
     return out
 
 

@@ -1,0 +1,68 @@
+"""Pure registration decisions."""
+
+from __future__ import annotations
+
+from byoc_operator.registration import Memory, capability_payload, our_runners, plan, registered_condition, sanitise
+from byoc_operator.render import Worker
+
+
+def test_plan_registers_on_change_or_refresh_and_unregisters_at_zero_capacity() -> None:
+    assert plan(True, "d1", None, 100.0, 60) == "register"
+    assert plan(True, "d1", Memory("d1", 90.0), 100.0, 60) == "keep"
+    assert plan(True, "d2", Memory("d1", 90.0), 100.0, 60) == "register"  # capacity or price changed
+    assert plan(True, "d1", Memory("d1", 30.0), 100.0, 60) == "register"  # periodic refresh
+    assert plan(False, "d1", Memory("d1", 90.0), 100.0, 60) == "unregister"
+    assert plan(False, "d1", Memory(None, 90.0), 100.0, 60) == "keep"
+    assert plan(False, "d1", None, 100.0, 60) == "unregister"  # after an operator restart: make sure
+
+
+def test_payload_carries_capability_router_url_capacity_and_price() -> None:
+    w = Worker.from_body(
+        {
+            "metadata": {"name": "w", "namespace": "ns"},
+            "spec": {
+                "capability": {"name": "cartoon", "description": "d"},
+                "pricing": {"pricePerUnit": 5, "priceScaling": 10, "currency": "USD"},
+            },
+        },
+        "img",
+    )
+    assert capability_payload(w, 6) == {
+        "name": "cartoon",
+        "description": "d",
+        "url": "http://w-router.ns.svc:8080",
+        "capacity": 6,
+        "price_per_unit": 5,
+        "price_scaling": 10,
+        "currency": "USD",
+        "token": "",
+    }
+
+
+def test_registered_condition_reasons() -> None:
+    ok = [{"url": "a", "registered": True}]
+    assert registered_condition(ok, 2, False)[:2] == (True, "AllRegistered")
+    assert registered_condition([], 2, False)[1] == "NoOrchestrators"
+    assert registered_condition([{"url": "a", "lastError": "HTTP 400"}], 2, False)[1] == "RegistrationFailed"
+    assert registered_condition(ok, 0, False)[1] == "NoCapacity"
+    assert registered_condition([{"url": "a", "registered": False}], 2, False)[1] == "Registering"
+
+
+def test_sanitise_masks_secrets_and_bounds_length() -> None:
+    assert sanitise("bad secret hunter2 here", "hunter2") == "bad secret *** here"
+    assert len(sanitise("x" * 1000)) == 300
+
+
+def test_our_runners_matches_pod_routes_only() -> None:
+    discovery = [
+        {
+            "address": "o",
+            "runners": [
+                {"url": "o/apps/w-abc/session", "capacity": 2},
+                {"url": "o/apps/other-1/session", "capacity": 1},
+            ],
+        },
+        {"address": "p"},
+    ]
+    assert our_runners(discovery, ["w-abc", "w-def"]) == [{"url": "o/apps/w-abc/session", "capacity": 2}]
+    assert our_runners({"bad": 1}, ["w"]) == []
