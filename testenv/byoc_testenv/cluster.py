@@ -152,6 +152,9 @@ def _kwok_env(home: str) -> dict[str, str]:
 # these while a component is down for a restart; random, so concurrent clusters do not collide
 # (kwokctl's own choice walks down from 32767 and races between clusters started together).
 PORT_RANGE = (20000, 32000)
+# ClusterIPs from loopback too: the launcher (byoc_testenv.launcher) listens on them to stand in for kube-proxy.
+SERVICE_CIDR = "127.96.0.0/16"
+
 PORT_OPTIONS = ("kubeApiserverPort", "etcdPort", "etcdPeerPort", "kwokControllerPort",
                 "kubeControllerManagerPort", "kubeSchedulerPort")
 
@@ -312,7 +315,8 @@ class Cluster:
         cmd = [str(bins.kwokctl), "--name", self.name, "--config", str(config), "create", "cluster",
                "--runtime", "binary", "--kubeconfig=", f"--timeout={int(timeout)}s", "--wait=0s",
                # Pod IPs are fake: take them from loopback so nothing dials off this machine.
-               f"--extra-args=kwok-controller=cidr={nodes.POD_CIDR}"]
+               f"--extra-args=kwok-controller=cidr={nodes.POD_CIDR}",
+               f"--extra-args=kube-apiserver=service-cluster-ip-range={SERVICE_CIDR}"]
         with open(log, "w") as out, self.progress.heartbeat(f"starting cluster {self.name}"):
             res = subprocess.run(cmd, env=_kwok_env(str(self.home)), stdout=out, stderr=subprocess.STDOUT,
                                  timeout=timeout + 30)

@@ -1,22 +1,44 @@
-"""The README's main command: a local cluster with fake GPU nodes, the CRD, the operator, a BYOCWorker.
+"""The README's main command: a local cluster with fake GPU nodes, the CRD, the operator and a BYOCWorker whose
+pods really run, registered with a test orchestrator that then takes a live stream through it.
 
-    python -m byoc_testenv.demo [--keep] [--example examples/minimal.yaml]
+    python -m byoc_testenv.demo [--keep] [--example examples/minimal.yaml] [--processor grayscale] [--out DIR]
 
-Everything it starts listens on 127.0.0.1 and is stopped at the end (or on Ctrl-C with --keep).
+It starts the cluster, the launcher (runs the worker and router pods as local processes, emulates Services and
+cluster DNS: byoc_testenv.launcher), a trickle server, the test orchestrator and the operator; applies the
+example with the orchestrator named; waits for Ready and Registered; starts a stream through the orchestrator
+as a gateway would (to the registered router URL), publishes a test pattern in real time and reads the
+processed output back; saves input and output side by side as a PNG. Everything listens on 127.0.0.0/8 and
+is stopped at the end (or on Ctrl-C with --keep).
+
+The stream helpers (``start_stream``, ``play``, ``stop_stream``, ``grayness``) are shared with tests/e2e.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import base64
+import contextlib
+import json
 import os
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from byoc_testenv.cluster import Cluster
 from byoc_testenv.progress import Progress
+
+DEMO_SECRET = "demo-orchestrator-secret"
+PARAMS = {"width": 320, "height": 180}
 
 
 def free_port() -> int:
@@ -25,12 +47,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_operator(cluster: Cluster, log_path: Path) -> subprocess.Popen[bytes]:
+def start_operator(cluster: Cluster, log_path: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     port = free_port()
-    env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "byoc_operator.main", "--liveness", f"http://127.0.0.1:{port}/healthz"],
-        env=env, stdout=log_path.open("wb"), stderr=subprocess.STDOUT,
+        env={**os.environ, "KUBECONFIG": str(cluster.kubeconfig), **(env or {})},
+        stdout=log_path.open("wb"), stderr=subprocess.STDOUT,
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -43,46 +65,344 @@ def start_operator(cluster: Cluster, log_path: Path) -> subprocess.Popen[bytes]:
     raise SystemExit("the operator did not come up within 60 s")
 
 
+@contextlib.contextmanager
+def operator_process(cluster: Cluster, log_path: Path, env: dict[str, str] | None = None) -> Iterator[Any]:
+    proc = start_operator(cluster, log_path, env)
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+# -- a gateway's side of a stream, through the test orchestrator ---------------------------------------------
+
+
+@dataclass
+class OrchestratedStream:
+    """A stream started through the orchestrator's ``/_test/byoc/stream/start`` (a gateway's signed start)."""
+
+    stream_id: str
+    status: int
+    reply: str
+    urls: dict[str, str] = field(default_factory=dict)  # publish, subscribe, control, events (X-*-Url)
+    sent: Any = None  # devstream.InputLog
+    out: Any = None  # devstream.OutputLog
+    input_segments: list[bytes] = field(default_factory=list)
+
+    @property
+    def frames_out(self) -> int:
+        return len(self.out.frame_published) if self.out is not None else 0
+
+    @property
+    def frames_in(self) -> int:
+        return len(self.sent.frame_sent) if self.sent is not None else 0
+
+
+async def start_stream(http: Any, orch_url: str, capability: str, stream_id: str | None = None,
+                       params: dict[str, Any] | None = None, worker_timeout: float = 60.0) -> OrchestratedStream:
+    """What a gateway's ``/ai/stream/start`` makes the orchestrator do: create the trickle channels and call the
+    registered URL's ``/stream/start``. Answers the worker's (here: the router's) status and body."""
+    import aiohttp
+
+    sid = stream_id or f"demo-{uuid.uuid4().hex[:8]}"
+    body = {"capability": capability, "stream_id": sid, "params": params or dict(PARAMS),
+            "timeout_seconds": worker_timeout}
+    async with http.post(f"{orch_url}/_test/byoc/stream/start", json=body,
+                         timeout=aiohttp.ClientTimeout(total=worker_timeout + 10)) as resp:
+        text = await resp.text()
+        urls = {name: resp.headers[h] for name, h in (("publish", "X-Publish-Url"), ("subscribe", "X-Subscribe-Url"),
+                                                       ("control", "X-Control-Url"), ("events", "X-Events-Url"))
+                if h in resp.headers}
+        return OrchestratedStream(sid, resp.status, text, urls)
+
+
+async def stop_stream(http: Any, orch_url: str, stream_id: str) -> int:
+    async with http.post(f"{orch_url}/_test/byoc/stream/stop", json={"stream_id": stream_id}) as resp:
+        await resp.read()
+        return int(resp.status)
+
+
+async def play(http: Any, stream: OrchestratedStream, segments: list[bytes], *, first_output_timeout: float = 60.0,
+               on_frames: Callable[[OrchestratedStream], None] | None = None) -> None:
+    """Publish ``segments`` in real time on the stream's input channel and read the output back until it has
+    caught up. The input channel stays open, so the stream keeps its worker slot until ``stop_stream``."""
+    from byoc_testenv import devstream
+
+    stream.sent, stream.out, stream.input_segments = devstream.InputLog(), devstream.OutputLog(), segments
+    pieces = [devstream.split_frames(s) for s in segments]
+    reader = asyncio.create_task(devstream.read_output(
+        stream.urls["subscribe"], stream.out, keep=True, session=http,
+        on_frames=(lambda _frames: on_frames(stream)) if on_frames else None))
+    try:
+        await asyncio.sleep(0.5)  # the worker's subscriber reaches the server before the first segment
+        publishing = asyncio.create_task(
+            devstream.publish_paced(stream.urls["publish"], pieces, stream.sent, close=False, session=http))
+        if not await devstream.wait_output(stream.out, lambda: bool(stream.out.frame_published), first_output_timeout):
+            publishing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await publishing
+        if stream.out.frame_published:
+            await devstream.wait_caught_up(stream.sent, stream.out, quiet=10.0)
+    finally:
+        reader.cancel()
+        await asyncio.gather(reader, return_exceptions=True)
+
+
+def middle_pts(stream: OrchestratedStream) -> int | None:
+    from byoc_testenv import devstream
+
+    matched = [m.pts for m in devstream.match_frames(stream.sent, stream.out)]
+    return devstream.picture_pts(matched, min(stream.sent.frame_sent)) if matched else None
+
+
+def output_frame(stream: OrchestratedStream) -> Any:
+    """A decoded output frame from the middle of the stream (an ``av.VideoFrame``), or None."""
+    from byoc_testenv import devstream
+
+    pts = middle_pts(stream)
+    return None if pts is None else devstream.decode_frame(stream.out.segments, pts)
+
+
+def grayness(frame: Any) -> float:
+    """Mean absolute difference between colour channels (0 for a gray picture; colour bars give ~100)."""
+    import numpy as np
+
+    rgb = frame.to_ndarray(format="rgb24").astype(np.int16)
+    return float(np.mean(np.abs(rgb[..., 0] - rgb[..., 1]) + np.abs(rgb[..., 1] - rgb[..., 2])) / 2)
+
+
+def save_side_by_side(stream: OrchestratedStream, path: Path) -> bool:
+    from byoc_testenv import devstream
+
+    pts = middle_pts(stream)
+    if pts is None:
+        return False
+    before, after = devstream.decode_frame(stream.input_segments, pts), devstream.decode_frame(stream.out.segments, pts)
+    if before is None or after is None:
+        return False
+    devstream.side_by_side(before, after, path)
+    return True
+
+
+# -- what the orchestrator shows -----------------------------------------------------------------------------
+
+
+def capabilities(orch_url: str) -> dict[str, Any]:
+    with urllib.request.urlopen(f"{orch_url}/_test/capabilities", timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+def capability_table(orch_url: str) -> str:
+    data = capabilities(orch_url)
+    # Streams from the orchestrator's stream table: its per-capability load restarts at 0 on every
+    # re-registration (as upstream's does), so it says little about what runs.
+    rows = [("CAPABILITY", "URL", "CAPACITY", "PRICE", "STREAMS")]
+    streams = data.get("streams") or {}
+    for name, cap in sorted((data.get("capabilities") or {}).items()):
+        price = f"{cap['price_per_unit']}/{cap['price_scaling']} {cap['currency'] or 'wei'}"
+        running = sum(1 for s in streams.values() if s["capability"] == name)
+        rows.append((name, cap["url"], str(cap["capacity"]), price, str(running)))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("   ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in rows)
+
+
+def advertised(orch_url: str, capability: str) -> int | None:
+    cap = (capabilities(orch_url).get("capabilities") or {}).get(capability)
+    return cap["capacity"] if cap else None
+
+
+def router_health(launcher: Any, url: str) -> dict[str, Any] | None:
+    """The router's ``/health`` through its Service (name resolved with the launcher's hosts file)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    ips = launcher.resolve(parts.hostname or "")
+    if not ips:
+        return None
+    try:
+        with urllib.request.urlopen(f"http://{ips[0]}:{parts.port}/health", timeout=5) as resp:
+            return json.loads(resp.read())
+    except (OSError, ValueError):
+        return None
+
+
+def worker_streams(launcher: Any, namespace: str, port: int = 8000) -> dict[str, int]:
+    """Running streams per launched worker pod ("ns/name"), as each runtime process on its pod IP counts them."""
+    out = {}
+    for key, entry in launcher.state()["pods"].items():
+        if key.startswith(f"{namespace}/") and "worker" in entry["containers"] and not entry.get("terminating"):
+            with urllib.request.urlopen(f"http://{entry['ip']}:{port}/health", timeout=5) as resp:
+                out[key] = int(json.loads(resp.read())["active_streams"])
+    return out
+
+
+def wait_until(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.5) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+        except Exception as exc:  # not there yet
+            last = exc
+        else:
+            if last:
+                return last
+        time.sleep(interval)
+    raise SystemExit(f"timed out after {timeout:.0f}s waiting for {what}; last seen: {last!r}")
+
+
+# -- the demo ------------------------------------------------------------------------------------------------
+
+
+def secret_manifest(name: str, secret: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name},
+            "data": {"secret": base64.b64encode(secret.encode()).decode()}}
+
+
+def worker_with_orchestrator(example: Path, orch_url: str, secret_name: str, processor: str | None
+                             ) -> dict[str, Any]:
+    """The example's BYOCWorker, naming the orchestrator (and the processor, for the bundled runtime)."""
+    docs = [d for d in yaml.safe_load_all(example.read_text()) if d]
+    worker = next(d for d in docs if d.get("kind") == "BYOCWorker")
+    spec = worker.setdefault("spec", {})
+    spec["orchestrators"] = [{"url": orch_url, "secretRef": {"name": secret_name}}]
+    spec.setdefault("registration", {}).setdefault("refreshSeconds", 10)
+    if processor and "container" not in spec:
+        spec.setdefault("runtime", {})["processor"] = processor
+    return worker
+
+
+def say_table(title: str, text: str) -> None:
+    print(f"\n$ {title}\n{text.rstrip()}\n", flush=True)
+
+
+async def demo_stream(orch_url: str, capability: str, seconds: float, out_dir: Path, progress: Progress,
+                      launcher: Any) -> bool:
+    import aiohttp
+
+    from byoc_testenv import devstream
+
+    segments = await asyncio.to_thread(devstream.generated_segments, PARAMS["width"], PARAMS["height"], seconds)
+    last_print = [0.0]
+
+    def show(stream: OrchestratedStream) -> None:
+        if time.monotonic() - last_print[0] >= 1.0:
+            last_print[0] = time.monotonic()
+            print(f"  frames in {stream.frames_in:4d}   out {stream.frames_out:4d}", flush=True)
+
+    async with aiohttp.ClientSession() as http:
+        progress.say(f"starting a stream through the orchestrator on capability {capability}")
+        stream = await start_stream(http, orch_url, capability)
+        progress.say(f"/_test/byoc/stream/start -> HTTP {stream.status}: {stream.reply.strip()[:200]}")
+        if stream.status != 200:
+            return False
+        try:
+            progress.say(f"publishing {seconds:g} s of test pattern ({PARAMS['width']}x{PARAMS['height']}) "
+                         "in real time, reading the output back")
+            await play(http, stream, segments, on_frames=show)
+            print(f"  frames in {stream.frames_in:4d}   out {stream.frames_out:4d}   (done; the runtime caps its "
+                  "output at max_framerate, 24 fps by default)", flush=True)
+            busy = [pod for pod, n in (await asyncio.to_thread(worker_streams, launcher, "default")).items() if n]
+            progress.say(f"the router placed the stream on pod {', '.join(busy) or '?'}")
+            frame = await asyncio.to_thread(output_frame, stream)
+            if frame is not None:
+                progress.say(f"an output frame decoded: {frame.width}x{frame.height}, "
+                             f"colour difference {grayness(frame):.1f} (0 = gray)")
+            png = out_dir / "side-by-side.png"
+            if await asyncio.to_thread(save_side_by_side, stream, png):
+                progress.say(f"input left, output right: {png}")
+            say_table("orchestrator capabilities (stream running)", capability_table(orch_url))
+        finally:
+            status = await stop_stream(http, orch_url, stream.stream_id)
+            progress.say(f"/_test/byoc/stream/stop -> HTTP {status}")
+    return stream.frames_out > 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repo", type=Path, default=Path.cwd(), help="repository root (for crds/ and examples/)")
     parser.add_argument("--example", type=Path, default=Path("examples/minimal.yaml"))
+    parser.add_argument("--processor", default="grayscale", help="runtime processor for the example's worker")
+    parser.add_argument("--seconds", type=float, default=4.0, help="seconds of test pattern to stream")
+    parser.add_argument("--out", type=Path, default=Path("out/demo"), help="where the side-by-side PNG goes")
     parser.add_argument("--keep", action="store_true", help="keep everything running until Ctrl-C")
     args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except KeyboardInterrupt:
+        return 130
+
+
+def run(args: argparse.Namespace) -> int:
+    from byoc_testenv.launcher import DEFAULT_RUNTIME_IMAGE, Launcher, launcher_stages, runtime_images
+    from byoc_testenv.orchestrator import OrchestratorProcess
+    from byoc_testenv.trickle import TrickleServer
+
     progress = Progress()
     example = args.example if args.example.is_absolute() else args.repo / args.example
-
+    images = runtime_images(DEFAULT_RUNTIME_IMAGE)
+    ok = False
     progress.say("starting a local control plane with fake GPU nodes")
-    with Cluster.start(progress=progress) as cluster:
+    with contextlib.ExitStack() as stack:
+        cluster = stack.enter_context(Cluster.start(progress=progress, extra_stages=launcher_stages(images)))
         print(cluster.kubectl("get", "nodes", "-L", "nvidia.com/gpu.product").stdout, flush=True)
         progress.say("installing the BYOCWorker CRD")
         cluster.kubectl("apply", "--server-side", "-f", str(args.repo / "crds"))
         cluster.kubectl("wait", "--for=condition=Established", "crd/byocworkers.byoc.livepeer.org")
+
+        progress.say("starting the launcher: runtime pods run as local processes on their pod IPs")
+        launcher = stack.enter_context(Launcher.start(cluster, image_map=images))
+        trickle = stack.enter_context(TrickleServer.start())
+        orch = stack.enter_context(OrchestratorProcess.start(
+            secret=DEMO_SECRET, trickle_base_url=trickle.base_url, hosts_file=launcher.hosts_file))
+        progress.say(f"test orchestrator at {orch.url}, trickle server at {trickle.base_url}")
         log_path = Path(cluster.home or ".") / "operator.log"
         progress.say(f"starting the operator (log: {log_path})")
-        operator = start_operator(cluster, log_path)
-        try:
-            progress.say(f"applying {example}")
-            print(cluster.kubectl("apply", "-n", "default", "-f", str(example)).stdout, flush=True)
-            name = cluster.get("byocworkers", namespace="default")["items"][0]["metadata"]["name"]
-            progress.say(f"waiting for byocworker/{name} to be Ready")
-            cluster.kubectl("wait", "-n", "default", "--for=condition=Ready", f"byocworker/{name}",
-                            "--timeout=180s", timeout=200)
-            print(cluster.kubectl("get", "byocworkers", "-n", "default", "-o", "wide").stdout)
-            print(cluster.kubectl("get", "pods", "-n", "default", "-o", "wide").stdout)
-            print(cluster.kubectl("get", "events", "-n", "default", "--field-selector",
-                                  "involvedObject.kind=BYOCWorker").stdout, flush=True)
-            if args.keep:
-                print(f"export KUBECONFIG={cluster.kubeconfig}\nRunning; Ctrl-C stops everything.", flush=True)
-                while operator.poll() is None:
+        stack.enter_context(operator_process(cluster, log_path, {"BYOC_RUNTIME_IMAGE": DEFAULT_RUNTIME_IMAGE}))
+
+        cluster.apply(secret_manifest("orchestrator", DEMO_SECRET), namespace="default")
+        worker = worker_with_orchestrator(example, orch.url, "orchestrator", args.processor)
+        name = worker["metadata"]["name"]
+        progress.say(f"applying {example} (processor {args.processor}, registered with the test orchestrator)")
+        print(cluster.apply(worker, namespace="default").stdout, flush=True)
+        progress.say(f"waiting for byocworker/{name} to be Ready (its pods answer their probes) and Registered")
+        cluster.wait_for(f"byocworker/{name}", "condition=Ready", namespace="default", timeout=240)
+        cluster.wait_for(f"byocworker/{name}", "condition=Registered", namespace="default", timeout=120)
+        obj = cluster.get("byocworker", name, namespace="default")
+        capability = obj["spec"].get("capability", {}).get("name", "live-video-to-video")
+        capacity = int(obj["status"].get("capacity", 0))
+        wait_until(lambda: advertised(orch.url, capability) == capacity, 60, "the capacity advertised")
+        url = capabilities(orch.url)["capabilities"][capability]["url"]
+        wait_until(lambda: (h := router_health(launcher, url)) and h.get("pods", 0) >= obj["spec"].get("replicas", 1),
+                   60, "the router to know every worker pod")
+
+        say_table("kubectl get byocworkers -o wide", cluster.kubectl("get", "byocworkers", "-o", "wide").stdout)
+        say_table("kubectl get pods,services -o wide", cluster.kubectl("get", "pods,services", "-o", "wide").stdout)
+        say_table("orchestrator capabilities", capability_table(orch.url))
+        for pod, entry in sorted(launcher.state()["pods"].items()):
+            for cname, c in entry["containers"].items():
+                print(f"  {pod:<45} {cname:<7} pid {c['pid']}  {entry['ip']}  log {c['log']}", flush=True)
+
+        args.out.mkdir(parents=True, exist_ok=True)
+        ok = asyncio.run(demo_stream(orch.url, capability, args.seconds, args.out, progress, launcher))
+        progress.say("the stream went through" if ok else "no output came back")
+        if args.keep:
+            print(f"\nexport KUBECONFIG={cluster.kubeconfig}\n"
+                  f"orchestrator {orch.url}  (GET /_test/capabilities; POST /_test/byoc/stream/start)\n"
+                  f"trickle {trickle.base_url}   hosts file {launcher.hosts_file}   pod logs {launcher.root}/pods\n"
+                  "Running; Ctrl-C stops everything.", flush=True)
+            with contextlib.suppress(KeyboardInterrupt):
+                while launcher.running:
                     time.sleep(1)
-        except KeyboardInterrupt:
-            pass
-        finally:
-            operator.terminate()
-            operator.wait(15)
-    return 0
+        progress.say("stopping everything")
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
     raise SystemExit(main())
+

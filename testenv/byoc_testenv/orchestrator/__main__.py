@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--health-timeout", type=float, default=3.0, help="seconds a static runner health check may take")
     p.add_argument("--o2r-interval", type=float, default=10.0, help="seconds between o2r keepalives")
     p.add_argument("--live-runner-url", help="runner-facing base URL (-liveRunnerAddr)")
+    p.add_argument("--hosts-file", help="resolve host names through this hosts file first (byoc_testenv.launcher's)")
     p.add_argument("--exit-on-stdin-eof", action="store_true", help="exit when stdin closes (parent died)")
     p.add_argument("--log-level", default="INFO")
     return p
@@ -53,6 +54,7 @@ async def run(args: argparse.Namespace) -> None:
         health_timeout=args.health_timeout,
         o2r_interval=args.o2r_interval,
         live_runner_url=args.live_runner_url,
+        hosts_file=args.hosts_file,
     )
     await orch.serve()
     stop = asyncio.Event()

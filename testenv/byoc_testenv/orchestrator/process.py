@@ -45,6 +45,7 @@ class OrchestratorProcess:
         heartbeat_ttl: float = 20.0,
         health_interval: float = 5.0,
         health_timeout: float = 3.0,
+        hosts_file: str | os.PathLike[str] | None = None,
         extra_args: list[str] | None = None,
         startup_timeout: float = 30.0,
     ) -> OrchestratorProcess:
@@ -63,6 +64,8 @@ class OrchestratorProcess:
             cmd += ["--trickle-base-url", trickle_base_url]
         if tls:
             cmd.append("--tls")
+        if hosts_file:
+            cmd += ["--hosts-file", str(hosts_file)]
         cmd += extra_args or []
         with open(log_name, "ab") as log:
             proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log)

@@ -17,6 +17,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from ..launcher.dns import HostsFileResolver
 from .byoc import ByocRoutes
 from .capabilities import CapabilityTable
 from .channels import TrickleChannels
@@ -47,6 +48,7 @@ class TestOrchestrator:
         health_timeout: float = 3.0,
         o2r_interval: float = 10.0,
         live_runner_url: str | None = None,
+        hosts_file: str | None = None,
     ) -> None:
         """See :meth:`start` for the arguments."""
         self.secret = secret
@@ -61,6 +63,7 @@ class TestOrchestrator:
         self.health_timeout = health_timeout
         self.o2r_interval = o2r_interval
         self.live_runner_url = live_runner_url
+        self.hosts_file = hosts_file
         self.certificate: SelfSignedCertificate | None = None
         self._runner: web.AppRunner | None = None
         self._http: aiohttp.ClientSession | None = None
@@ -81,6 +84,8 @@ class TestOrchestrator:
         health_interval, health_timeout: seconds, static runner health polling.
         o2r_interval: seconds between ``{"keep":"alive"}`` messages on a runner's o2r channel.
         live_runner_url: runner-facing base URL (``-liveRunnerAddr``); default: this server's URL.
+        hosts_file: resolve host names through this hosts file first (the local cluster's Service names, kept by
+            ``byoc_testenv.launcher``), as an orchestrator inside the cluster would through cluster DNS.
         """
         orch = cls(**options)
         await orch.serve()
@@ -119,7 +124,11 @@ class TestOrchestrator:
     # -- lifecycle ---------------------------------------------------------------------------------------
 
     def build_app(self) -> web.Application:
-        self._http = aiohttp.ClientSession(auto_decompress=False)
+        connector = None
+        if self.hosts_file:
+            # No DNS cache: Service names change as the launcher rewrites the file.
+            connector = aiohttp.TCPConnector(resolver=HostsFileResolver(self.hosts_file), use_dns_cache=False)
+        self._http = aiohttp.ClientSession(auto_decompress=False, connector=connector)
         trickle = TrickleChannels(self._http, self.trickle_base_url) if self.trickle_base_url else None
         self._byoc = ByocRoutes(self.secret, self._http, trickle, lambda: self.url)
         registry = LiveRunnerRegistry(self.secret, self.heartbeat_interval, self.heartbeat_ttl)

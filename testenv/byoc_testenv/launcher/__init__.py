@@ -1,0 +1,42 @@
+"""Pods of a local kwok cluster as real local processes: a kubelet, kube-proxy and cluster DNS for tests.
+
+kwok's nodes are fake, so nothing runs the pods the scheduler places on them. The launcher watches Pods and
+Services and, on this machine:
+
+- runs every container whose image the image map knows (``images.py``) as a process bound to its pod's IP
+  (127.64.x.y), with the pod's command, env (downward API included), probes, restarts and grace period
+  (``pods.py``, ``probes.py``, ``env.py``), and reports readiness in the pod's status (``stages.py`` keeps
+  kwok from reporting it first);
+- listens on each ClusterIP:port (127.96.x.y, ``cluster.SERVICE_CIDR``) and forwards to ready endpoints,
+  computed from Pods since the API server refuses loopback EndpointSlices (``proxy.py``, ``services.py``);
+- keeps a hosts file of Service names and, for headless Services, files of ready pod addresses that stand
+  in for their DNS A records (``dns.py``; ``HostsFileResolver`` lets aiohttp clients use it).
+
+The one liberty: without network namespaces, a process learns the address to bind from an environment
+variable (``BYOC_HOST`` for byoc-runtime, ``BYOC_ROUTER_HOST`` for byoc-router), and a ``--pods-dns NAME``
+flag becomes ``--pods-file FILE``.
+
+    Launcher.start(cluster, image_map=runtime_images(IMAGE))      # a process (process.py), context manager
+    python -m byoc_testenv.launcher --kubeconfig K --image IMAGE   # the same from a shell
+"""
+
+from .controller import LauncherController
+from .dns import HostsFileResolver, read_hosts, resolve_hosts
+from .images import DEFAULT_RUNTIME_IMAGE, ImageMap, LocalImage, bundled_runtime, runtime_images
+from .process import Launcher, LauncherError
+from .stages import launcher_stages
+
+__all__ = [
+    "DEFAULT_RUNTIME_IMAGE",
+    "HostsFileResolver",
+    "ImageMap",
+    "Launcher",
+    "LauncherController",
+    "LauncherError",
+    "LocalImage",
+    "bundled_runtime",
+    "launcher_stages",
+    "read_hosts",
+    "resolve_hosts",
+    "runtime_images",
+]
