@@ -50,7 +50,8 @@ def free_port() -> int:
 def start_operator(cluster: Cluster, log_path: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "byoc_operator.main", "--liveness", f"http://127.0.0.1:{port}/healthz"],
+        [sys.executable, "-m", "byoc_operator.main", "--liveness", f"http://127.0.0.1:{port}/healthz",
+         "--metrics-host", "127.0.0.1", "--metrics-port", str(free_port())],
         env={**os.environ, "KUBECONFIG": str(cluster.kubeconfig), **(env or {})},
         stdout=log_path.open("wb"), stderr=subprocess.STDOUT,
     )
