@@ -1,0 +1,288 @@
+"""The chart on the local control plane: install, the operator running with exactly the chart's RBAC (as its
+ServiceAccount), every example applied and reconciled, a missing rule detected, upgrade (CRD included), uninstall.
+
+The operator's Deployment is installed too, but kwok only pretends to run pods, so the operator itself runs
+here as a process, with the Deployment's command line and environment and the ServiceAccount's token.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from byoc_operator import crd
+from byoc_testenv.orchestrator.process import OrchestratorProcess
+
+from .cluster_support import (
+    EXAMPLES,
+    Release,
+    apply,
+    assert_no_other_operator,
+    example,
+    exists,
+    finalizers_dropped,
+    for_test_orchestrators,
+    get,
+    install,
+    orchestrator_capabilities,
+    restore_crd,
+    rule_removed,
+    uninstall,
+    wait_condition,
+    worker_condition,
+)
+from .conftest import CHART, CRD_NAME, ChartOperator, chart_operator, one, service_account_kubeconfig, wait_for
+
+pytestmark = pytest.mark.cluster
+
+SECRET = "chart-test-orch-secret-5d2a"
+VALUES = {
+    "runtimeImage": "registry.local/byoc-runtime:chart-test",
+    "operator": {"resyncSeconds": 2},
+}
+
+
+@pytest.fixture(scope="module")
+def release(cluster: Any, helm_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Release]:
+    tmp = tmp_path_factory.mktemp("chart")
+    rel = install(cluster, helm_home, VALUES, tmp)
+    probe_ns = cluster.create_namespace(f"{rel.name}-probe")
+    try:
+        assert_no_other_operator(cluster, probe_ns)
+        yield rel
+    finally:
+        cluster.delete_namespace(probe_ns)
+        uninstall(cluster, rel)
+        restore_crd(cluster)
+
+
+@pytest.fixture(scope="module")
+def orchestrators() -> Iterator[list[OrchestratorProcess]]:
+    with OrchestratorProcess.start(secret=SECRET, tls=True) as a, \
+            OrchestratorProcess.start(secret=SECRET, tls=True) as b:
+        yield [a, b]
+
+
+@pytest.fixture
+def sa_kubeconfig(cluster: Any, release: Release, tmp_path: Path) -> Path:
+    return service_account_kubeconfig(cluster, release.service_account, release.namespace, tmp_path / "sa.yaml")
+
+
+def operator_for(release: Release, kubeconfig: Path, tmp_path: Path) -> Any:
+    return chart_operator(release.deployment, kubeconfig, tmp_path / "operator.log")
+
+
+def test_install_creates_what_the_chart_renders(cluster: Any, release: Release) -> None:
+    for doc in release.docs:
+        kind, meta = doc["kind"], doc["metadata"]
+        assert exists(cluster, kind.lower(), meta["name"], meta.get("namespace")), f"{kind} {meta['name']}"
+    crd_obj = json.loads(cluster.kubectl("get", "crd", CRD_NAME, "-o", "json").stdout)
+    assert crd_obj["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    assert crd_obj["metadata"]["annotations"]["meta.helm.sh/release-name"] == release.name
+    for name in ("clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev"):
+        assert exists(cluster, "crd", name)
+    cluster.kubectl("wait", "--for=condition=Established", f"crd/{CRD_NAME}", "--timeout=30s")
+    explained = cluster.kubectl("explain", "byocworker.spec.gpu.migProfile").stdout
+    assert "MIG" in explained
+    status = json.loads(release.helm.run("status", release.name, "-n", release.namespace, "-o", "json").stdout)
+    assert status["info"]["status"] == "deployed"
+
+
+def test_every_example_applies_cleanly(cluster: Any, release: Release, namespace: str) -> None:
+    files = sorted(EXAMPLES.glob("*.yaml"))
+    assert {f.name for f in files} >= {"minimal.yaml", "user-image.yaml", "mig.yaml", "byoc-registration.yaml",
+                                       "live-runner.yaml", "orchestrator-fleet.yaml"}
+    for f in files:
+        for doc in example(f.name):
+            assert "namespace" not in doc["metadata"], f"{f.name}: examples go into the namespace given with -n"
+        # Server-side dry run first (the CRD's schema and CEL rules, strict field validation), then for real.
+        cluster.kubectl("apply", "-n", namespace, "--dry-run=server", "-f", str(f))
+        out = cluster.kubectl("apply", "-n", namespace, "-f", str(f)).stdout
+        assert "created" in out or "configured" in out, out
+    cluster.delete_namespace(namespace, wait=True)  # its pods hold GPUs the next tests need
+
+
+def test_operator_with_exactly_the_charts_rbac_reconciles_every_example(
+        cluster: Any, release: Release, namespace: str, sa_kubeconfig: Path, tmp_path: Path,
+        orchestrators: list[OrchestratorProcess]) -> None:
+    urls = [o.url for o in orchestrators]
+    with finalizers_dropped(cluster, namespace), operator_for(release, sa_kubeconfig, tmp_path) as op:
+        for name in ("minimal.yaml", "user-image.yaml", "mig.yaml"):
+            apply(cluster, example(name), namespace)
+        for name in ("byoc-registration.yaml", "orchestrator-fleet.yaml", "live-runner.yaml"):
+            apply(cluster, for_test_orchestrators(example(name), urls, SECRET), namespace)
+
+        for worker in ("passthrough", "acme-style", "grayscale-mig", "cartoon", "green-tint-eu", "live-runner"):
+            wait_condition(cluster, worker, namespace, "Ready", "True", "AllPodsReady")
+        mig = get(cluster, "deployment", "grayscale-mig", namespace)["spec"]["template"]["spec"]["containers"][0]
+        assert mig["resources"]["limits"] == {"nvidia.com/mig-1g.10gb": "1"}
+        runtime = get(cluster, "deployment", "passthrough", namespace)["spec"]["template"]["spec"]["containers"][0]
+        assert runtime["image"] == VALUES["runtimeImage"]  # BYOC_RUNTIME_IMAGE from the chart
+
+        wait_condition(cluster, "cartoon", namespace, "Registered", "True")
+        live = wait_for(lambda: worker_condition(cluster, "live-runner", namespace, "Registered"), 60,
+                        what="live-runner's Registered condition")
+        if live.get("reason") == "UnsupportedProtocol":  # operator versions before Live Runner support
+            assert "live-runner" in live["message"]
+
+        # The labelled-Secret fleet: registered with both orchestrators (the orchestrators' own tables; the
+        # per-orchestrator status is the operator's business and tested in tests/operator).
+        def fleet_registered() -> bool:
+            return all(orchestrator_capabilities(o.url, o.ca_file).get("green-tint", {}).get("capacity") == 4
+                       for o in orchestrators)
+
+        wait_for(fleet_registered, 60, what="green-tint registered with both fleet orchestrators")
+        caps = orchestrator_capabilities(urls[0], orchestrators[0].ca_file)
+        assert caps["cartoon-video"]["capacity"] == 4
+        assert exists(cluster, "deployment", "cartoon-router", namespace)
+
+        # Registration switched off: unregistered, and the router and its Services deleted.
+        cluster.kubectl("patch", "byocworker", "cartoon", "-n", namespace, "--type=json",
+                        "-p", '[{"op": "remove", "path": "/spec/orchestrators"}]')
+        wait_for(lambda: not exists(cluster, "deployment", "cartoon-router", namespace), 60, what="router deleted")
+        wait_for(lambda: not exists(cluster, "service", "cartoon-pods", namespace), 30, what="pods Service deleted")
+        wait_for(lambda: "cartoon-video" not in orchestrator_capabilities(urls[0], orchestrators[0].ca_file), 30,
+                 what="cartoon-video unregistered")
+
+        # Deleted: unregistered from the whole fleet, then the finalizer is removed.
+        cluster.kubectl("delete", "byocworker", "green-tint-eu", "-n", namespace, "--timeout=60s")
+        for url, orch in zip(urls, orchestrators, strict=True):
+            assert "green-tint" not in orchestrator_capabilities(url, orch.ca_file)
+
+        events = json.loads(cluster.kubectl("get", "events", "-n", namespace, "-o", "json").stdout)["items"]
+        reasons = {e["reason"] for e in events if e["involvedObject"]["kind"] == "BYOCWorker"}
+        assert {"Registered", "Unregistered"} <= reasons, reasons
+        assert SECRET not in json.dumps(events)
+
+        problems = op.permission_problems(namespace)
+        assert problems == [], "\n".join(problems)
+
+
+# Each rule the chart grants, removed in turn, must break something visible. (group, resource, verb, scenario)
+MISSING_RULES = [
+    ("byoc.livepeer.org", "byocworkers/status", "patch", "status"),
+    ("byoc.livepeer.org", "byocworkers", "patch", "finalizer"),
+    ("apps", "deployments", "create", "apply"),
+    ("", "services", "patch", "apply"),
+    ("", "pods", "list", "pods"),
+    ("", "secrets", "get", "secret"),
+    ("", "events", "create", "events"),
+    ("apiextensions.k8s.io", "customresourcedefinitions", "list", "kopf"),
+]
+
+
+@pytest.mark.parametrize("group,resource,verb,scenario", MISSING_RULES,
+                         ids=[f"{r}-{v}" for _, r, v, _ in MISSING_RULES])
+def test_a_missing_rule_makes_the_operator_fail(
+        cluster: Any, release: Release, namespace: str, sa_kubeconfig: Path, tmp_path: Path,
+        orchestrators: list[OrchestratorProcess], group: str, resource: str, verb: str, scenario: str) -> None:
+    role = one(release.docs, "ClusterRole")["metadata"]["name"]
+    # (Finalizers go once the operator has stopped: while it runs it would put them back.)
+    with finalizers_dropped(cluster, namespace), \
+            rule_removed(cluster, "clusterrole", role, None, group, resource, verb), \
+            operator_for(release, sa_kubeconfig, tmp_path) as op:
+        forbidden = _forbidden_waiter(op, resource, namespace)
+        if scenario == "kopf":
+            forbidden()  # kopf retries, then falls back to scanning once
+            return
+        if scenario in ("secret", "finalizer"):
+            apply(cluster, for_test_orchestrators(example("byoc-registration.yaml"), [orchestrators[0].url], SECRET),
+                  namespace)
+            if scenario == "secret":
+                c = wait_condition(cluster, "cartoon", namespace, "Registered", "False", "RegistrationFailed")
+                assert "cannot read Secret orchestrator-0" in c["message"]
+            else:
+                forbidden()
+                obj = get(cluster, "byocworker", "cartoon", namespace)
+                assert not (obj["metadata"].get("finalizers")) and not worker_condition(
+                    cluster, "cartoon", namespace, "Registered")
+            return
+        apply(cluster, example("minimal.yaml"), namespace)
+        if scenario == "apply":
+            c = wait_condition(cluster, "passthrough", namespace, "Degraded", "True", "ReconcileError")
+            assert "forbidden" in c["message"].lower()
+        elif scenario == "status":
+            forbidden()
+            assert not get(cluster, "byocworker", "passthrough", namespace).get("status")
+        elif scenario == "pods":
+            # kopf runs no handler before every index is filled: without pods, nothing is reconciled.
+            forbidden()
+            time.sleep(5)  # a few resyncs
+            assert worker_condition(cluster, "passthrough", namespace, "Ready").get("status") != "True"
+        elif scenario == "events":
+            wait_condition(cluster, "passthrough", namespace, "Ready", "True")
+            forbidden()
+            events = json.loads(cluster.kubectl("get", "events", "-n", namespace, "-o", "json").stdout)["items"]
+            assert not [e for e in events if e["involvedObject"]["kind"] == "BYOCWorker"]
+        else:
+            raise AssertionError(scenario)
+
+
+def _forbidden_waiter(op: ChartOperator, resource: str, namespace: str) -> Any:
+    base = resource.split("/")[0]
+
+    def wait() -> None:
+        # About this test's namespace, or cluster-wide (kopf watches every namespace in one request).
+        wait_for(lambda: [p for p in op.permission_problems(namespace)
+                          if base in p and (namespace in p or "/namespaces/" not in p)], 60,
+                 what=f"a permission error about {resource} in the operator's log")
+    return wait
+
+
+def test_upgrade_upgrades_the_crd(cluster: Any, release: Release, namespace: str, tmp_path: Path) -> None:
+    """A changed chart whose CRD has a new field: `helm upgrade` serves the field; upgrading back removes it."""
+    chart = tmp_path / "byoc-operator"
+    shutil.copytree(CHART, chart)
+    crd_file = chart / "files" / "crds" / crd.CRD_FILE
+    definition = yaml.safe_load(crd_file.read_text())
+    definition["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"][
+        "upgradeProbe"] = {"type": "string", "description": "A field only the upgraded chart has."}
+    crd_file.write_text(yaml.safe_dump(definition, sort_keys=False))
+    chart_yaml = chart / "Chart.yaml"
+    chart_yaml.write_text(re.sub(r"(?m)^version: .*$", "version: 0.1.1-test", chart_yaml.read_text()))
+    values = tmp_path / "values.yaml"
+    values.write_text(yaml.safe_dump(VALUES))
+
+    worker = {"apiVersion": "byoc.livepeer.org/v1alpha1", "kind": "BYOCWorker",
+              "metadata": {"name": "probe", "namespace": namespace}, "spec": {"replicas": 0, "upgradeProbe": "x"}}
+    refused = cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(worker), check=False)
+    assert refused.returncode != 0 and "upgradeProbe" in refused.stderr
+
+    # --force-conflicts: the CRD may also have been applied by `kubectl apply --server-side` (tests/operator
+    # does; users who installed it by hand first do too), which co-owns .spec.versions (see README).
+    release.helm.run("upgrade", release.name, str(chart), "-n", release.namespace, "-f", str(values),
+                     "--force-conflicts", "--wait=watcher", "--timeout=120s")
+    wait_for(lambda: cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(worker), check=False).returncode == 0,
+             30, what="the new field accepted")
+    assert get(cluster, "byocworker", "probe", namespace)["spec"]["upgradeProbe"] == "x"
+    assert "upgradeProbe" in cluster.kubectl("explain", "byocworker.spec").stdout
+    history = json.loads(release.helm.run("history", release.name, "-n", release.namespace, "-o", "json").stdout)
+    assert history[-1]["chart"] == "byoc-operator-0.1.1-test"
+    cluster.kubectl("delete", "byocworker", "probe", "-n", namespace)
+
+    release.helm.run("upgrade", release.name, str(CHART), "-n", release.namespace, "-f", str(values),
+                     "--force-conflicts", "--wait=watcher", "--timeout=120s")
+    wait_for(lambda: "upgradeProbe" not in cluster.kubectl("get", "crd", CRD_NAME, "-o", "json").stdout, 30,
+             what="the field removed again")
+    live = json.loads(cluster.kubectl("get", "crd", CRD_NAME, "-o", "json").stdout)
+    assert live["spec"]["versions"] == crd.definition()["spec"]["versions"]
+
+
+def test_uninstall_removes_the_release_but_keeps_the_crd(cluster: Any, release: Release, namespace: str) -> None:
+    apply(cluster, example("minimal.yaml"), namespace)
+    release.helm.run("uninstall", release.name, "-n", release.namespace, "--wait", "--timeout=120s")
+    for doc in release.docs:
+        kind, meta = doc["kind"], doc["metadata"]
+        if kind == "CustomResourceDefinition":
+            continue
+        wait_for(lambda k=kind, m=meta: not exists(cluster, k.lower(), m["name"], m.get("namespace")), 60,
+                 what=f"{kind} {meta['name']} deleted")
+    assert exists(cluster, "crd", CRD_NAME)
+    assert exists(cluster, "byocworker", "passthrough", namespace)  # users' workers survive an uninstall

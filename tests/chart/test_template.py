@@ -1,0 +1,321 @@
+"""The chart without a cluster: helm lint, and the structure of `helm template` for the main value combinations."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+import yaml
+from byoc_operator import api, crd
+
+from .conftest import CHART, CRD_NAME, ROOT, Helm, find, one, render, render_error
+
+COMBINATIONS: dict[str, dict[str, Any]] = {
+    "defaults": {},
+    "namespaced": {"watchNamespaces": ["team-a", "team-b"]},
+    "ha": {"replicaCount": 3},
+    "no-crds-no-rbac": {"crds": {"install": False}, "rbac": {"create": False},
+                        "serviceAccount": {"create": False, "name": "mine"}},
+    "monitors": {"metrics": {"podMonitor": {"enabled": True}, "serviceMonitor": {"enabled": True},
+                             "workers": {"podMonitor": {"enabled": True}}}},
+    "everything": {"watchNamespaces": ["a"], "replicaCount": 2, "peering": {"name": "byoc"},
+                   "metrics": {"podMonitor": {"enabled": True, "labels": {"release": "prom"}},
+                               "workers": {"podMonitor": {"enabled": True}}},
+                   "workerImagePullSecret": {"create": True, "registry": "ghcr.io", "username": "u", "password": "p"},
+                   "imagePullSecrets": ["regcred"], "extraEnv": [{"name": "BYOC_X", "value": "1"}],
+                   "operator": {"verbose": True}},
+}
+
+
+@pytest.mark.parametrize("strict", [False, True], ids=["lint", "lint-strict"])
+def test_helm_lint(helm: Helm, strict: bool, tmp_path) -> None:
+    args = ["lint", str(CHART), *(["--strict"] if strict else [])]
+    res = helm.run(*args)
+    assert "0 chart(s) failed" in res.stdout
+    for name, values in COMBINATIONS.items():
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(values))
+        res = helm.run(*args, "-f", str(path), check=False)
+        assert res.returncode == 0, f"{name}: {res.stdout}{res.stderr}"
+
+
+def rules(role: dict[str, Any]) -> set[tuple[str, str, str]]:
+    """(apiGroup, resource, verb) triples granted, for rules without resourceNames."""
+    out = set()
+    for rule in role["rules"]:
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                for verb in rule["verbs"]:
+                    out.add((group, resource, verb + ("@named" if rule.get("resourceNames") else "")))
+    return out
+
+
+# What the operator's code touches (handlers.py, reconcile.py, orchestrator.py), verb by verb. The cluster tests
+# prove it is enough (the operator runs with exactly this) and that the rules tested there are all needed.
+WORKER_RULES = {
+    ("byoc.livepeer.org", "byocworkers", "list"), ("byoc.livepeer.org", "byocworkers", "watch"),
+    ("byoc.livepeer.org", "byocworkers", "patch"), ("byoc.livepeer.org", "byocworkers/status", "patch"),
+    *{("apps", "deployments", v) for v in ("list", "watch", "create", "patch", "delete")},
+    *{("", "services", v) for v in ("list", "watch", "create", "patch", "delete")},
+    ("", "pods", "list"), ("", "pods", "watch"),
+    ("", "secrets", "get"), ("", "secrets", "list"), ("", "secrets", "watch"),
+    ("", "events", "create"),
+}
+KOPF_SCANNING = {("apiextensions.k8s.io", "customresourcedefinitions", v) for v in ("list", "watch")}
+
+
+def test_cluster_wide_rbac_is_one_cluster_role(helm: Helm) -> None:
+    docs = render(helm)
+    role = one(docs, "ClusterRole")
+    assert rules(role) == WORKER_RULES | KOPF_SCANNING
+    binding = one(docs, "ClusterRoleBinding")
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    sa = one(docs, "ServiceAccount")
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": sa["metadata"]["name"],
+                                    "namespace": "byoc-system"}]
+    assert not find(docs, "Role") and not find(docs, "RoleBinding")
+    args = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert not [a for a in args if a.startswith("--namespace")]
+    # Nothing beyond what is listed: no wildcards, no write access to anything else.
+    for rule in role["rules"]:
+        assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"]
+
+
+def test_namespaced_rbac_is_a_role_per_namespace(helm: Helm) -> None:
+    docs = render(helm, {"watchNamespaces": ["team-a", "team-b"]})
+    roles = find(docs, "Role")
+    assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
+    for role in roles:
+        assert rules(role) == WORKER_RULES
+        (binding,) = find(docs, "RoleBinding", namespace=role["metadata"]["namespace"])
+        assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                      "name": role["metadata"]["name"]}
+        assert binding["subjects"][0]["namespace"] == "byoc-system"
+    # kopf's discovery: read-only, cluster-scoped, nothing of the workers'.
+    (discovery,) = find(docs, "ClusterRole")
+    assert rules(discovery) == KOPF_SCANNING | {("", "namespaces", "list"), ("", "namespaces", "watch")}
+    args = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert [a for a in args if a.startswith("--namespace")] == ["--namespace=team-a", "--namespace=team-b"]
+
+    strict = render(helm, {"watchNamespaces": ["team-a"], "rbac": {"discovery": False}})
+    assert not find(strict, "ClusterRole") and not find(strict, "ClusterRoleBinding")
+
+
+def test_no_rbac_and_no_service_account_when_managed_elsewhere(helm: Helm) -> None:
+    docs = render(helm, COMBINATIONS["no-crds-no-rbac"])
+    for kind in ("ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "ServiceAccount",
+                 "CustomResourceDefinition"):
+        assert not find(docs, kind), kind
+    pod = one(docs, "Deployment")["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "mine"
+
+
+def test_crd_is_the_generated_one_kept_on_uninstall(helm: Helm) -> None:
+    docs = render(helm)
+    rendered = one(docs, "CustomResourceDefinition", CRD_NAME)
+    generated = crd.definition()
+    assert rendered["spec"] == generated["spec"]
+    assert rendered["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
+    assert generated["metadata"]["labels"].items() <= rendered["metadata"]["labels"].items()
+    assert not find(render(helm, {"crds": {"install": False}}), "CustomResourceDefinition")
+    # Never in crds/ (Helm would not upgrade it there) nor as a plain template (it could not be switched off).
+    assert not (CHART / "crds" / crd.CRD_FILE).exists()
+    assert not list((CHART / "templates").rglob(crd.CRD_FILE))
+
+
+def test_chart_crd_copy_is_fresh() -> None:
+    path = CHART / "files" / "crds" / crd.CRD_FILE
+    assert path.read_text() == crd.render(), (
+        f"{path} is stale: run `python -m byoc_operator.crd crds charts/byoc-operator/files/crds`")
+
+
+def test_kopf_peering_crds_are_shipped(helm: Helm) -> None:
+    docs = [d for f in sorted((CHART / "crds").glob("*.yaml")) for d in yaml.safe_load_all(f.read_text()) if d]
+    by_name = {d["metadata"]["name"]: d for d in docs}
+    assert set(by_name) == {"clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev"}
+    assert by_name["clusterkopfpeerings.kopf.dev"]["spec"]["scope"] == "Cluster"
+    assert by_name["kopfpeerings.kopf.dev"]["spec"]["scope"] == "Namespaced"
+    for d in docs:  # kopf writes its keep-alives into the object itself (no status subresource)
+        version = d["spec"]["versions"][0]
+        assert version["name"] == "v1" and "subresources" not in version
+        assert version["schema"]["openAPIV3Schema"]["properties"]["status"]["x-kubernetes-preserve-unknown-fields"]
+
+
+def container(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    return one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+
+
+def test_operator_pod_is_locked_down(helm: Helm) -> None:
+    docs = render(helm)
+    deployment = one(docs, "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    c = container(docs)
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] != 0
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    sc = c["securityContext"]
+    assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"] == {"drop": ["ALL"]} and sc["privileged"] is False
+    assert c["resources"]["requests"] and c["resources"]["limits"]["memory"]
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert c[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert {"name": "health", "containerPort": 8080, "protocol": "TCP"} in c["ports"]
+    assert "--liveness=http://0.0.0.0:8080/healthz" in c["args"]
+    # One replica, no peering: never two operators at once, even during a rollout.
+    assert deployment["spec"]["replicas"] == 1 and deployment["spec"]["strategy"] == {"type": "Recreate"}
+    assert "command" not in c and not [a for a in c["args"] if a.startswith("--peering")]
+    assert not find(docs, "ClusterKopfPeering") and not find(docs, "PodDisruptionBudget")
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    assert env["BYOC_RUNTIME_IMAGE"] == "ghcr.io/livepeer-byoc/byoc-runtime:0.1.0"
+    assert env["BYOC_RESYNC_SECONDS"] == "600" and "BYOC_RECONCILE_CONCURRENCY" in env
+    app_version = yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]
+    assert c["image"] == f"ghcr.io/livepeer-byoc/byoc-operator:{app_version}"
+
+
+def test_ha_runs_peered_replicas_with_distinct_priorities(helm: Helm) -> None:
+    docs = render(helm, {"replicaCount": 3}, release="prod")
+    deployment = one(docs, "Deployment")
+    assert deployment["spec"]["replicas"] == 3
+    assert deployment["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
+    c = container(docs)
+    assert "--peering=prod-byoc-operator" in c["args"]
+    # The command wraps the image's entrypoint and appends a random --priority per pod.
+    assert c["command"][:2] == ["python", "-c"] and "--priority" in c["command"][2]
+    assert "byoc-operator" in c["command"][2]
+    peering = one(docs, "ClusterKopfPeering", "prod-byoc-operator")
+    assert peering["apiVersion"] == "kopf.dev/v1"
+    assert ("kopf.dev", "clusterkopfpeerings", "patch@named") in rules(one(docs, "ClusterRole"))
+    named = [r for r in one(docs, "ClusterRole")["rules"] if r.get("resourceNames")]
+    assert named == [{"apiGroups": ["kopf.dev"], "resources": ["clusterkopfpeerings"],
+                      "resourceNames": ["prod-byoc-operator"], "verbs": ["get", "patch"]}]
+    assert one(docs, "PodDisruptionBudget")["spec"]["minAvailable"] == 1
+    anti = deployment["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]
+    assert anti["preferredDuringSchedulingIgnoredDuringExecution"][0]["podAffinityTerm"]["topologyKey"] == \
+        "kubernetes.io/hostname"
+    env = {e["name"]: e for e in c["env"]}
+    assert env["POD_ID"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+
+    namespaced = render(helm, {"replicaCount": 2, "watchNamespaces": ["a", "b"], "peering": {"name": "byoc"}})
+    assert sorted(p["metadata"]["namespace"] for p in find(namespaced, "KopfPeering", "byoc")) == ["a", "b"]
+    assert not find(namespaced, "ClusterKopfPeering")
+    for role in find(namespaced, "Role"):
+        assert ("kopf.dev", "kopfpeerings", "patch@named") in rules(role)
+
+
+def test_priority_wrapper_appends_a_random_priority() -> None:
+    """The chart's command, run with a stand-in for byoc-operator that prints its argv."""
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    docs_cmd = None
+    with tempfile.TemporaryDirectory() as tmp:
+        fake = os.path.join(tmp, "byoc-operator")
+        with open(fake, "w") as f:
+            f.write(f"#!{sys.executable}\nimport json, sys; print(json.dumps(sys.argv[1:]))\n")
+        os.chmod(fake, 0o755)
+        template = (CHART / "templates" / "deployment.yaml").read_text()
+        docs_cmd = re.search(r"- '(import os, secrets, sys;.*)'", template)
+        assert docs_cmd
+        seen = set()
+        for _ in range(3):
+            out = subprocess.run([sys.executable, "-c", docs_cmd.group(1), "--peering=x", "--namespace=a"],
+                                 env={**os.environ, "PATH": f"{tmp}:{os.environ['PATH']}"},
+                                 capture_output=True, text=True, check=True).stdout
+            argv = json.loads(out)
+            assert argv[:2] == ["--peering=x", "--namespace=a"] and argv[2] == "--priority"
+            seen.add(int(argv[3]))
+        assert len(seen) == 3
+
+
+def test_metrics_service_and_monitors(helm: Helm) -> None:
+    docs = render(helm)
+    c = container(docs)
+    assert "--metrics-port=8081" in c["args"]
+    assert {"name": "metrics", "containerPort": 8081, "protocol": "TCP"} in c["ports"]
+    service = one(docs, "Service")
+    assert service["spec"]["ports"][0]["targetPort"] == "metrics"
+    assert service["spec"]["selector"] == one(docs, "Deployment")["spec"]["selector"]["matchLabels"]
+    for kind in ("PodMonitor", "ServiceMonitor"):
+        assert not find(docs, kind)  # off by default
+
+    docs = render(helm, COMBINATIONS["monitors"])
+    sm = one(docs, "ServiceMonitor")
+    assert sm["apiVersion"] == "monitoring.coreos.com/v1"
+    assert sm["spec"]["selector"]["matchLabels"] == service["spec"]["selector"]
+    assert sm["spec"]["endpoints"][0]["port"] == "metrics"
+    operator_pm, workers_pm = sorted(find(docs, "PodMonitor"), key=lambda d: d["metadata"]["name"])
+    assert operator_pm["spec"]["podMetricsEndpoints"][0]["port"] == "metrics"
+    assert workers_pm["metadata"]["name"].endswith("-workers")
+    assert workers_pm["spec"]["namespaceSelector"] == {"any": True}
+    assert workers_pm["spec"]["selector"]["matchLabels"] == {"app.kubernetes.io/managed-by": "byoc-operator"}
+    assert workers_pm["spec"]["selector"]["matchExpressions"][0]["values"] == ["worker", "router"]
+    assert workers_pm["spec"]["podMetricsEndpoints"][0]["port"] == "http"
+    namespaced = render(helm, {"watchNamespaces": ["a"], "metrics": {"workers": {"podMonitor": {"enabled": True}}}})
+    assert one(namespaced, "PodMonitor")["spec"]["namespaceSelector"] == {"matchNames": ["a"]}
+
+    off = render(helm, {"metrics": {"port": 0}})
+    assert not find(off, "Service") and "--metrics-port=0" in container(off)["args"]
+    assert not [p for p in container(off)["ports"] if p["name"] == "metrics"]
+
+
+def test_operator_settings_and_pull_secrets(helm: Helm) -> None:
+    docs = render(helm, COMBINATIONS["everything"])
+    c = container(docs)
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    assert env["BYOC_X"] == "1" and "--verbose" in c["args"]
+    assert one(docs, "Deployment")["spec"]["template"]["spec"]["imagePullSecrets"] == [{"name": "regcred"}]
+    (secret,) = find(docs, "Secret")
+    assert secret["metadata"]["namespace"] == "a" and secret["type"] == "kubernetes.io/dockerconfigjson"
+    import base64
+
+    config = json.loads(base64.b64decode(secret["data"][".dockerconfigjson"]))
+    assert config["auths"]["ghcr.io"]["auth"] == base64.b64encode(b"u:p").decode()
+    docs = render(helm, {"runtimeImage": "registry.local:5000/byoc/runtime:2.0",
+                         "image": {"digest": "sha256:" + "a" * 64}, "operator": {"resyncSeconds": 30}})
+    c = container(docs)
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    assert env["BYOC_RUNTIME_IMAGE"] == "registry.local:5000/byoc/runtime:2.0" and env["BYOC_RESYNC_SECONDS"] == "30"
+    assert c["image"] == "ghcr.io/livepeer-byoc/byoc-operator@sha256:" + "a" * 64
+
+
+@pytest.mark.parametrize("values,message", [
+    ({"runtimeImage": "Not An Image"}, "at '/runtimeImage'"),
+    ({"watchNamespaces": "team-a"}, "at '/watchNamespaces': got string, want array"),
+    ({"watchNamespaces": ["Team_A"]}, "at '/watchNamespaces/0'"),
+    ({"replicas": 2}, "additional properties 'replicas' not allowed"),
+    ({"replicaCount": -1}, "at '/replicaCount'"),
+    ({"image": {"pullPolicy": "Sometimes"}}, "value must be one of 'Always', 'IfNotPresent', 'Never'"),
+    ({"operator": {"resyncSeconds": "often"}}, "at '/operator/resyncSeconds'"),
+    ({"crds": {"install": "yes"}}, "at '/crds/install': got string, want boolean"),
+    ({"metrics": {"podMonitor": {"enabled": True, "interval": "soon"}}}, "at '/metrics/podMonitor/interval'"),
+    ({"metrics": {"port": 0, "serviceMonitor": {"enabled": True}}}, "metrics.port must not be 0"),
+    ({"workerImagePullSecret": {"create": True, "registry": "ghcr.io"}},
+     "workerImagePullSecret: set dockerConfigJson, or registry, username and password"),
+    ({"workerImagePullSecret": {"create": True, "dockerConfigJson": "{}"}},
+     "workerImagePullSecret.namespaces: name the namespaces of your BYOCWorkers"),
+])
+def test_bad_values_fail_with_a_clear_message(helm: Helm, values: dict[str, Any], message: str) -> None:
+    assert message in render_error(helm, values)
+
+
+def test_schema_image_rule_is_the_crds() -> None:
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    assert schema["properties"]["runtimeImage"]["pattern"] == api.IMAGE_PATTERN
+
+
+def test_notes_and_readme(helm: Helm) -> None:
+    res = helm.run("install", "rel", str(CHART), "-n", "byoc-system", "--dry-run=client",
+                   "--set", "watchNamespaces={team-a}")
+    assert "It serves BYOCWorkers in: team-a." in res.stdout and "kubectl apply -n team-a" in res.stdout
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Install with Helm", 1)[1]
+    for needed in ("helm install", "helm upgrade", "helm uninstall", "watchNamespaces", "replicaCount",
+                   "kubectl delete crd"):
+        assert needed in section, needed
+    # Every helm install/upgrade in the section names this chart's path.
+    for line in section.splitlines():
+        if line.startswith(("helm install", "helm upgrade")):
+            assert " charts/byoc-operator " in line, line
