@@ -1,9 +1,11 @@
-"""``python -m benchmarks.runtime.diagnose``: the experiments behind the analysis in results.md (~2 minutes).
+"""``python -m benchmarks.runtime.diagnose``: the experiments behind the analysis in results.md (~6 minutes).
 
 - ``threads``: CPU per thread of our runtime under closed-loop load, 1280x720 x 3 sessions: is one thread (the
   event loop is the main thread) the limit?
 - ``audio``: added latency with and without an audio track, ours and PyTrickle, real time 512x512: what the
   audio/video interleaving in the output muxers costs.
+- ``whatif``: added latency of our runtime as is, with ``fflags=+noparse`` on its input demuxer, without the jitter
+  buffer's hold, and with both (``whatif_runtime.py``), PyTrickle beside, real time, one session.
 """
 
 from __future__ import annotations
@@ -104,7 +106,39 @@ def audio(server: TrickleServer) -> None:
             w.stop()
 
 
-EXPERIMENTS = {"threads": threads, "audio": audio}
+def whatif(server: TrickleServer, repeat: int = 2) -> None:
+    """Added latency of our runtime as is and with the changes of ``whatif_runtime`` patched in, PyTrickle beside."""
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    variants = {"as is": [], "+noparse": ["--noparse"], "no hold": ["--no-hold"], "both": ["--noparse", "--no-hold"]}
+    workers = {}
+    for name, patches in variants.items():
+        argv = [sys.executable, "-m", "benchmarks.runtime.whatif_runtime", *patches, "--processor", "passthrough",
+                "--host", "127.0.0.1", "--port", "{port}"]  # fmt: skip
+        workers[name] = Workers("ours", [WorkerProcess(argv, CACHE / "logs" / "ours-whatif.log", env=env)])
+    workers["PyTrickle"] = Workers.pytrickle(1, CACHE / "logs")
+    for w in workers.values():
+        w.start()
+    try:
+        for size in ((512, 512), (1280, 720)):
+            clip = load_clip(*size, 90, CACHE)
+            for name, w in workers.items():
+                runs = []
+                for _ in range(repeat):
+                    runs.append(asyncio.run(drive.latency(w, server, clip, 1, 12, 3)))
+                    w.wait_idle()
+                m = min(runs, key=lambda r: r.added_p50_ms or float("inf"))
+                log(
+                    f"whatif {clip.name} {name}: added p50 {m.added_p50_ms:.1f} ms p95 {m.added_p95_ms:.1f} ms, "
+                    f"{m.frames_out}/{m.frames_in} frames, queue {m.stages_ms.get('queue', 0.0):.1f} ms "
+                    f"(best of {repeat}, load {os.getloadavg()[0]:.1f})"
+                )
+    finally:
+        for w in workers.values():
+            w.stop()
+
+
+EXPERIMENTS = {"threads": threads, "audio": audio, "whatif": whatif}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -173,8 +173,9 @@ def write_markdown(path: Path, results: Sequence[Measurement], meta: dict[str, A
         "charts in `results.png`, method in `README.md`.",
         "",
         f"The machine is shared: its 1-minute load average at the end of the runs ranged {_load_range(results)} "
-        f"on {machine['cores']} cores. Each figure is the median of {meta.get('repeat', 1)} run(s) "
-        "(all runs are in results.json), implementations taking turns within each configuration.",
+        f"on {machine['cores']} cores. Each figure is the best of {meta.get('repeat', 1)} run(s) "
+        "(highest fps, lowest added latency; every run is in results.json), implementations taking turns within "
+        "each configuration.",
         "",
         f"Versions: ours = byoc-runtime {meta['versions']['byoc_runtime']} (av {meta['versions']['av']}, "
         f"torch {meta['versions']['torch']}); PyTrickle = {meta['versions']['pytrickle']}. "
@@ -268,8 +269,12 @@ def write_json(
     path.write_text(json.dumps(payload, indent=2) + "\n")
 
 
-def load_json(path: Path) -> tuple[list[Measurement], dict[str, Any]]:
+def load_json(path: Path) -> tuple[list[Measurement], dict[str, Any], list[Measurement]]:
+    """(reported results, meta, all runs) from a results.json."""
     payload = json.loads(path.read_text())
     fields = set(Measurement.__dataclass_fields__)
-    results = [Measurement(**{k: v for k, v in r.items() if k in fields}) for r in payload["results"]]
-    return results, payload["meta"]
+
+    def load(rows: list[dict[str, Any]]) -> list[Measurement]:
+        return [Measurement(**{k: v for k, v in r.items() if k in fields}) for r in rows]
+
+    return load(payload["results"]), payload["meta"], load(payload.get("all_runs", []))

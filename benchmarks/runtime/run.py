@@ -66,7 +66,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--window", type=float, default=10.0, help="throughput: seconds measured")
     parser.add_argument("--latency-seconds", type=int, default=14, help="latency: seconds of real-time input")
     parser.add_argument("--skip", type=float, default=4.0, help="latency: leading seconds left out (warm-up)")
-    parser.add_argument("--repeat", type=int, default=2, help="runs per measurement; the median run is reported")
+    parser.add_argument("--repeat", type=int, default=2, help="runs per measurement; the best is reported")
     parser.add_argument("--out", type=Path, default=HERE, help="where results.{json,md,png} go")
     parser.add_argument("--report-only", action="store_true", help="rebuild results.md/png from results.json")
     return parser.parse_args(argv)
@@ -127,20 +127,25 @@ def measure(
     return m
 
 
-def median_run(runs: list[Measurement]) -> Measurement:
-    """The run in the middle by its headline figure (fps; added p50 latency), kept whole."""
+def best_run(runs: list[Measurement]) -> Measurement:
+    """The least disturbed of the repeats (highest fps; lowest added p50 latency), kept whole. The machine is
+    shared, so the better run is the one less slowed by whatever else was running."""
     if runs[0].mode == "throughput":
-        ordered = sorted(runs, key=lambda m: m.fps)
-    else:
-        ordered = sorted(runs, key=lambda m: float("inf") if m.added_p50_ms is None else m.added_p50_ms)
-    return ordered[(len(ordered) - 1) // 2]
+        return max(runs, key=lambda m: m.fps)
+    return min(runs, key=lambda m: float("inf") if m.added_p50_ms is None else m.added_p50_ms)
 
 
-def run_all(args: argparse.Namespace, clips: dict[str, Any]) -> tuple[list[Measurement], list[Measurement]]:
+def select(every: list[Measurement]) -> list[Measurement]:
+    """One result per (implementation, mode, size, sessions), in the order first run."""
+    groups: dict[tuple[str, str, str, int], list[Measurement]] = {}
+    for m in every:
+        groups.setdefault((m.impl, *m.key), []).append(m)
+    return [best_run(runs) for runs in groups.values()]
+
+
+def run_all(args: argparse.Namespace, clips: dict[str, Any]) -> list[Measurement]:
     """Every configuration in turn, and within one configuration every implementation back to back (and again,
-    ``--repeat`` times), so that whatever else loads the machine at the time weighs on all of them alike.
-    Returns the median runs and all runs."""
-    chosen: list[Measurement] = []
+    ``--repeat`` times), so that whatever else loads the machine at the time weighs on all of them alike."""
     every: list[Measurement] = []
     server = TrickleServer.start()
     workers = start_workers(args.impls, max(args.sessions))
@@ -148,18 +153,14 @@ def run_all(args: argparse.Namespace, clips: dict[str, Any]) -> tuple[list[Measu
         for size in args.sizes:
             for n in args.sessions:
                 for mode in ("throughput", "latency"):
-                    runs: dict[str, list[Measurement]] = {impl: [] for impl in args.impls}
                     for _ in range(args.repeat):
                         for impl in args.impls:
-                            runs[impl].append(measure(impl, mode, size, n, args, clips[size], workers, server))
-                    for impl_runs in runs.values():
-                        chosen.append(median_run(impl_runs))
-                        every += impl_runs
+                            every.append(measure(impl, mode, size, n, args, clips[size], workers, server))
     finally:
         for w in workers.values():
             w.stop()
         server.stop()
-    return chosen, every
+    return every
 
 
 def meta(
@@ -200,12 +201,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     json_path, md_path, png_path = args.out / "results.json", args.out / "results.md", args.out / "results.png"
     analysis = (HERE / "analysis.md").read_text() if (HERE / "analysis.md").exists() else ""
     if args.report_only:
-        results, info = report.load_json(json_path)
+        results, info, every = report.load_json(json_path)
+        if every:
+            results = select(every)
+            report.write_json(json_path, results, info, every)
     else:
         pytrickle = check(ensure_venv(log=log)) if "pytrickle" in args.impls else {}
         log("rendering / loading input clips")
         clips = {size: load_clip(*SIZES[size], 90, CACHE) for size in args.sizes}
-        results, every = run_all(args, clips)
+        every = run_all(args, clips)
+        results = select(every)
         info = meta(args, sys.argv[1:] if argv is None else argv, clips, pytrickle)
         args.out.mkdir(parents=True, exist_ok=True)
         report.write_json(json_path, results, info, every)
