@@ -558,6 +558,7 @@ class Report:
     stop_status: int | None = None
     png: str | None = None
     png_pts: float | None = None
+    note: str | None = None
     error: str | None = None
 
     def text(self) -> str:
@@ -587,6 +588,8 @@ class Report:
         ]
         if self.png:
             lines.append(f"  side by side  {self.png} (input left, output right, t={self.png_pts:.3f} s)")
+        if self.note:
+            lines.append(f"  note          {self.note}")
         if self.error:
             lines.append(f"  ERROR         {self.error}")
         return "\n".join(lines)
@@ -737,6 +740,11 @@ async def run(opts: Options) -> Report:
         if worker is not None:
             await asyncio.to_thread(worker.stop)
         await asyncio.to_thread(server.stop)
+    if report.frames_in and 0 < report.frames_out < 0.9 * report.frames_in and "max_framerate" not in opts.params:
+        report.note = (
+            "workers drop input frames above max_framerate (24 fps by default in byoc-runtime and PyTrickle); "
+            """--params '{"max_framerate": 30}' lets a 30 fps input through"""
+        )
     if report.error is None and report.frames_out == 0:
         where = f"; worker log: {worker.log_path}" if worker is not None else ""
         report.error = f"no output frames arrived on the output channel within {opts.first_output_timeout:g} s{where}"
