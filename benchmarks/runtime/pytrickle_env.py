@@ -42,10 +42,11 @@ def ensure_venv(root: Path | None = None, log=print) -> Path:
     if python.exists() and marker.exists() and json.loads(marker.read_text()).get("wanted") == _wanted():
         return python
     log(f"setting up the PyTrickle venv in {root} (once)")
-    subprocess.run([sys.executable, "-m", "venv", "--clear", str(root)], check=True)
+    _run([sys.executable, "-m", "venv", "--clear", str(root)])
     pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-    subprocess.run([*pip, "--no-deps", PYTRICKLE], check=True)
-    subprocess.run([*pip, "--only-binary", ":all:", *OWN_PACKAGES], check=True)
+    # --no-deps: PyTrickle's other requirements come from the repo venv (the .pth below).
+    _run([*pip, "--no-deps", PYTRICKLE])
+    _run([*pip, "--only-binary", ":all:", *OWN_PACKAGES])
     site = Path(
         subprocess.run(
             [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
@@ -58,6 +59,12 @@ def ensure_venv(root: Path | None = None, log=print) -> Path:
     versions = check(python)
     marker.write_text(json.dumps({"wanted": _wanted(), "versions": versions}, indent=2))
     return python
+
+
+def _run(argv: list[str]) -> None:
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed:\n{proc.stdout}{proc.stderr}")
 
 
 def check(python: Path) -> dict[str, str]:
