@@ -25,13 +25,13 @@ demo: build
 
 lint: setup
 	$(BIN)/ruff check .
-	$(BIN)/python -m byoc_operator.crd --check crds
+	$(BIN)/python -m byoc_operator.crd --check crds charts/byoc-operator/files/crds
 
 test: build lint
 	$(BIN)/pytest
 
 crds: setup
-	$(BIN)/python -m byoc_operator.crd crds
+	$(BIN)/python -m byoc_operator.crd crds charts/byoc-operator/files/crds
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
