@@ -102,12 +102,17 @@ class Pacer:
     largest arrival lag (arrival - pts) seen over the last ``window`` seconds, i.e. the playout delay adapts
     to the input's jitter. A lag that moves by more than ``max_hold`` seconds at once (a timestamp jump or a
     long stall) re-anchors instead of holding frames for that long.
+
+    Release times never go back: a frame is never due before one released or scheduled earlier (after a
+    re-anchor, or when the largest lag leaves the window), so frames keep their decode order and the encoder
+    does not mistake a reordering for an input discontinuity.
     """
 
     def __init__(self, window: float = 5.0, max_hold: float = 2.0) -> None:
         self.window = window
         self.max_hold = max_hold
         self._lags: deque[tuple[float, float]] = deque()  # (arrival, lag), lags decreasing
+        self._last_due = float("-inf")
 
     def release_at(self, pts: float, arrival: float) -> float:
         """Wall-clock (same clock as ``arrival``) at which the frame with timestamp ``pts`` (seconds) is due."""
@@ -120,4 +125,6 @@ class Pacer:
         lags.append((arrival, lag))
         while lags[0][0] < arrival - self.window:
             lags.popleft()
-        return pts + lags[0][1]
+        due = max(pts + lags[0][1], self._last_due)
+        self._last_due = due
+        return due

@@ -154,6 +154,21 @@ def test_pacer_spreads_bursts_and_passes_paced_input() -> None:
     assert jumped == 14.0  # a timestamp jump re-anchors instead of waiting ~1000 s
 
 
+def test_pacer_release_times_never_go_back() -> None:
+    pacer = Pacer(window=5.0, max_hold=2.0)
+    # A 3 s burst (a gateway catching up after a stall): lags grow past max_hold, which re-anchors.
+    releases = [pacer.release_at(i / 30, 10.0) for i in range(90)]
+    releases += [pacer.release_at(3 + i / 30, 10.0 + i / 30) for i in range(30)]
+    # The largest lag leaving the window: later frames arrive with small lags while big ones expire.
+    big = Pacer(window=1.0, max_hold=2.0)
+    releases_big = [big.release_at(0.0, 1.5)]  # lag 1.5
+    releases_big += [big.release_at(i / 30, 0.1 + i / 30) for i in range(1, 90)]  # lag 0.1
+    for series in (releases, releases_big):
+        assert all(b >= a for a, b in zip(series, series[1:], strict=False))
+    jumped_back = pacer.release_at(0.0, 11.0)  # timestamps going back re-anchor but never release earlier
+    assert jumped_back >= releases[-1]
+
+
 def test_audio_and_video_stay_in_sync_through_encoder(make_segments) -> None:
     decoded = decode_segments(make_segments(seconds=3, audio_codec="libopus", flash_every=1.0))
     flashes = flash_times(decoded)
