@@ -125,6 +125,16 @@ def wait_condition(cluster: Any, name: str, namespace: str, type_: str, status: 
     return wait_for(check, timeout, what=f"{name}: {type_}={status} {reason or ''}")
 
 
+RESUMED = "Resuming operations after the pause"
+PAUSED = "Pausing operations in favour of"
+
+
+def working(op: Any) -> bool:
+    """Whether kopf's last peering decision in this replica's log was to work (with --peering it starts paused)."""
+    lines = [line for line in op.log_path.read_text().splitlines() if RESUMED in line or PAUSED in line]
+    return bool(lines) and RESUMED in lines[-1]
+
+
 # --- examples ---------------------------------------------------------------------------------------------------
 
 

@@ -37,8 +37,18 @@ from .cluster_support import (
     uninstall,
     wait_condition,
     worker_condition,
+    working,
 )
-from .conftest import CHART, CRD_NAME, ChartOperator, chart_operator, one, service_account_kubeconfig, wait_for
+from .conftest import (
+    CHART,
+    CRD_NAME,
+    ChartOperator,
+    chart_operator,
+    one,
+    render,
+    service_account_kubeconfig,
+    wait_for,
+)
 
 pytestmark = pytest.mark.cluster
 
@@ -236,6 +246,38 @@ def _forbidden_waiter(op: ChartOperator, resource: str, namespace: str) -> Any:
     return wait
 
 
+def test_cluster_wide_ha_with_peering(cluster: Any, release: Release, namespace: str, sa_kubeconfig: Path,
+                                      tmp_path: Path) -> None:
+    """`helm upgrade --set replicaCount=2`: a ClusterKopfPeering, and two replicas of which one works."""
+    values = {**VALUES, "replicaCount": 2}
+    values_file = tmp_path / "ha.yaml"
+    values_file.write_text(yaml.safe_dump(values))
+    release.helm.run("upgrade", release.name, str(CHART), "-n", release.namespace, "-f", str(values_file),
+                     "--force-conflicts", "--wait=watcher", "--timeout=120s")
+    deployment = one(render(release.helm, values, release=release.name, namespace=release.namespace), "Deployment")
+    name = deployment["metadata"]["name"]
+    assert exists(cluster, "clusterkopfpeering", name)
+    ops = [ChartOperator(deployment, sa_kubeconfig, tmp_path / f"op-{i}.log", pod_name=f"op-{i}") for i in range(2)]
+    try:
+        for op in ops:
+            op.start()
+        wait_for(lambda: set(get_cluster_scoped(cluster, "clusterkopfpeering", name).get("status") or {})
+                 == {"op-0", "op-1"}, 60, what="both replicas in the ClusterKopfPeering")
+        wait_for(lambda: sorted(working(op) for op in ops) == [False, True], 60, what="exactly one replica working")
+        apply(cluster, example("minimal.yaml"), namespace)
+        wait_condition(cluster, "passthrough", namespace, "Ready", "True", "AllPodsReady")
+        for op in ops:
+            problems = op.permission_problems(namespace)
+            assert problems == [], "\n".join(problems)
+    finally:
+        for op in ops:
+            op.stop()
+
+
+def get_cluster_scoped(cluster: Any, kind: str, name: str) -> dict[str, Any]:
+    return json.loads(cluster.kubectl("get", kind, name, "-o", "json").stdout)
+
+
 def test_upgrade_upgrades_the_crd(cluster: Any, release: Release, namespace: str, tmp_path: Path) -> None:
     """A changed chart whose CRD has a new field: `helm upgrade` serves the field; upgrading back removes it."""
     chart = tmp_path / "byoc-operator"
@@ -262,7 +304,9 @@ def test_upgrade_upgrades_the_crd(cluster: Any, release: Release, namespace: str
     wait_for(lambda: cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(worker), check=False).returncode == 0,
              30, what="the new field accepted")
     assert get(cluster, "byocworker", "probe", namespace)["spec"]["upgradeProbe"] == "x"
-    assert "upgradeProbe" in cluster.kubectl("explain", "byocworker.spec").stdout
+    # The API server republishes its OpenAPI (what explain reads) a moment after the CRD changes.
+    wait_for(lambda: "upgradeProbe" in cluster.kubectl("explain", "byocworker.spec").stdout, 60,
+             what="kubectl explain showing the new field")
     history = json.loads(release.helm.run("history", release.name, "-n", release.namespace, "-o", "json").stdout)
     assert history[-1]["chart"] == "byoc-operator-0.1.1-test"
     cluster.kubectl("delete", "byocworker", "probe", "-n", namespace)

@@ -23,19 +23,12 @@ from .cluster_support import (
     uninstall,
     wait_condition,
     worker_condition,
+    working,
 )
 from .conftest import ChartOperator, find, service_account_kubeconfig, wait_for
 
 pytestmark = pytest.mark.cluster
 
-RESUMED = "Resuming operations after the pause"
-PAUSED = "Pausing operations in favour of"
-
-
-def working(op: ChartOperator) -> bool:
-    """Whether kopf's last peering decision in this replica's log was to work (it starts paused)."""
-    lines = [line for line in op.log_path.read_text().splitlines() if RESUMED in line or PAUSED in line]
-    return bool(lines) and RESUMED in lines[-1]
 
 
 @pytest.fixture(scope="module")
