@@ -103,15 +103,21 @@ class Pacer:
     to the input's jitter. A lag that moves by more than ``max_hold`` seconds at once (a timestamp jump or a
     long stall) re-anchors instead of holding frames for that long.
 
+    Input that arrives paced is not held at all: when the arrival lags of the window differ by at most
+    ``paced_spread`` seconds (decode and scheduling jitter, not segment-sized bursts), a frame is due when it
+    arrives. Holding it for the window's worst lag would only add that jitter to every frame's latency.
+
     Release times never go back: a frame is never due before one released or scheduled earlier (after a
     re-anchor, or when the largest lag leaves the window), so frames keep their decode order and the encoder
     does not mistake a reordering for an input discontinuity.
     """
 
-    def __init__(self, window: float = 5.0, max_hold: float = 2.0) -> None:
+    def __init__(self, window: float = 5.0, max_hold: float = 2.0, paced_spread: float = 0.15) -> None:
         self.window = window
         self.max_hold = max_hold
+        self.paced_spread = paced_spread
         self._lags: deque[tuple[float, float]] = deque()  # (arrival, lag), lags decreasing
+        self._low: deque[tuple[float, float]] = deque()  # (arrival, lag), lags increasing: the window's minimum
         self._last_due = float("-inf")
 
     def release_at(self, pts: float, arrival: float) -> float:
@@ -120,11 +126,19 @@ class Pacer:
         lags = self._lags
         if lags and abs(lag - lags[0][1]) > self.max_hold:
             lags.clear()  # timestamps jumped or input stalled: start over from this frame
+            self._low.clear()
         while lags and lags[-1][1] <= lag:
             lags.pop()  # keep a monotonic deque for the sliding-window maximum
         lags.append((arrival, lag))
         while lags[0][0] < arrival - self.window:
             lags.popleft()
-        due = max(pts + lags[0][1], self._last_due)
+        low = self._low
+        while low and low[-1][1] >= lag:
+            low.pop()
+        low.append((arrival, lag))
+        while low[0][0] < arrival - self.window:
+            low.popleft()
+        offset = lags[0][1] if lags[0][1] - low[0][1] > self.paced_spread else lag  # paced: no hold
+        due = max(pts + offset, self._last_due)
         self._last_due = due
         return due

@@ -154,6 +154,15 @@ def test_pacer_spreads_bursts_and_passes_paced_input() -> None:
     assert jumped == 14.0  # a timestamp jump re-anchors instead of waiting ~1000 s
 
 
+def test_pacer_does_not_hold_paced_input_with_jitter() -> None:
+    pacer = Pacer()
+    rng = np.random.default_rng(1)
+    arrivals = [10 + i / 30 + rng.uniform(0.0, 0.06) for i in range(150)]  # decode jitter up to 60 ms
+    releases = [pacer.release_at(i / 30, arrival) for i, arrival in enumerate(arrivals)]
+    held = np.array(releases) - np.maximum.accumulate(arrivals)
+    assert np.all(held < 1e-9)  # due on arrival (or with the frame before it, to keep order)
+
+
 def test_pacer_release_times_never_go_back() -> None:
     pacer = Pacer(window=5.0, max_hold=2.0)
     # A 3 s burst (a gateway catching up after a stall): lags grow past max_hold, which re-anchors.
