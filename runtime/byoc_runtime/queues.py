@@ -27,8 +27,10 @@ CLOSED = Closed()
 
 
 class DropQueue(Generic[T]):
-    """A bounded FIFO for one event loop. ``put`` never blocks: when full it evicts the oldest item that
-    ``droppable`` accepts (or the oldest item, if none does) and reports what it evicted."""
+    """A bounded FIFO for one event loop. ``put`` never blocks: when full it evicts the oldest item (or,
+    with ``droppable``, the oldest item that it accepts) and reports what it evicted. With ``droppable``,
+    only droppable items count against ``maxsize``: the others (bounded upstream) are never evicted, so a
+    burst of them cannot push the droppable ones out."""
 
     def __init__(self, maxsize: int, droppable: Callable[[T], bool] | None = None) -> None:
         if maxsize < 1:
@@ -38,6 +40,7 @@ class DropQueue(Generic[T]):
         self._items: deque[T] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self._closed = False
+        self._counted = 0  # items counting against maxsize
         self.dropped = 0
 
     def __len__(self) -> int:
@@ -52,20 +55,25 @@ class DropQueue(Generic[T]):
         if self._closed:
             return None
         evicted: T | None = None
-        if len(self._items) >= self.maxsize:
+        counts = self._counts(item)
+        if counts and self._counted >= self.maxsize:
             evicted = self._evict()
         self._items.append(item)
+        self._counted += counts
         self._wake()
         return evicted
 
+    def _counts(self, item: T) -> bool:
+        return self._droppable is None or self._droppable(item)
+
     def _evict(self) -> T:
+        self.dropped += 1
+        self._counted -= 1
         if self._droppable is not None:
             for index, candidate in enumerate(self._items):
                 if self._droppable(candidate):
                     del self._items[index]
-                    self.dropped += 1
                     return candidate
-        self.dropped += 1
         return self._items.popleft()
 
     def close(self) -> None:
@@ -86,10 +94,17 @@ class DropQueue(Generic[T]):
                 await self._waiter
             finally:
                 self._waiter = None
-        return self._items.popleft()
+        item = self._items.popleft()
+        self._counted -= self._counts(item)
+        return item
+
+    def count(self, predicate: Callable[[T], bool]) -> int:
+        """How many queued items ``predicate`` accepts."""
+        return sum(1 for item in self._items if predicate(item))
 
     def clear(self) -> None:
         self._items.clear()
+        self._counted = 0
 
 
 class Pacer:
@@ -105,17 +120,22 @@ class Pacer:
 
     Input that arrives paced is not held at all: when the arrival lags of the window differ by at most
     ``paced_spread`` seconds (decode and scheduling jitter, not segment-sized bursts), a frame is due when it
-    arrives. Holding it for the window's worst lag would only add that jitter to every frame's latency.
+    arrives. Holding it for the window's worst lag would only add that jitter to every frame's latency. That
+    needs ``paced_after`` seconds of arrivals as evidence; until then (and after a re-anchor) frames are held.
 
     Release times never go back: a frame is never due before one released or scheduled earlier (after a
     re-anchor, or when the largest lag leaves the window), so frames keep their decode order and the encoder
     does not mistake a reordering for an input discontinuity.
     """
 
-    def __init__(self, window: float = 5.0, max_hold: float = 2.0, paced_spread: float = 0.15) -> None:
+    def __init__(
+        self, window: float = 5.0, max_hold: float = 2.0, paced_spread: float = 0.15, paced_after: float = 0.5
+    ) -> None:
         self.window = window
         self.max_hold = max_hold
         self.paced_spread = paced_spread
+        self.paced_after = paced_after
+        self._since = float("inf")  # arrival of the first frame since the last re-anchor
         self._lags: deque[tuple[float, float]] = deque()  # (arrival, lag), lags decreasing
         self._low: deque[tuple[float, float]] = deque()  # (arrival, lag), lags increasing: the window's minimum
         self._last_due = float("-inf")
@@ -127,6 +147,8 @@ class Pacer:
         if lags and abs(lag - lags[0][1]) > self.max_hold:
             lags.clear()  # timestamps jumped or input stalled: start over from this frame
             self._low.clear()
+        if not lags:
+            self._since = arrival
         while lags and lags[-1][1] <= lag:
             lags.pop()  # keep a monotonic deque for the sliding-window maximum
         lags.append((arrival, lag))
@@ -138,7 +160,8 @@ class Pacer:
         low.append((arrival, lag))
         while low[0][0] < arrival - self.window:
             low.popleft()
-        offset = lags[0][1] if lags[0][1] - low[0][1] > self.paced_spread else lag  # paced: no hold
+        paced = arrival - self._since >= self.paced_after and lags[0][1] - low[0][1] <= self.paced_spread
+        offset = lag if paced else lags[0][1]
         due = max(pts + offset, self._last_due)
         self._last_due = due
         return due

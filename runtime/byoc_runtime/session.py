@@ -82,6 +82,10 @@ class SessionSettings:
     encode_queue: int = 16
     publish_queue: int = 256  # chunks; the encoder waits when the network is slower
     decode_backlog: int = 2  # segments read but not decoded yet before ingest stops reading
+    # Catch-up: while more than this many seconds of decoded input wait in the jitter buffer (input ahead of
+    # real time: a backlog of whole segments), frames go to the processor as fast as it takes them instead of
+    # at the pace of their timestamps. Paced input never builds such a backlog and keeps being paced.
+    catch_up_s: float = 0.5
     max_bad_segments: int = 10  # consecutive undecodable segments before giving up
     max_processor_errors: int = 100  # consecutive failing frames before giving up
     error_event_interval: float = 10.0  # at most one error event per kind per interval
@@ -136,6 +140,7 @@ class Session:
         self._bad_segments = 0
         self._pacer = Pacer()
         self._last_release = 0.0  # loop time the last paced frame is due
+        self._held: deque[tuple[float, av.VideoFrame, float]] = deque()  # (due, frame, decoded_at), due order
         self._last_error_event: dict[str, float] = {}
         self._decode_pool = ThreadPoolExecutor(1, thread_name_prefix=f"decode-{stream_id[:16]}")
         self._encode_pool = ThreadPoolExecutor(1, thread_name_prefix=f"encode-{stream_id[:16]}")
@@ -283,6 +288,7 @@ class Session:
             await self._read_input(self.request.subscribe_url)
             # Frames still held by the pacer are due shortly; let them through before closing.
             await asyncio.sleep(max(0.0, self._last_release - asyncio.get_running_loop().time()) + 0.01)
+            self._release_due()
         finally:
             self._video_q.close()
             self._audio_q.close()
@@ -356,10 +362,33 @@ class Session:
         loop = asyncio.get_running_loop()
         due = self._pacer.release_at(float(frame.pts * frame.time_base), decoded_at)
         self._last_release = max(self._last_release, due)
-        if due <= loop.time():
+        if due <= loop.time() and not self._held:
             self._enqueue_video(frame, decoded_at)
         else:
-            loop.call_at(due, self._enqueue_video, frame, decoded_at)
+            self._held.append((due, frame, decoded_at))
+            loop.call_at(due, self._release_due)
+            self._catch_up()
+
+    def _release_due(self) -> None:
+        """Timer: hand on the held frames whose release time has come (in order)."""
+        now = asyncio.get_running_loop().time()
+        while self._held and self._held[0][0] <= now:
+            _, frame, decoded_at = self._held.popleft()
+            self._enqueue_video(frame, decoded_at)
+
+    def _catch_up(self) -> None:
+        """When the processor waits for a frame while the jitter buffer holds more than ``catch_up_s`` of
+        input, hand it the oldest held frame now: back-pressure instead of pacing. Only one frame is handed
+        on at a time, so the drop-oldest queue never drops because of it; a processor slower than the input
+        still lets held frames fall due and drop there, which keeps latency bounded."""
+        if not self._held or len(self._video_q) or self._video_q.closed:
+            return
+        if self._encode_q.count(_is_video) > 1:
+            return  # the encoder is the slower stage: let it take the frames in flight first
+        if self._held[-1][0] - asyncio.get_running_loop().time() <= self.settings.catch_up_s:
+            return
+        _, frame, decoded_at = self._held.popleft()
+        self._enqueue_video(frame, decoded_at)
 
     def _enqueue_video(self, frame: av.VideoFrame, decoded_at: float) -> None:
         if self._video_q.put((frame, decoded_at)) is not None:
@@ -393,7 +422,10 @@ class Session:
     async def _process_video(self) -> None:
         consecutive_errors = 0
         try:
-            while (item := await self._video_q.get()) is not CLOSED:
+            while True:
+                self._catch_up()
+                if (item := await self._video_q.get()) is CLOSED:
+                    break
                 av_frame, decoded_at = item
                 self.metrics.stage_seconds.labels("queue").observe(time.monotonic() - decoded_at)
                 try:
@@ -467,6 +499,7 @@ class Session:
         publishing = bool(self.request.publish_url)
         try:
             while (item := await self._encode_q.get()) is not CLOSED:
+                self._catch_up()
                 if not publishing:
                     continue  # no output channel (data-only stream): processed frames go nowhere
                 started = time.perf_counter()
@@ -685,6 +718,10 @@ class Session:
             "started_at": self.started_at,
             "uptime_s": round(time.time() - self.started_at, 1),
         }
+
+
+def _is_video(item: tuple[Any, ...]) -> bool:
+    return item[0] == "video"
 
 
 def _close_encoder(encoder: SegmentEncoder, sink: BufferedSink) -> list[bytes | SegmentBoundary]:
