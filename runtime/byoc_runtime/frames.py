@@ -39,6 +39,9 @@ class FrameOrigin:
     tensor: torch.Tensor
     version: int
     rgb: np.ndarray  # (H, W, 3) uint8, possibly a strided view
+    # The decoded frame ``rgb`` was scaled from, when no crop was needed: an unmodified tensor can then be
+    # encoded from it (scaled to yuv420p) without the RGB -> yuv420p round trip.
+    source: av.VideoFrame | None = None
 
     def matches(self, tensor: torch.Tensor) -> bool:
         # _version counts in-place writes, so an in-place edit by the processor disables reuse.

@@ -40,6 +40,7 @@ from .frames import DEFAULT_HEIGHT, DEFAULT_WIDTH, AudioFrame, FrameOrigin, Vide
 from .media.convert import DEFAULT_INTERPOLATION, rgb_to_tensor, rgb_to_video_frame, tensor_to_rgb, video_frame_to_rgb
 from .media.decode import FrameRateLimiter, SegmentDecoder, SegmentReader, SegmentReport
 from .media.encode import BufferedSink, EncoderSettings, SegmentBoundary, SegmentEncoder
+from .media.geometry import plan_scale_crop
 from .metrics import Metrics, RateMeter
 from .processors.base import FrameProcessor
 from .processors.host import ProcessorHost, ProcessorTimeout
@@ -409,7 +410,10 @@ class Session:
         rgb = video_frame_to_rgb(av_frame, self.width, self.height, self.settings.interpolation)
         tensor = rgb_to_tensor(rgb, self.settings.frame_device)
         frame = VideoFrame(tensor, av_frame.pts, av_frame.time_base)
-        frame.origin = FrameOrigin(tensor, tensor._version, rgb)
+        # No crop: the decoded frame itself can stand in for an unmodified tensor at encode time.
+        needs_crop = plan_scale_crop(av_frame.width, av_frame.height, self.width, self.height).needs_crop
+        source = None if needs_crop else av_frame
+        frame.origin = FrameOrigin(tensor, tensor._version, rgb, source)
         frame.log_timestamps["frame_init"] = time.time()
         converted = time.perf_counter()
         self.metrics.stage_seconds.labels("convert").observe(converted - started)
@@ -532,8 +536,13 @@ class Session:
                 tensor = frame.tensor
                 # Unmodified input tensor (passthrough): reuse the uint8 image it was made from.
                 reuse = isinstance(origin, FrameOrigin) and origin.matches(tensor)
-                rgb = origin.rgb if reuse else tensor_to_rgb(tensor)
-                encoder.encode_video(rgb_to_video_frame(rgb), frame.timestamp, frame.time_base)
+                if reuse and origin.source is not None:
+                    out = _scaled_yuv(
+                        origin.source, origin.rgb.shape[1], origin.rgb.shape[0], self.settings.interpolation
+                    )
+                else:
+                    out = rgb_to_video_frame(origin.rgb if reuse else tensor_to_rgb(tensor))
+                encoder.encode_video(out, frame.timestamp, frame.time_base)
                 self.metrics.frames_out.labels("video").inc()
                 self.fps["egress_video"].tick()
             elif kind == "audio":
@@ -718,6 +727,13 @@ class Session:
             "started_at": self.started_at,
             "uptime_s": round(time.time() - self.started_at, 1),
         }
+
+
+def _scaled_yuv(frame: av.VideoFrame, width: int, height: int, interpolation: str) -> av.VideoFrame:
+    """The decoded frame as the encoder takes it (yuv420p at the output size), without going through RGB."""
+    if (frame.width, frame.height) == (width, height) and frame.format.name == "yuv420p":
+        return frame
+    return frame.reformat(width=width, height=height, format="yuv420p", interpolation=interpolation)
 
 
 def _is_video(item: tuple[Any, ...]) -> bool:
