@@ -129,37 +129,41 @@ class Fleet:
         ref: dict[str, Any],
         now: str,
     ) -> dict[str, Any]:
-        entry = dict(old or {"url": target.url, "registered": False, "capacity": 0})
-        memory = self._memory.get((key, target.url))
+        # The operator's memory of its own calls is the truth here, not the status it read back (which may lag
+        # a write it just made); the status only seeds `since` after an operator restart.
+        mem_key = (key, target.url)
+        memory = self._memory.get(mem_key)
         action = registration.plan(want, digest, memory, time.monotonic(), refresh)
-        if action == "keep":
-            return entry
-        was_registered = bool(entry.get("registered"))
+        if action == "keep" and memory is not None:
+            return memory.entry(target.url)
+        was_registered = bool(memory and memory.digest is not None)
         try:
             secret, tls = await self._credentials(key[0], target)
             if action == "register":
                 await register(self._http(), target.url, secret, payload, tls)
-                entry.update(registered=True, capacity=payload["capacity"])
-                entry["since"] = entry.get("since") if was_registered else now
+                since = (
+                    (memory.since if was_registered and memory else None)
+                    or ((old or {}).get("since") if (old or {}).get("registered") else None)
+                    or now
+                )
+                self._memory[mem_key] = registration.Memory(digest, time.monotonic(), payload["capacity"], since)
+                if not was_registered or (memory and memory.error):
+                    self._post_event(
+                        ref, "Normal", "Registered", f"registered with {target.url}, capacity {payload['capacity']}"
+                    )
             else:
                 await unregister(self._http(), target.url, secret, payload["name"], tls)
-                entry.update(registered=False, capacity=0)
-                entry.pop("since", None)
-            self._memory[(key, target.url)] = registration.Memory(
-                digest if action == "register" else None, time.monotonic()
-            )
-            failed_before = entry.pop("lastError", None)
-            if action == "register" and (not was_registered or failed_before):
-                self._post_event(
-                    ref, "Normal", "Registered", f"registered with {target.url}, capacity {payload['capacity']}"
-                )
-            elif action == "unregister" and was_registered:
-                self._post_event(ref, "Normal", "Unregistered", f"unregistered from {target.url}")
+                self._memory[mem_key] = registration.Memory(None, time.monotonic())
+                if was_registered:
+                    self._post_event(ref, "Normal", "Unregistered", f"unregistered from {target.url}")
         except RegistrationError as exc:
-            if entry.get("lastError") != str(exc):
+            if not memory or memory.error != str(exc):
                 self._post_event(ref, "Warning", "RegistrationFailed", f"{target.url}: {exc}")
-            entry["lastError"] = str(exc)
-        return entry
+            base = memory or registration.Memory(None, time.monotonic())
+            self._memory[mem_key] = registration.Memory(
+                base.digest, time.monotonic(), base.capacity, base.since, str(exc)
+            )
+        return self._memory[mem_key].entry(target.url)
 
     async def observe_runners(
         self, key: Key, targets: list[registration.Target], pods: list[str], previous: list[dict[str, Any]], now: str

@@ -108,10 +108,29 @@ class Memory:
 
     digest: str | None  # payload registered; None once unregistered
     at: float  # monotonic time of that call
+    capacity: int = 0
+    since: str | None = None  # when it became registered
+    error: str | None = None  # the last failed call's sanitised message, until a call succeeds
+
+    def entry(self, url: str) -> dict[str, Any]:
+        """The status entry this memory stands for."""
+        out: dict[str, Any] = {"url": url, "registered": self.digest is not None, "capacity": self.capacity}
+        if self.since and self.digest is not None:
+            out["since"] = self.since
+        if self.error:
+            out["lastError"] = self.error
+        return out
+
+
+RETRY_SECONDS = 5.0
 
 
 def plan(want_registered: bool, digest: str, memory: Memory | None, now: float, refresh_seconds: float) -> Action:
     """Decide the call to make to one orchestrator."""
+    if memory is not None and memory.error:  # the last call failed: try again, but not on every event
+        if now - memory.at < RETRY_SECONDS:
+            return "keep"
+        return "register" if want_registered else "unregister"
     if not want_registered:
         return "unregister" if memory is None or memory.digest is not None else "keep"
     if memory is None or memory.digest != digest or now - memory.at >= refresh_seconds:

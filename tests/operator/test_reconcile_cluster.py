@@ -192,8 +192,11 @@ def test_idle_reconcile_writes_nothing(cluster: Any, kube: Client, namespace: st
 
     # The counters are operator-wide: wait until earlier tests' workers are gone (their namespaces are being
     # torn down), so that this worker is the only one left to reconcile.
-    wait_for(lambda: [w.metadata.name for w in kube.list(BYOCWorker, namespace="*")] == ["quiet"], 120,
-             what="no other BYOCWorker in the cluster")
+    wait_for(
+        lambda: [w.metadata.name for w in kube.list(BYOCWorker, namespace="*")] == ["quiet"],
+        120,
+        what="no other BYOCWorker in the cluster",
+    )
     time.sleep(3)  # let the last pod/deployment status updates settle
     before, writes_before, runs_before = versions(), writes(), reconciles()
     time.sleep(7)  # the test operator resyncs every 2 s: several idle passes

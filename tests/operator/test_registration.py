@@ -16,6 +16,23 @@ def test_plan_registers_on_change_or_refresh_and_unregisters_at_zero_capacity() 
     assert plan(False, "d1", None, 100.0, 60) == "unregister"  # after an operator restart: make sure
 
 
+def test_plan_retries_a_failed_call_after_a_pause_not_on_every_event() -> None:
+    failed = Memory("d1", 100.0, error="HTTP 400: invalid authorization")
+    assert plan(True, "d1", failed, 102.0, 60) == "keep"
+    assert plan(True, "d1", failed, 106.0, 60) == "register"
+    assert plan(False, "d1", failed, 106.0, 60) == "unregister"
+
+
+def test_memory_is_the_status_entry() -> None:
+    assert Memory("d", 1.0, 4, "t0").entry("u") == {"url": "u", "registered": True, "capacity": 4, "since": "t0"}
+    assert Memory(None, 1.0, error="boom").entry("u") == {
+        "url": "u",
+        "registered": False,
+        "capacity": 0,
+        "lastError": "boom",
+    }
+
+
 def test_payload_carries_capability_router_url_capacity_and_price() -> None:
     w = Worker.from_body(
         {

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
@@ -192,36 +193,87 @@ def test_selected_orchestrator_secrets_are_picked_up_as_the_fleet_changes(
         what="Registered",
     )
     assert [e["url"] for e in obj["status"]["orchestrators"]] == [orch.url]
+    # and it stays true across refreshes (the status must not flap while the orchestrator keeps it)
+    for _ in range(8):
+        time.sleep(1)
+        o = get_worker(kube, "sel", namespace)
+        (entry,) = o["status"]["orchestrators"]
+        assert entry["registered"] is True and entry["capacity"] == 3, entry
+        assert condition(o, "Registered")["status"] == "True"
+
+
+def test_worker_applied_together_with_its_fleet_secrets_reports_registered(
+        cluster: Any, kube: Client, namespace: str, operator: OperatorProcess, orch: OrchestratorProcess) -> None:
+    cap = "reg-together"
+    labels = {"byoc.livepeer.org/orchestrator": "true", "fleet": "x"}
+    body = {"capability": {"name": cap}, "replicas": 2, "sessionsPerPod": 2, "gpu": {"count": 0},
+            "registration": {"refreshSeconds": 5, "orchestratorSelector": {"matchLabels": {"fleet": "x"}}}}
+    items = [secret_manifest("orch-x", namespace, {"url": orch.url, "secret": SECRET}, labels),
+             worker_manifest("together", namespace, body)]
+    cluster.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
+    wait_for(lambda: advertised(orch, cap) == 4, 60, what="capacity 4 advertised")
+    obj = wait_for(lambda: (o := get_worker(kube, "together", namespace))
+                   and (o["status"].get("orchestrators") or [{}])[0].get("capacity") == 4
+                   and condition(o, "Registered").get("status") == "True" and o, 30, what="status registered at 4")
+    assert obj["status"]["orchestrators"][0]["registered"] is True
 
 
 def heartbeat(orch: OrchestratorProcess, runner_id: str, app: str) -> dict[str, Any]:
     """What a pod's registrar sidecar sends (the sidecars themselves are tested in tests/registrar)."""
-    body = json.dumps({"app": app, "runner_id": runner_id, "runner_url": "http://127.64.0.9:8000",
-                       "mode": "persistent", "capacity": 2, "status": "ready"}).encode()
-    req = urllib.request.Request(f"{orch.url}/runners/heartbeat", data=body, method="POST",
-                                 headers={"Authorization": SECRET, "Content-Type": "application/json"})
+    body = json.dumps(
+        {
+            "app": app,
+            "runner_id": runner_id,
+            "runner_url": "http://127.64.0.9:8000",
+            "mode": "persistent",
+            "capacity": 2,
+            "status": "ready",
+        }
+    ).encode()
+    req = urllib.request.Request(
+        f"{orch.url}/runners/heartbeat",
+        data=body,
+        method="POST",
+        headers={"Authorization": SECRET, "Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(req, timeout=5) as resp:
         return json.loads(resp.read())
 
 
 def test_live_runner_pods_get_a_registrar_and_status_follows_discovery(
-        cluster: Any, kube: Client, namespace: str, operator: OperatorProcess, orch: OrchestratorProcess) -> None:
+    cluster: Any, kube: Client, namespace: str, operator: OperatorProcess, orch: OrchestratorProcess
+) -> None:
     app = "lr-dynamic"
     kubectl_apply(cluster, secret_manifest("orch", namespace, {"secret": SECRET}))
     body = spec(orch.url, app, registration={"protocol": "live-runner", "refreshSeconds": 5})
     kubectl_apply(cluster, worker_manifest("lr", namespace, body))
-    c = wait_for(lambda: (c := condition(get_worker(kube, "lr", namespace), "Registered"))
-                 and c.get("reason") == "Registering" and c, 90, what="Registering")
+    c = wait_for(
+        lambda: (
+            (c := condition(get_worker(kube, "lr", namespace), "Registered")) and c.get("reason") == "Registering" and c
+        ),
+        90,
+        what="Registering",
+    )
     assert c["status"] == "False"
-    pods = wait_for(lambda: [p for p in kube.list(Pod, namespace=namespace, labels={"byoc.livepeer.org/worker": "lr"})
-                             if p.metadata.labels.get("app.kubernetes.io/component") == "worker"], 30, what="pods")
+    pods = wait_for(
+        lambda: [
+            p
+            for p in kube.list(Pod, namespace=namespace, labels={"byoc.livepeer.org/worker": "lr"})
+            if p.metadata.labels.get("app.kubernetes.io/component") == "worker"
+        ],
+        30,
+        what="pods",
+    )
     assert [c.name for c in pods[0].spec.containers] == ["worker", "registrar"]
     assert not list(kube.list(Deployment, namespace=namespace, labels={"app.kubernetes.io/component": "router"}))
     # the pods' registrars heartbeat (stand-in here: kwok pods run no processes)
     for pod in pods:
         heartbeat(orch, pod.metadata.name, app)
-    obj = wait_for(lambda: (o := get_worker(kube, "lr", namespace))
-                   and condition(o, "Registered").get("status") == "True" and o, 30, what="Registered via discovery")
+    obj = wait_for(
+        lambda: (o := get_worker(kube, "lr", namespace)) and condition(o, "Registered").get("status") == "True" and o,
+        30,
+        what="Registered via discovery",
+    )
     (entry,) = obj["status"]["orchestrators"]
     assert entry["runners"] == 2 and entry["capacity"] == 4
     assert "byoc.livepeer.org/registration" not in (obj["metadata"].get("finalizers") or [])
