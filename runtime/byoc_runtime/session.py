@@ -141,6 +141,7 @@ class Session:
         self._bad_segments = 0
         self._pacer = Pacer()
         self._last_release = 0.0  # loop time the last paced frame is due
+        self._decoder: SegmentDecoder | None = None
         self._held: deque[tuple[float, av.VideoFrame, float]] = deque()  # (due, frame, decoded_at), due order
         self._last_error_event: dict[str, float] = {}
         self._decode_pool = ThreadPoolExecutor(1, thread_name_prefix=f"decode-{stream_id[:16]}")
@@ -300,6 +301,7 @@ class Session:
         the decoder; beyond that reading pauses, and the trickle server's window skips us ahead (470)."""
         loop = asyncio.get_running_loop()
         decoder = SegmentDecoder(hardware=self.settings.hw_decode)
+        self._decoder = decoder
         pending: deque[tuple[asyncio.Future[SegmentReport], SegmentReader]] = deque()
         async with trickle.Subscriber(url, session=self._http) as subscriber:
             async for segment in subscriber:
@@ -345,6 +347,10 @@ class Session:
         if loop is None or loop.is_closed():
             return
         now = time.monotonic()
+        if self._decoder is not None and self._decoder.has_audio:
+            # Known from the segment's PMT: video decoded before the first audio frame (no demuxer parsing
+            # delay) must still open output segments that carry audio.
+            self._input_has_audio = True
         try:
             if isinstance(frame, av.VideoFrame):
                 if not self._limiter.accept(float(frame.pts * frame.time_base)):

@@ -230,6 +230,10 @@ def beep_onsets(decoded: Decoded, threshold: float = 0.1) -> list[float]:
     for start, samples in decoded.audio:
         loud = bool(np.abs(samples).max() > threshold)
         if loud and not loud_before:
-            onsets.append(start + int(np.argmax(np.abs(samples) > threshold)) / decoded.audio_rate)
+            onset = start + int(np.argmax(np.abs(samples) > threshold)) / decoded.audio_rate
+            # A beep spanning a segment boundary can dip below the threshold while the next segment's Opus
+            # decoder (cold: each segment is decoded on its own) ramps up; that is not a new beep.
+            if not onsets or onset - onsets[-1] > 0.1:
+                onsets.append(onset)
         loud_before = loud
     return onsets

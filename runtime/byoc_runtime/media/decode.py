@@ -110,14 +110,24 @@ class SegmentDecoder:
         self._video_key: str | None = None
         self._audio: av.CodecContext | None = None
         self._audio_key: tuple[str, int, int] | None = None
+        self._audio_parser: av.CodecContext | None = None
+        self.has_audio = False  # the current segment declares an audio stream (known before its first frame)
+        self._audio_rate = 0
 
     def decode(self, source: SegmentReader, on_frame: FrameCallback) -> SegmentReport:
         """Decode everything ``source`` yields, calling ``on_frame`` per frame. Never raises for bad media."""
         report = SegmentReport()
         try:
             # Forced format and tiny probe: the PMT at the segment start is all we need, and waiting for
-            # more would delay the first frame by however long the probe data takes to arrive.
-            container = av.open(source, mode="r", format="mpegts", options={"probesize": "32", "analyzeduration": "0"})
+            # more would delay the first frame by however long the probe data takes to arrive. noparse: a video
+            # packet goes to the decoder as soon as its PES ends, instead of the H.264 parser waiting for the
+            # next access unit (one frame interval); audio packets are split by our own parser (``_audio_packets``).
+            container = av.open(
+                source,
+                mode="r",
+                format="mpegts",
+                options={"probesize": "32", "analyzeduration": "0", "fflags": "+noparse"},
+            )
         except (av.error.FFmpegError, OSError, ValueError) as exc:
             report.errors.append(f"open: {exc}")
             _drain(source)
@@ -125,6 +135,7 @@ class SegmentDecoder:
         try:
             video_stream = container.streams.video[0] if container.streams.video else None
             audio_stream = container.streams.audio[0] if container.streams.audio else None
+            self.has_audio = audio_stream is not None
             if video_stream is not None:
                 report.video_codec = video_stream.codec_context.name
                 self._select_video_decoder(video_stream)
@@ -139,7 +150,10 @@ class SegmentDecoder:
                 if decoder is None:
                     continue
                 try:
-                    frames = decoder.decode(packet)
+                    if is_video:
+                        frames = decoder.decode(packet)
+                    else:
+                        frames = [f for p in self._audio_packets(packet) for f in decoder.decode(p)]
                 except av.error.FFmpegError as exc:
                     if len(report.errors) < 10:
                         report.errors.append(f"decode: {exc}")
@@ -183,6 +197,26 @@ class SegmentDecoder:
         log.info("video decoder %s for input codec %s", decoder.name, name)
         self._video, self._video_key = decoder, name
 
+    def _audio_packets(self, packet: av.Packet) -> list[av.Packet]:
+        """Split one audio PES (demuxed without parsing) into codec packets, timestamped from the PES."""
+        parser = self._audio_parser
+        if parser is None:
+            return [packet]
+        parts = parser.parse(bytes(packet))
+        if len(parts) == 1 and parts[0].size == packet.size:
+            return [packet]
+        pts, time_base, rate = packet.pts, packet.time_base, self._audio_rate
+        for part in parts:
+            duration = round(part.duration / rate / time_base) if part.duration and rate and time_base else 0
+            part.time_base = time_base
+            part.pts = part.dts = pts
+            part.duration = duration  # the parser counts in samples
+            if pts is not None and duration:
+                pts += duration
+            else:
+                pts = None
+        return parts
+
     def _select_audio_decoder(self, stream: av.AudioStream) -> None:
         ctx = stream.codec_context
         key = (ctx.name, ctx.sample_rate or 0, ctx.channels if hasattr(ctx, "channels") else 0)
@@ -190,6 +224,11 @@ class SegmentDecoder:
             return
         # The demuxer's context carries what the container knows (e.g. the Opus header); keep it.
         self._audio, self._audio_key = ctx, key
+        self._audio_rate = ctx.sample_rate or 0
+        try:
+            self._audio_parser = av.CodecContext.create(ctx.name, "r")
+        except (av.error.FFmpegError, ValueError):
+            self._audio_parser = None
         log.info("audio decoder %s %s Hz", ctx.name, ctx.sample_rate)
 
 
