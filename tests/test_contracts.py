@@ -13,9 +13,13 @@ def test_operator_offers_exactly_the_runtimes_builtin_processors() -> None:
 
 
 def test_runtime_reads_the_environment_the_operator_renders(monkeypatch) -> None:
-    worker = Worker.from_body({"metadata": {"name": "w", "namespace": "n"},
-                               "spec": {"runtime": {"processor": "grayscale", "params": {"a": 1}},
-                                        "sessionsPerPod": 3}}, "img")
+    worker = Worker.from_body(
+        {
+            "metadata": {"name": "w", "namespace": "n"},
+            "spec": {"runtime": {"processor": "grayscale", "params": {"a": 1}}, "sessionsPerPod": 3},
+        },
+        "img",
+    )
     env = render_deployment(worker)["spec"]["template"]["spec"]["containers"][0]["env"]
     for var in env:
         if "value" in var:

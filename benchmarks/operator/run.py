@@ -23,7 +23,6 @@ import json
 import os
 import platform
 import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -39,6 +38,7 @@ from byoc_operator.render import Worker, render_deployment, render_service
 from byoc_testenv.cluster import Cluster
 from byoc_testenv.nodes import GPUNodeGroup
 from byoc_testenv.orchestrator.process import OrchestratorProcess
+from byoc_testenv.polling import free_port
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -48,10 +48,6 @@ COUNTED = ("byocworkers", "deployments", "services", "pods", "events", "replicas
 WRITE_VERBS = ("POST", "PUT", "PATCH", "DELETE", "APPLY")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def apiserver_requests(cluster: Cluster) -> Counter[tuple[str, str]]:

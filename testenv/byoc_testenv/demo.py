@@ -35,16 +35,13 @@ from typing import Any
 import yaml
 
 from byoc_testenv.cluster import Cluster
+from byoc_testenv.polling import free_port
 from byoc_testenv.progress import Progress
 
 DEMO_SECRET = "demo-orchestrator-secret"
 PARAMS = {"width": 320, "height": 180}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start_operator(cluster: Cluster, log_path: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:

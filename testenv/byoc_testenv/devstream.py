@@ -26,7 +26,6 @@ import io
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -39,6 +38,8 @@ from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
+
+from byoc_testenv.polling import free_port
 
 TS_PACKET = 188
 PTS_HZ = 90_000
@@ -326,10 +327,6 @@ def match_frames(sent: InputLog, out: OutputLog) -> list[FrameLatency]:
 # -- a worker in a subprocess --------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def http_json(method: str, url: str, body: Any = None, headers: dict[str, str] | None = None) -> tuple[int, Any]:

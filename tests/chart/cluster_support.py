@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from byoc_testenv.polling import wait_for
 
-from .conftest import CHART, CRD_NAME, ROOT, Helm, one, render, wait_for
+from .conftest import CHART, CRD_NAME, ROOT, Helm, one, render
 
 EXAMPLES = ROOT / "examples"
 
@@ -45,8 +46,18 @@ def install(cluster: Any, helm_home: Path, values: dict[str, Any], tmp: Path, pr
     values_file = tmp / f"{name}.yaml"
     values_file.write_text(yaml.safe_dump(values))
     # --take-ownership: the BYOCWorker CRD may already be there, applied by kubectl (tests/operator does so).
-    helm.run("install", name, str(CHART), "-n", namespace, "-f", str(values_file), "--take-ownership",
-             "--wait=watcher", "--timeout=120s")
+    helm.run(
+        "install",
+        name,
+        str(CHART),
+        "-n",
+        namespace,
+        "-f",
+        str(values_file),
+        "--take-ownership",
+        "--wait=watcher",
+        "--timeout=120s",
+    )
     return Release(name, namespace, values, helm, render(helm, values, release=name, namespace=namespace))
 
 
@@ -58,8 +69,14 @@ def uninstall(cluster: Any, release: Release) -> None:
 def restore_crd(cluster: Any) -> None:
     """Back to exactly the generated CRD: applying it as Helm's field manager drops whatever Helm's applies
     added (a test field, labels, annotations), so later tests in this session see the repository's CRD."""
-    cluster.kubectl("apply", "--server-side", "--force-conflicts", "--field-manager=helm",
-                    "-f", str(ROOT / "crds" / f"{CRD_NAME}.yaml"))
+    cluster.kubectl(
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "--field-manager=helm",
+        "-f",
+        str(ROOT / "crds" / f"{CRD_NAME}.yaml"),
+    )
 
 
 def ensure_crd(cluster: Any) -> None:
@@ -71,8 +88,14 @@ def ensure_crd(cluster: Any) -> None:
 def assert_no_other_operator(cluster: Any, tmp_ns: str) -> None:
     """The chart tests judge what one operator (with the chart's permissions) does: another operator running
     against this cluster (e.g. a session-wide one from tests/operator) would do it for it."""
-    cluster.apply({"apiVersion": "byoc.livepeer.org/v1alpha1", "kind": "BYOCWorker",
-                   "metadata": {"name": "probe", "namespace": tmp_ns}, "spec": {"replicas": 0}})
+    cluster.apply(
+        {
+            "apiVersion": "byoc.livepeer.org/v1alpha1",
+            "kind": "BYOCWorker",
+            "metadata": {"name": "probe", "namespace": tmp_ns},
+            "spec": {"replicas": 0},
+        }
+    )
     time.sleep(4)
     status = get(cluster, "byocworker", "probe", tmp_ns).get("status")
     if status:
@@ -90,8 +113,9 @@ def finalizers_dropped(cluster: Any, namespace: str):
     finally:
         names = cluster.kubectl("get", "byocworkers", "-n", namespace, "-o", "name", check=False).stdout.split()
         for name in names:
-            cluster.kubectl("patch", name, "-n", namespace, "--type=merge", "-p", '{"metadata":{"finalizers":null}}',
-                            check=False)
+            cluster.kubectl(
+                "patch", name, "-n", namespace, "--type=merge", "-p", '{"metadata":{"finalizers":null}}', check=False
+            )
 
 
 def get(cluster: Any, kind: str, name: str, namespace: str) -> dict[str, Any]:
@@ -114,8 +138,9 @@ def worker_condition(cluster: Any, name: str, namespace: str, type_: str = "Read
     return condition(get(cluster, "byocworker", name, namespace), type_)
 
 
-def wait_condition(cluster: Any, name: str, namespace: str, type_: str, status: str, reason: str | None = None,
-                   timeout: float = 90) -> dict[str, Any]:
+def wait_condition(
+    cluster: Any, name: str, namespace: str, type_: str, status: str, reason: str | None = None, timeout: float = 90
+) -> dict[str, Any]:
     def check() -> dict[str, Any] | None:
         c = worker_condition(cluster, name, namespace, type_)
         if c.get("status") == status and (reason is None or c.get("reason") == reason):

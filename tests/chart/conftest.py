@@ -11,8 +11,7 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,6 +19,7 @@ import pytest
 import yaml
 from byoc_operator import crd
 from byoc_testenv import tools
+from byoc_testenv.polling import free_port, wait_for
 
 from tests.images.dockerfile import final_stage
 
@@ -43,8 +43,12 @@ def helm_home() -> Iterator[Path]:
 class Helm:
     def __init__(self, home: Path, kubeconfig: Path | None = None) -> None:
         self.bin = str(tools.helm_path())
-        self.env = {**os.environ, "HELM_CONFIG_HOME": str(home / "config"), "HELM_CACHE_HOME": str(home / "cache"),
-                    "HELM_DATA_HOME": str(home / "data")}
+        self.env = {
+            **os.environ,
+            "HELM_CONFIG_HOME": str(home / "config"),
+            "HELM_CACHE_HOME": str(home / "cache"),
+            "HELM_DATA_HOME": str(home / "data"),
+        }
         if kubeconfig:
             self.env["KUBECONFIG"] = str(kubeconfig)
         else:
@@ -70,8 +74,14 @@ def values_args(values: dict[str, Any] | None, tmp: Path) -> list[str]:
     return ["-f", str(path)]
 
 
-def render(helm: Helm, values: dict[str, Any] | None = None, *, release: str = "rel",
-           namespace: str = "byoc-system", chart: Path = CHART) -> list[dict[str, Any]]:
+def render(
+    helm: Helm,
+    values: dict[str, Any] | None = None,
+    *,
+    release: str = "rel",
+    namespace: str = "byoc-system",
+    chart: Path = CHART,
+) -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory() as tmp:
         out = helm.run("template", release, str(chart), "-n", namespace, *values_args(values, Path(tmp))).stdout
     return [d for d in yaml.safe_load_all(out) if d]
@@ -84,10 +94,16 @@ def render_error(helm: Helm, values: dict[str, Any]) -> str:
     return res.stderr
 
 
-def find(docs: list[dict[str, Any]], kind: str, name: str | None = None,
-         namespace: str | None = None) -> list[dict[str, Any]]:
-    return [d for d in docs if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)
-            and (namespace is None or d["metadata"].get("namespace") == namespace)]
+def find(
+    docs: list[dict[str, Any]], kind: str, name: str | None = None, namespace: str | None = None
+) -> list[dict[str, Any]]:
+    return [
+        d
+        for d in docs
+        if d["kind"] == kind
+        and (name is None or d["metadata"]["name"] == name)
+        and (namespace is None or d["metadata"].get("namespace") == namespace)
+    ]
 
 
 def one(docs: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
@@ -99,27 +115,6 @@ def one(docs: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[
 # --- waiting ----------------------------------------------------------------------------------------------------
 
 
-def wait_for(check: Callable[[], T], timeout: float = 60, interval: float = 0.5, what: str = "condition") -> T:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-        except Exception as exc:  # not there yet
-            last = exc
-        else:
-            if last:
-                return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last seen: {last!r}")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 # --- the operator as the chart runs it --------------------------------------------------------------------------
 
 
@@ -129,12 +124,18 @@ def service_account_kubeconfig(cluster: Any, service_account: str, namespace: st
     admin = yaml.safe_load(Path(cluster.kubeconfig).read_text())
     context = next(c for c in admin["contexts"] if c["name"] == admin["current-context"])["context"]
     entry = next(c for c in admin["clusters"] if c["name"] == context["cluster"])
-    path.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "sa",
-        "clusters": [{"name": "cluster", "cluster": entry["cluster"]}],
-        "users": [{"name": "sa", "user": {"token": token}}],
-        "contexts": [{"name": "sa", "context": {"cluster": "cluster", "user": "sa"}}],
-    }))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "sa",
+                "clusters": [{"name": "cluster", "cluster": entry["cluster"]}],
+                "users": [{"name": "sa", "user": {"token": token}}],
+                "contexts": [{"name": "sa", "context": {"cluster": "cluster", "user": "sa"}}],
+            }
+        )
+    )
     return path
 
 
@@ -142,8 +143,14 @@ class ChartOperator:
     """The operator with exactly the command line and environment of the chart's Deployment (the image's
     ENTRYPOINT where the chart sets no command), authenticated as the chart's ServiceAccount."""
 
-    def __init__(self, deployment: dict[str, Any], kubeconfig: Path, log_path: Path, pod_name: str = "op-0",
-                 env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        deployment: dict[str, Any],
+        kubeconfig: Path,
+        log_path: Path,
+        pod_name: str = "op-0",
+        env: dict[str, str] | None = None,
+    ) -> None:
         container = deployment["spec"]["template"]["spec"]["containers"][0]
         entrypoint = final_stage(ROOT / "Dockerfile.operator").entrypoint
         self.port = free_port()
@@ -151,8 +158,12 @@ class ChartOperator:
         argv = [*(container.get("command") or entrypoint), *container.get("args", [])]
         # The one change: free loopback ports instead of the pod's own 0.0.0.0:8080 (liveness) and :8081
         # (metrics), which other processes on this machine may hold.
-        self.argv = [a.replace("http://0.0.0.0:8080/", f"http://127.0.0.1:{self.port}/")
-                     .replace("--metrics-port=8081", f"--metrics-port={self.metrics_port}") for a in argv]
+        self.argv = [
+            a.replace("http://0.0.0.0:8080/", f"http://127.0.0.1:{self.port}/").replace(
+                "--metrics-port=8081", f"--metrics-port={self.metrics_port}"
+            )
+            for a in argv
+        ]
         self.argv += ["--metrics-host=127.0.0.1"]
         changed = [a for a in self.argv if a not in argv]
         assert len(changed) == 3, f"the chart's operator arguments changed: {argv}"
@@ -174,7 +185,7 @@ class ChartOperator:
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(self.argv, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         if wait:
-            wait_for(self._alive, 60, 0.25, "the operator's liveness endpoint")
+            wait_for(self._alive, 60, what="the operator's liveness endpoint", interval=0.25)
         return self
 
     def _alive(self) -> bool:

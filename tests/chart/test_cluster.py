@@ -19,6 +19,7 @@ import pytest
 import yaml
 from byoc_operator import crd
 from byoc_testenv.orchestrator.process import OrchestratorProcess
+from byoc_testenv.polling import wait_for
 
 from .cluster_support import (
     EXAMPLES,
@@ -39,16 +40,7 @@ from .cluster_support import (
     worker_condition,
     working,
 )
-from .conftest import (
-    CHART,
-    CRD_NAME,
-    ChartOperator,
-    chart_operator,
-    one,
-    render,
-    service_account_kubeconfig,
-    wait_for,
-)
+from .conftest import CHART, CRD_NAME, ChartOperator, chart_operator, one, render, service_account_kubeconfig
 
 pytestmark = pytest.mark.cluster
 
@@ -75,8 +67,10 @@ def release(cluster: Any, helm_home: Path, tmp_path_factory: pytest.TempPathFact
 
 @pytest.fixture(scope="module")
 def orchestrators() -> Iterator[list[OrchestratorProcess]]:
-    with OrchestratorProcess.start(secret=SECRET, tls=True) as a, \
-            OrchestratorProcess.start(secret=SECRET, tls=True) as b:
+    with (
+        OrchestratorProcess.start(secret=SECRET, tls=True) as a,
+        OrchestratorProcess.start(secret=SECRET, tls=True) as b,
+    ):
         yield [a, b]
 
 
@@ -107,8 +101,14 @@ def test_install_creates_what_the_chart_renders(cluster: Any, release: Release) 
 
 def test_every_example_applies_cleanly(cluster: Any, release: Release, namespace: str) -> None:
     files = sorted(EXAMPLES.glob("*.yaml"))
-    assert {f.name for f in files} >= {"minimal.yaml", "user-image.yaml", "mig.yaml", "byoc-registration.yaml",
-                                       "live-runner.yaml", "orchestrator-fleet.yaml"}
+    assert {f.name for f in files} >= {
+        "minimal.yaml",
+        "user-image.yaml",
+        "mig.yaml",
+        "byoc-registration.yaml",
+        "live-runner.yaml",
+        "orchestrator-fleet.yaml",
+    }
     for f in files:
         for doc in example(f.name):
             assert "namespace" not in doc["metadata"], f"{f.name}: examples go into the namespace given with -n"
@@ -120,8 +120,13 @@ def test_every_example_applies_cleanly(cluster: Any, release: Release, namespace
 
 
 def test_operator_with_exactly_the_charts_rbac_reconciles_every_example(
-        cluster: Any, release: Release, namespace: str, sa_kubeconfig: Path, tmp_path: Path,
-        orchestrators: list[OrchestratorProcess]) -> None:
+    cluster: Any,
+    release: Release,
+    namespace: str,
+    sa_kubeconfig: Path,
+    tmp_path: Path,
+    orchestrators: list[OrchestratorProcess],
+) -> None:
     urls = [o.url for o in orchestrators]
     with finalizers_dropped(cluster, namespace), operator_for(release, sa_kubeconfig, tmp_path) as op:
         for name in ("minimal.yaml", "user-image.yaml", "mig.yaml"):
@@ -137,16 +142,21 @@ def test_operator_with_exactly_the_charts_rbac_reconciles_every_example(
         assert runtime["image"] == VALUES["runtimeImage"]  # BYOC_RUNTIME_IMAGE from the chart
 
         wait_condition(cluster, "cartoon", namespace, "Registered", "True")
-        live = wait_for(lambda: worker_condition(cluster, "live-runner", namespace, "Registered"), 60,
-                        what="live-runner's Registered condition")
+        live = wait_for(
+            lambda: worker_condition(cluster, "live-runner", namespace, "Registered"),
+            60,
+            what="live-runner's Registered condition",
+        )
         if live.get("reason") == "UnsupportedProtocol":  # operator versions before Live Runner support
             assert "live-runner" in live["message"]
 
         # The labelled-Secret fleet: registered with both orchestrators (the orchestrators' own tables; the
         # per-orchestrator status is the operator's business and tested in tests/operator).
         def fleet_registered() -> bool:
-            return all(orchestrator_capabilities(o.url, o.ca_file).get("green-tint", {}).get("capacity") == 4
-                       for o in orchestrators)
+            return all(
+                orchestrator_capabilities(o.url, o.ca_file).get("green-tint", {}).get("capacity") == 4
+                for o in orchestrators
+            )
 
         wait_for(fleet_registered, 60, what="green-tint registered with both fleet orchestrators")
         caps = orchestrator_capabilities(urls[0], orchestrators[0].ca_file)
@@ -154,12 +164,23 @@ def test_operator_with_exactly_the_charts_rbac_reconciles_every_example(
         assert exists(cluster, "deployment", "cartoon-router", namespace)
 
         # Registration switched off: unregistered, and the router and its Services deleted.
-        cluster.kubectl("patch", "byocworker", "cartoon", "-n", namespace, "--type=json",
-                        "-p", '[{"op": "remove", "path": "/spec/orchestrators"}]')
+        cluster.kubectl(
+            "patch",
+            "byocworker",
+            "cartoon",
+            "-n",
+            namespace,
+            "--type=json",
+            "-p",
+            '[{"op": "remove", "path": "/spec/orchestrators"}]',
+        )
         wait_for(lambda: not exists(cluster, "deployment", "cartoon-router", namespace), 60, what="router deleted")
         wait_for(lambda: not exists(cluster, "service", "cartoon-pods", namespace), 30, what="pods Service deleted")
-        wait_for(lambda: "cartoon-video" not in orchestrator_capabilities(urls[0], orchestrators[0].ca_file), 30,
-                 what="cartoon-video unregistered")
+        wait_for(
+            lambda: "cartoon-video" not in orchestrator_capabilities(urls[0], orchestrators[0].ca_file),
+            30,
+            what="cartoon-video unregistered",
+        )
 
         # Deleted: unregistered from the whole fleet, then the finalizer is removed.
         cluster.kubectl("delete", "byocworker", "green-tint-eu", "-n", namespace, "--timeout=60s")
@@ -188,23 +209,38 @@ MISSING_RULES = [
 ]
 
 
-@pytest.mark.parametrize("group,resource,verb,scenario", MISSING_RULES,
-                         ids=[f"{r}-{v}" for _, r, v, _ in MISSING_RULES])
+@pytest.mark.parametrize(
+    "group,resource,verb,scenario", MISSING_RULES, ids=[f"{r}-{v}" for _, r, v, _ in MISSING_RULES]
+)
 def test_a_missing_rule_makes_the_operator_fail(
-        cluster: Any, release: Release, namespace: str, sa_kubeconfig: Path, tmp_path: Path,
-        orchestrators: list[OrchestratorProcess], group: str, resource: str, verb: str, scenario: str) -> None:
+    cluster: Any,
+    release: Release,
+    namespace: str,
+    sa_kubeconfig: Path,
+    tmp_path: Path,
+    orchestrators: list[OrchestratorProcess],
+    group: str,
+    resource: str,
+    verb: str,
+    scenario: str,
+) -> None:
     role = one(release.docs, "ClusterRole")["metadata"]["name"]
     # (Finalizers go once the operator has stopped: while it runs it would put them back.)
-    with finalizers_dropped(cluster, namespace), \
-            rule_removed(cluster, "clusterrole", role, None, group, resource, verb), \
-            operator_for(release, sa_kubeconfig, tmp_path) as op:
+    with (
+        finalizers_dropped(cluster, namespace),
+        rule_removed(cluster, "clusterrole", role, None, group, resource, verb),
+        operator_for(release, sa_kubeconfig, tmp_path) as op,
+    ):
         forbidden = _forbidden_waiter(op, resource, namespace)
         if scenario == "kopf":
             forbidden()  # kopf retries, then falls back to scanning once
             return
         if scenario in ("secret", "finalizer"):
-            apply(cluster, for_test_orchestrators(example("byoc-registration.yaml"), [orchestrators[0].url], SECRET),
-                  namespace)
+            apply(
+                cluster,
+                for_test_orchestrators(example("byoc-registration.yaml"), [orchestrators[0].url], SECRET),
+                namespace,
+            )
             if scenario == "secret":
                 c = wait_condition(cluster, "cartoon", namespace, "Registered", "False", "RegistrationFailed")
                 assert "cannot read Secret orchestrator-0" in c["message"]
@@ -212,7 +248,8 @@ def test_a_missing_rule_makes_the_operator_fail(
                 forbidden()
                 obj = get(cluster, "byocworker", "cartoon", namespace)
                 assert not (obj["metadata"].get("finalizers")) and not worker_condition(
-                    cluster, "cartoon", namespace, "Registered")
+                    cluster, "cartoon", namespace, "Registered"
+                )
             return
         apply(cluster, example("minimal.yaml"), namespace)
         if scenario == "apply":
@@ -240,20 +277,38 @@ def _forbidden_waiter(op: ChartOperator, resource: str, namespace: str) -> Any:
 
     def wait() -> None:
         # About this test's namespace, or cluster-wide (kopf watches every namespace in one request).
-        wait_for(lambda: [p for p in op.permission_problems(namespace)
-                          if base in p and (namespace in p or "/namespaces/" not in p)], 60,
-                 what=f"a permission error about {resource} in the operator's log")
+        wait_for(
+            lambda: [
+                p
+                for p in op.permission_problems(namespace)
+                if base in p and (namespace in p or "/namespaces/" not in p)
+            ],
+            60,
+            what=f"a permission error about {resource} in the operator's log",
+        )
+
     return wait
 
 
-def test_cluster_wide_ha_with_peering(cluster: Any, release: Release, namespace: str, sa_kubeconfig: Path,
-                                      tmp_path: Path) -> None:
+def test_cluster_wide_ha_with_peering(
+    cluster: Any, release: Release, namespace: str, sa_kubeconfig: Path, tmp_path: Path
+) -> None:
     """`helm upgrade --set replicaCount=2`: a ClusterKopfPeering, and two replicas of which one works."""
     values = {**VALUES, "replicaCount": 2}
     values_file = tmp_path / "ha.yaml"
     values_file.write_text(yaml.safe_dump(values))
-    release.helm.run("upgrade", release.name, str(CHART), "-n", release.namespace, "-f", str(values_file),
-                     "--force-conflicts", "--wait=watcher", "--timeout=120s")
+    release.helm.run(
+        "upgrade",
+        release.name,
+        str(CHART),
+        "-n",
+        release.namespace,
+        "-f",
+        str(values_file),
+        "--force-conflicts",
+        "--wait=watcher",
+        "--timeout=120s",
+    )
     deployment = one(render(release.helm, values, release=release.name, namespace=release.namespace), "Deployment")
     name = deployment["metadata"]["name"]
     assert exists(cluster, "clusterkopfpeering", name)
@@ -261,8 +316,13 @@ def test_cluster_wide_ha_with_peering(cluster: Any, release: Release, namespace:
     try:
         for op in ops:
             op.start()
-        wait_for(lambda: set(get_cluster_scoped(cluster, "clusterkopfpeering", name).get("status") or {})
-                 == {"op-0", "op-1"}, 60, what="both replicas in the ClusterKopfPeering")
+        wait_for(
+            lambda: (
+                set(get_cluster_scoped(cluster, "clusterkopfpeering", name).get("status") or {}) == {"op-0", "op-1"}
+            ),
+            60,
+            what="both replicas in the ClusterKopfPeering",
+        )
         wait_for(lambda: sorted(working(op) for op in ops) == [False, True], 60, what="exactly one replica working")
         apply(cluster, example("minimal.yaml"), namespace)
         wait_condition(cluster, "passthrough", namespace, "Ready", "True", "AllPodsReady")
@@ -285,36 +345,70 @@ def test_upgrade_upgrades_the_crd(cluster: Any, release: Release, namespace: str
     crd_file = chart / "files" / "crds" / crd.CRD_FILE
     definition = yaml.safe_load(crd_file.read_text())
     definition["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"][
-        "upgradeProbe"] = {"type": "string", "description": "A field only the upgraded chart has."}
+        "upgradeProbe"
+    ] = {"type": "string", "description": "A field only the upgraded chart has."}
     crd_file.write_text(yaml.safe_dump(definition, sort_keys=False))
     chart_yaml = chart / "Chart.yaml"
     chart_yaml.write_text(re.sub(r"(?m)^version: .*$", "version: 0.1.1-test", chart_yaml.read_text()))
     values = tmp_path / "values.yaml"
     values.write_text(yaml.safe_dump(VALUES))
 
-    worker = {"apiVersion": "byoc.livepeer.org/v1alpha1", "kind": "BYOCWorker",
-              "metadata": {"name": "probe", "namespace": namespace}, "spec": {"replicas": 0, "upgradeProbe": "x"}}
+    worker = {
+        "apiVersion": "byoc.livepeer.org/v1alpha1",
+        "kind": "BYOCWorker",
+        "metadata": {"name": "probe", "namespace": namespace},
+        "spec": {"replicas": 0, "upgradeProbe": "x"},
+    }
     refused = cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(worker), check=False)
     assert refused.returncode != 0 and "upgradeProbe" in refused.stderr
 
     # --force-conflicts: the CRD may also have been applied by `kubectl apply --server-side` (tests/operator
     # does; users who installed it by hand first do too), which co-owns .spec.versions (see README).
-    release.helm.run("upgrade", release.name, str(chart), "-n", release.namespace, "-f", str(values),
-                     "--force-conflicts", "--wait=watcher", "--timeout=120s")
-    wait_for(lambda: cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(worker), check=False).returncode == 0,
-             30, what="the new field accepted")
+    release.helm.run(
+        "upgrade",
+        release.name,
+        str(chart),
+        "-n",
+        release.namespace,
+        "-f",
+        str(values),
+        "--force-conflicts",
+        "--wait=watcher",
+        "--timeout=120s",
+    )
+    wait_for(
+        lambda: cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(worker), check=False).returncode == 0,
+        30,
+        what="the new field accepted",
+    )
     assert get(cluster, "byocworker", "probe", namespace)["spec"]["upgradeProbe"] == "x"
     # The API server republishes its OpenAPI (what explain reads) a moment after the CRD changes.
-    wait_for(lambda: "upgradeProbe" in cluster.kubectl("explain", "byocworker.spec").stdout, 60,
-             what="kubectl explain showing the new field")
+    wait_for(
+        lambda: "upgradeProbe" in cluster.kubectl("explain", "byocworker.spec").stdout,
+        60,
+        what="kubectl explain showing the new field",
+    )
     history = json.loads(release.helm.run("history", release.name, "-n", release.namespace, "-o", "json").stdout)
     assert history[-1]["chart"] == "byoc-operator-0.1.1-test"
     cluster.kubectl("delete", "byocworker", "probe", "-n", namespace)
 
-    release.helm.run("upgrade", release.name, str(CHART), "-n", release.namespace, "-f", str(values),
-                     "--force-conflicts", "--wait=watcher", "--timeout=120s")
-    wait_for(lambda: "upgradeProbe" not in cluster.kubectl("get", "crd", CRD_NAME, "-o", "json").stdout, 30,
-             what="the field removed again")
+    release.helm.run(
+        "upgrade",
+        release.name,
+        str(CHART),
+        "-n",
+        release.namespace,
+        "-f",
+        str(values),
+        "--force-conflicts",
+        "--wait=watcher",
+        "--timeout=120s",
+    )
+    wait_for(
+        lambda: "upgradeProbe" not in cluster.kubectl("get", "crd", CRD_NAME, "-o", "json").stdout,
+        30,
+        what="the field removed again",
+    )
     live = json.loads(cluster.kubectl("get", "crd", CRD_NAME, "-o", "json").stdout)
     assert live["spec"]["versions"] == crd.definition()["spec"]["versions"]
 
@@ -326,7 +420,10 @@ def test_uninstall_removes_the_release_but_keeps_the_crd(cluster: Any, release: 
         kind, meta = doc["kind"], doc["metadata"]
         if kind == "CustomResourceDefinition":
             continue
-        wait_for(lambda k=kind, m=meta: not exists(cluster, k.lower(), m["name"], m.get("namespace")), 60,
-                 what=f"{kind} {meta['name']} deleted")
+        wait_for(
+            lambda k=kind, m=meta: not exists(cluster, k.lower(), m["name"], m.get("namespace")),
+            60,
+            what=f"{kind} {meta['name']} deleted",
+        )
     assert exists(cluster, "crd", CRD_NAME)
     assert exists(cluster, "byocworker", "passthrough", namespace)  # users' workers survive an uninstall

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from byoc_testenv.polling import wait_for
 
 from .cluster_support import (
     Release,
@@ -25,10 +26,9 @@ from .cluster_support import (
     worker_condition,
     working,
 )
-from .conftest import ChartOperator, find, service_account_kubeconfig, wait_for
+from .conftest import ChartOperator, find, service_account_kubeconfig
 
 pytestmark = pytest.mark.cluster
-
 
 
 @pytest.fixture(scope="module")
@@ -41,12 +41,18 @@ def namespaces(cluster: Any) -> Iterator[list[str]]:
 
 
 @pytest.fixture(scope="module")
-def release(cluster: Any, helm_home: Path, namespaces: list[str],
-            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Release]:
+def release(
+    cluster: Any, helm_home: Path, namespaces: list[str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Release]:
     ensure_crd(cluster)
     watched = namespaces[:2]
-    values = {"watchNamespaces": watched, "replicaCount": 2, "crds": {"install": False},
-              "operator": {"resyncSeconds": 2}, "runtimeImage": "registry.local/byoc-runtime:chart-ha"}
+    values = {
+        "watchNamespaces": watched,
+        "replicaCount": 2,
+        "crds": {"install": False},
+        "operator": {"resyncSeconds": 2},
+        "runtimeImage": "registry.local/byoc-runtime:chart-ha",
+    }
     rel = install(cluster, helm_home, values, tmp_path_factory.mktemp("chart-ns"), prefix="byoc-ns")
     try:
         assert_no_other_operator(cluster, namespaces[2])
@@ -56,8 +62,9 @@ def release(cluster: Any, helm_home: Path, namespaces: list[str],
         uninstall(cluster, rel)
 
 
-def test_namespaced_install_grants_only_the_watched_namespaces(cluster: Any, release: Release,
-                                                             namespaces: list[str]) -> None:
+def test_namespaced_install_grants_only_the_watched_namespaces(
+    cluster: Any, release: Release, namespaces: list[str]
+) -> None:
     a, b, c = namespaces
     sa = f"system:serviceaccount:{release.namespace}:{release.service_account}"
 
@@ -78,13 +85,14 @@ def test_namespaced_install_grants_only_the_watched_namespaces(cluster: Any, rel
     assert deployment["spec"]["replicas"] == 2 and find(release.docs, "PodDisruptionBudget")
 
 
-def test_two_peered_replicas_one_active_and_a_takeover(cluster: Any, release: Release, namespaces: list[str],
-                                                       tmp_path: Path) -> None:
+def test_two_peered_replicas_one_active_and_a_takeover(
+    cluster: Any, release: Release, namespaces: list[str], tmp_path: Path
+) -> None:
     a, b, c = namespaces
-    kubeconfig = service_account_kubeconfig(cluster, release.service_account, release.namespace,
-                                            tmp_path / "sa.yaml")
-    ops = [ChartOperator(release.deployment, kubeconfig, tmp_path / f"op-{i}.log", pod_name=f"op-{i}")
-           for i in range(2)]
+    kubeconfig = service_account_kubeconfig(cluster, release.service_account, release.namespace, tmp_path / "sa.yaml")
+    ops = [
+        ChartOperator(release.deployment, kubeconfig, tmp_path / f"op-{i}.log", pod_name=f"op-{i}") for i in range(2)
+    ]
     try:
         for op in ops:
             op.start()
@@ -101,8 +109,9 @@ def test_two_peered_replicas_one_active_and_a_takeover(cluster: Any, release: Re
         assert priorities["op-0"]["priority"] != priorities["op-1"]["priority"]
         active_id = max(priorities, key=lambda k: priorities[k]["priority"])
         active, standby = sorted(ops, key=lambda op: op.env["POD_ID"] != active_id)
-        wait_for(lambda: working(active) and not working(standby), 60,
-                 what="the highest priority working, the other paused")
+        wait_for(
+            lambda: working(active) and not working(standby), 60, what="the highest priority working, the other paused"
+        )
 
         for ns in (a, b, c):
             apply(cluster, example("minimal.yaml"), ns)
@@ -118,8 +127,11 @@ def test_two_peered_replicas_one_active_and_a_takeover(cluster: Any, release: Re
         active.stop()  # a clean exit leaves the peering at once
         wait_for(lambda: working(standby), 60, what="the standby resuming")
         cluster.kubectl("scale", "byocworker/passthrough", "-n", a, "--replicas=1")
-        wait_for(lambda: get(cluster, "byocworker", "passthrough", a)["status"].get("ready") == "1/1", 60,
-                 what="the former standby reconciling the scale-down")
+        wait_for(
+            lambda: get(cluster, "byocworker", "passthrough", a)["status"].get("ready") == "1/1",
+            60,
+            what="the former standby reconciling the scale-down",
+        )
         assert worker_condition(cluster, "passthrough", a).get("status") == "True"
         assert standby.permission_problems(a) == []
     finally:

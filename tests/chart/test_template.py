@@ -16,16 +16,31 @@ COMBINATIONS: dict[str, dict[str, Any]] = {
     "defaults": {},
     "namespaced": {"watchNamespaces": ["team-a", "team-b"]},
     "ha": {"replicaCount": 3},
-    "no-crds-no-rbac": {"crds": {"install": False}, "rbac": {"create": False},
-                        "serviceAccount": {"create": False, "name": "mine"}},
-    "monitors": {"metrics": {"podMonitor": {"enabled": True}, "serviceMonitor": {"enabled": True},
-                             "workers": {"podMonitor": {"enabled": True}}}},
-    "everything": {"watchNamespaces": ["a"], "replicaCount": 2, "peering": {"name": "byoc"},
-                   "metrics": {"podMonitor": {"enabled": True, "labels": {"release": "prom"}},
-                               "workers": {"podMonitor": {"enabled": True}}},
-                   "workerImagePullSecret": {"create": True, "registry": "ghcr.io", "username": "u", "password": "p"},
-                   "imagePullSecrets": ["regcred"], "extraEnv": [{"name": "BYOC_X", "value": "1"}],
-                   "operator": {"verbose": True}},
+    "no-crds-no-rbac": {
+        "crds": {"install": False},
+        "rbac": {"create": False},
+        "serviceAccount": {"create": False, "name": "mine"},
+    },
+    "monitors": {
+        "metrics": {
+            "podMonitor": {"enabled": True},
+            "serviceMonitor": {"enabled": True},
+            "workers": {"podMonitor": {"enabled": True}},
+        }
+    },
+    "everything": {
+        "watchNamespaces": ["a"],
+        "replicaCount": 2,
+        "peering": {"name": "byoc"},
+        "metrics": {
+            "podMonitor": {"enabled": True, "labels": {"release": "prom"}},
+            "workers": {"podMonitor": {"enabled": True}},
+        },
+        "workerImagePullSecret": {"create": True, "registry": "ghcr.io", "username": "u", "password": "p"},
+        "imagePullSecrets": ["regcred"],
+        "extraEnv": [{"name": "BYOC_X", "value": "1"}],
+        "operator": {"verbose": True},
+    },
 }
 
 
@@ -55,12 +70,17 @@ def rules(role: dict[str, Any]) -> set[tuple[str, str, str]]:
 # What the operator's code touches (handlers.py, reconcile.py, orchestrator.py), verb by verb. The cluster tests
 # prove it is enough (the operator runs with exactly this) and that the rules tested there are all needed.
 WORKER_RULES = {
-    ("byoc.livepeer.org", "byocworkers", "list"), ("byoc.livepeer.org", "byocworkers", "watch"),
-    ("byoc.livepeer.org", "byocworkers", "patch"), ("byoc.livepeer.org", "byocworkers/status", "patch"),
+    ("byoc.livepeer.org", "byocworkers", "list"),
+    ("byoc.livepeer.org", "byocworkers", "watch"),
+    ("byoc.livepeer.org", "byocworkers", "patch"),
+    ("byoc.livepeer.org", "byocworkers/status", "patch"),
     *{("apps", "deployments", v) for v in ("list", "watch", "create", "patch", "delete")},
     *{("", "services", v) for v in ("list", "watch", "create", "patch", "delete")},
-    ("", "pods", "list"), ("", "pods", "watch"),
-    ("", "secrets", "get"), ("", "secrets", "list"), ("", "secrets", "watch"),
+    ("", "pods", "list"),
+    ("", "pods", "watch"),
+    ("", "secrets", "get"),
+    ("", "secrets", "list"),
+    ("", "secrets", "watch"),
     ("", "events", "create"),
 }
 KOPF_SCANNING = {("apiextensions.k8s.io", "customresourcedefinitions", v) for v in ("list", "watch")}
@@ -73,8 +93,9 @@ def test_cluster_wide_rbac_is_one_cluster_role(helm: Helm) -> None:
     binding = one(docs, "ClusterRoleBinding")
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
     sa = one(docs, "ServiceAccount")
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": sa["metadata"]["name"],
-                                    "namespace": "byoc-system"}]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": sa["metadata"]["name"], "namespace": "byoc-system"}
+    ]
     assert not find(docs, "Role") and not find(docs, "RoleBinding")
     args = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
     assert not [a for a in args if a.startswith("--namespace")]
@@ -90,8 +111,11 @@ def test_namespaced_rbac_is_a_role_per_namespace(helm: Helm) -> None:
     for role in roles:
         assert rules(role) == WORKER_RULES
         (binding,) = find(docs, "RoleBinding", namespace=role["metadata"]["namespace"])
-        assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
-                                      "name": role["metadata"]["name"]}
+        assert binding["roleRef"] == {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "Role",
+            "name": role["metadata"]["name"],
+        }
         assert binding["subjects"][0]["namespace"] == "byoc-system"
     # kopf's discovery: read-only, cluster-scoped, nothing of the workers'.
     (discovery,) = find(docs, "ClusterRole")
@@ -105,8 +129,14 @@ def test_namespaced_rbac_is_a_role_per_namespace(helm: Helm) -> None:
 
 def test_no_rbac_and_no_service_account_when_managed_elsewhere(helm: Helm) -> None:
     docs = render(helm, COMBINATIONS["no-crds-no-rbac"])
-    for kind in ("ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "ServiceAccount",
-                 "CustomResourceDefinition"):
+    for kind in (
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Role",
+        "RoleBinding",
+        "ServiceAccount",
+        "CustomResourceDefinition",
+    ):
         assert not find(docs, kind), kind
     pod = one(docs, "Deployment")["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == "mine"
@@ -128,7 +158,8 @@ def test_crd_is_the_generated_one_kept_on_uninstall(helm: Helm) -> None:
 def test_chart_crd_copy_is_fresh() -> None:
     path = CHART / "files" / "crds" / crd.CRD_FILE
     assert path.read_text() == crd.render(), (
-        f"{path} is stale: run `python -m byoc_operator.crd crds charts/byoc-operator/files/crds`")
+        f"{path} is stale: run `python -m byoc_operator.crd crds charts/byoc-operator/files/crds`"
+    )
 
 
 def test_kopf_peering_crds_are_shipped(helm: Helm) -> None:
@@ -187,12 +218,20 @@ def test_ha_runs_peered_replicas_with_distinct_priorities(helm: Helm) -> None:
     assert peering["apiVersion"] == "kopf.dev/v1"
     assert ("kopf.dev", "clusterkopfpeerings", "patch@named") in rules(one(docs, "ClusterRole"))
     named = [r for r in one(docs, "ClusterRole")["rules"] if r.get("resourceNames")]
-    assert named == [{"apiGroups": ["kopf.dev"], "resources": ["clusterkopfpeerings"],
-                      "resourceNames": ["prod-byoc-operator"], "verbs": ["get", "patch"]}]
+    assert named == [
+        {
+            "apiGroups": ["kopf.dev"],
+            "resources": ["clusterkopfpeerings"],
+            "resourceNames": ["prod-byoc-operator"],
+            "verbs": ["get", "patch"],
+        }
+    ]
     assert one(docs, "PodDisruptionBudget")["spec"]["minAvailable"] == 1
     anti = deployment["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]
-    assert anti["preferredDuringSchedulingIgnoredDuringExecution"][0]["podAffinityTerm"]["topologyKey"] == \
-        "kubernetes.io/hostname"
+    assert (
+        anti["preferredDuringSchedulingIgnoredDuringExecution"][0]["podAffinityTerm"]["topologyKey"]
+        == "kubernetes.io/hostname"
+    )
     env = {e["name"]: e for e in c["env"]}
     assert env["POD_ID"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
 
@@ -221,9 +260,13 @@ def test_priority_wrapper_appends_a_random_priority() -> None:
         assert docs_cmd
         seen = set()
         for _ in range(3):
-            out = subprocess.run([sys.executable, "-c", docs_cmd.group(1), "--peering=x", "--namespace=a"],
-                                 env={**os.environ, "PATH": f"{tmp}:{os.environ['PATH']}"},
-                                 capture_output=True, text=True, check=True).stdout
+            out = subprocess.run(
+                [sys.executable, "-c", docs_cmd.group(1), "--peering=x", "--namespace=a"],
+                env={**os.environ, "PATH": f"{tmp}:{os.environ['PATH']}"},
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
             argv = json.loads(out)
             assert argv[:2] == ["--peering=x", "--namespace=a"] and argv[2] == "--priority"
             seen.add(int(argv[3]))
@@ -273,30 +316,43 @@ def test_operator_settings_and_pull_secrets(helm: Helm) -> None:
 
     config = json.loads(base64.b64decode(secret["data"][".dockerconfigjson"]))
     assert config["auths"]["ghcr.io"]["auth"] == base64.b64encode(b"u:p").decode()
-    docs = render(helm, {"runtimeImage": "registry.local:5000/byoc/runtime:2.0",
-                         "image": {"digest": "sha256:" + "a" * 64}, "operator": {"resyncSeconds": 30}})
+    docs = render(
+        helm,
+        {
+            "runtimeImage": "registry.local:5000/byoc/runtime:2.0",
+            "image": {"digest": "sha256:" + "a" * 64},
+            "operator": {"resyncSeconds": 30},
+        },
+    )
     c = container(docs)
     env = {e["name"]: e.get("value") for e in c["env"]}
     assert env["BYOC_RUNTIME_IMAGE"] == "registry.local:5000/byoc/runtime:2.0" and env["BYOC_RESYNC_SECONDS"] == "30"
     assert c["image"] == "ghcr.io/livepeer-byoc/byoc-operator@sha256:" + "a" * 64
 
 
-@pytest.mark.parametrize("values,message", [
-    ({"runtimeImage": "Not An Image"}, "at '/runtimeImage'"),
-    ({"watchNamespaces": "team-a"}, "at '/watchNamespaces': got string, want array"),
-    ({"watchNamespaces": ["Team_A"]}, "at '/watchNamespaces/0'"),
-    ({"replicas": 2}, "additional properties 'replicas' not allowed"),
-    ({"replicaCount": -1}, "at '/replicaCount'"),
-    ({"image": {"pullPolicy": "Sometimes"}}, "value must be one of 'Always', 'IfNotPresent', 'Never'"),
-    ({"operator": {"resyncSeconds": "often"}}, "at '/operator/resyncSeconds'"),
-    ({"crds": {"install": "yes"}}, "at '/crds/install': got string, want boolean"),
-    ({"metrics": {"podMonitor": {"enabled": True, "interval": "soon"}}}, "at '/metrics/podMonitor/interval'"),
-    ({"metrics": {"port": 0, "serviceMonitor": {"enabled": True}}}, "metrics.port must not be 0"),
-    ({"workerImagePullSecret": {"create": True, "registry": "ghcr.io"}},
-     "workerImagePullSecret: set dockerConfigJson, or registry, username and password"),
-    ({"workerImagePullSecret": {"create": True, "dockerConfigJson": "{}"}},
-     "workerImagePullSecret.namespaces: name the namespaces of your BYOCWorkers"),
-])
+@pytest.mark.parametrize(
+    "values,message",
+    [
+        ({"runtimeImage": "Not An Image"}, "at '/runtimeImage'"),
+        ({"watchNamespaces": "team-a"}, "at '/watchNamespaces': got string, want array"),
+        ({"watchNamespaces": ["Team_A"]}, "at '/watchNamespaces/0'"),
+        ({"replicas": 2}, "additional properties 'replicas' not allowed"),
+        ({"replicaCount": -1}, "at '/replicaCount'"),
+        ({"image": {"pullPolicy": "Sometimes"}}, "value must be one of 'Always', 'IfNotPresent', 'Never'"),
+        ({"operator": {"resyncSeconds": "often"}}, "at '/operator/resyncSeconds'"),
+        ({"crds": {"install": "yes"}}, "at '/crds/install': got string, want boolean"),
+        ({"metrics": {"podMonitor": {"enabled": True, "interval": "soon"}}}, "at '/metrics/podMonitor/interval'"),
+        ({"metrics": {"port": 0, "serviceMonitor": {"enabled": True}}}, "metrics.port must not be 0"),
+        (
+            {"workerImagePullSecret": {"create": True, "registry": "ghcr.io"}},
+            "workerImagePullSecret: set dockerConfigJson, or registry, username and password",
+        ),
+        (
+            {"workerImagePullSecret": {"create": True, "dockerConfigJson": "{}"}},
+            "workerImagePullSecret.namespaces: name the namespaces of your BYOCWorkers",
+        ),
+    ],
+)
 def test_bad_values_fail_with_a_clear_message(helm: Helm, values: dict[str, Any], message: str) -> None:
     assert message in render_error(helm, values)
 
@@ -307,13 +363,20 @@ def test_schema_image_rule_is_the_crds() -> None:
 
 
 def test_notes_and_readme(helm: Helm) -> None:
-    res = helm.run("install", "rel", str(CHART), "-n", "byoc-system", "--dry-run=client",
-                   "--set", "watchNamespaces={team-a}")
+    res = helm.run(
+        "install", "rel", str(CHART), "-n", "byoc-system", "--dry-run=client", "--set", "watchNamespaces={team-a}"
+    )
     assert "It serves BYOCWorkers in: team-a." in res.stdout and "kubectl apply -n team-a" in res.stdout
     readme = (ROOT / "README.md").read_text()
     section = readme.split("## Install with Helm", 1)[1]
-    for needed in ("helm install", "helm upgrade", "helm uninstall", "watchNamespaces", "replicaCount",
-                   "kubectl delete crd"):
+    for needed in (
+        "helm install",
+        "helm upgrade",
+        "helm uninstall",
+        "watchNamespaces",
+        "replicaCount",
+        "kubectl delete crd",
+    ):
         assert needed in section, needed
     # Every helm install/upgrade in the section names this chart's path.
     for line in section.splitlines():

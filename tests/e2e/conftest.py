@@ -48,22 +48,6 @@ async def eventually(check: Callable[[], T | Awaitable[T]], seconds: float, what
     raise AssertionError(f"timed out after {seconds:.0f}s waiting for {what}; last seen: {last!r}")
 
 
-def wait_for(check: Callable[[], T], seconds: float, what: str, interval: float = 0.5) -> T:
-    """``eventually`` for plain tests."""
-    deadline = time.monotonic() + seconds
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-        except Exception as exc:  # not there yet
-            last = exc
-        else:
-            if last:
-                return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {seconds:.0f}s waiting for {what}; last seen: {last!r}")
-
-
 @pytest.fixture(scope="package")
 def e2e_cluster() -> Iterator[Cluster]:
     """Its own cluster: the launcher's kwok stage (Ready only once a probe passes) is fixed at cluster start.
@@ -88,8 +72,9 @@ def launcher(e2e_cluster: Cluster) -> Iterator[Launcher]:
 
 @pytest.fixture(scope="module")
 def orch(trickle_server: TrickleServer, launcher: Launcher) -> Iterator[OrchestratorProcess]:
-    with OrchestratorProcess.start(secret=SECRET, trickle_base_url=trickle_server.base_url,
-                                   hosts_file=launcher.hosts_file) as proc:
+    with OrchestratorProcess.start(
+        secret=SECRET, trickle_base_url=trickle_server.base_url, hosts_file=launcher.hosts_file
+    ) as proc:
         yield proc
         print("---- test orchestrator log (tail) ----\n" + "\n".join(proc.read_log().splitlines()[-40:]))
 

@@ -14,8 +14,9 @@ import pytest
 import yaml
 from byoc_testenv import Cluster
 from byoc_testenv.launcher import Launcher
+from byoc_testenv.polling import wait_for
 
-from .conftest import EXTERNAL, PY_IMAGE, wait_for
+from .conftest import EXTERNAL, PY_IMAGE
 
 pytestmark = pytest.mark.cluster
 
@@ -39,10 +40,19 @@ def apply(cluster: Cluster, namespace: str, *manifests: dict[str, Any]) -> None:
 
 
 def py_pod(name: str, code: str, *args: str, labels: dict[str, str] | None = None, **spec: Any) -> dict[str, Any]:
-    container = {"name": "main", "image": PY_IMAGE, "args": ["-c", code, *args],
-                 "ports": [{"name": "http", "containerPort": 8000}], **spec.pop("container", {})}
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": labels or {}},
-            "spec": {"containers": [container], **spec}}
+    container = {
+        "name": "main",
+        "image": PY_IMAGE,
+        "args": ["-c", code, *args],
+        "ports": [{"name": "http", "containerPort": 8000}],
+        **spec.pop("container", {}),
+    }
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": labels or {}},
+        "spec": {"containers": [container], **spec},
+    }
 
 
 def pod_status(cluster: Cluster, namespace: str, name: str) -> dict[str, Any]:
@@ -54,25 +64,42 @@ def ready(status: dict[str, Any]) -> str | None:
 
 
 def test_pod_runs_on_its_ip_ready_after_its_probe_behind_a_service(
-        e2e_cluster: Cluster, e2e_namespace: str, launcher: Launcher) -> None:
+    e2e_cluster: Cluster, e2e_namespace: str, launcher: Launcher
+) -> None:
     ns, cluster = e2e_namespace, e2e_cluster
-    env = [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-           {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
-           {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
-           {"name": "FROM_SECRET", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}},
-           {"name": "FROM_VALUE", "value": "at $(POD_IP)"}]
+    env = [
+        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+        {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+        {"name": "FROM_SECRET", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}},
+        {"name": "FROM_VALUE", "value": "at $(POD_IP)"},
+    ]
     probe = {"httpGet": {"path": "/", "port": "http"}, "periodSeconds": 10}
-    apply(cluster, ns,
-          {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"},
-           "data": {"k": base64.b64encode(b"s3cret").decode()}},
-          {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
-           "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": "http"}]}},
-          {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web-pods"},
-           "spec": {"clusterIP": "None", "selector": {"app": "web"}, "ports": [{"port": 8000}]}},
-          py_pod("web", SERVER, "$(POD_IP)", labels={"app": "web"}, container={"env": env, "readinessProbe": probe}))
+    apply(
+        cluster,
+        ns,
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "s"},
+            "data": {"k": base64.b64encode(b"s3cret").decode()},
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "web"},
+            "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": "http"}]},
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "web-pods"},
+            "spec": {"clusterIP": "None", "selector": {"app": "web"}, "ports": [{"port": 8000}]},
+        },
+        py_pod("web", SERVER, "$(POD_IP)", labels={"app": "web"}, container={"env": env, "readinessProbe": probe}),
+    )
 
-    status = wait_for(lambda: (s := pod_status(cluster, ns, "web")).get("phase") == "Running" and s, 60,
-                              "pod Running")
+    status = wait_for(lambda: (s := pod_status(cluster, ns, "web")).get("phase") == "Running" and s, 60, "pod Running")
     if not EXTERNAL:
         assert ready(status) == "False"  # kwok gave it an IP; only the probe may make it Ready
     wait_for(lambda: ready(pod_status(cluster, ns, "web")) == "True", 60, "Ready after the probe passed")
@@ -81,8 +108,13 @@ def test_pod_runs_on_its_ip_ready_after_its_probe_behind_a_service(
 
     logs = launcher.logs(f"{ns}/web")
     seen = json.loads(next(line for line in logs.splitlines() if line.startswith("ENV "))[4:])
-    assert seen == {"POD_NAME": "web", "POD_NAMESPACE": ns, "POD_IP": ip, "FROM_SECRET": "s3cret",
-                    "FROM_VALUE": f"at {ip}"}
+    assert seen == {
+        "POD_NAME": "web",
+        "POD_NAMESPACE": ns,
+        "POD_IP": ip,
+        "FROM_SECRET": "s3cret",
+        "FROM_VALUE": f"at {ip}",
+    }
 
     # ClusterIP (the launcher's proxy) and the hosts file (the launcher's DNS)
     (cluster_ip,) = wait_for(lambda: launcher.resolve(f"web.{ns}.svc"), 30, "the Service name")
@@ -98,10 +130,15 @@ def test_pod_runs_on_its_ip_ready_after_its_probe_behind_a_service(
 
 
 def test_exits_restart_and_deletion_gets_the_grace_period(
-        e2e_cluster: Cluster, e2e_namespace: str, launcher: Launcher) -> None:
+    e2e_cluster: Cluster, e2e_namespace: str, launcher: Launcher
+) -> None:
     ns, cluster = e2e_namespace, e2e_cluster
-    apply(cluster, ns, py_pod("crash", "import sys; print('bye', flush=True); sys.exit(3)"),
-          py_pod("stubborn", STUBBORN, terminationGracePeriodSeconds=3))
+    apply(
+        cluster,
+        ns,
+        py_pod("crash", "import sys; print('bye', flush=True); sys.exit(3)"),
+        py_pod("stubborn", STUBBORN, terminationGracePeriodSeconds=3),
+    )
 
     def restarted() -> dict[str, Any] | None:
         (container,) = pod_status(cluster, ns, "crash").get("containerStatuses") or [{}]

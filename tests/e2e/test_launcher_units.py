@@ -18,14 +18,23 @@ from byoc_testenv.launcher.services import service_view
 
 POD: dict[str, Any] = {
     "metadata": {"name": "w-1", "namespace": "ns", "uid": "u-1", "labels": {"app": "w", "tier": "gpu"}},
-    "spec": {"nodeName": "gpu-0", "containers": [
-        {"name": "worker", "image": "img", "ports": [{"name": "http", "containerPort": 8000}]}]},
-    "status": {"phase": "Running", "podIP": "127.64.0.9", "hostIP": "127.63.0.1",
-               "conditions": [{"type": "Ready", "status": "True"}]},
+    "spec": {
+        "nodeName": "gpu-0",
+        "containers": [{"name": "worker", "image": "img", "ports": [{"name": "http", "containerPort": 8000}]}],
+    },
+    "status": {
+        "phase": "Running",
+        "podIP": "127.64.0.9",
+        "hostIP": "127.63.0.1",
+        "conditions": [{"type": "Ready", "status": "True"}],
+    },
 }
-RUNTIME = LocalImage(entrypoint=("byoc-runtime",), commands={"byoc-runtime": "/venv/bin/byoc-runtime",
-                                                             "byoc-router": "/venv/bin/byoc-router"},
-                     host_env={"byoc-runtime": "BYOC_HOST"}, dns_flags={"--pods-dns": "--pods-file"})
+RUNTIME = LocalImage(
+    entrypoint=("byoc-runtime",),
+    commands={"byoc-runtime": "/venv/bin/byoc-runtime", "byoc-router": "/venv/bin/byoc-router"},
+    host_env={"byoc-runtime": "BYOC_HOST"},
+    dns_flags={"--pods-dns": "--pods-file"},
+)
 
 
 def pod(**changes: Any) -> dict[str, Any]:
@@ -54,20 +63,33 @@ def test_expand_follows_the_kubelet() -> None:
 
 
 def test_env_resolves_values_downward_api_and_references() -> None:
-    container = {"env": [
-        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-        {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
-        {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
-        {"name": "TIER", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['tier']"}}},
-        {"name": "URL", "value": "http://$(POD_IP):8000"},
-        {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "s", "key": "token"}}},
-        {"name": "OPTIONAL", "valueFrom": {"configMapKeyRef": {"name": "absent", "key": "k", "optional": True}}},
-    ], "envFrom": [{"configMapRef": {"name": "cm"}, "prefix": "CM_"}]}
+    container = {
+        "env": [
+            {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+            {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+            {"name": "TIER", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['tier']"}}},
+            {"name": "URL", "value": "http://$(POD_IP):8000"},
+            {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "s", "key": "token"}}},
+            {"name": "OPTIONAL", "valueFrom": {"configMapKeyRef": {"name": "absent", "key": "k", "optional": True}}},
+        ],
+        "envFrom": [{"configMapRef": {"name": "cm"}, "prefix": "CM_"}],
+    }
     env = container_env(POD, container, {("Secret", "s"): {"token": "t0k"}, ("ConfigMap", "cm"): {"a": "1"}})
-    assert env == {"CM_a": "1", "POD_NAME": "w-1", "POD_NAMESPACE": "ns", "POD_IP": "127.64.0.9", "TIER": "gpu",
-                   "URL": "http://127.64.0.9:8000", "TOKEN": "t0k"}
-    assert env_refs({"spec": {"containers": [container]}}) == {("Secret", "s"), ("ConfigMap", "absent"),
-                                                               ("ConfigMap", "cm")}
+    assert env == {
+        "CM_a": "1",
+        "POD_NAME": "w-1",
+        "POD_NAMESPACE": "ns",
+        "POD_IP": "127.64.0.9",
+        "TIER": "gpu",
+        "URL": "http://127.64.0.9:8000",
+        "TOKEN": "t0k",
+    }
+    assert env_refs({"spec": {"containers": [container]}}) == {
+        ("Secret", "s"),
+        ("ConfigMap", "absent"),
+        ("ConfigMap", "cm"),
+    }
     with pytest.raises(ConfigError, match="secret 's' has no key"):
         container_env(POD, {"env": [{"name": "X", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]}, {})
 
@@ -81,10 +103,17 @@ def test_command_line_maps_executables_and_turns_pod_dns_into_a_file() -> None:
 
     router = {"command": ["byoc-router"], "args": ["--port=8080", "--pods-dns=w-pods.ns.svc", "--pod-port=8000"]}
     assert command_line(router, RUNTIME, {}, rewrite) == [
-        "/venv/bin/byoc-router", "--port=8080", "--pods-file=/dns/w-pods.ns.svc", "--pod-port=8000"]
+        "/venv/bin/byoc-router",
+        "--port=8080",
+        "--pods-file=/dns/w-pods.ns.svc",
+        "--pod-port=8000",
+    ]
     spaced = {"command": ["/usr/local/bin/byoc-router"], "args": ["--pods-dns", "w-pods", "--port=$(PORT)"]}
     assert command_line(spaced, RUNTIME, {"PORT": "9"}, rewrite) == [
-        "/venv/bin/byoc-router", "--pods-file=/dns/w-pods", "--port=9"]
+        "/venv/bin/byoc-router",
+        "--pods-file=/dns/w-pods",
+        "--port=9",
+    ]
     assert command_line({}, RUNTIME, {}, rewrite) == ["/venv/bin/byoc-runtime"]  # the image's entrypoint
     assert files == ["w-pods.ns.svc", "w-pods"]
     with pytest.raises(ConfigError, match="no local executable"):
@@ -92,11 +121,17 @@ def test_command_line_maps_executables_and_turns_pod_dns_into_a_file() -> None:
 
 
 def test_endpoints_are_ready_pods_with_named_target_ports() -> None:
-    service = {"metadata": {"name": "w", "namespace": "ns"},
-               "spec": {"clusterIP": "127.96.0.7", "selector": {"app": "w"},
-                        "ports": [{"port": 80, "targetPort": "http"}, {"port": 81, "targetPort": 9000}]}}
-    not_ready = pod(metadata__name="w-2", status__podIP="127.64.0.10",
-                    status__conditions=[{"type": "Ready", "status": "False"}])
+    service = {
+        "metadata": {"name": "w", "namespace": "ns"},
+        "spec": {
+            "clusterIP": "127.96.0.7",
+            "selector": {"app": "w"},
+            "ports": [{"port": 80, "targetPort": "http"}, {"port": 81, "targetPort": 9000}],
+        },
+    }
+    not_ready = pod(
+        metadata__name="w-2", status__podIP="127.64.0.10", status__conditions=[{"type": "Ready", "status": "False"}]
+    )
     deleting = pod(metadata__name="w-3", status__podIP="127.64.0.11", metadata__deletionTimestamp="2026-01-01T00:00Z")
     other_ns = pod(metadata__namespace="other", status__podIP="127.64.0.12")
     view = service_view(service, [POD, not_ready, deleting, other_ns])
@@ -140,8 +175,15 @@ async def test_hosts_file_resolver(tmp_path: Path) -> None:
 
 
 def test_probe_period_cap_keeps_the_failure_budget() -> None:
-    probe = Probe.from_spec({"httpGet": {"path": "/health", "port": "http"}, "periodSeconds": 10,
-                             "failureThreshold": 180, "initialDelaySeconds": 30}, max_period=1.0)
+    probe = Probe.from_spec(
+        {
+            "httpGet": {"path": "/health", "port": "http"},
+            "periodSeconds": 10,
+            "failureThreshold": 180,
+            "initialDelaySeconds": 30,
+        },
+        max_period=1.0,
+    )
     assert (probe.kind, probe.period, probe.failure_threshold, probe.initial_delay) == ("httpGet", 1.0, 1800, 1.0)
     assert Probe.from_spec({"tcpSocket": {"port": 80}}).period == 10
 
@@ -149,8 +191,9 @@ def test_probe_period_cap_keeps_the_failure_budget() -> None:
 def test_stage_and_what_is_launched() -> None:
     (stage,) = launcher_stages(["img", "img"])
     assert stage["spec"]["weight"] == 1  # wins over kwok's default pod-ready stage
-    assert {"key": ".spec.containers.[].image", "operator": "In", "values": ["img"]} in \
-        stage["spec"]["selector"]["matchExpressions"]
+    assert {"key": ".spec.containers.[].image", "operator": "In", "values": ["img"]} in stage["spec"]["selector"][
+        "matchExpressions"
+    ]
     assert launcher_stages([]) == []
     images = {"img": RUNTIME}
     assert launchable(POD, images)

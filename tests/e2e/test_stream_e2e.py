@@ -45,11 +45,15 @@ def apply(cluster: Cluster, manifest: dict[str, Any], namespace: str) -> None:
 
 def worker_manifest(orch_url: str) -> dict[str, Any]:
     return {
-        "apiVersion": "byoc.livepeer.org/v1alpha1", "kind": "BYOCWorker", "metadata": {"name": "gray"},
+        "apiVersion": "byoc.livepeer.org/v1alpha1",
+        "kind": "BYOCWorker",
+        "metadata": {"name": "gray"},
         "spec": {
             "capability": {"name": CAPABILITY},
             "runtime": {"processor": "grayscale"},
-            "replicas": 2, "sessionsPerPod": 1, "gpu": {"count": 1},
+            "replicas": 2,
+            "sessionsPerPod": 1,
+            "gpu": {"count": 1},
             "registration": {"refreshSeconds": 5},
             "orchestrators": [{"url": orch_url, "secretRef": {"name": "orch"}}],
         },
@@ -58,8 +62,11 @@ def worker_manifest(orch_url: str) -> dict[str, Any]:
 
 def worker_pods(launcher: Launcher, namespace: str) -> dict[str, dict[str, Any]]:
     """Launched worker pods (not routers, not terminating) of the namespace: "ns/name" -> launcher state."""
-    return {k: v for k, v in launcher.state()["pods"].items() if not v["terminating"]
-            and k.startswith(f"{namespace}/gray-") and not k.startswith(f"{namespace}/gray-router-")}
+    return {
+        k: v
+        for k, v in launcher.state()["pods"].items()
+        if not v["terminating"] and k.startswith(f"{namespace}/gray-") and not k.startswith(f"{namespace}/gray-router-")
+    }
 
 
 def streams_per_pod(launcher: Launcher, namespace: str) -> dict[str, int]:
@@ -85,23 +92,40 @@ def pid_alive(pid: int) -> str | None:
     return f"{pid} {stat.rsplit(')', 1)[1].split()[0]} {cmdline}"
 
 
-async def test_worker_registers_streams_scales_and_goes(e2e_cluster: Cluster, e2e_namespace: str, launcher: Launcher,
-                                                        orch: OrchestratorProcess, operator: Any) -> None:
+async def test_worker_registers_streams_scales_and_goes(
+    e2e_cluster: Cluster, e2e_namespace: str, launcher: Launcher, orch: OrchestratorProcess, operator: Any
+) -> None:
     ns, cluster = e2e_namespace, e2e_cluster
-    apply(cluster, {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "orch"},
-                    "data": {"secret": base64.b64encode(SECRET.encode()).decode()}}, ns)
+    apply(
+        cluster,
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "orch"},
+            "data": {"secret": base64.b64encode(SECRET.encode()).decode()},
+        },
+        ns,
+    )
     apply(cluster, worker_manifest(orch.url), ns)
 
     # Registered at 2 = two pods whose processes answered their readiness probes.
     await eventually(lambda: advertised(orch.url, CAPABILITY) == 2, 240, "capacity 2 advertised")
-    url = (await asyncio.to_thread(lambda: json.loads(
-        urllib.request.urlopen(f"{orch.url}/_test/capabilities", timeout=5).read())))["capabilities"][CAPABILITY]["url"]
+    url = (
+        await asyncio.to_thread(
+            lambda: json.loads(urllib.request.urlopen(f"{orch.url}/_test/capabilities", timeout=5).read())
+        )
+    )["capabilities"][CAPABILITY]["url"]
     assert url == f"http://gray-router.{ns}.svc:8080"
     pods = worker_pods(launcher, ns)
-    assert len(pods) == 2 and all(c["state"] == "running" and c["ready"]
-                                  for p in pods.values() for c in p["containers"].values()), pods
-    pids = [c["pid"] for key, p in launcher.state()["pods"].items() if key.startswith(f"{ns}/")
-            for c in p["containers"].values()]
+    assert len(pods) == 2 and all(
+        c["state"] == "running" and c["ready"] for p in pods.values() for c in p["containers"].values()
+    ), pods
+    pids = [
+        c["pid"]
+        for key, p in launcher.state()["pods"].items()
+        if key.startswith(f"{ns}/")
+        for c in p["containers"].values()
+    ]
     assert len(pids) == 4  # two workers, two routers
     # The router learns the pods from the launcher's stand-in for the headless Service's DNS.
     await eventually(lambda: (h := router_health(launcher, url)) and h["pods"] == 2, 60, "the router to know 2 pods")
@@ -155,7 +179,10 @@ async def test_worker_registers_streams_scales_and_goes(e2e_cluster: Cluster, e2
     ips = [p["ip"] for p in worker_pods(launcher, ns).values()]
     await asyncio.to_thread(cluster.kubectl, "delete", "-n", ns, "byocworker/gray", "--timeout=120s", timeout=150)
     assert advertised(orch.url, CAPABILITY) is None
-    await eventually(lambda: not [k for k in launcher.state()["pods"] if k.startswith(f"{ns}/")], 90,
-                     "the launcher to stop every process of the worker")
+    await eventually(
+        lambda: not [k for k in launcher.state()["pods"] if k.startswith(f"{ns}/")],
+        90,
+        "the launcher to stop every process of the worker",
+    )
     assert not [ip for ip in ips if listening(ip, 8000)]
     assert not [alive for pid in pids if (alive := pid_alive(pid))]

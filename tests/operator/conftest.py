@@ -6,42 +6,20 @@ import os
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 import yaml
 from byoc_operator import api, crd
+from byoc_testenv.polling import free_port, wait_for
 from lightkube import Client, KubeConfig
 from lightkube.generic_resource import create_namespaced_resource
 
 ROOT = Path(__file__).resolve().parents[2]
 BYOCWorker = create_namespaced_resource(api.GROUP, api.VERSION, api.KIND, api.PLURAL)
 T = TypeVar("T")
-
-
-def wait_for(check: Callable[[], T], timeout: float = 60, interval: float = 0.25, what: str = "condition") -> T:
-    """Poll until check() returns something truthy; fail with the last value seen."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-        except Exception as exc:  # the object may not exist yet
-            last = exc
-        else:
-            if last:
-                return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last seen: {last!r}")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class OperatorProcess:

@@ -6,19 +6,12 @@ import json
 from typing import Any
 
 import pytest
+from byoc_testenv.polling import wait_for
 from lightkube import Client
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import Event, Pod, Service
 
-from .conftest import (
-    BYOCWorker,
-    OperatorProcess,
-    condition,
-    get_worker,
-    kubectl_apply,
-    wait_for,
-    worker_manifest,
-)
+from .conftest import BYOCWorker, OperatorProcess, condition, get_worker, kubectl_apply, worker_manifest
 
 pytestmark = pytest.mark.cluster
 

@@ -13,11 +13,12 @@ from typing import Any
 
 import pytest
 from byoc_testenv.orchestrator.process import OrchestratorProcess
+from byoc_testenv.polling import wait_for
 from lightkube import Client
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import Pod, Service
 
-from .conftest import OperatorProcess, condition, get_worker, kubectl_apply, wait_for, worker_manifest
+from .conftest import OperatorProcess, condition, get_worker, kubectl_apply, worker_manifest
 
 pytestmark = pytest.mark.cluster
 
@@ -203,18 +204,33 @@ def test_selected_orchestrator_secrets_are_picked_up_as_the_fleet_changes(
 
 
 def test_worker_applied_together_with_its_fleet_secrets_reports_registered(
-        cluster: Any, kube: Client, namespace: str, operator: OperatorProcess, orch: OrchestratorProcess) -> None:
+    cluster: Any, kube: Client, namespace: str, operator: OperatorProcess, orch: OrchestratorProcess
+) -> None:
     cap = "reg-together"
     labels = {"byoc.livepeer.org/orchestrator": "true", "fleet": "x"}
-    body = {"capability": {"name": cap}, "replicas": 2, "sessionsPerPod": 2, "gpu": {"count": 0},
-            "registration": {"refreshSeconds": 5, "orchestratorSelector": {"matchLabels": {"fleet": "x"}}}}
-    items = [secret_manifest("orch-x", namespace, {"url": orch.url, "secret": SECRET}, labels),
-             worker_manifest("together", namespace, body)]
+    body = {
+        "capability": {"name": cap},
+        "replicas": 2,
+        "sessionsPerPod": 2,
+        "gpu": {"count": 0},
+        "registration": {"refreshSeconds": 5, "orchestratorSelector": {"matchLabels": {"fleet": "x"}}},
+    }
+    items = [
+        secret_manifest("orch-x", namespace, {"url": orch.url, "secret": SECRET}, labels),
+        worker_manifest("together", namespace, body),
+    ]
     cluster.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
     wait_for(lambda: advertised(orch, cap) == 4, 60, what="capacity 4 advertised")
-    obj = wait_for(lambda: (o := get_worker(kube, "together", namespace))
-                   and (o["status"].get("orchestrators") or [{}])[0].get("capacity") == 4
-                   and condition(o, "Registered").get("status") == "True" and o, 30, what="status registered at 4")
+    obj = wait_for(
+        lambda: (
+            (o := get_worker(kube, "together", namespace))
+            and (o["status"].get("orchestrators") or [{}])[0].get("capacity") == 4
+            and condition(o, "Registered").get("status") == "True"
+            and o
+        ),
+        30,
+        what="status registered at 4",
+    )
     assert obj["status"]["orchestrators"][0]["registered"] is True
 
 

@@ -7,12 +7,12 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import sys
 
 import aiohttp
 import pytest
 from byoc_runtime import trickle
+from byoc_testenv.polling import free_port
 
 from tests.liverunner.support import APP, SECRET, media_segments, wait_for
 from tests.runtime.support import publish, running_worker
@@ -20,12 +20,6 @@ from tests.runtime.support import publish, running_worker
 pytestmark = pytest.mark.trickle
 
 SMALL = {"width": 128, "height": 96, "max_framerate": 15}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 async def count_output(url: str, counter: list[int]) -> None:

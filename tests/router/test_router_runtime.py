@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,16 +20,11 @@ import aiohttp
 import pytest
 from byoc_runtime.router.pods import StaticPods
 from byoc_testenv.orchestrator import TestOrchestrator
+from byoc_testenv.polling import free_port
 
 pytestmark = pytest.mark.trickle
 
 TOKEN = "router-test-token"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_http(url: str, seconds: float, proc: subprocess.Popen[bytes]) -> None:

@@ -21,12 +21,17 @@ pytestmark = pytest.mark.trickle
 SMALL = {"width": 128, "height": 96, "max_framerate": 30}
 
 
-async def run_stream(rt, stream: Stream, segments: list[bytes], params=None, paced=True, **urls) -> None:
+async def run_stream(
+    rt, stream: Stream, segments: list[bytes], params=None, paced=True, settle: float = 0.0, **urls
+) -> None:
     stream.listen()
     status, body = await rt.post(
         "/stream/start", json=stream.start_body(params or SMALL, **urls), headers={"X-Stream-Id": stream.sid}
     )
     assert status == 200, body
+    if settle:
+        # the worker subscribes right after answering; give it time to be waiting before a burst arrives
+        await asyncio.sleep(settle)
     await publish(stream.url(), segments, paced=paced)
     await stream.wait_output_closed()
     await asyncio.sleep(0.3)  # last events
@@ -299,9 +304,10 @@ async def test_input_ahead_of_real_time_is_caught_up_without_drops(trickle_serve
     async with running_worker(PassthroughProcessor) as rt:
         await rt.wait_health("IDLE")
         stream = Stream.create(trickle_server)
+        settle = 1.0
         started = time.monotonic()
-        await run_stream(rt, stream, segments, paced=False)
-        elapsed = time.monotonic() - started
+        await run_stream(rt, stream, segments, paced=False, settle=settle)
+        elapsed = time.monotonic() - started - settle
         _, metrics = await rt.get("/metrics")
     out = decode_segments(stream.output)
     # Published all at once, the last segment can end before the worker subscribes to it (not a drop).

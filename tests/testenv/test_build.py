@@ -50,11 +50,13 @@ def test_wrapper_gomod_replaces_every_local_staging_module():
 
 def test_wrapper_gomod_from_the_real_gomod_when_downloaded():
     mod = Path(os.environ.get("GOMODCACHE", Path.home() / "go/pkg/mod")) / (
-        f"cache/download/k8s.io/kubernetes/@v/{versions.KUBERNETES}.mod")
+        f"cache/download/k8s.io/kubernetes/@v/{versions.KUBERNETES}.mod"
+    )
     if not mod.exists():
         pytest.skip("k8s.io/kubernetes go.mod not in the module cache")
-    out = build.kube_wrapper_gomod(mod.read_text(), kubernetes=versions.KUBERNETES,
-                                   staging=versions.KUBERNETES_STAGING, etcd=versions.ETCD)
+    out = build.kube_wrapper_gomod(
+        mod.read_text(), kubernetes=versions.KUBERNETES, staging=versions.KUBERNETES_STAGING, etcd=versions.ETCD
+    )
     assert out.count(f" {versions.KUBERNETES_STAGING}\n") >= 25
 
 
@@ -182,8 +184,14 @@ def test_kwokctl_config_names_only_local_binaries(tmp_path):
     docs = cluster.kwokctl_config(bins, str(tmp_path / "cache"), {"kubeApiserverPort": 20001})
     options = docs[0]["options"]
     binaries = {k: v for k, v in options.items() if k.endswith("Binary")}
-    assert {"kubeApiserverBinary", "kubeControllerManagerBinary", "kubeSchedulerBinary", "kwokControllerBinary",
-            "etcdBinary", "kubectlBinary"} <= binaries.keys()
+    assert {
+        "kubeApiserverBinary",
+        "kubeControllerManagerBinary",
+        "kubeSchedulerBinary",
+        "kwokControllerBinary",
+        "etcdBinary",
+        "kubectlBinary",
+    } <= binaries.keys()
     assert all(Path(v).is_absolute() for v in binaries.values())
     assert "http" not in str(docs)  # nothing for kwokctl to fetch
     assert options["bindAddress"] == "127.0.0.1" and options["kubeApiserverPort"] == 20001

@@ -26,12 +26,27 @@ def up_args(*argv: str) -> argparse.Namespace:
 def test_up_defaults_are_the_default_layout():
     groups = cli.node_groups_from_args(up_args())
     assert [(g.name, g.count, g.gpus_per_node, dict(g.mig)) for g in groups] == [
-        (g.name, g.count, g.gpus_per_node, dict(g.mig)) for g in default_node_groups()]
+        (g.name, g.count, g.gpus_per_node, dict(g.mig)) for g in default_node_groups()
+    ]
 
 
 def test_up_flags_shape_the_nodes():
-    groups = cli.node_groups_from_args(up_args("--nodes", "2", "--gpus-per-node", "8", "--gpu-product", "NVIDIA-L4",
-                                               "--mig", "1g.10gb=7", "--mig", "2g.20gb=3", "--cpu-nodes", "0"))
+    groups = cli.node_groups_from_args(
+        up_args(
+            "--nodes",
+            "2",
+            "--gpus-per-node",
+            "8",
+            "--gpu-product",
+            "NVIDIA-L4",
+            "--mig",
+            "1g.10gb=7",
+            "--mig",
+            "2g.20gb=3",
+            "--cpu-nodes",
+            "0",
+        )
+    )
     assert [(g.name, g.count, g.gpus_per_node) for g in groups] == [("gpu-l4", 2, 8), ("gpu-a100-mig", 1, 0)]
     assert dict(groups[1].mig) == {"1g.10gb": 7, "2g.20gb": 3}
     assert cli.node_groups_from_args(up_args("--nodes", "0", "--mig-nodes", "0", "--cpu-nodes", "2"))[0].name == "cpu"
@@ -55,8 +70,26 @@ def _alive(home: str) -> list[int]:
 @pytest.mark.cluster
 def test_up_detach_kubectl_down():
     name = f"cli-{secrets.token_hex(3)}"
-    out = subprocess.run([*CLI, "up", "--detach", "--name", name, "--nodes", "1", "--gpus-per-node", "2",
-                          "--mig-nodes", "0", "--cpu-nodes", "0"], capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [
+            *CLI,
+            "up",
+            "--detach",
+            "--name",
+            name,
+            "--nodes",
+            "1",
+            "--gpus-per-node",
+            "2",
+            "--mig-nodes",
+            "0",
+            "--cpu-nodes",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     export = next(line for line in out.stdout.splitlines() if line.startswith("export KUBECONFIG="))
     kubeconfig = export.split("=", 1)[1]
@@ -65,8 +98,9 @@ def test_up_detach_kubectl_down():
         assert entry["detached"] and Path(kubeconfig).exists()
         env = {**os.environ, "BYOC_TESTENV_CLUSTER": name}
         env.pop("BYOC_TESTENV_KUBECONFIG", None)
-        nodes = subprocess.run([*CLI, "kubectl", "get", "nodes", "-o", "name"], env=env,
-                               capture_output=True, text=True, timeout=60)
+        nodes = subprocess.run(
+            [*CLI, "kubectl", "get", "nodes", "-o", "name"], env=env, capture_output=True, text=True, timeout=60
+        )
         assert nodes.stdout.split() == ["node/gpu-h100-0"], nodes.stderr
         kc = subprocess.run([*CLI, "kubeconfig"], env=env, capture_output=True, text=True, timeout=60)
         assert kc.stdout.strip() == kubeconfig
@@ -83,8 +117,12 @@ def test_up_detach_kubectl_down():
 @pytest.mark.cluster
 def test_up_in_foreground_stops_on_ctrl_c():
     name = f"fg-{secrets.token_hex(3)}"
-    proc = subprocess.Popen([*CLI, "up", "--name", name, "--nodes", "1", "--mig-nodes", "0", "--cpu-nodes", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [*CLI, "up", "--name", name, "--nodes", "1", "--mig-nodes", "0", "--cpu-nodes", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         assert proc.stdout is not None
         lines = []
@@ -104,10 +142,13 @@ def test_up_in_foreground_stops_on_ctrl_c():
 
 @pytest.mark.cluster
 def test_cluster_of_a_killed_run_is_cleaned_up_on_next_start():
-    script = ("import sys, time\nfrom byoc_testenv import Cluster\n"
-              "c = Cluster.start([])\nprint(c.name, c.home, flush=True)\ntime.sleep(600)\n")
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                            text=True)
+    script = (
+        "import sys, time\nfrom byoc_testenv import Cluster\n"
+        "c = Cluster.start([])\nprint(c.name, c.home, flush=True)\ntime.sleep(600)\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
     try:
         assert proc.stdout is not None
         name, home = proc.stdout.readline().split()

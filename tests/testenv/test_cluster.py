@@ -32,16 +32,25 @@ def eventually(check: Callable[[], Any], timeout: float = 30, what: str = "condi
     raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
 
 
-def pod(name: str, *, gpus: int = 0, mig: str | None = None, tolerate: bool = True,
-        simulate: str | None = None, containers: int = 1) -> dict[str, Any]:
+def pod(
+    name: str,
+    *,
+    gpus: int = 0,
+    mig: str | None = None,
+    tolerate: bool = True,
+    simulate: str | None = None,
+    containers: int = 1,
+) -> dict[str, Any]:
     limits = {}
     if gpus:
         limits["nvidia.com/gpu"] = str(gpus)
     if mig:
         limits[mig] = "1"
     spec: dict[str, Any] = {
-        "containers": [{"name": f"c{i}", "image": f"example.invalid/worker:{i}",
-                        "resources": {"limits": limits} if limits else {}} for i in range(containers)],
+        "containers": [
+            {"name": f"c{i}", "image": f"example.invalid/worker:{i}", "resources": {"limits": limits} if limits else {}}
+            for i in range(containers)
+        ],
     }
     if tolerate:
         spec["tolerations"] = [GPU_TOLERATION]
@@ -116,14 +125,31 @@ def test_too_many_gpus_is_unschedulable(cluster: Cluster, namespace: str):
 
 
 def test_deployment_creates_ready_pods(cluster: Cluster, namespace: str):
-    cluster.apply({
-        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
-        "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}},
-                 "template": {"metadata": {"labels": {"app": "web"}},
-                              "spec": {"tolerations": [GPU_TOLERATION],
-                                       "containers": [{"name": "w", "image": "example.invalid/w:1",
-                                                       "resources": {"limits": {"nvidia.com/gpu": "1"}}}]}}},
-    }, namespace=namespace)
+    cluster.apply(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "web"},
+            "spec": {
+                "replicas": 3,
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {
+                    "metadata": {"labels": {"app": "web"}},
+                    "spec": {
+                        "tolerations": [GPU_TOLERATION],
+                        "containers": [
+                            {
+                                "name": "w",
+                                "image": "example.invalid/w:1",
+                                "resources": {"limits": {"nvidia.com/gpu": "1"}},
+                            }
+                        ],
+                    },
+                },
+            },
+        },
+        namespace=namespace,
+    )
     cluster.wait_for("deployment/web", "condition=Available", namespace=namespace, timeout=90)
     d = cluster.get("deployment", "web", namespace=namespace)
     assert d["status"]["readyReplicas"] == 3
@@ -135,9 +161,17 @@ def test_deployment_creates_ready_pods(cluster: Cluster, namespace: str):
 def test_deleting_owner_garbage_collects_owned_configmap(cluster: Cluster, namespace: str):
     cluster.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "owner"}}, namespace=namespace)
     uid = cluster.get("configmap", "owner", namespace=namespace)["metadata"]["uid"]
-    cluster.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
-        "name": "owned", "ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": uid}]}},
-        namespace=namespace)
+    cluster.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {
+                "name": "owned",
+                "ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": uid}],
+            },
+        },
+        namespace=namespace,
+    )
     cluster.kubectl("delete", "configmap", "owner", "-n", namespace)
 
     def gone():
@@ -148,10 +182,19 @@ def test_deleting_owner_garbage_collects_owned_configmap(cluster: Cluster, names
 
 
 def test_job_runs_to_completion(cluster: Cluster, namespace: str):
-    cluster.apply({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "once"},
-                   "spec": {"template": {"spec": {"restartPolicy": "Never",
-                                                  "containers": [{"name": "c", "image": "example.invalid/j:1"}]}}}},
-                  namespace=namespace)
+    cluster.apply(
+        {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {"name": "once"},
+            "spec": {
+                "template": {
+                    "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "example.invalid/j:1"}]}
+                }
+            },
+        },
+        namespace=namespace,
+    )
     cluster.wait_for("job/once", "condition=Complete", namespace=namespace, timeout=60)
 
 
@@ -215,8 +258,9 @@ def test_deleted_pods_go_away(cluster: Cluster, namespace: str):
 
 
 def test_add_and_delete_nodes(cluster: Cluster, namespace: str):
-    names = cluster.add_nodes(GPUNodeGroup("gpu-l4", count=2, gpus_per_node=1, gpu_product="NVIDIA-L4"),
-                              CPUNodeGroup("extra"))
+    names = cluster.add_nodes(
+        GPUNodeGroup("gpu-l4", count=2, gpus_per_node=1, gpu_product="NVIDIA-L4"), CPUNodeGroup("extra")
+    )
     assert names == ["gpu-l4-0", "gpu-l4-1", "extra-0"]
     try:
         assert node_labels(cluster, "gpu-l4-1")["nvidia.com/gpu.product"] == "NVIDIA-L4"
@@ -245,8 +289,9 @@ def test_tools_and_helm(cluster: Cluster):
 def test_restart_apiserver_keeps_state(cluster: Cluster, namespace: str):
     if not cluster.owned:
         pytest.skip("restart needs a cluster this session started (BYOC_TESTENV_KUBECONFIG is set)")
-    cluster.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "keep"}, "data": {"k": "v"}},
-                  namespace=namespace)
+    cluster.apply(
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "keep"}, "data": {"k": "v"}}, namespace=namespace
+    )
     cluster.stop_component("kube-apiserver")
     assert cluster.kubectl("get", "--raw", "/readyz", check=False, timeout=10).returncode != 0
     cluster.start_components()

@@ -32,18 +32,21 @@ def test_gpu_group_renders_capacity_labels_and_taint():
 
 
 def test_several_groups_and_counts():
-    manifests = render_nodes([
-        GPUNodeGroup("h100", count=2, gpus_per_node=8),
-        GPUNodeGroup("a100", count=1, gpus_per_node=0, gpu_product="NVIDIA-A100-SXM4-80GB", mig={"1g.10gb": 7}),
-        CPUNodeGroup("cpu", count=3),
-    ])
+    manifests = render_nodes(
+        [
+            GPUNodeGroup("h100", count=2, gpus_per_node=8),
+            GPUNodeGroup("a100", count=1, gpus_per_node=0, gpu_product="NVIDIA-A100-SXM4-80GB", mig={"1g.10gb": 7}),
+            CPUNodeGroup("cpu", count=3),
+        ]
+    )
     names = [m["metadata"]["name"] for m in manifests]
     assert names == ["h100-0", "h100-1", "a100-0", "cpu-0", "cpu-1", "cpu-2"]
 
 
 def test_mig_resources_and_labels():
-    group = GPUNodeGroup("a100", gpus_per_node=0, gpu_product="NVIDIA-A100-SXM4-80GB",
-                         mig={"1g.10gb": 7, "nvidia.com/mig-2g.20gb": 1})
+    group = GPUNodeGroup(
+        "a100", gpus_per_node=0, gpu_product="NVIDIA-A100-SXM4-80GB", mig={"1g.10gb": 7, "nvidia.com/mig-2g.20gb": 1}
+    )
     [node] = render_nodes([group])
     cap = node["status"]["capacity"]
     assert cap["nvidia.com/mig-1g.10gb"] == "7"
@@ -74,8 +77,13 @@ def test_cpu_group_has_no_gpu_anything():
 
 
 def test_taints_and_labels_are_configurable():
-    group = GPUNodeGroup("l4", gpus_per_node=1, gpu_product="NVIDIA-L4",
-                         taints=[Taint("dedicated", "byoc", "NoExecute")], labels={"pool": "edge"})
+    group = GPUNodeGroup(
+        "l4",
+        gpus_per_node=1,
+        gpu_product="NVIDIA-L4",
+        taints=[Taint("dedicated", "byoc", "NoExecute")],
+        labels={"pool": "edge"},
+    )
     [node] = render_nodes([group])
     assert node["spec"]["taints"] == [{"key": "dedicated", "value": "byoc", "effect": "NoExecute"}]
     assert node["metadata"]["labels"]["pool"] == "edge"
