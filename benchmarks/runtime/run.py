@@ -192,7 +192,8 @@ def meta(
             "complete on the input -> frame published. CPU ms/frame = worker CPU time / frames out."
         ),
         "repeat": args.repeat,
-        "settings": {k: str(v) for k, v in vars(args).items()},
+        # paths relative to the repository, so results carry no machine-specific paths
+        "settings": {k: os.path.relpath(v) if isinstance(v, Path) else str(v) for k, v in vars(args).items()},
     }
 
 
