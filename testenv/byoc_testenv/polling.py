@@ -1,8 +1,11 @@
-"""Waiting for things on this machine: a free loopback port, and a condition that becomes true."""
+"""Waiting for things on this machine: a free loopback port, a condition that becomes true, a child's first line."""
 
 from __future__ import annotations
 
+import os
+import select
 import socket
+import subprocess
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -31,3 +34,22 @@ def wait_for(check: Callable[[], T], timeout: float = 60, what: str = "condition
                 return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last seen: {last!r}")
+
+
+def read_first_line(proc: subprocess.Popen[bytes], timeout: float) -> str:
+    """The first line a child prints on stdout (how our helper servers announce their address), without blocking
+    past `timeout` or hanging on a child that died first."""
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout
+    data = b""
+    while not data.endswith(b"\n"):
+        left = deadline - time.monotonic()
+        if left <= 0 or proc.poll() is not None:
+            break
+        ready, _, _ = select.select([proc.stdout], [], [], min(left, 0.2))
+        if ready:
+            chunk = os.read(proc.stdout.fileno(), 4096)
+            if not chunk:
+                break
+            data += chunk
+    return data.decode(errors="replace")

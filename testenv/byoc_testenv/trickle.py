@@ -21,7 +21,6 @@ import contextlib
 import fcntl
 import hashlib
 import os
-import select
 import shutil
 import signal
 import subprocess
@@ -32,6 +31,8 @@ import urllib.request
 from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
+
+from byoc_testenv.polling import read_first_line
 
 __all__ = [
     "GO_SOURCE_DIR",
@@ -221,20 +222,7 @@ class TrickleServer:
         cmd = [str(binary), f"-addr={self.host}:{self.port}", *self._args]
         with open(self.log_path, "ab") as log:
             proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log)
-        assert proc.stdout is not None
-        deadline = time.monotonic() + startup_timeout
-        line = b""
-        while not line.endswith(b"\n"):
-            left = deadline - time.monotonic()
-            if left <= 0 or proc.poll() is not None:
-                break
-            ready, _, _ = select.select([proc.stdout], [], [], min(left, 0.2))
-            if ready:
-                chunk = os.read(proc.stdout.fileno(), 4096)
-                if not chunk:
-                    break
-                line += chunk
-        text = line.decode(errors="replace")
+        text = read_first_line(proc, startup_timeout)
         if "addr=" not in text:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()

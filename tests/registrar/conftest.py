@@ -35,7 +35,8 @@ async def make_orch() -> AsyncIterator[Callable[..., Any]]:
     async with contextlib.AsyncExitStack() as stack:
 
         async def make(**options: Any) -> TestOrchestrator:
-            defaults: dict[str, Any] = {"secret": SECRET, "heartbeat_interval": 0.2, "heartbeat_ttl": 1.0}
+            # TTL well above a heartbeat delayed by a busy machine
+            defaults: dict[str, Any] = {"secret": SECRET, "heartbeat_interval": 0.2, "heartbeat_ttl": 3.0}
             return await stack.enter_async_context(TestOrchestrator.start(**{**defaults, **options}))
 
         yield make

@@ -1,6 +1,6 @@
 """Encode processed frames into MPEG-TS segments: H.264 (no B-frames) + Opus, one segment per keyframe.
 
-Wire requirements (/work/shared/protocols.md section 2; pytrickle ``encoder.py`` v0.1.6): output segments are
+Wire requirements (shared/protocols.md section 2; pytrickle ``encoder.py`` v0.1.6): output segments are
 MPEG-TS carrying H.264 and Opus, timestamps in 1/90000, a keyframe every ``gop_seconds`` of presentation time
 (pytrickle uses 2 s and ``forced-idr``), ``tune=zerolatency`` and ``bf=0`` for low latency.
 

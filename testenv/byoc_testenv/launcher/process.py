@@ -13,17 +13,17 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import select
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+
+from byoc_testenv.polling import read_first_line
 
 from .dns import resolve_hosts
 from .images import LocalImage, dump_image_map, runtime_images
@@ -68,7 +68,7 @@ class Launcher:
             cmd += ["--max-probe-period", str(max_probe_period)]
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log)
-        line = _read_line(proc, startup_timeout)
+        line = read_first_line(proc, startup_timeout)
         if not line.startswith("ready "):
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
@@ -136,19 +136,3 @@ class Launcher:
                  tb: TracebackType | None) -> None:
         self.stop()
 
-
-def _read_line(proc: subprocess.Popen[bytes], timeout: float) -> str:
-    assert proc.stdout is not None
-    deadline = time.monotonic() + timeout
-    data = b""
-    while not data.endswith(b"\n"):
-        left = deadline - time.monotonic()
-        if left <= 0 or proc.poll() is not None:
-            break
-        ready, _, _ = select.select([proc.stdout], [], [], min(left, 0.2))
-        if ready:
-            chunk = os.read(proc.stdout.fileno(), 4096)
-            if not chunk:
-                break
-            data += chunk
-    return data.decode(errors="replace")

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-import select
 import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from types import TracebackType
+
+from byoc_testenv.polling import read_first_line
 
 
 class OrchestratorProcessError(RuntimeError):
@@ -69,7 +69,7 @@ class OrchestratorProcess:
         cmd += extra_args or []
         with open(log_name, "ab") as log:
             proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log)
-        line = _read_line(proc, startup_timeout)
+        line = read_first_line(proc, startup_timeout)
         if not line.startswith("url="):
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
@@ -109,19 +109,3 @@ class OrchestratorProcess:
     ) -> None:
         self.stop()
 
-
-def _read_line(proc: subprocess.Popen[bytes], timeout: float) -> str:
-    assert proc.stdout is not None
-    deadline = time.monotonic() + timeout
-    data = b""
-    while not data.endswith(b"\n"):
-        left = deadline - time.monotonic()
-        if left <= 0 or proc.poll() is not None:
-            break
-        ready, _, _ = select.select([proc.stdout], [], [], min(left, 0.2))
-        if ready:
-            chunk = os.read(proc.stdout.fileno(), 4096)
-            if not chunk:
-                break
-            data += chunk
-    return data.decode(errors="replace")
