@@ -132,6 +132,10 @@ class UserContainer(Model):
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = Field(
         default=None, description="Image pull policy."
     )
+    security_context: dict[str, Any] | None = free_form(
+        "Container securityContext (default: no privilege escalation, all capabilities dropped; set "
+        "runAsNonRoot/runAsUser here when your image allows)."
+    )
 
 
 class GPU(Model):
@@ -171,7 +175,30 @@ class Scheduling(Model):
     affinity: dict[str, Any] | None = free_form("Pod affinity / anti-affinity / node affinity (Kubernetes Affinity).")
     runtime_class_name: str | None = Field(default=None, max_length=253, description="RuntimeClass, e.g. 'nvidia'.")
     priority_class_name: str | None = Field(
-        default=None, max_length=253, description="PriorityClass for GPU preemption."
+        default=None,
+        max_length=253,
+        description="PriorityClass of the worker pods, so GPU pods of a more important worker can preempt others.",
+    )
+    spread: Spread | None = Field(
+        default=None, description="Spread the pods across nodes and/or GPU products (topology spread constraints)."
+    )
+    topology_spread_constraints: list[dict[str, Any]] | None = free_form(
+        "Extra Kubernetes TopologySpreadConstraints, added after the ones spec.scheduling.spread renders "
+        "(their labelSelector defaults to this worker's pods)."
+    )
+
+
+class Spread(Model):
+    across_nodes: bool = Field(default=False, description="At most one pod more on any node than on another.")
+    across_gpu_products: bool = Field(
+        default=False,
+        description="Balance the pods across GPU products (node label nvidia.com/gpu.product), so losing one "
+        "kind of GPU does not take the whole worker down.",
+    )
+    when_unsatisfiable: Literal["ScheduleAnyway", "DoNotSchedule"] = Field(
+        default="ScheduleAnyway",
+        description="'ScheduleAnyway' (default: GPUs are scarce, a pod on a crowded node beats no pod) or "
+        "'DoNotSchedule' (keep pods Pending rather than break the spread).",
     )
 
 
@@ -240,7 +267,18 @@ class OrchestratorRef(Model):
         max_length=2048,
         description="Orchestrator base URL, e.g. 'https://orch-0.example:8935'.",
     )
-    secret_ref: SecretKeyRef = Field(description="Secret holding the orchestrator secret (-orchSecret).")
+    secret_ref: SecretKeyRef | None = Field(
+        default=None,
+        description="Secret holding the orchestrator secret (-orchSecret). Required except for Live Runner "
+        "static mode, whose upserts carry no authorisation.",
+    )
+    cli_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^\s/]+(/[^\s]*)?$",
+        max_length=2048,
+        description="Live Runner static mode: the orchestrator's CLI URL (-cliAddr, e.g. 'http://orch-0:7935'), "
+        "where runners are upserted through POST /registerLiveRunners.",
+    )
     tls: OrchestratorTLS | None = Field(default=None, description="How to trust the orchestrator's certificate.")
 
 
@@ -302,12 +340,80 @@ class Registration(Model):
         max_length=2048,
         description="URL orchestrators reach this worker at (default: the in-cluster router Service URL).",
     )
+    token_secret_ref: SecretKeyRef | None = Field(
+        default=None,
+        description="BYOC: a Secret key holding a token registered with the capability. Orchestrators send it "
+        "back as 'Authorization: Bearer <token>', and the router and the pods refuse stream requests without it.",
+    )
     refresh_seconds: int = Field(
         default=60,
         ge=5,
         le=3600,
         description="Re-register this often even when nothing changed (orchestrators "
         "have no health checks, so this is their only recovery).",
+    )
+
+
+class Autoscaling(Model):
+    """The built-in autoscaler: replicas follow the share of session slots in use."""
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            rule(
+                "self.minReplicas <= self.maxReplicas",
+                "autoscaling.minReplicas must not be greater than autoscaling.maxReplicas",
+            )
+        )
+    )
+
+    min_replicas: int = Field(default=1, ge=0, le=1000, description="Never fewer pods than this.")
+    max_replicas: int = Field(ge=1, le=1000, description="Never more pods than this (GPUs it may take).")
+    target_busy_percent: int = Field(
+        default=70,
+        ge=1,
+        le=100,
+        description="Share of session slots in use to aim for. Above it the worker scales up at once; below it, "
+        "and only after scaleDownDelaySeconds, idle pods are removed.",
+    )
+    scale_down_delay_seconds: int = Field(
+        default=300,
+        ge=0,
+        le=86400,
+        description="How long demand must stay low before pods are removed (scale up is immediate).",
+    )
+    period_seconds: int = Field(default=15, ge=1, le=600, description="How often the pods' sessions are counted.")
+
+
+class DisruptionBudget(Model):
+    """A PodDisruptionBudget for the worker pods (voluntary evictions: node drains, cluster upgrades)."""
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            rule(
+                "has(self.minAvailable) != has(self.maxUnavailable)",
+                "disruptionBudget: set exactly one of minAvailable and maxUnavailable",
+            )
+        )
+    )
+
+    min_available: int | str | None = Field(
+        default=None,
+        description="Pods that must stay up during voluntary evictions (a number or a percentage).",
+        json_schema_extra={"x-kubernetes-int-or-string": True},
+    )
+    max_unavailable: int | str | None = Field(
+        default=None,
+        description="Pods that may be evicted at once (a number or a percentage).",
+        json_schema_extra={"x-kubernetes-int-or-string": True},
+    )
+
+
+class NetworkPolicy(Model):
+    """Only the worker's router, the operator and the peers named here may reach the worker pods."""
+
+    allow_from: list[dict[str, Any]] | None = free_form(
+        "Kubernetes NetworkPolicyPeer objects that may also reach the pods: your orchestrators (ipBlock, or "
+        "namespaceSelector/podSelector), which call the pods directly in Live Runner mode."
     )
 
 
@@ -340,7 +446,14 @@ class BYOCWorkerSpec(Model):
             rule(
                 "!(has(self.runtime) && has(self.container))",
                 "set either spec.runtime (the bundled runtime) or spec.container (your own image), not both",
-            )
+            ),
+            rule(
+                "!has(self.orchestrators) || self.orchestrators.all(o, has(o.secretRef)) || "
+                "(has(self.registration) && has(self.registration.protocol) && "
+                "self.registration.protocol == 'live-runner' && has(self.registration.liveRunnerMode) && "
+                "self.registration.liveRunnerMode == 'static')",
+                "every spec.orchestrators entry needs a secretRef (only Live Runner static mode can do without)",
+            ),
         )
     )
 
@@ -352,7 +465,18 @@ class BYOCWorkerSpec(Model):
         default=None,
         description="Run your own image speaking the worker REST contract (exclusive with runtime).",
     )
-    replicas: int = Field(default=1, ge=0, le=1000, description="Worker pods.")
+    replicas: int = Field(
+        default=1,
+        ge=0,
+        le=1000,
+        description="Worker pods. With spec.autoscaling the autoscaler sets this (through the scale subresource, "
+        "as HPA or KEDA would).",
+    )
+    autoscaling: Autoscaling | None = Field(
+        default=None,
+        description="Scale on sessions in use. Leave unset to drive replicas yourself, or with HPA/KEDA "
+        "through the scale subresource.",
+    )
     sessions_per_pod: int = Field(default=1, ge=1, le=64, description="Concurrent streams one pod serves.")
     gpu: GPU = Field(default_factory=GPU, description="GPU request per pod.")
     scheduling: Scheduling | None = Field(default=None, description="Where pods may run.")
@@ -366,6 +490,17 @@ class BYOCWorkerSpec(Model):
     drain: Drain = Field(default_factory=lambda: Drain(), description="How pods leave without cutting live streams.")
     registration: Registration = Field(default_factory=Registration, description="How orchestrators learn of it.")
     rollout: Rollout = Field(default_factory=Rollout, description="Rolling-update limits.")
+    disruption_budget: DisruptionBudget | None = Field(
+        default=None, description="A PodDisruptionBudget for the worker pods."
+    )
+    network_policy: NetworkPolicy | None = Field(
+        default=None,
+        description="When set, a NetworkPolicy lets only this worker's router, the operator and allowFrom reach "
+        "the pods.",
+    )
+    pod_security_context: dict[str, Any] | None = free_form(
+        "Pod securityContext (default: seccomp RuntimeDefault; the bundled runtime also runs as non-root 65532)."
+    )
     image_pull_secrets: list[str] | None = Field(default=None, description="Secrets for pulling the worker image.")
     pod_labels: dict[str, str] | None = Field(
         default=None, description="Extra labels for the worker pods (the operator's own labels win on a clash)."
@@ -402,6 +537,10 @@ class BYOCWorkerStatus(Model):
     capacity: int = Field(default=0, description="Sessions the ready pods can take (ready pods x sessions per pod).")
     endpoint: str | None = Field(default=None, description="In-cluster URL of the worker Service.")
     selector: str | None = Field(default=None, description="Label selector of the pods (scale subresource).")
+    sessions: int | None = Field(
+        default=None, description="Live sessions on the pods at the last count (autoscaling only)."
+    )
+    last_scale_time: str | None = Field(default=None, description="When the autoscaler last changed replicas.")
     orchestrators: list[OrchestratorStatus] | None = None
 
 
