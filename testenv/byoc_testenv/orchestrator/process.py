@@ -39,6 +39,7 @@ class OrchestratorProcess:
         cls,
         *,
         secret: str = "orch-secret",
+        port: int = 0,
         trickle_base_url: str | None = None,
         tls: bool = False,
         heartbeat_interval: float = 5.0,
@@ -55,7 +56,7 @@ class OrchestratorProcess:
         fd, log_name = tempfile.mkstemp(prefix="test-orchestrator-", suffix=".log")
         os.close(fd)
         cmd = [
-            sys.executable, "-m", "byoc_testenv.orchestrator", "--port", "0", "--secret-file", secret_name,
+            sys.executable, "-m", "byoc_testenv.orchestrator", "--port", str(port), "--secret-file", secret_name,
             "--exit-on-stdin-eof", "--heartbeat-interval", str(heartbeat_interval),
             "--heartbeat-ttl", str(heartbeat_ttl), "--health-interval", str(health_interval),
             "--health-timeout", str(health_timeout),

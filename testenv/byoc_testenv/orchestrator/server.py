@@ -21,6 +21,7 @@ from ..launcher.dns import HostsFileResolver
 from .byoc import ByocRoutes
 from .capabilities import CapabilityTable
 from .channels import TrickleChannels
+from .faults import Faults
 from .live_runner_routes import LiveRunnerRoutes
 from .live_runners import LiveRunnerRegistry
 from .tls import SelfSignedCertificate, make_self_signed
@@ -69,6 +70,7 @@ class TestOrchestrator:
         self._http: aiohttp.ClientSession | None = None
         self._byoc: ByocRoutes | None = None
         self._live: LiveRunnerRoutes | None = None
+        self.faults = Faults()  # fault injection and request journal (faults.py)
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -143,7 +145,8 @@ class TestOrchestrator:
             health_timeout=self.health_timeout,
             o2r_interval=self.o2r_interval,
         )
-        app = web.Application()
+        app = web.Application(middlewares=[self.faults.middleware])
+        self.faults.add_routes(app)
         self._byoc.add_routes(app)
         self._live.add_routes(app)
         return app
