@@ -215,7 +215,7 @@ async def test_o2r_carries_session_events(http, orch):
 async def test_static_runners(http, orch, make_pod):
     pod = await make_pod()
     doc = {"runners": [{**runner_body(pod.url), "label": "gpu-a", "routing": "label", "health_url": "/health"}]}
-    async with http.post(orch.url + "/registerLiveRunners", json=doc) as r:
+    async with http.post(orch.cli_url + "/registerLiveRunners", json=doc) as r:
         assert r.status == 200
         (reg,) = (await r.json())["runners"]
     assert reg["healthy"] and reg["health_url"] == pod.url + "/health" and reg["runner_id"].startswith("runner_")
@@ -225,11 +225,11 @@ async def test_static_runners(http, orch, make_pod):
 
     # An invalid batch changes nothing; an upsert keeps the id; entries never go away.
     bad = {"runners": [doc["runners"][0], {**doc["runners"][0]}]}
-    async with http.post(orch.url + "/registerLiveRunners", json=bad) as r:
+    async with http.post(orch.cli_url + "/registerLiveRunners", json=bad) as r:
         assert r.status == 400 and "duplicate label" in await r.text()
-    async with http.post(orch.url + "/registerLiveRunners", json={"runners": []}) as r:
+    async with http.post(orch.cli_url + "/registerLiveRunners", json={"runners": []}) as r:
         assert r.status == 200
-    async with http.post(orch.url + "/registerLiveRunners", json=doc) as r:
+    async with http.post(orch.cli_url + "/registerLiveRunners", json=doc) as r:
         assert (await r.json())["runners"][0]["runner_id"] == reg["runner_id"]
     assert (await discovery(http, orch))[0]["capacity_used"] == 1  # sessions kept across the upsert
 
@@ -257,7 +257,7 @@ async def test_static_runner_health_timeout(http, make_orch, make_pod):
     orch = await make_orch(health_timeout=0.2)
     pod = await make_pod()
     doc = {"runners": [{**runner_body(pod.url), "label": "slow", "health_url": pod.url + "/health"}]}
-    async with http.post(orch.url + "/registerLiveRunners", json=doc) as r:
+    async with http.post(orch.cli_url + "/registerLiveRunners", json=doc) as r:
         assert (await r.json())["runners"][0]["healthy"]
     pod.health_delay = 0.4  # answers 200, but later than the timeout
 
@@ -269,3 +269,39 @@ async def test_static_runner_health_timeout(http, make_orch, make_pod):
     await pod.close()  # unreachable is a failure too
     await orch.live_runner_routes.check_static_health()
     assert await discovery(http, orch) == []
+
+
+async def test_static_upserts_only_on_the_cli_port(http, orch, make_pod):
+    pod = await make_pod()
+    doc = {"runners": [{**runner_body(pod.url), "label": "cli-only", "health_url": "/health"}]}
+    async with http.post(orch.url + "/registerLiveRunners", json=doc) as r:
+        assert r.status == 404  # upstream serves it on -cliAddr only
+    async with http.post(orch.cli_url + "/registerLiveRunners", json=doc) as r:
+        assert r.status == 200  # no Authorization needed there
+    assert len(await discovery(http, orch)) == 1
+
+
+async def test_live_runner_config_file_is_registered_at_start(http, make_orch, make_pod, tmp_path):
+    pod = await make_pod()
+    config = tmp_path / "runners.json"
+    entry = {**runner_body(pod.url), "label": "from-file", "routing": "label", "health_url": "/health", "capacity": 2}
+    config.write_text(json.dumps({"runners": [entry]}))
+    orch = await make_orch(runners_config=str(config))
+    (listed,) = await discovery(http, orch)
+    assert listed["url"] == f"{orch.url}/apps/from-file/session" and listed["capacity"] == 2
+    # Upserting the same label later updates that runner (by label), it does not add one.
+    async with http.post(orch.cli_url + "/registerLiveRunners", json={"runners": [{**entry, "capacity": 3}]}) as r:
+        assert r.status == 200
+    (listed,) = await discovery(http, orch)
+    assert listed["capacity"] == 3
+
+
+async def test_invalid_live_runner_config_file_fails_the_start(make_orch, tmp_path):
+    from byoc_testenv.orchestrator.cli import RunnersConfigError
+
+    config = tmp_path / "runners.json"
+    config.write_text(json.dumps({"runners": [{"label": "x", "runner_url": "http://127.0.0.1:1", "app": "a"}]}))
+    with pytest.raises(RunnersConfigError, match="health_url is required"):
+        await make_orch(runners_config=str(config))
+    with pytest.raises(RunnersConfigError, match="error reading"):
+        await make_orch(runners_config=str(tmp_path / "missing.json"))

@@ -6,7 +6,8 @@
 
 Routes (each module names the upstream function it follows):
   BYOC         POST /capability/register, POST /capability/unregister, GET /process/token
-  Live Runner  POST /runners/heartbeat, POST /runners/{id}/unregister, GET /discovery, POST /registerLiveRunners,
+  CLI port     POST /registerLiveRunners (no auth; --live-runner-config registers a runners.json at start)
+  Live Runner  POST /runners/heartbeat, POST /runners/{id}/unregister, GET /discovery,
                POST /apps/{route}/session, POST /apps/{route}/session/{sid}/stop, /apps/{route}/session/{sid}/app/...,
                /apps/{route}/app/..., POST|DELETE /runner/{route}/session/{sid}/channels,
                POST /runner/{route}/session/{sid}/stop

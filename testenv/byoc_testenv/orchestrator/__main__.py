@@ -1,7 +1,7 @@
 """``python -m byoc_testenv.orchestrator``: run the test orchestrator as a process.
 
-When it is ready it prints one line to stdout, ``url=http://127.0.0.1:PORT`` (plus `` ca=PATH`` with
-``--tls``), and serves until SIGTERM/SIGINT (or stdin EOF with ``--exit-on-stdin-eof``).
+When it is ready it prints one line to stdout, ``url=http://127.0.0.1:PORT cli=http://127.0.0.1:CLI_PORT`` (plus
+`` ca=PATH`` with ``--tls``), and serves until SIGTERM/SIGINT (or stdin EOF with ``--exit-on-stdin-eof``).
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--health-timeout", type=float, default=3.0, help="seconds a static runner health check may take")
     p.add_argument("--o2r-interval", type=float, default=10.0, help="seconds between o2r keepalives")
     p.add_argument("--live-runner-url", help="runner-facing base URL (-liveRunnerAddr)")
+    p.add_argument("--cli-port", type=int, default=0, help="CLI port (/registerLiveRunners, no auth); 0 picks one")
+    p.add_argument("--live-runner-config", help="runners.json registered at start (-liveRunnerConfig)")
     p.add_argument("--hosts-file", help="resolve host names through this hosts file first (byoc_testenv.launcher's)")
     p.add_argument("--exit-on-stdin-eof", action="store_true", help="exit when stdin closes (parent died)")
     p.add_argument("--log-level", default="INFO")
@@ -55,6 +57,8 @@ async def run(args: argparse.Namespace) -> None:
         o2r_interval=args.o2r_interval,
         live_runner_url=args.live_runner_url,
         hosts_file=args.hosts_file,
+        cli_port=args.cli_port,
+        runners_config=args.live_runner_config,
     )
     await orch.serve()
     stop = asyncio.Event()
@@ -63,7 +67,7 @@ async def run(args: argparse.Namespace) -> None:
         loop.add_signal_handler(sig, stop.set)
     if args.exit_on_stdin_eof:
         loop.add_reader(sys.stdin.fileno(), lambda: stop.set() if not sys.stdin.buffer.read1(4096) else None)
-    line = f"url={orch.url}"
+    line = f"url={orch.url} cli={orch.cli_url}"
     if orch.certificate is not None:
         line += f" ca={orch.certificate.cert_file}"
     print(line, flush=True)

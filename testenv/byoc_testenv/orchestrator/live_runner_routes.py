@@ -6,8 +6,8 @@ Upstream files, route by route:
   ``/apps/{route}/session/{sid}/app/...`` and ``/apps/{route}/app/...`` (proxies),
   ``POST|DELETE /runner/{route}/session/{sid}/channels``, ``POST /runner/{route}/session/{sid}/stop``:
   go-livepeer ``server/ai_http.go`` (``LiveRunnerHeartbeat`` ... ``proxyLiveRunner``).
-- ``POST /registerLiveRunners``: ``server/webserver.go`` ``registerLiveRunnersHandler`` (upstream serves it on
-  the CLI port, 7935 by default; here it shares the one port, still without auth).
+- ``POST /registerLiveRunners``: ``server/webserver.go`` ``registerLiveRunnersHandler``, on the CLI port only
+  (``cli.py``), without auth; ``-liveRunnerConfig``'s file goes through the same upsert at start.
 - background: ``expiryLoop`` (every heartbeat interval), ``healthLoop`` (static runners), ``writeO2RLoop``.
 - ``GET /_test/live-runners``: test-only view of the registry.
 
@@ -120,7 +120,6 @@ class LiveRunnerRoutes:
         r = app.router
         r.add_post("/runners/heartbeat", self.heartbeat)
         r.add_post("/runners/{runner_id}/unregister", self.unregister)
-        r.add_route("*", "/registerLiveRunners", self.register_static)
         r.add_get("/discovery", self.discovery)
         r.add_post("/apps/{route}/session", self.reserve)
         r.add_post("/apps/{route}/session/{session_id}/stop", self.client_stop)
@@ -226,16 +225,22 @@ class LiveRunnerRoutes:
         if request.method != "POST":
             return http_error("Method not allowed", 405)
         try:
-            body = json.loads(await request.read())
-            entries = self.registry.prepare_static(body)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            return http_error(str(exc), 400)
+            registrations = await self.register_static_json(await request.read())
         except RunnerError as exc:
             return runner_error(exc)
+        return web.json_response({"runners": registrations})
+
+    async def register_static_json(self, data: bytes) -> list[dict[str, Any]]:
+        """``RegisterStaticRunnersJSON``: validate the whole document (400 on any bad entry), check each runner's
+        health once, upsert by label."""
+        try:
+            entries = self.registry.prepare_static(json.loads(data))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise RunnerError(400, str(exc)) from None
         healthy = await asyncio.gather(*(self._healthy(e["health_url"], e["code"]) for e in entries))
         registrations, released = self.registry.upsert_static(entries, list(healthy), self.clock())
         await self._cleanup(released)
-        return web.json_response({"runners": registrations})
+        return registrations
 
     async def discovery(self, request: web.Request) -> web.Response:
         return web.json_response(self.registry.discovery(self.service_url(), self.clock()))

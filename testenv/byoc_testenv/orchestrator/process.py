@@ -33,6 +33,7 @@ class OrchestratorProcess:
         self.ca_file = ca_file
         self.log_path = log_path
         self._secret_file = secret_file
+        self.cli_url = ""  # the CLI port (POST /registerLiveRunners)
 
     @classmethod
     def start(
@@ -79,7 +80,9 @@ class OrchestratorProcess:
             raise OrchestratorProcessError(f"test orchestrator did not start:\n{line}{Path(log_name).read_text()}")
         fields = dict(part.split("=", 1) for part in line.split())
         ca = Path(fields["ca"]) if "ca" in fields else None
-        return cls(proc, fields["url"], ca, Path(log_name), Path(secret_name))
+        orch = cls(proc, fields["url"], ca, Path(log_name), Path(secret_name))
+        orch.cli_url = fields.get("cli", "")
+        return orch
 
     def read_log(self) -> str:
         try:

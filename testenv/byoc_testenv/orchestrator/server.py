@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -21,6 +22,7 @@ from ..launcher.dns import HostsFileResolver
 from .byoc import ByocRoutes
 from .capabilities import CapabilityTable
 from .channels import TrickleChannels
+from .cli import cli_app, load_runners_config
 from .faults import Faults
 from .live_runner_routes import LiveRunnerRoutes
 from .live_runners import LiveRunnerRegistry
@@ -50,6 +52,8 @@ class TestOrchestrator:
         o2r_interval: float = 10.0,
         live_runner_url: str | None = None,
         hosts_file: str | None = None,
+        cli_port: int = 0,
+        runners_config: str | None = None,
     ) -> None:
         """See :meth:`start` for the arguments."""
         self.secret = secret
@@ -65,6 +69,9 @@ class TestOrchestrator:
         self.o2r_interval = o2r_interval
         self.live_runner_url = live_runner_url
         self.hosts_file = hosts_file
+        self.cli_port = cli_port
+        self.runners_config = runners_config
+        self._cli_runner: web.AppRunner | None = None
         self.certificate: SelfSignedCertificate | None = None
         self._runner: web.AppRunner | None = None
         self._http: aiohttp.ClientSession | None = None
@@ -88,10 +95,12 @@ class TestOrchestrator:
         live_runner_url: runner-facing base URL (``-liveRunnerAddr``); default: this server's URL.
         hosts_file: resolve host names through this hosts file first (the local cluster's Service names, kept by
             ``byoc_testenv.launcher``), as an orchestrator inside the cluster would through cluster DNS.
+        cli_port: the CLI port (``-cliAddr``, plain HTTP) serving ``POST /registerLiveRunners``; 0 picks a free one.
+        runners_config: a runners.json registered at start (``-liveRunnerConfig``); an invalid one fails the start.
         """
         orch = cls(**options)
-        await orch.serve()
         try:
+            await orch.serve()  # a start that fails half way (a bad runners.json) releases what it took
             yield orch
         finally:
             await orch.close()
@@ -103,6 +112,11 @@ class TestOrchestrator:
         """``http(s)://127.0.0.1:PORT``, without a trailing slash (the ``-serviceAddr``)."""
         scheme = "https" if self.tls else "http"
         return f"{scheme}://{self.host}:{self.port}"
+
+    @property
+    def cli_url(self) -> str:
+        """``http://127.0.0.1:CLI_PORT`` (the ``-cliAddr``, where static runners are upserted)."""
+        return f"http://{self.host}:{self.cli_port}"
 
     @property
     def runner_facing_url(self) -> str:
@@ -166,7 +180,18 @@ class TestOrchestrator:
         self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         assert self._live is not None
         self._live.start()
-        log.info("test orchestrator serving on %s", self.url)
+        await self._serve_cli(self._live)
+        log.info("test orchestrator serving on %s (CLI %s)", self.url, self.cli_url)
+
+    async def _serve_cli(self, live: LiveRunnerRoutes) -> None:
+        if self.runners_config:
+            count = await load_runners_config(live, Path(self.runners_config))
+            log.info("registered %d static live runners from %s", count, self.runners_config)
+        self._cli_runner = web.AppRunner(cli_app(live), handle_signals=False, access_log=None)
+        await self._cli_runner.setup()
+        site = web.TCPSite(self._cli_runner, self.host, self.cli_port)
+        await site.start()
+        self.cli_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
     async def close(self) -> None:
         if self._live is not None:
@@ -176,6 +201,9 @@ class TestOrchestrator:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self._cli_runner is not None:
+            await self._cli_runner.cleanup()
+            self._cli_runner = None
         if self._http is not None:
             await self._http.close()
             self._http = None
