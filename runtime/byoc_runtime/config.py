@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -31,6 +32,8 @@ class RuntimeConfig(BaseModel):
     # Name of the environment variable holding the bearer token (what the orchestrator registration used).
     token_env: str = "BYOC_TOKEN"
     token: str | None = None
+    # A file holding the token (a mounted Secret), re-read when it changes; wins over the variable.
+    token_file: Path | None = None
     capability_name: str = ""
     pipeline: str = "byoc"
     heartbeat_interval: Annotated[float, Field(gt=0)] = 10.0
@@ -40,6 +43,8 @@ class RuntimeConfig(BaseModel):
     hw_codecs: Literal["auto", "off"] = "auto"
     processor_timeout: Annotated[float, Field(gt=0)] = 15.0
     start_wait: Annotated[float, Field(ge=0)] = 10.0
+    # Grace for live streams once draining starts (preStop or SIGTERM); 0: SIGTERM stops them at once.
+    drain_seconds: Annotated[float, Field(ge=0)] = 0.0
     scale_interpolation: str = "FAST_BILINEAR"
     x264_preset: str = "superfast"
     torch_threads: Annotated[int, Field(ge=0)] = 0
@@ -64,6 +69,7 @@ _FLAGS: Flags = {
     "params": (str, "JSON object: default stream params, also passed to load_model()"),
     "capacity": (int, "sessions this process runs at once (one processor instance each)"),
     "token-env": (str, "environment variable holding the bearer token required on /stream/* (unset: no auth)"),
+    "token-file": (Path, "file holding that token (a mounted Secret), re-read when it changes; wins over token-env"),
     "capability-name": (str, "capability name reported by /version and /hardware/*"),
     "pipeline": (str, "pipeline name reported by /version"),
     "heartbeat-interval": (float, "seconds between heartbeat events"),
@@ -73,6 +79,10 @@ _FLAGS: Flags = {
     "hw-codecs": (str, "auto: NVDEC/NVENC when a GPU has them; off: software only"),
     "processor-timeout": (float, "seconds a single processor call may take before the session is failed"),
     "start-wait": (float, "seconds /stream/start waits for model loading before answering 503"),
+    "drain-seconds": (
+        float,
+        "once draining starts (GET /drain?wait=true, SIGTERM) live streams run this long before they are stopped",
+    ),
     "scale-interpolation": (str, "swscale algorithm for input scaling (FAST_BILINEAR, BILINEAR, AREA, ...)"),
     "x264-preset": (str, "libx264 preset for output encoding"),
     "torch-threads": (int, "torch intra-op threads; 0: half the cores per session slot (media threads need the rest)"),

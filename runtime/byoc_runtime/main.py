@@ -43,13 +43,23 @@ async def serve(config: RuntimeConfig) -> None:
         config.capacity,
         torch.cuda.is_available(),
     )
-    stop = asyncio.Event()
+    signals = asyncio.Queue[int]()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, signals.put_nowait, sig)
     try:
-        await stop.wait()
-        log.info("shutting down: stopping %d sessions", len(worker.sessions))
+        await signals.get()
+        # Kubernetes sends SIGTERM after the preStop drain, so the grace has usually run out by now; without a
+        # preStop hook it starts here. A second signal stops at once.
+        log.info("shutting down: draining %d sessions", len(worker.sessions))
+        draining = asyncio.create_task(worker.shut_down())
+        second = asyncio.create_task(signals.get())
+        await asyncio.wait({draining, second}, return_when=asyncio.FIRST_COMPLETED)
+        second.cancel()
+        if not draining.done():
+            log.info("second signal: stopping %d sessions now", len(worker.sessions))
+            draining.cancel()
+        await asyncio.gather(draining, second, return_exceptions=True)
     finally:
         await runner.cleanup()
 

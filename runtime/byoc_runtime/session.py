@@ -128,6 +128,7 @@ class Session:
         self._done = asyncio.Event()
         self._params_lock = asyncio.Lock()
         self._host_healthy = True
+        self._end_output = False
         self._input_has_audio = False
         self._audio_expected_in_encoder = False
         self._video_q: DropQueue[tuple[av.VideoFrame, float]] = DropQueue(settings.video_queue)
@@ -164,11 +165,13 @@ class Session:
             instance.attach_data_sink(self._data_from_processor)
         self._task = asyncio.create_task(self._run(), name=f"session-{self.stream_id}")
 
-    async def stop(self, reason: str = "stopped", limit_s: float = 10.0) -> None:
-        """Stop the pipeline, report it, and wait (bounded) until everything is released."""
+    async def stop(self, reason: str = "stopped", limit_s: float = 10.0, end_output: bool = False) -> None:
+        """Stop the pipeline, report it, and wait (bounded) until everything is released. ``end_output``: the
+        worker ends the stream itself (drain grace over), so the output channel is closed as at a natural end."""
         if self._task is None or self._task.done():
             return
         self.stop_reason = reason
+        self._end_output = end_output
         self.state = SessionState.STOPPING
         self._task.cancel()
         await asyncio.wait({self._task}, timeout=limit_s)
@@ -599,8 +602,9 @@ class Session:
                 with contextlib.suppress(trickle.TrickleError):
                     await segment.aclose()
             # At the natural end, deleting the output channel tells the gateway the output is over; on a
-            # stop the orchestrator owns the channels and closes them itself (pytrickle never deletes).
-            await publisher.close(delete=finished)
+            # stop the orchestrator owns the channels and closes them itself (pytrickle never deletes), unless
+            # the worker ended the stream on its own (drain).
+            await publisher.close(delete=finished or self._end_output)
 
     def _segment_published(self) -> None:
         self.segments_out += 1

@@ -7,6 +7,7 @@ the pytrickle ``StreamServer`` shim, or a test directly.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import logging
 import os
@@ -78,6 +79,8 @@ class Worker:
         # Draining: running sessions go on, new ones are refused (a Live Runner registrar asks for it before
         # unregistering, since a non-ready heartbeat would break the running sessions).
         self.draining = False
+        self._drain_deadline = 0.0  # loop time the drain grace ends
+        self._session_ended_event = asyncio.Event()
         self._load_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -138,12 +141,39 @@ class Worker:
         return session, True
 
     def drain(self) -> None:
-        """Refuse new sessions from now on; running ones (and retried starts of them) carry on."""
+        """Refuse new sessions from now on; running ones (and retried starts of them) carry on. The drain
+        grace (``drain_seconds``) counts from the first call."""
         if not self.draining:
-            log.info("draining: %d sessions running, no new ones", len(self.sessions))
+            log.info(
+                "draining: %d sessions running, no new ones; grace %gs", len(self.sessions), self.config.drain_seconds
+            )
+            self._drain_deadline = asyncio.get_running_loop().time() + self.config.drain_seconds
         self.draining = True
 
+    async def drained(self) -> bool:
+        """Drain, then wait until no session runs (True) or the drain grace is over (False)."""
+        self.drain()
+        loop = asyncio.get_running_loop()
+        while len(self.sessions):
+            left = self._drain_deadline - loop.time()
+            if left <= 0:
+                return False
+            self._session_ended_event.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._session_ended_event.wait(), left)
+        return True
+
+    async def shut_down(self) -> None:
+        """On SIGTERM: let live sessions run out the drain grace, then end those left with a stop event and
+        their output closed."""
+        if not await self.drained():
+            log.warning("drain grace over: stopping %d sessions", len(self.sessions))
+            await asyncio.gather(
+                *(s.stop("drain grace period over", end_output=True) for s in self.sessions), return_exceptions=True
+            )
+
     def _session_ended(self, session: Session) -> None:
+        self._session_ended_event.set()
         self.sessions.remove(session)
         self.pool.release(session.host, healthy=session.host_healthy)
         self.metrics.sessions_active.set(len(self.sessions))

@@ -171,7 +171,7 @@ def test_live_runner_dynamic_adds_a_registrar_sidecar_with_secret_files_and_drai
     args = registrar["args"]
     assert "--orchestrator=https://o1:8935" in args and "--orchestrator=https://o2:8935" in args
     assert "--capacity=2" in args and "--drain-seconds=300" in args and "--insecure-skip-verify=true" in args
-    assert "--app=live-video-to-video" in args and "--worker-url=http://127.0.0.1:8000" in args
+    assert "--app=live-video-to-video" in args and "--worker-url=http://$(POD_IP):8000" in args
     # secrets arrive as files, never as args or env values
     assert not any("secret" in str(e.get("value", "")) for e in registrar["env"])
     volumes = {v["name"]: v["secret"] for v in p["volumes"]}

@@ -10,8 +10,10 @@ from byoc_operator import api
 from byoc_operator.render.registrar import (
     TERMINATION_MARGIN_SECONDS,
     drain_hook,
+    drain_sidecar,
     registrar_container,
     secret_volumes,
+    uses_drain_sidecar,
     uses_registrar,
 )
 from byoc_operator.render.worker import Worker
@@ -96,6 +98,7 @@ def container(worker: Worker) -> dict[str, Any]:
             {"name": "BYOC_PARAMS", "value": json.dumps(runtime.params or {}, sort_keys=True)},
             {"name": "BYOC_CAPACITY", "value": str(spec.sessions_per_pod)},
             {"name": "BYOC_PORT", "value": str(worker.port)},
+            {"name": "BYOC_DRAIN_SECONDS", "value": str(spec.drain.grace_period_seconds)},
         ]
     out["env"] = env
     out["ports"] = [{"name": "http", "containerPort": worker.port, "protocol": "TCP"}]
@@ -118,11 +121,13 @@ def pod_spec(worker: Worker) -> dict[str, Any]:
     spec = worker.spec
     scheduling = spec.scheduling or api.Scheduling()
     containers = [container(worker)]
+    containers[0]["lifecycle"] = drain_hook(worker)
     volumes = []
     if uses_registrar(worker):
-        containers[0]["lifecycle"] = drain_hook()
         containers.append(registrar_container(worker))
         volumes += secret_volumes(worker)
+    elif uses_drain_sidecar(worker):
+        containers.append(drain_sidecar(worker))
     out: dict[str, Any] = {
         "containers": containers,
         "terminationGracePeriodSeconds": spec.drain.grace_period_seconds + TERMINATION_MARGIN_SECONDS,

@@ -1,13 +1,22 @@
-"""The Live Runner registrar sidecar (dynamic mode): each pod heartbeats itself to every named orchestrator.
+"""The registrar sidecar and how every worker pod drains.
 
-The sidecar (`byoc-registrar`, in the runtime image) only talks HTTP to the worker in the pod, so it works with
-any worker image. Orchestrator secrets reach it as files from the Secrets the BYOCWorker names.
+Live Runner dynamic mode: the sidecar (`byoc-registrar`, in the runtime image) heartbeats the pod to every named
+orchestrator. It only talks HTTP to the worker in the pod, so it works with any worker image. Orchestrator
+secrets reach it as files from the Secrets the BYOCWorker names.
+
+Draining, in every mode: the worker container's preStop hook blocks until live streams ended or the drain grace
+is over, then the kubelet sends SIGTERM.
+- Live Runner dynamic: the hook asks the sidecar, which also unregisters the runner.
+- The bundled runtime otherwise: the hook asks the runtime itself (``GET /drain?wait=true``).
+- Any other image otherwise: a drain-only sidecar (no orchestrators) serves the hook; it waits until the
+  worker's ``/health`` says idle.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from byoc_operator.render import security
 from byoc_operator.render.worker import Worker
 
 REGISTRAR_PORT = 8090
@@ -19,6 +28,11 @@ TERMINATION_MARGIN_SECONDS = 15
 def uses_registrar(worker: Worker) -> bool:
     reg = worker.spec.registration
     return worker.registers and reg.protocol == "live-runner" and reg.live_runner_mode == "dynamic"
+
+
+def uses_drain_sidecar(worker: Worker) -> bool:
+    """A user image not registered by a sidecar drains through a drain-only one (ours drains itself)."""
+    return worker.spec.container is not None and not uses_registrar(worker)
 
 
 def secret_volumes(worker: Worker) -> list[dict[str, Any]]:
@@ -41,7 +55,8 @@ def registrar_container(worker: Worker) -> dict[str, Any]:
     spec = worker.spec
     args = [
         f"--app={spec.capability.name}",
-        f"--worker-url=http://127.0.0.1:{worker.port}",
+        # The pod IP, not 127.0.0.1: the same network namespace either way, and workers must listen on it anyway.
+        f"--worker-url=http://$(POD_IP):{worker.port}",
         f"--capacity={spec.sessions_per_pod}",
         f"--drain-seconds={spec.drain.grace_period_seconds}",
         f"--port={REGISTRAR_PORT}",
@@ -67,16 +82,27 @@ def registrar_container(worker: Worker) -> dict[str, Any]:
         "livenessProbe": health,
         "volumeMounts": mounts,
         "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
-        "securityContext": {
-            "runAsNonRoot": True,
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "capabilities": {"drop": ["ALL"]},
-        },
+        "securityContext": security.hardened(read_only_root=True),
     }
 
 
-def drain_hook() -> dict[str, Any]:
-    """preStop on the worker: the registrar stops new sessions, waits for live ones, unregisters, then lets
-    the worker get its SIGTERM."""
-    return {"preStop": {"httpGet": {"path": "/drain", "port": REGISTRAR_PORT}}}
+def drain_sidecar(worker: Worker) -> dict[str, Any]:
+    """The registrar in drain-only mode: no orchestrators, no secrets; it only serves the worker's preStop."""
+    sidecar = registrar_container(worker)
+    sidecar["name"] = "drain"
+    sidecar["args"] = [
+        "--drain-only",
+        f"--worker-url=http://$(POD_IP):{worker.port}",
+        f"--drain-seconds={worker.spec.drain.grace_period_seconds}",
+        f"--port={REGISTRAR_PORT}",
+    ]
+    sidecar["volumeMounts"] = []
+    return sidecar
+
+
+def drain_hook(worker: Worker) -> dict[str, Any]:
+    """preStop on the worker: new sessions are refused, live ones run until they end or the drain grace is over
+    (the registrar also unregisters), then the worker gets its SIGTERM."""
+    if uses_registrar(worker) or uses_drain_sidecar(worker):
+        return {"preStop": {"httpGet": {"path": "/drain", "port": REGISTRAR_PORT}}}
+    return {"preStop": {"httpGet": {"path": "/drain?wait=true", "port": "http"}}}

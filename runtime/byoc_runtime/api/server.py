@@ -12,12 +12,13 @@ registered with a token; a 401 makes it drop the capability, so it is only sent 
 Live Runner (protocols.md 3b): a start carrying the ``Livepeer-Session-*`` headers of an orchestrator's app proxy
 is a Live Runner session (``liverunner/sessions.py``); on proxied requests ``Livepeer-Session-Id`` names the
 stream, so a client only ever reaches its own. ``POST /drain`` makes new starts answer 503 ``draining`` while
-running streams go on (the registrar sidecar calls it before unregistering); it is refused through a proxy.
+running streams go on (the registrar sidecar calls it before unregistering); ``GET /drain?wait=true`` (the pod's
+preStop hook) also waits until they ended or the drain grace is over. Both are refused through a proxy.
 """
 
 from __future__ import annotations
 
-import hmac
+import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -27,6 +28,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from .. import __version__, hardware
+from ..bearer import BearerToken
 from ..capacity import StartRefused
 from ..liverunner.control import CallbackError
 from ..liverunner.protocol import SESSION_HEADERS, SESSION_ID_HEADER, SessionContext
@@ -194,10 +196,17 @@ async def stream_status(request: web.Request) -> web.Response:
 
 
 async def drain(request: web.Request) -> web.Response:
-    """Refuse new streams from now on; running ones continue. Only for the pod itself (its registrar)."""
+    """Refuse new streams from now on; running ones continue. Only for the pod itself (its registrar, or the
+    kubelet's preStop ``GET /drain?wait=true``, which is answered once no stream runs or the drain grace is over,
+    holding the SIGTERM back until then)."""
     if any(name in request.headers for name in SESSION_HEADERS):
         return error_reply(403, "drain is not available through an orchestrator")
     worker = request.app[WORKER_KEY]
+    if request.query.get("wait", "").lower() in ("1", "true", "yes"):
+        idle = await asyncio.shield(worker.drained())  # a hook that gives up must not cancel the drain
+        return web.json_response(
+            {"status": "success", "draining": True, "drained": idle, "active_streams": len(worker.sessions)}
+        )
     worker.drain()
     return web.json_response({"status": "success", "draining": True, "active_streams": len(worker.sessions)})
 
@@ -253,15 +262,13 @@ def _is_stream_route(path: str) -> bool:
     return "/stream/" in path or path.endswith("/live-video-to-video")
 
 
-def auth_middleware(token: str | None) -> Any:
-    expected = f"Bearer {token}".encode() if token else None
-
+def auth_middleware(token: BearerToken) -> Any:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if expected is not None and _is_stream_route(request.path):
-            given = request.headers.get("Authorization", "").encode()
-            if not hmac.compare_digest(given, expected):
-                return error_reply(401, "missing or invalid bearer token")
+        if _is_stream_route(request.path):
+            refusal = token.refusal(request.headers.get("Authorization", ""))
+            if refusal:
+                return error_reply(401, refusal, reason="unauthorized")
         return await handler(request)
 
     return middleware
@@ -284,7 +291,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 
 def create_app(worker: Worker) -> web.Application:
-    app = web.Application(middlewares=[error_middleware, auth_middleware(worker.config.token)])
+    token = BearerToken(worker.config.token, worker.config.token_file)
+    app = web.Application(middlewares=[error_middleware, auth_middleware(token)])
     app[WORKER_KEY] = worker
     app[LIVE_RUNNER_KEY] = live_runner = LiveRunnerSessions(worker)
     for prefix in PREFIXES:
@@ -294,6 +302,7 @@ def create_app(worker: Worker) -> web.Application:
         app.router.add_post(f"{prefix}/stream/params", update_params)
         app.router.add_get(f"{prefix}/stream/status", stream_status)
         app.router.add_post(f"{prefix}/drain", drain)
+        app.router.add_get(f"{prefix}/drain", drain)  # preStop httpGet hooks can only GET
         app.router.add_get(f"{prefix}/health", health)
         app.router.add_get(f"{prefix}/version", version)
         app.router.add_get(f"{prefix}/app-version", app_version)

@@ -45,9 +45,11 @@ class RegistrarConfig(BaseModel):
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
 
     worker_url: HttpUrl = "http://127.0.0.1:8000"
-    orchestrators: tuple[OrchestratorTarget, ...]
-    app: Annotated[str, Field(min_length=1)]
-    runner_url: HttpUrl
+    # Drain only: no orchestrators, no registration; /drain (the worker's preStop) waits until the worker is idle.
+    drain_only: bool = False
+    orchestrators: tuple[OrchestratorTarget, ...] = ()
+    app: str = ""
+    runner_url: str = ""
     runner_id: str = ""
     capacity: Annotated[int, Field(ge=0, le=1024)] = 0  # 0: what the worker's /health says, else 1
     mode: Literal["persistent", "single-shot"] = MODE_PERSISTENT
@@ -82,6 +84,12 @@ class RegistrarConfig(BaseModel):
 
     @model_validator(mode="after")
     def _advert_is_valid(self) -> RegistrarConfig:
+        if self.drain_only:
+            if self.orchestrators:
+                raise ValueError("--drain-only registers nowhere: give no --orchestrator")
+            return self
+        if not self.orchestrators:
+            raise ValueError("no orchestrator: give --orchestrator URL (or BYOC_REGISTRAR_ORCHESTRATORS)")
         problems = advert_errors(RunnerAdvert(self.app, self.runner_url, metadata=self.metadata, mode=self.mode))
         if problems:
             raise ValueError("; ".join(problems))
@@ -125,6 +133,7 @@ def pair_secrets(
 # comma-separated list there.
 _FLAGS: dict[str, tuple[Any, str, bool]] = {
     "worker-url": (str, "the worker's REST API in this pod", False),
+    "drain-only": (str, "true: register nowhere, only drain (the worker's preStop calls /drain)", False),
     "orchestrator": (str, "orchestrator base URL (repeat for several; the variable: comma-separated)", True),
     "secret-file": (Path, "file holding the orchestrator secret: one for all, or one per --orchestrator", True),
     "secret-env": (str, "variable holding the orchestrator secret when no --secret-file is given", False),
@@ -152,6 +161,7 @@ _FLAGS: dict[str, tuple[Any, str, bool]] = {
     "log-level": (str, "DEBUG, INFO, WARNING, ERROR", False),
     "log-format": (str, "json (one object per line) or text", False),
 }
+_SWITCHES = ("insecure-skip-verify", "drain-only")  # --flag alone means true
 _PLURAL_ENV = {"orchestrator": "ORCHESTRATORS", "secret-file": "SECRET_FILES", "ca-file": "CA_FILES"}
 
 
@@ -166,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
         "heartbeats, and drains on SIGTERM. Every flag also reads BYOC_REGISTRAR_<FLAG>.",
     )
     for flag, (kind, text, repeat) in _FLAGS.items():
-        if flag == "insecure-skip-verify":
+        if flag in _SWITCHES:
             parser.add_argument(
                 f"--{flag}", nargs="?", const="true", default=None, help=f"{text} [env {_env_name(flag)}]"
             )
@@ -191,20 +201,22 @@ def load_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] | 
             raw[key] = args[key]
         elif env.get(_env_name(flag)):
             raw[key] = _split(env[_env_name(flag)]) if repeat else env[_env_name(flag)]
+    for switch in _SWITCHES:
+        key = switch.replace("-", "_")
+        if key in raw:
+            raw[key] = str(raw[key]).strip().lower() in ("1", "true", "yes")
     urls = [str(u) for u in raw.pop("orchestrator", [])]
-    if not urls:
+    if not urls and not raw.get("drain_only"):
         raise ValueError("no orchestrator: give --orchestrator URL (or BYOC_REGISTRAR_ORCHESTRATORS)")
     files = [Path(f) for f in raw.pop("secret_file", [])]
     secret_env = raw.pop("secret_env", "ORCH_SECRET")
     values: dict[str, Any] = {k: v for k, v in raw.items() if k != "ca_file"}
     values["ca_files"] = tuple(Path(f) for f in raw.get("ca_file", []))
-    if "insecure_skip_verify" in values:
-        values["insecure_skip_verify"] = str(values["insecure_skip_verify"]).strip().lower() in ("1", "true", "yes")
     if "app" not in values and env.get("CAPABILITY_NAME"):
         values["app"] = env["CAPABILITY_NAME"]
     worker_url = str(values.get("worker_url") or RegistrarConfig.model_fields["worker_url"].default)
     try:
-        if "runner_url" not in values:
+        if "runner_url" not in values and not values.get("drain_only"):
             if not env.get("POD_IP"):
                 raise ValueError("no runner URL: give --runner-url, or set POD_IP (downward API status.podIP)")
             values["runner_url"] = default_runner_url(worker_url, env["POD_IP"])

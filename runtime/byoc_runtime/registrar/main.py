@@ -2,6 +2,7 @@
 
 byoc-registrar --app live-video-to-video/grayscale --orchestrator https://orch:8935 --secret-file /secrets/orch
 POD_IP=10.0.0.7 POD_NAME=worker-0 ORCH_SECRET=... byoc-registrar --app my-app --orchestrator http://orch:8935
+byoc-registrar --drain-only --worker-url http://10.0.0.7:8000 --drain-seconds 600   # drain any image, no registration
 
 Exit status: 0 once drained and unregistered, 2 for a bad configuration.
 """
@@ -23,6 +24,7 @@ from .registrar import Registrar
 from .server import create_app
 
 log = logging.getLogger("byoc_runtime.registrar")
+LINGER_S = 2.0
 
 
 async def serve(config: RegistrarConfig, redactor: Redactor | None = None) -> None:
@@ -45,6 +47,10 @@ async def serve(config: RegistrarConfig, redactor: Redactor | None = None) -> No
         loop.add_signal_handler(sig, on_signal)
     try:
         await registrar.run()
+        if runner is not None:
+            # The kubelet signals this container and runs the worker's preStop at the same time: a preStop /drain
+            # arriving just after an idle worker's drain finished still gets its answer instead of a refusal.
+            await asyncio.sleep(LINGER_S)
     finally:
         if runner is not None:
             await runner.cleanup()  # after run(): a preStop /drain still waiting gets its answer first

@@ -6,6 +6,8 @@
 - Draining (SIGTERM, or ``/drain`` on the registrar's port from the worker container's preStop hook): ask the
   worker to refuse new sessions, keep heartbeating "ready" with the capacity shrunk to the sessions held, wait
   until the worker runs no stream (or ``drain_seconds`` passed, or ``hurry()``), then unregister everywhere.
+- Drain only (``--drain-only``, no orchestrators): the same drain with nothing to unregister, so the preStop hook
+  of any worker image waits until its ``/health`` says idle (IDLE, or ``active_streams`` 0).
 """
 
 from __future__ import annotations
@@ -64,6 +66,9 @@ class Registrar:
         for index, registration in enumerate(self.registrations):
             self._wake[index] = asyncio.Event()
             self._tasks.append(asyncio.create_task(self._heartbeat_loop(index, registration), name=f"beat-{index}"))
+        if c.drain_only:
+            log.info("drain-only registrar for the worker at %s (grace %gs)", c.worker_url, c.drain_seconds)
+            return
         log.info(
             "registrar for %s at %s: app %s, %d orchestrators",
             c.runner_id or "(id from orchestrator)",

@@ -17,6 +17,11 @@ class Pod:
     failures: int = 0  # consecutive failed polls or forwards
 
     @property
+    def takes_streams(self) -> bool:
+        """In the source and not draining (a terminating pod may still be listed until the source catches up)."""
+        return self.accepting and not (self.load is not None and self.load.draining)
+
+    @property
     def reachable(self) -> bool:
         return self.failures == 0
 
@@ -32,12 +37,12 @@ def start_order(pods: list[Pod], sessions_per_pod: int) -> list[str]:
 
     Pods with free slots come first, the most free first (spreading streams keeps per-stream GPU time
     highest); then pods whose load is unknown (a failed poll is not proof of a full pod); then loading pods
-    (a start may wait for the model). Full, erroring and departing pods are left out: when nothing remains,
+    (a start may wait for the model). Full, erroring, draining and departing pods are left out: when nothing remains,
     the answer is 503.
     """
     free, unknown, loading = [], [], []
     for index, pod in enumerate(pods):
-        if not pod.accepting:
+        if not pod.takes_streams:
             continue
         slots = pod.free(sessions_per_pod)
         if slots is None:
@@ -55,7 +60,7 @@ def totals(pods: list[Pod], sessions_per_pod: int) -> tuple[int, int]:
     """(slots, streams) over the pods that take new streams and whose load is known."""
     slots = streams = 0
     for pod in pods:
-        if pod.accepting and pod.load is not None and pod.load.state != ERROR:
+        if pod.takes_streams and pod.load is not None and pod.load.state != ERROR:
             slots += pod.load.slots(sessions_per_pod)
             streams += pod.load.active
     return slots, streams

@@ -110,9 +110,14 @@ class LauncherController:
             task = asyncio.create_task(self._terminate(uid, runner))
             self._stopping.add(task)
             task.add_done_callback(self._stopping.discard)
+        # kwok hands a deleted pod's IP to the next pod at once, while the old processes may still be draining
+        # on it (a kubelet would hold the IP until the old sandbox is gone): the new pod waits for them.
+        held_ips = {r.ip for r in self.terminating.values()}
         for uid, pod in wanted.items():
             runner = self.runners.get(uid)
             if runner is None:
+                if pod["status"]["podIP"] in held_ips:
+                    continue  # started once _terminate() of the old pod calls _changed()
                 runner = PodRunner(self._settings, pod, self._changed)
                 self.runners[uid] = runner
                 runner.start()

@@ -18,8 +18,12 @@ from typing import Any
 
 # The operator's default (byoc_operator.handlers.DEFAULT_RUNTIME_IMAGE; testenv does not import the operator).
 DEFAULT_RUNTIME_IMAGE = "ghcr.io/livepeer-byoc/byoc-runtime:0.1.0"
-RUNTIME_EXECUTABLES = ("byoc-runtime", "byoc-router")
-RUNTIME_HOST_ENV = {"byoc-runtime": "BYOC_HOST", "byoc-router": "BYOC_ROUTER_HOST"}
+RUNTIME_EXECUTABLES = ("byoc-runtime", "byoc-router", "byoc-registrar")
+RUNTIME_HOST_ENV = {
+    "byoc-runtime": "BYOC_HOST",
+    "byoc-router": "BYOC_ROUTER_HOST",
+    "byoc-registrar": "BYOC_REGISTRAR_HOST",
+}
 RUNTIME_DNS_FLAGS = {"--pods-dns": "--pods-file"}
 
 
@@ -58,7 +62,7 @@ def venv_executable(name: str) -> str:
 
 
 def bundled_runtime() -> LocalImage:
-    """The runtime image (Dockerfile.runtime: ENTRYPOINT byoc-runtime; the router runs byoc-router)."""
+    """The runtime image (Dockerfile.runtime: ENTRYPOINT byoc-runtime; also byoc-router and byoc-registrar)."""
     return LocalImage(
         entrypoint=("byoc-runtime",),
         commands={name: venv_executable(name) for name in RUNTIME_EXECUTABLES},

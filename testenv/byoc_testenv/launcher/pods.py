@@ -4,7 +4,8 @@ Each container whose image the image map knows runs as a process bound to the po
 one liberty taken is telling it that address through an environment variable (``LocalImage.host_env``),
 since there is no network namespace to give it. Everything else comes from the pod as a kubelet would take
 it: command and args (``$(VAR)`` expanded), env with the downward API, ConfigMap and Secret references,
-probes, ``restartPolicy`` and ``terminationGracePeriodSeconds``. Containers of other images are left to kwok.
+probes, ``restartPolicy``, ``terminationGracePeriodSeconds`` and ``preStop`` hooks (``hooks.py``). Containers
+of other images are left to kwok.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any, BinaryIO
 
 import aiohttp
 
+from . import hooks
 from .dns import DnsFiles
 from .env import ConfigError, container_env, env_refs, expand
 from .images import LocalImage
@@ -252,9 +254,15 @@ class ContainerRunner:
             self.pod.changed()
 
     async def _kill(self, proc: asyncio.subprocess.Process, grace: float) -> None:
-        """SIGTERM to the process group, SIGKILL after the grace period."""
+        """The preStop hook (bounded by the grace period), SIGTERM to the process group, SIGKILL once the grace
+        is over."""
         if proc.returncode is not None:
             return
+        hook = hooks.pre_stop(self.spec)
+        if hook is not None:
+            grace = await hooks.run_pre_stop(hook, grace, self._run_hook, f"{self.pod.key}/{self.name}")
+            if proc.returncode is not None:
+                return
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -267,6 +275,16 @@ class ContainerRunner:
         # Anything the process left in its group goes too.
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
+
+    async def _run_hook(self, hook: Obj) -> str:
+        if "httpGet" in hook:
+            return await hooks.run_http(hook["httpGet"], self.pod.ip, self.spec, self.pod.settings.http)
+        if "exec" in hook:
+            env = container_env(self.pod.pod, self.spec, await self.pod.env_sources())
+            full_env = {**self.pod.settings.base_env, "HOSTNAME": self.pod.pod["metadata"]["name"], **env}
+            return await hooks.run_exec(list(hook["exec"].get("command") or []), full_env, self.pod.log_dir,
+                                        self.log_path, self.image.executable)
+        raise hooks.HookFailed(f"unknown hook {sorted(hook)}")
 
     async def stop(self, grace: float) -> None:
         self._stopping = True
