@@ -7,6 +7,8 @@ import math
 from typing import Any
 
 from byoc_operator import api
+from byoc_operator.render import security
+from byoc_operator.render.placement import topology_spread
 from byoc_operator.render.registrar import (
     TERMINATION_MARGIN_SECONDS,
     drain_hook,
@@ -89,6 +91,7 @@ def container(worker: Worker) -> dict[str, Any]:
         if user.args:
             out["args"] = user.args
         env = [*identity_env(worker), *(user.env or [])]
+        out["securityContext"] = security.user_container(user.security_context)
     else:
         runtime = spec.runtime or api.RuntimeContainer()
         out["image"] = runtime.image or worker.runtime_image
@@ -100,6 +103,7 @@ def container(worker: Worker) -> dict[str, Any]:
             {"name": "BYOC_PORT", "value": str(worker.port)},
             {"name": "BYOC_DRAIN_SECONDS", "value": str(spec.drain.grace_period_seconds)},
         ]
+        out["securityContext"] = security.hardened()
     out["env"] = env
     out["ports"] = [{"name": "http", "containerPort": worker.port, "protocol": "TCP"}]
     res = resources(spec)
@@ -134,6 +138,7 @@ def pod_spec(worker: Worker) -> dict[str, Any]:
         # Workers talk to orchestrators, not to the Kubernetes API.
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
+        "securityContext": security.pod(spec.pod_security_context),
     }
     node_selector = dict(scheduling.node_selector or {})
     if spec.gpu.product:
@@ -147,6 +152,9 @@ def pod_spec(worker: Worker) -> dict[str, Any]:
         out["tolerations"] = tolerations
     if scheduling.affinity:
         out["affinity"] = scheduling.affinity
+    spread = topology_spread(worker)
+    if spread:
+        out["topologySpreadConstraints"] = spread
     if scheduling.runtime_class_name:
         out["runtimeClassName"] = scheduling.runtime_class_name
     if scheduling.priority_class_name:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from byoc_operator.render import security
 from byoc_operator.render.worker import LABEL_COMPONENT, LABEL_WORKER, ROUTER_PORT, Worker
 
 ROUTER_REPLICAS = 2  # two, so a router restart or node loss never takes the registered URL down
@@ -53,12 +54,7 @@ def render_router_deployment(worker: Worker) -> dict[str, Any]:
         "readinessProbe": {"httpGet": {"path": "/health", "port": "http"}, "periodSeconds": 5},
         "livenessProbe": {"httpGet": {"path": "/health", "port": "http"}, "periodSeconds": 10},
         "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
-        "securityContext": {
-            "runAsNonRoot": True,
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "capabilities": {"drop": ["ALL"]},
-        },
+        "securityContext": security.hardened(read_only_root=True),
     }
     return {
         "apiVersion": "apps/v1",
