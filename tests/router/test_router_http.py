@@ -262,3 +262,18 @@ async def test_headless_service_dns(http, make_pod, make_router):
     assert sorted(router.router.pods) == sorted(p.url for p in pods)
     assert (await start(http, router, "s1"))[0] == 200 and (await start(http, router, "s2"))[0] == 200
     assert all(len(p.streams) == 1 for p in pods)
+
+
+async def test_token_file_rotation_without_restart(http, make_pod, make_router, tmp_path):
+    token_file = tmp_path / "token"
+    token_file.write_text("old\n")
+    pods = [await make_pod(token="new")]
+    router = await make_router(pods, token_file=token_file)
+    status, body = await start(http, router, "s1", Authorization="Bearer new")
+    assert (status, body["reason"], body["message"]) == (401, "unauthorized", "invalid bearer token")
+    token_file.write_text("new\n")  # a changed file is re-read on the next request
+    assert (await start(http, router, "s1", Authorization="Bearer new"))[0] == 200
+    start_call = pods[0].calls("/stream/start")[-1]
+    assert start_call.headers.get("Authorization") == "Bearer new"  # forwarded to the pod
+    status, body = await start(http, router, "s2")
+    assert (status, body["message"]) == (401, "missing bearer token: send Authorization: Bearer <token>")

@@ -192,3 +192,33 @@ async def test_metrics_exposition() -> None:
         assert status == 200
         for name in ("byoc_sessions_active", "byoc_frames_in_total", "byoc_stage_seconds", "byoc_errors_total"):
             assert name in text or name.replace("_total", "") in text
+
+
+async def test_token_file_is_reread_when_it_changes(tmp_path) -> None:
+    """A mounted Secret: the kubelet swaps the ..data link; the new token works without a restart."""
+    data = tmp_path / "..data-1"
+    data.mkdir()
+    (data / "token").write_text("first\n")
+    (tmp_path / "..data").symlink_to(data.name)
+    token_file = tmp_path / "token"
+    token_file.symlink_to("..data/token")
+    async with running_worker(token_file=token_file) as rt:
+        await rt.wait_health("IDLE")
+        assert (await rt.get("/health"))[0] == 200  # not a stream route
+        status, body = await rt.post("/stream/start", json=start_body("f"))
+        assert status == 401 and body["reason"] == "unauthorized" and "missing bearer token" in body["message"]
+        first = {"Authorization": "Bearer first"}
+        assert (await rt.get("/stream/status", headers=first))[0] == 200
+        # rotation, as the kubelet does it
+        rotated = tmp_path / "..data-2"
+        rotated.mkdir()
+        (rotated / "token").write_text("second")
+        (tmp_path / "..data-tmp").symlink_to(rotated.name)
+        (tmp_path / "..data-tmp").replace(tmp_path / "..data")
+        status, body = await rt.get("/stream/status", headers=first)
+        assert status == 401 and body["message"] == "invalid bearer token"
+        assert (await rt.get("/stream/status", headers={"Authorization": "Bearer second"}))[0] == 200
+        # gone: refused (fail closed), with the reason
+        (tmp_path / "..data").unlink()
+        status, body = await rt.get("/stream/status", headers={"Authorization": "Bearer second"})
+        assert status == 401 and "token file is unreadable" in body["message"]

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
+from ..bearer import BearerToken
 from .load import PodLoad, parse_health, parse_status
 
 # Not copied between the orchestrator's request and the pod's (RFC 9110 hop-by-hop, plus recomputed ones).
@@ -50,15 +51,15 @@ def end_to_end(headers: Mapping[str, str]) -> dict[str, str]:
 
 
 class PodClient:
-    def __init__(self, http: aiohttp.ClientSession, token: str | None, status_timeout: float) -> None:
+    def __init__(self, http: aiohttp.ClientSession, token: BearerToken, status_timeout: float) -> None:
         self.http = http
-        self.auth = {"Authorization": f"Bearer {token}"} if token else {}
+        self.token = token  # the router's own polls; forwarded calls carry the caller's header
         self.status_timeout = status_timeout
 
     async def _get_json(self, url: str) -> tuple[int, object]:
         timeout = aiohttp.ClientTimeout(total=self.status_timeout)
         try:
-            async with self.http.get(url, headers=self.auth, timeout=timeout) as resp:
+            async with self.http.get(url, headers=self.token.header(), timeout=timeout) as resp:
                 body = await resp.read()
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise PodUnreachable(f"{url}: {exc!r}", sent=_sent(exc)) from exc

@@ -32,6 +32,8 @@ class RouterConfig(BaseModel):
     # Name of the environment variable holding the bearer token (the capability's registered token).
     token_env: str = "BYOC_TOKEN"
     token: str | None = None
+    # A file holding the token (a mounted Secret), re-read when it changes; wins over the variable.
+    token_file: Path | None = None
     refresh_interval: Seconds = 5.0
     status_interval: Seconds = 5.0
     status_timeout: Seconds = 2.0
@@ -74,6 +76,7 @@ _FLAGS: Flags = {
     "pod-scheme": (str, "http or https towards pods"),
     "sessions-per-pod": (int, "stream slots per pod (a pod reporting fewer is taken at its word)"),
     "token-env": (str, "environment variable holding the bearer token; unset or empty: no auth"),
+    "token-file": (Path, "file holding the bearer token (a mounted Secret), re-read when it changes"),
     "refresh-interval": (float, "seconds between re-reads of the pod source"),
     "status-interval": (float, "seconds between polls of every pod's /stream/status"),
     "status-timeout": (float, "seconds a pod status poll may take"),
