@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -31,6 +32,8 @@ class RuntimeConfig(BaseModel):
     # Name of the environment variable holding the bearer token (what the orchestrator registration used).
     token_env: str = "BYOC_TOKEN"
     token: str | None = None
+    # A file holding the token (a mounted Secret), re-read when it changes; wins over the variable.
+    token_file: Path | None = None
     capability_name: str = ""
     pipeline: str = "byoc"
     heartbeat_interval: Annotated[float, Field(gt=0)] = 10.0
@@ -66,6 +69,7 @@ _FLAGS: Flags = {
     "params": (str, "JSON object: default stream params, also passed to load_model()"),
     "capacity": (int, "sessions this process runs at once (one processor instance each)"),
     "token-env": (str, "environment variable holding the bearer token required on /stream/* (unset: no auth)"),
+    "token-file": (Path, "file holding that token (a mounted Secret), re-read when it changes; wins over token-env"),
     "capability-name": (str, "capability name reported by /version and /hardware/*"),
     "pipeline": (str, "pipeline name reported by /version"),
     "heartbeat-interval": (float, "seconds between heartbeat events"),

@@ -19,7 +19,6 @@ preStop hook) also waits until they ended or the drain grace is over. Both are r
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -29,6 +28,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from .. import __version__, hardware
+from ..bearer import BearerToken
 from ..capacity import StartRefused
 from ..liverunner.control import CallbackError
 from ..liverunner.protocol import SESSION_HEADERS, SESSION_ID_HEADER, SessionContext
@@ -262,15 +262,13 @@ def _is_stream_route(path: str) -> bool:
     return "/stream/" in path or path.endswith("/live-video-to-video")
 
 
-def auth_middleware(token: str | None) -> Any:
-    expected = f"Bearer {token}".encode() if token else None
-
+def auth_middleware(token: BearerToken) -> Any:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if expected is not None and _is_stream_route(request.path):
-            given = request.headers.get("Authorization", "").encode()
-            if not hmac.compare_digest(given, expected):
-                return error_reply(401, "missing or invalid bearer token")
+        if _is_stream_route(request.path):
+            refusal = token.refusal(request.headers.get("Authorization", ""))
+            if refusal:
+                return error_reply(401, refusal, reason="unauthorized")
         return await handler(request)
 
     return middleware
@@ -293,7 +291,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 
 def create_app(worker: Worker) -> web.Application:
-    app = web.Application(middlewares=[error_middleware, auth_middleware(worker.config.token)])
+    token = BearerToken(worker.config.token, worker.config.token_file)
+    app = web.Application(middlewares=[error_middleware, auth_middleware(token)])
     app[WORKER_KEY] = worker
     app[LIVE_RUNNER_KEY] = live_runner = LiveRunnerSessions(worker)
     for prefix in PREFIXES:

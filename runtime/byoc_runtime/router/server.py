@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import json
 import logging
 import time
@@ -39,6 +38,7 @@ import aiohttp
 from aiohttp import web
 
 from .. import __version__
+from ..bearer import BearerToken
 from .client import PodClient, PodUnreachable, Reply
 from .config import RouterConfig
 from .load import IDLE, LOADING, OK, PodLoad
@@ -99,6 +99,7 @@ class Router:
         self.clock = clock
         self.pods: dict[str, Pod] = {}
         self.pins = PinTable()
+        self.token = BearerToken(config.token, config.token_file)
         self._http: aiohttp.ClientSession | None = None
         self._client: PodClient | None = None
         self._poll: asyncio.Task[None] | None = None
@@ -116,7 +117,7 @@ class Router:
         """Learn the pods and the streams they already run before taking requests (a restart loses nothing)."""
         # A fresh connection per call: a pooled one a restarted pod closed would fail a POST after "sending" it.
         self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True))
-        self._client = PodClient(self._http, self.config.token, self.config.status_timeout)
+        self._client = PodClient(self._http, self.token, self.config.status_timeout)
         await self.refresh_pods()
         await self.poll_pods()
         log.info(
@@ -462,16 +463,17 @@ def _is_stream_route(path: str) -> bool:
     return "/stream/" in path or path.endswith("/live-video-to-video")
 
 
-def auth_middleware(token: str | None) -> Any:
+def auth_middleware(token: BearerToken) -> Any:
     """Same rule as the worker: the registered token as ``Bearer`` on stream routes (a 401 makes go-livepeer
-    drop the capability, so only a wrong or missing token gets one)."""
-    expected = f"Bearer {token}".encode() if token else None
+    drop the capability, so only a wrong or missing token gets one). The header is forwarded to the pods, which
+    check it too."""
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if expected is not None and _is_stream_route(request.path):
-            if not hmac.compare_digest(request.headers.get("Authorization", "").encode(), expected):
-                return error_reply(401, "missing or invalid bearer token", "unauthorized")
+        if _is_stream_route(request.path):
+            refusal = token.refusal(request.headers.get("Authorization", ""))
+            if refusal:
+                return error_reply(401, refusal, "unauthorized")
         return await handler(request)
 
     return middleware
@@ -491,7 +493,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 
 def create_app(router: Router) -> web.Application:
-    app = web.Application(middlewares=[error_middleware, auth_middleware(router.config.token)])
+    app = web.Application(middlewares=[error_middleware, auth_middleware(router.token)])
     app[ROUTER_KEY] = router
 
     def pinned(route: str) -> Handler:
