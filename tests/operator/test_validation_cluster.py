@@ -24,6 +24,17 @@ CASES = [
     ({"pricing": {"pricePerUnit": -5}}, "spec.pricing.pricePerUnit"),
     ({"orchestrators": [{"url": "ftp://x", "secretRef": {"name": "s"}}]}, "spec.orchestrators[0].url"),
     ({"gpu": {"cuont": 1}}, 'unknown field "spec.gpu.cuont"'),
+    ({"autoscaling": {"minReplicas": 4, "maxReplicas": 2}}, "minReplicas must not be greater than"),
+    ({"autoscaling": {"minReplicas": 1}}, "spec.autoscaling.maxReplicas: Required value"),
+    ({"autoscaling": {"maxReplicas": 2, "targetBusyPercent": 0}}, "spec.autoscaling.targetBusyPercent"),
+    ({"disruptionBudget": {"minAvailable": 1, "maxUnavailable": 1}}, "set exactly one of minAvailable"),
+    ({"disruptionBudget": {}}, "set exactly one of minAvailable"),
+    ({"scheduling": {"spread": {"whenUnsatisfiable": "Never"}}}, "spec.scheduling.spread.whenUnsatisfiable"),
+    ({"orchestrators": [{"url": "http://o:8935"}]}, "needs a secretRef"),
+    (
+        {"orchestrators": [{"url": "http://o:8935"}], "registration": {"protocol": "live-runner"}},
+        "needs a secretRef",
+    ),
 ]
 
 
