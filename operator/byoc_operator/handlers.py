@@ -16,7 +16,7 @@ import kopf
 from lightkube import AsyncClient
 
 from byoc_operator import api
-from byoc_operator.index import Key, slim_child, slim_pod
+from byoc_operator.index import Key, slim_child, slim_configmap, slim_pod
 from byoc_operator.reconcile import Indexes, Reconciler
 from byoc_operator.registration import ORCHESTRATOR_LABEL
 from byoc_operator.render.worker import LABEL_WORKER
@@ -66,6 +66,11 @@ def services(body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]]:
     return {_worker_key(body): slim_child(body)}
 
 
+@kopf.index("v1", "configmaps", **CHILD_FILTER)
+def configmaps(body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]]:
+    return {_worker_key(body): slim_configmap(body)}
+
+
 @kopf.index("v1", "pods", **CHILD_FILTER)
 def pods(body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]]:
     return {_worker_key(body): slim_pod(body)}
@@ -100,6 +105,7 @@ def _reconciler(memo: kopf.Memo, kwargs: dict[str, Any]) -> Reconciler:
                 kwargs["services"],
                 kwargs["pods"],
                 kwargs["orchestrator_secrets"],
+                kwargs["configmaps"],
             )
         )
         asyncio.get_running_loop().create_task(_resync(reconciler, memo.resync_seconds))
@@ -130,5 +136,6 @@ async def orchestrator_secret_event(namespace: str, memo: kopf.Memo, **kwargs: A
 @kopf.on.event("apps", "v1", "deployments", **CHILD_FILTER)
 @kopf.on.event("v1", "services", **CHILD_FILTER)
 @kopf.on.event("v1", "pods", **CHILD_FILTER)
+@kopf.on.event("v1", "configmaps", **CHILD_FILTER)
 async def child_event(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
     _reconciler(memo, kwargs).trigger(_worker_key(body))

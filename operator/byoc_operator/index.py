@@ -38,6 +38,16 @@ def slim_child(body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def slim_configmap(body: dict[str, Any]) -> dict[str, Any]:
+    """A ConfigMap (runners.json) as drift checks need it: its data."""
+    return {
+        "apiVersion": body.get("apiVersion"),
+        "kind": body.get("kind"),
+        "metadata": slim_metadata(dict(body.get("metadata") or {})),
+        "data": dict(body.get("data") or {}),
+    }
+
+
 def slim_pod(body: dict[str, Any]) -> dict[str, Any]:
     status = body.get("status") or {}
     return {

@@ -1,12 +1,16 @@
-"""HTTP calls to orchestrators (BYOC capability registration). Thin I/O; decisions live in `registration.py`.
+"""HTTP calls to orchestrators (BYOC capability registration, Live Runner discovery and static upserts). Thin I/O;
+decisions live in `registration.py` and `static_runners.py`.
 
 The orchestrator secret goes only into the Authorization header (raw, no "Bearer", as go-livepeer's
-byoc/job_orchestrator.go checks it) and never into an error message.
+byoc/job_orchestrator.go checks it) and the worker token only into the registration body; neither ever into an
+error message.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
+import json
 import ssl
 import time
 from collections.abc import Callable
@@ -16,7 +20,7 @@ import aiohttp
 from lightkube import ApiError, AsyncClient
 from lightkube.resources.core_v1 import Secret
 
-from byoc_operator import metrics, registration
+from byoc_operator import api, metrics, registration, static_runners
 from byoc_operator.index import Key
 from byoc_operator.registration import sanitise
 from byoc_operator.render.worker import Worker
@@ -36,25 +40,44 @@ def ssl_context(ca_pem: str | None, insecure: bool) -> ssl.SSLContext | bool:
     return True
 
 
-async def _post(session: aiohttp.ClientSession, url: str, secret: str, tls: ssl.SSLContext | bool, **body: Any) -> None:
+async def _post(
+    session: aiohttp.ClientSession, url: str, secret: str | None, tls: ssl.SSLContext | bool, **body: Any
+) -> str:
+    """POST, the reply's text on 200; `secret` (if any) as raw Authorization. Errors never carry the secret or
+    the worker token (a JSON body's `token`)."""
     call = url.rsplit("/", 1)[-1]
+    hide = (secret or "", str((body.get("json") or {}).get("token") or ""))
+    headers = {"Authorization": secret} if secret is not None else {}
     try:
-        async with session.post(url, headers={"Authorization": secret}, ssl=tls, timeout=TIMEOUT, **body) as resp:
+        async with session.post(url, headers=headers, ssl=tls, timeout=TIMEOUT, **body) as resp:
             text = await resp.text(errors="replace")
             metrics.REGISTRATION_CALLS.labels(call, str(resp.status)).inc()
             if resp.status != 200:
-                raise RegistrationError(sanitise(f"HTTP {resp.status}: {text}", secret))
+                raise RegistrationError(sanitise(f"HTTP {resp.status}: {text}", *hide))
+            return text
     except RegistrationError:
         raise
     except (TimeoutError, aiohttp.ClientError, ssl.SSLError) as exc:
         metrics.REGISTRATION_CALLS.labels(call, type(exc).__name__).inc()
-        raise RegistrationError(sanitise(f"{type(exc).__name__}: {exc}", secret)) from None
+        raise RegistrationError(sanitise(f"{type(exc).__name__}: {exc}", *hide)) from None
 
 
 async def register(
     session: aiohttp.ClientSession, base_url: str, secret: str, payload: dict[str, Any], tls: ssl.SSLContext | bool
 ) -> None:
     await _post(session, f"{base_url}/capability/register", secret, tls, json=payload)
+
+
+async def upsert_runners(
+    session: aiohttp.ClientSession, cli_url: str, document: dict[str, Any], tls: ssl.SSLContext | bool
+) -> list[dict[str, Any]]:
+    """POST {cli}/registerLiveRunners (no auth, as upstream's CLI port); the registrations it answers with."""
+    text = await _post(session, f"{cli_url}/registerLiveRunners", None, tls, json=document)
+    try:
+        runners = json.loads(text).get("runners")
+    except (ValueError, AttributeError):
+        raise RegistrationError(sanitise(f"/registerLiveRunners answered no JSON: {text}")) from None
+    return [r for r in runners or [] if isinstance(r, dict)]
 
 
 async def unregister(
@@ -75,15 +98,17 @@ class Fleet:
         self._session: aiohttp.ClientSession | None = None
         self._memory: dict[tuple[Key, str], registration.Memory] = {}
         self._known: dict[tuple[Key, str], registration.Target] = {}
+        self._upserted: dict[tuple[Key, str], static_runners.Upserted] = {}
 
     async def close(self) -> None:
         if self._session:
             await self._session.close()
 
     def forget(self, key: Key) -> None:
-        for mem_key in [k for k in self._memory if k[0] == key]:
+        for mem_key in [k for k in [*self._memory, *self._upserted] if k[0] == key]:
             self._memory.pop(mem_key, None)
             self._known.pop(mem_key, None)
+            self._upserted.pop(mem_key, None)
 
     async def sync(
         self,
@@ -101,6 +126,7 @@ class Fleet:
         payload = registration.capability_payload(worker, capacity)
         digest = registration.payload_digest(payload)
         refresh = float(worker.spec.registration.refresh_seconds)
+        token_ref = worker.spec.registration.token_secret_ref
         old = {e["url"]: e for e in previous}
         entries = []
         wanted = {t.url for t in targets}
@@ -109,7 +135,7 @@ class Fleet:
             keep = target.url in wanted and not deleting
             self._known[(key, target.url)] = target
             entry = await self._sync_one(
-                key, target, payload, digest, keep and capacity > 0, refresh, old.get(target.url), ref, now
+                key, target, payload, digest, keep and capacity > 0, refresh, old.get(target.url), ref, now, token_ref
             )
             if keep:
                 entries.append(entry)
@@ -128,6 +154,7 @@ class Fleet:
         old: dict[str, Any] | None,
         ref: dict[str, Any],
         now: str,
+        token_ref: api.SecretKeyRef | None = None,
     ) -> dict[str, Any]:
         # The operator's memory of its own calls is the truth here, not the status it read back (which may lag
         # a write it just made); the status only seeds `since` after an operator restart.
@@ -140,7 +167,8 @@ class Fleet:
         try:
             secret, tls = await self._credentials(key[0], target)
             if action == "register":
-                await register(self._http(), target.url, secret, payload, tls)
+                sent = await self._with_token(key[0], payload, token_ref)
+                await register(self._http(), target.url, secret, sent, tls)
                 since = (
                     (memory.since if was_registered and memory else None)
                     or ((old or {}).get("since") if (old or {}).get("registered") else None)
@@ -165,6 +193,15 @@ class Fleet:
             )
         return self._memory[mem_key].entry(target.url)
 
+    async def _with_token(
+        self, namespace: str, payload: dict[str, Any], token_ref: api.SecretKeyRef | None
+    ) -> dict[str, Any]:
+        """The payload with the worker's token, read from its Secret only for the call (so a rotated token goes
+        out with the next refresh); the digest that decides when to call is taken without it."""
+        if token_ref is None:
+            return payload
+        return {**payload, "token": await self._secret_value(namespace, token_ref.name, token_ref.key)}
+
     async def observe_runners(
         self, key: Key, targets: list[registration.Target], pods: list[str], previous: list[dict[str, Any]], now: str
     ) -> list[dict[str, Any]]:
@@ -176,18 +213,7 @@ class Fleet:
         for target in targets:
             entry = dict(old.get(target.url) or {"url": target.url, "registered": False, "capacity": 0})
             try:
-                tls = ssl_context(
-                    await self._secret_value(key[0], target.ca_secret_name, target.ca_secret_key)
-                    if target.ca_secret_name and target.ca_secret_key
-                    else None,
-                    target.insecure,
-                )
-                async with self._http().get(f"{target.url}/discovery", ssl=tls, timeout=TIMEOUT) as resp:
-                    if resp.status != 200:
-                        raise RegistrationError(f"discovery answered HTTP {resp.status}")
-                    listed = await resp.json(content_type=None)
-            except (TimeoutError, aiohttp.ClientError, ssl.SSLError, ValueError) as exc:
-                entry["lastError"] = sanitise(f"{type(exc).__name__}: {exc}")
+                listed = await self._discovery(key[0], target)
             except RegistrationError as exc:
                 entry["lastError"] = str(exc)
             else:
@@ -202,17 +228,110 @@ class Fleet:
             entries.append(entry)
         return entries
 
+    async def sync_static(
+        self,
+        key: Key,
+        worker: Worker,
+        targets: list[registration.Target],
+        live: list[dict[str, Any]],
+        published: list[dict[str, Any]],
+        previous: list[dict[str, Any]],
+        ref: dict[str, Any],
+        now: str,
+        deleting: bool = False,
+    ) -> list[dict[str, Any]]:
+        """Live Runner (static): upsert the ready pods' runners.json entries (and retire gone ones) to every
+        orchestrator with a CLI URL, when they change and every refresh period; report what each orchestrator's
+        /discovery lists. Orchestrators without a CLI URL read the ConfigMap at start only: they are observed.
+        Deleting: every runner upserted is retired; the entries returned are the orchestrators that failed."""
+        old = {e["url"]: e for e in previous}
+        labels = {e["label"] for e in live}
+        entries = []
+        for target in targets:
+            mem_key = (key, target.url)
+            if target.cli_url:
+                await self._upsert(key[0], mem_key, target, [] if deleting else live, published, worker, ref)
+            if deleting:
+                failed = self._upserted.get(mem_key)
+                if failed is not None and failed.error:
+                    entries.append({"url": target.url, "lastError": failed.error})
+                continue
+            try:
+                found = static_runners.our_runners(await self._discovery(key[0], target), labels)
+            except RegistrationError:
+                found = None  # the HTTP port may not be reachable from here; the upsert reply tells enough
+            memory = self._upserted.get(mem_key)
+            per_pod = worker.spec.sessions_per_pod
+            entries.append(
+                static_runners.status_entry(target.url, labels, memory, found, per_pod, old.get(target.url), now)
+            )
+        if deleting or not targets:
+            self.forget(key)
+        return entries
+
+    async def _upsert(
+        self,
+        namespace: str,
+        mem_key: tuple[Key, str],
+        target: registration.Target,
+        live: list[dict[str, Any]],
+        published: list[dict[str, Any]],
+        worker: Worker,
+        ref: dict[str, Any],
+    ) -> None:
+        assert target.cli_url is not None
+        memory = self._upserted.get(mem_key)
+        document = static_runners.upsert_document(live, static_runners.known_entries(memory, published))
+        if not document["runners"]:
+            return  # nothing ready and nothing to retire
+        digest = static_runners.document_digest(document)
+        now = time.monotonic()
+        if not static_runners.due(digest, memory, now, float(worker.spec.registration.refresh_seconds)):
+            return
+        try:
+            tls = ssl_context(await self._ca(namespace, target), target.insecure)
+            reply = await upsert_runners(self._http(), target.cli_url, document, tls)
+        except RegistrationError as exc:
+            if not memory or memory.error != str(exc):
+                self._post_event(ref, "Warning", "RegistrationFailed", f"{target.cli_url}: {exc}")
+            self._upserted[mem_key] = dataclasses.replace(
+                memory or static_runners.Upserted(None, now), at=now, error=str(exc)
+            )
+            return
+        healthy = frozenset(str(r.get("label")) for r in reply if r.get("healthy"))
+        self._upserted[mem_key] = static_runners.Upserted(digest, now, {e["label"]: e for e in live}, healthy)
+        retired = len(document["runners"]) - len(live)
+        if memory is None or memory.digest is None or memory.error or retired:
+            message = f"upserted {len(live)} runner(s) to {target.cli_url}"
+            message += f", retired {retired}" if retired else ""
+            self._post_event(ref, "Normal", "Registered", message)
+
+    async def _discovery(self, namespace: str, target: registration.Target) -> Any:
+        """An orchestrator's public GET /discovery answer."""
+        try:
+            tls = ssl_context(await self._ca(namespace, target), target.insecure)
+            async with self._http().get(f"{target.url}/discovery", ssl=tls, timeout=TIMEOUT) as resp:
+                if resp.status != 200:
+                    raise RegistrationError(f"discovery answered HTTP {resp.status}")
+                return await resp.json(content_type=None)
+        except (TimeoutError, aiohttp.ClientError, ssl.SSLError, ValueError) as exc:
+            raise RegistrationError(sanitise(f"{type(exc).__name__}: {exc}")) from None
+
+    async def _ca(self, namespace: str, target: registration.Target) -> str | None:
+        if target.ca_secret_name and target.ca_secret_key:
+            return await self._secret_value(namespace, target.ca_secret_name, target.ca_secret_key)
+        return None
+
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None:
             self._session = aiohttp.ClientSession()
         return self._session
 
     async def _credentials(self, namespace: str, target: registration.Target) -> tuple[str, ssl.SSLContext | bool]:
+        if target.secret_name is None:
+            raise RegistrationError("no secretRef: the orchestrator secret is needed to register")
         secret = await self._secret_value(namespace, target.secret_name, target.secret_key)
-        ca = None
-        if target.ca_secret_name and target.ca_secret_key:
-            ca = await self._secret_value(namespace, target.ca_secret_name, target.ca_secret_key)
-        return secret, ssl_context(ca, target.insecure)
+        return secret, ssl_context(await self._ca(namespace, target), target.insecure)
 
     async def _secret_value(self, namespace: str, name: str, key: str) -> str:
         try:

@@ -32,7 +32,15 @@ from byoc_operator.index import Key, first
 from byoc_operator.orchestrator import Fleet
 from byoc_operator.render import Worker, render_deployment, render_service
 from byoc_operator.render.router import render_pods_service, render_router_deployment, render_router_service
+from byoc_operator.render.runners import (
+    configmap_entries,
+    configmap_name,
+    render_runners_configmap,
+    runner_entries,
+    uses_static_runners,
+)
 from byoc_operator.render.worker import FIELD_MANAGER
+from byoc_operator.static_runners import static_note
 from byoc_operator.status import compute_status, invalid_spec_status, is_worker_pod, transitions, with_registration
 
 log = logging.getLogger(__name__)
@@ -87,6 +95,7 @@ class Indexes:
     services: Any
     pods: Any
     orchestrator_secrets: Any
+    configmaps: Any
 
 
 EventPoster = Callable[[dict[str, Any], str, str, str], None]
@@ -201,11 +210,18 @@ class Reconciler:
             await self._unregister_all(key, worker, body, targets)
             return
         # BYOC registrations are the operator's to remove; Live Runner pods unregister themselves.
-        if worker.uses_router:
+        if worker.uses_router or self._retires_runners(worker, targets):
             await self._set_finalizer(key, body, present=True)
 
         error = None
-        for desired in self._children(worker):
+        children = self._children(worker)
+        pods = [p for p in self.indexes.pods.get(key) or () if is_worker_pod(p)]
+        # What earlier runs published, read before this run replaces it (after a restart, the runners to retire).
+        published = configmap_entries(self._child(self.indexes.configmaps, key, configmap_name(worker)))
+        live = runner_entries(worker, pods)
+        if uses_static_runners(worker):
+            children.append(render_runners_configmap(worker, live))
+        for desired in children:
             try:
                 await self._ensure(key, desired)
             except ApiError as exc:
@@ -217,7 +233,6 @@ class Reconciler:
             await self._remove_router(key, worker)
 
         deployment = self._child(self.indexes.deployments, key, worker.deployment_name)
-        pods = [p for p in self.indexes.pods.get(key) or () if is_worker_pod(p)]
         now = self._clock()
         status = compute_status(worker, deployment, pods, body.get("status"), now, error)
         reg = worker.spec.registration
@@ -230,16 +245,19 @@ class Reconciler:
                 )
                 self._schedule_refresh(key, reg.refresh_seconds)
             else:
+                entries = await self.fleet.sync_static(
+                    key, worker, targets, live, published, status.get("orchestrators") or [], self._ref(body), now
+                )
                 status = with_registration(
                     status,
-                    [],
-                    [],
+                    entries,
+                    targets,
                     deleting=False,
                     now=now,
                     generation=worker.generation,
-                    unsupported="live-runner static mode (runners.json) is not implemented "
-                    "by this operator version yet; use dynamic",
+                    note=static_note(worker, targets),
                 )
+                self._schedule_refresh(key, reg.refresh_seconds)
         elif worker.registers or (body.get("status") or {}).get("orchestrators"):
             entries = await self.fleet.sync(
                 key, worker, targets, status["capacity"], status.get("orchestrators") or [], self._ref(body), now
@@ -273,13 +291,20 @@ class Reconciler:
         """Leave every orchestrator before the worker goes, then let it go."""
         if registration.FINALIZER not in (body["metadata"].get("finalizers") or []):
             return
-        if not worker.uses_router:
+        if not (worker.uses_router or self._retires_runners(worker, targets)):
             await self._set_finalizer(key, body, present=False)
             return
         previous = (body.get("status") or {}).get("orchestrators") or []
-        entries = await self.fleet.sync(
-            key, worker, targets, 0, previous, self._ref(body), self._clock(), deleting=True
-        )
+        if worker.uses_router:
+            entries = await self.fleet.sync(
+                key, worker, targets, 0, previous, self._ref(body), self._clock(), deleting=True
+            )
+        else:
+            assert self.indexes is not None
+            published = configmap_entries(self._child(self.indexes.configmaps, key, configmap_name(worker)))
+            entries = await self.fleet.sync_static(
+                key, worker, targets, [], published, previous, self._ref(body), self._clock(), deleting=True
+            )
         failed = [e for e in entries if e.get("lastError")]
         if failed:
             attempts = self._retries.get(key, 0)
@@ -292,6 +317,11 @@ class Reconciler:
                 f"gave up unregistering from {len(failed)} orchestrator(s) after {attempts} attempts",
             )
         await self._set_finalizer(key, body, present=False)
+
+    @staticmethod
+    def _retires_runners(worker: Worker, targets: list[registration.Target]) -> bool:
+        """Static Live Runner entries are never removed upstream: a deleted worker's are retired first."""
+        return uses_static_runners(worker) and any(t.cli_url for t in targets)
 
     async def _set_finalizer(self, key: Key, body: dict[str, Any], present: bool) -> None:
         finalizers = list(body["metadata"].get("finalizers") or [])
@@ -334,7 +364,9 @@ class Reconciler:
         """Server-side apply the child if the live one is missing or differs from what we render."""
         assert self.indexes is not None
         kind, name = desired["kind"], desired["metadata"]["name"]
-        index = self.indexes.deployments if kind == "Deployment" else self.indexes.services
+        index = {"Deployment": self.indexes.deployments, "ConfigMap": self.indexes.configmaps}.get(
+            kind, self.indexes.services
+        )
         live = self._child(index, key, name)
         ref = (kind, key[0], name)
         if live is not None and contains(live, desired):

@@ -24,15 +24,17 @@ class Target:
     """One orchestrator to register with, and where its secret lives (never the secret itself)."""
 
     url: str
-    secret_name: str
+    secret_name: str | None  # None only for Live Runner static mode, whose upserts carry no secret
     secret_key: str
     ca_secret_name: str | None = None
     ca_secret_key: str | None = None
     insecure: bool = False
+    cli_url: str | None = None  # Live Runner static mode: where /registerLiveRunners is served
 
 
-def capability_payload(worker: Worker, capacity: int) -> dict[str, Any]:
-    """The /capability/register body (field names as go-livepeer's ExternalCapability JSON)."""
+def capability_payload(worker: Worker, capacity: int, token: str = "") -> dict[str, Any]:
+    """The /capability/register body (field names as go-livepeer's ExternalCapability JSON). The orchestrator
+    sends `token` back to the worker as 'Authorization: Bearer <token>'."""
     spec = worker.spec
     return {
         "name": spec.capability.name,
@@ -42,7 +44,7 @@ def capability_payload(worker: Worker, capacity: int) -> dict[str, Any]:
         "price_per_unit": spec.pricing.price_per_unit,
         "price_scaling": spec.pricing.price_scaling,
         "currency": spec.pricing.currency,
-        "token": "",
+        "token": token,
     }
 
 
@@ -58,11 +60,12 @@ def explicit_targets(worker: Worker) -> list[Target]:
         out.append(
             Target(
                 url=ref.url.rstrip("/"),
-                secret_name=ref.secret_ref.name,
-                secret_key=ref.secret_ref.key,
+                secret_name=ref.secret_ref.name if ref.secret_ref else None,
+                secret_key=ref.secret_ref.key if ref.secret_ref else "secret",
                 ca_secret_name=ca.name if ca else None,
                 ca_secret_key=ca.key if ca else None,
                 insecure=bool(tls and tls.insecure_skip_verify),
+                cli_url=ref.cli_url.rstrip("/") if ref.cli_url else None,
             )
         )
     return out

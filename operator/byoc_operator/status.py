@@ -207,8 +207,10 @@ def with_registration(
     now: str,
     generation: int,
     unsupported: str | None = None,
+    note: str | None = None,
 ) -> dict[str, Any]:
-    """Status with the per-orchestrator entries and the Registered condition they imply."""
+    """Status with the per-orchestrator entries and the Registered condition they imply; `note` is added to the
+    message while some orchestrator does not list the worker yet."""
     out = dict(status)
     old = {c["type"]: c for c in status.get("conditions") or []}
     if targets or entries:
@@ -220,6 +222,8 @@ def with_registration(
         if unsupported
         else registered_condition(entries, status.get("capacity", 0), deleting)
     )
+    if note and reason == "Registering":
+        message = f"{message}; {note}"
     registered = condition(REGISTERED, ok, reason, message, generation, old, now)
     out["conditions"] = [c for c in status.get("conditions") or [] if c["type"] != REGISTERED] + [registered]
     return out

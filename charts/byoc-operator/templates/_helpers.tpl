@@ -71,6 +71,10 @@ orchestrator.py) and checked by running it under exactly these rules (tests/char
 - apiGroups: [""]
   resources: [services]
   verbs: [list, watch, create, patch, delete]
+# ConfigMaps: the runners.json of Live Runner static mode, same life cycle as the other children.
+- apiGroups: [""]
+  resources: [configmaps]
+  verbs: [list, watch, create, patch, delete]
 # Pods: only read, to tell why a worker is not ready (scheduling, image, crash loop).
 - apiGroups: [""]
   resources: [pods]

@@ -18,6 +18,7 @@ from byoc_operator.render.registrar import (
     uses_drain_sidecar,
     uses_registrar,
 )
+from byoc_operator.render.token import token_volume, uses_token, with_token
 from byoc_operator.render.worker import Worker
 
 CONTAINER = "worker"
@@ -124,9 +125,9 @@ def container(worker: Worker) -> dict[str, Any]:
 def pod_spec(worker: Worker) -> dict[str, Any]:
     spec = worker.spec
     scheduling = spec.scheduling or api.Scheduling()
-    containers = [container(worker)]
+    containers = [with_token(worker, container(worker), "BYOC_")]
     containers[0]["lifecycle"] = drain_hook(worker)
-    volumes = []
+    volumes = [token_volume(worker)] if uses_token(worker) else []
     if uses_registrar(worker):
         containers.append(registrar_container(worker))
         volumes += secret_volumes(worker)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from byoc_operator.render import security
+from byoc_operator.render.token import token_volume, uses_token, with_token
 from byoc_operator.render.worker import LABEL_COMPONENT, LABEL_WORKER, ROUTER_PORT, Worker
 
 ROUTER_REPLICAS = 2  # two, so a router restart or node loss never takes the registered URL down
@@ -56,6 +57,13 @@ def render_router_deployment(worker: Worker) -> dict[str, Any]:
         "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
         "securityContext": security.hardened(read_only_root=True),
     }
+    pod: dict[str, Any] = {
+        "containers": [with_token(worker, container, "BYOC_ROUTER_")],
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+    }
+    if uses_token(worker):
+        pod["volumes"] = [token_volume(worker)]
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -65,11 +73,7 @@ def render_router_deployment(worker: Worker) -> dict[str, Any]:
             "selector": {"matchLabels": router_selector(worker)},
             "template": {
                 "metadata": {"labels": labels},
-                "spec": {
-                    "containers": [container],
-                    "automountServiceAccountToken": False,
-                    "enableServiceLinks": False,
-                },
+                "spec": pod,
             },
         },
     }

@@ -1,0 +1,142 @@
+"""Live Runner static mode and the worker token: rendering and upsert decisions (pure)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from byoc_operator.registration import explicit_targets
+from byoc_operator.render import Worker
+from byoc_operator.render.deployment import render_deployment
+from byoc_operator.render.router import render_router_deployment
+from byoc_operator.render.runners import (
+    RETIRED_STATUS_CODE,
+    configmap_entries,
+    price_info,
+    render_runners_configmap,
+    runner_entries,
+)
+from byoc_operator.static_runners import Upserted, due, known_entries, status_entry, upsert_document
+from byoc_testenv.orchestrator.live_runners import LiveRunnerRegistry
+
+
+def worker(**spec: Any) -> Worker:
+    base = {
+        "capability": {"name": "live-video-to-video"},
+        "sessionsPerPod": 2,
+        "registration": {"protocol": "live-runner", "liveRunnerMode": "static"},
+        "orchestrators": [{"url": "http://orch:8935/", "cliUrl": "http://orch:7935/"}],
+    }
+    return Worker.from_body(
+        {"metadata": {"name": "w", "namespace": "ns", "uid": "u1"}, "spec": {**base, **spec}}, "img"
+    )
+
+
+def pod(name: str, ip: str | None, ready: bool = True, deleting: bool = False) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name}
+    if deleting:
+        meta["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    status: dict[str, Any] = {"conditions": [{"type": "Ready", "status": "True" if ready else "False"}]}
+    if ip:
+        status["podIP"] = ip
+    return {"metadata": meta, "status": status}
+
+
+def test_one_runner_per_ready_pod_in_the_upstream_format() -> None:
+    w = worker()
+    pods = [pod("w-b", "10.0.0.2"), pod("w-a", "10.0.0.1"), pod("w-c", "10.0.0.3", ready=False),
+            pod("w-d", None), pod("w-e", "10.0.0.5", deleting=True)]  # fmt: skip
+    entries = runner_entries(w, pods)
+    assert [e["label"] for e in entries] == ["w-a.ns", "w-b.ns"]  # sorted: the ConfigMap is stable
+    assert entries[0] == {
+        "label": "w-a.ns",
+        "routing": "label",
+        "runner_url": "http://10.0.0.1:8000",
+        "health_url": "/health",
+        "healthy_status_code": 200,
+        "app": "live-video-to-video",
+        "mode": "persistent",
+        "capacity": 2,
+    }
+    cm = render_runners_configmap(w, entries)
+    assert cm["metadata"]["name"] == "w-runners" and cm["metadata"]["ownerReferences"][0]["uid"] == "u1"
+    assert json.loads(cm["data"]["runners.json"]) == {"runners": entries}
+    assert configmap_entries(cm) == entries
+    assert configmap_entries({"data": {"runners.json": "not json"}}) == []
+    # The test orchestrator (go-livepeer's validation rules) takes the document as it is.
+    assert len(LiveRunnerRegistry("s", 5, 20).prepare_static(json.loads(cm["data"]["runners.json"]))) == 2
+
+
+def test_price_info_only_in_usd_as_live_runners_take_it() -> None:
+    assert price_info(worker().spec.pricing) is None
+    usd = worker(pricing={"pricePerUnit": 3, "priceScaling": 2, "currency": "USD"})
+    assert price_info(usd.spec.pricing) == {"price": "1.5", "currency": "usd", "unit": "hour"}
+    assert runner_entries(usd, [pod("p", "10.0.0.1")])[0]["price_info"]["price"] == "1.5"
+
+
+def test_gone_pods_are_retired_not_left_routable() -> None:
+    w = worker()
+    a, b = runner_entries(w, [pod("a", "10.0.0.1"), pod("b", "10.0.0.2")])
+    memory = Upserted("d", 0.0, {"a.ns": a, "b.ns": b})
+    doc = upsert_document([a], known_entries(memory, []))
+    assert doc["runners"][0] == a
+    assert doc["runners"][1] == {**b, "healthy_status_code": RETIRED_STATUS_CODE}
+    # after an operator restart (no memory) what the ConfigMap published is what may be at the orchestrator
+    assert known_entries(None, [a, b]) == {"a.ns": a, "b.ns": b}
+    assert upsert_document([], {}) == {"runners": []}
+
+
+def test_upsert_only_on_change_refresh_or_retry() -> None:
+    assert due("d1", None, 100.0, 60)
+    assert not due("d1", Upserted("d1", 90.0), 100.0, 60)
+    assert due("d2", Upserted("d1", 90.0), 100.0, 60)
+    assert due("d1", Upserted("d1", 30.0), 100.0, 60)  # a restarted orchestrator holds only its runners.json
+    failed = Upserted("d1", 100.0, error="HTTP 400")
+    assert not due("d2", failed, 102.0, 60) and due("d2", failed, 106.0, 60)
+
+
+def test_status_prefers_discovery_then_the_upsert_reply() -> None:
+    labels = {"a.ns", "b.ns"}
+    memory = Upserted("d", 0.0, healthy=frozenset({"a.ns", "gone.ns"}))
+    listed = [
+        {"url": "http://o/apps/a.ns/session", "capacity": 2},
+        {"url": "http://o/apps/b.ns/session", "capacity": 2},
+    ]
+    assert status_entry("u", labels, memory, listed, 2, None, "t1") == {
+        "url": "u", "registered": True, "capacity": 4, "runners": 2, "since": "t1",
+    }  # fmt: skip
+    was = {"registered": True, "since": "t0"}
+    assert status_entry("u", labels, memory, None, 2, was, "t1")["since"] == "t0"
+    assert status_entry("u", labels, memory, None, 2, None, "t1")["capacity"] == 2
+    failed = Upserted(None, 0.0, error="ClientConnectorError: refused")
+    assert status_entry("u", labels, failed, None, 2, None, "t1") == {
+        "url": "u", "registered": False, "capacity": 0, "runners": 0, "lastError": "ClientConnectorError: refused",
+    }  # fmt: skip
+
+
+def test_static_targets_need_no_secret_and_carry_the_cli_url() -> None:
+    (target,) = explicit_targets(worker())
+    assert (target.url, target.cli_url, target.secret_name) == ("http://orch:8935", "http://orch:7935", None)
+
+
+def test_token_secret_is_mounted_as_a_file_in_router_and_pods() -> None:
+    w = Worker.from_body(
+        {
+            "metadata": {"name": "w", "namespace": "ns"},
+            "spec": {
+                "orchestrators": [{"url": "http://orch:8935", "secretRef": {"name": "orch"}}],
+                "registration": {"tokenSecretRef": {"name": "tok", "key": "token"}},
+            },
+        },
+        "img",
+    )
+    volume = {"name": "byoc-token", "secret": {"secretName": "tok", "items": [{"key": "token", "path": "token"}]}}
+    pod_spec = render_deployment(w)["spec"]["template"]["spec"]
+    router_spec = render_router_deployment(w)["spec"]["template"]["spec"]
+    for spec, var in ((pod_spec, "BYOC_TOKEN_FILE"), (router_spec, "BYOC_ROUTER_TOKEN_FILE")):
+        assert volume in spec["volumes"]
+        c = spec["containers"][0]
+        assert {"name": var, "value": "/var/run/byoc/token/token"} in c["env"]
+        assert {"name": "byoc-token", "mountPath": "/var/run/byoc/token", "readOnly": True} in c["volumeMounts"]
+    without = render_deployment(worker())["spec"]["template"]["spec"]
+    assert "byoc-token" not in json.dumps(without)
