@@ -206,7 +206,6 @@ def with_registration(
     deleting: bool,
     now: str,
     generation: int,
-    unsupported: str | None = None,
     note: str | None = None,
 ) -> dict[str, Any]:
     """Status with the per-orchestrator entries and the Registered condition they imply; `note` is added to the
@@ -217,11 +216,7 @@ def with_registration(
         out["orchestrators"] = entries
     else:
         out.pop("orchestrators", None)
-    ok, reason, message = (
-        (False, "UnsupportedProtocol", unsupported)
-        if unsupported
-        else registered_condition(entries, status.get("capacity", 0), deleting)
-    )
+    ok, reason, message = registered_condition(entries, status.get("capacity", 0), deleting)
     if note and reason == "Registering":
         message = f"{message}; {note}"
     registered = condition(REGISTERED, ok, reason, message, generation, old, now)
