@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-from lightkube import AsyncClient
+from lightkube import ApiError, AsyncClient
 from lightkube.resources.core_v1 import Pod
 from lightkube.types import PatchType
 
@@ -69,6 +69,9 @@ def decide(
     need = needed_replicas(policy, busy, slots_per_pod)
     clamped = max(policy.min_replicas, min(policy.max_replicas, replicas))
     share = f"{busy} of {len(pods) * slots_per_pod} session slots busy (target {policy.target_busy_percent}%)"
+    silent = sum(1 for p in pods if p.active is None)
+    if silent:
+        share += f"; {silent} pod(s) did not answer /health and count as full"
     if clamped != replicas:
         return Decision(clamped, None, f"replicas brought within [{policy.min_replicas}, {policy.max_replicas}]")
     if need > replicas:
@@ -167,13 +170,17 @@ class Autoscaler:
         state.sessions = sum(p.active or 0 for p in sessions)
         current = {p["metadata"]["name"]: (p["metadata"].get("annotations") or {}).get(DELETION_COST) for p in pods}
         for name, cost in deletion_costs(sessions, current).items():
-            await self.client.patch(
-                Pod,
-                name,
-                {"metadata": {"annotations": {DELETION_COST: cost}}},
-                namespace=key[0],
-                patch_type=PatchType.MERGE,
-            )
+            try:
+                await self.client.patch(
+                    Pod,
+                    name,
+                    {"metadata": {"annotations": {DELETION_COST: cost}}},
+                    namespace=key[0],
+                    patch_type=PatchType.MERGE,
+                )
+            except ApiError as exc:  # the pod went meanwhile, or RBAC: scaling must go on either way
+                log.warning("cannot mark pod %s/%s with its deletion cost: %s", key[0], name, exc.status.message)
+                continue
             metrics.API_WRITES.labels("patch", "Pod").inc()
         decision = decide(
             policy, worker.spec.replicas, sessions, worker.spec.sessions_per_pod, state.low_since, now=state.last

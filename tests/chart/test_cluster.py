@@ -134,8 +134,21 @@ def test_operator_with_exactly_the_charts_rbac_reconciles_every_example(
         for name in ("byoc-registration.yaml", "orchestrator-fleet.yaml", "live-runner.yaml"):
             apply(cluster, for_test_orchestrators(example(name), urls, SECRET), namespace)
 
+        autoscaled = example("autoscaling.yaml")
+        # Its pods run no process here, and pods that do not answer count as full: keep the ceiling low.
+        autoscaled[0]["spec"]["autoscaling"]["maxReplicas"] = 2
+        apply(cluster, autoscaled, namespace)
+
         for worker in ("passthrough", "acme-style", "grayscale-mig", "cartoon", "green-tint-eu", "live-runner"):
             wait_condition(cluster, worker, namespace, "Ready", "True", "AllPodsReady")
+        wait_for(
+            lambda: get(cluster, "byocworker", "autoscaled", namespace)["spec"]["replicas"] == 2,
+            60,
+            what="the autoscaler to count the silent pod as full and scale to 2",
+        )
+        wait_condition(cluster, "autoscaled", namespace, "Ready", "True", "AllPodsReady")
+        assert exists(cluster, "poddisruptionbudget", "autoscaled", namespace)
+        assert exists(cluster, "networkpolicy", "autoscaled", namespace)
         mig = get(cluster, "deployment", "grayscale-mig", namespace)["spec"]["template"]["spec"]["containers"][0]
         assert mig["resources"]["limits"] == {"nvidia.com/mig-1g.10gb": "1"}
         runtime = get(cluster, "deployment", "passthrough", namespace)["spec"]["template"]["spec"]["containers"][0]
@@ -206,6 +219,8 @@ MISSING_RULES = [
     ("", "secrets", "get", "secret"),
     ("", "events", "create", "events"),
     ("apiextensions.k8s.io", "customresourcedefinitions", "list", "kopf"),
+    ("policy", "poddisruptionbudgets", "list", "kopf"),
+    ("networking.k8s.io", "networkpolicies", "watch", "kopf"),
 ]
 
 

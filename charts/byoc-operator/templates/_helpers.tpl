@@ -64,7 +64,7 @@ orchestrator.py) and checked by running it under exactly these rules (tests/char
   resources: [byocworkers/status]
   verbs: [patch]
 # Children: kept in memory by kopf indexes (list+watch), server-side applied (patch; create for a new object),
-# the router's deleted when a worker stops registering.
+# deleted when the spec stops asking for them (the router, a disruption budget, a network policy, runners.json).
 - apiGroups: [apps]
   resources: [deployments]
   verbs: [list, watch, create, patch, delete]
@@ -75,10 +75,17 @@ orchestrator.py) and checked by running it under exactly these rules (tests/char
 - apiGroups: [""]
   resources: [configmaps]
   verbs: [list, watch, create, patch, delete]
-# Pods: only read, to tell why a worker is not ready (scheduling, image, crash loop).
+- apiGroups: [policy]
+  resources: [poddisruptionbudgets]
+  verbs: [list, watch, create, patch, delete]
+- apiGroups: [networking.k8s.io]
+  resources: [networkpolicies]
+  verbs: [list, watch, create, patch, delete]
+# Pods: read to tell why a worker is not ready (scheduling, image, crash loop); patched by the autoscaler to
+# mark busy pods with controller.kubernetes.io/pod-deletion-cost, so a scale-down removes idle pods first.
 - apiGroups: [""]
   resources: [pods]
-  verbs: [list, watch]
+  verbs: [list, watch, patch]
 # Secrets: orchestrator secrets are read by name when registering (get); Secrets labelled
 # byoc.livepeer.org/orchestrator are watched to follow a fleet (list+watch; RBAC cannot filter by label).
 - apiGroups: [""]
