@@ -24,7 +24,7 @@ import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import aiohttp
 
@@ -65,9 +65,7 @@ async def run_exec(argv: list[str], env: dict[str, str], cwd: Path, log_path: Pa
     exe = executable(argv[0]) or shutil.which(argv[0])
     if exe is None:
         raise HookFailed(f"exec hook: {argv[0]!r} not found")
-    with open(log_path, "ab") as out:
-        out.write(f"--- launcher: preStop exec {' '.join(argv)}\n".encode())
-        out.flush()
+    with _hook_log(log_path, argv) as out:
         proc = await asyncio.create_subprocess_exec(exe, *argv[1:], stdin=asyncio.subprocess.DEVNULL, stdout=out,
                                                     stderr=asyncio.subprocess.STDOUT, env=env, cwd=cwd,
                                                     start_new_session=True)
@@ -81,6 +79,14 @@ async def run_exec(argv: list[str], env: dict[str, str], cwd: Path, log_path: Pa
     if code != 0:
         raise HookFailed(f"exec {argv[0]!r} exited with {code}")
     return f"exec {argv[0]!r} exited 0"
+
+
+def _hook_log(path: Path, argv: list[str]) -> BinaryIO:
+    """The container's log, for appending, with a line saying what the hook runs."""
+    out = open(path, "ab")  # the caller closes it once the child holds its own descriptor
+    out.write(f"--- launcher: preStop exec {' '.join(argv)}\n".encode())
+    out.flush()
+    return out
 
 
 class HookFailed(Exception):
