@@ -12,11 +12,15 @@ each pod whose spec has the `byoc-registrar` container the operator renders, run
 - polling a stand-in worker served by the shard at `/pods/{name}/...`: `/health` says IDLE while the pod is
   Ready (what the kubelet's readiness probe saw) and LOADING before, with no stream running.
 
+With `--serve-pod-ips` the shard also answers that `/health` on each Ready pod's own IP and worker port (kwok pod
+IPs are loopback addresses), for every pod of the namespace: what Live Runner static mode needs, where the
+orchestrators poll each runner's health themselves.
+
 Differences from real sidecars, none on the orchestrator side of the wire: the registrar serves no port of its own
 (its `/drain` is called directly), and the shard builds one TLS context for all its registrars instead of one
 each (about 20 ms of CPU per pod that a real pod spends on its own core while its model loads).
 
-    python -m benchmarks.operator.sidecars --namespace NS [--shard 0/2] [--kubeconfig PATH] [--log-file PATH]
+    python -m benchmarks.operator.sidecars --namespace NS [--shard 0/2] [--serve-pod-ips] [--kubeconfig PATH]
 
 prints `url=http://127.0.0.1:PORT` once serving; `GET /_bench/stats` gives each pod's timings (monotonic clock,
 shared by the processes of this machine) and the heartbeats sent. `SidecarProcess` starts one from a benchmark.
@@ -77,6 +81,15 @@ def registrar_container(pod: Pod) -> Container | None:
     for container in pod.spec.containers if pod.spec else []:
         if (container.command or [""])[0] == REGISTRAR_COMMAND:
             return container
+    return None
+
+
+def worker_port(pod: Pod) -> int | None:
+    """The port named `http` (the worker's REST API) of the pod's first container that has one."""
+    for container in pod.spec.containers if pod.spec else []:
+        for port in container.ports or []:
+            if port.name == "http":
+                return port.containerPort
     return None
 
 
@@ -192,6 +205,8 @@ class PodSidecar:
     task: asyncio.Task[None] | None = None
     deleted_at: float | None = None  # deletion seen: drain starts
     unregistered_at: float | None = None  # drained and unregistered everywhere
+    site: web.SockSite | None = None  # /health on the pod's own IP (--serve-pod-ips)
+    ip: str = ""
     error: str = ""
 
     def times(self) -> dict[str, Any]:
@@ -209,6 +224,10 @@ class Shard:
 
     def __init__(self, client: AsyncClient, namespace: str, index: int, count: int, secrets_dir: Path) -> None:
         self.client = client
+        self.pod_ips: web.AppRunner | None = None  # serves /health on each Ready pod's IP when set
+        self.by_ip: dict[str, PodSidecar] = {}
+        self._stopping: dict[str, asyncio.Task[None]] = {}  # pod-IP sites closing
+        self.pod_ip_checks = 0
         self.namespace = namespace
         self.index = index
         self.count = count
@@ -231,7 +250,7 @@ class Shard:
     async def seen(self, pod: Pod) -> None:
         name = pod.metadata.name
         container = registrar_container(pod)
-        if container is None:
+        if container is None and self.pod_ips is None:
             return
         record = self.pods.setdefault(name, PodSidecar())
         if record.deleted_at is not None:
@@ -240,7 +259,10 @@ class Shard:
         if ready and record.ready_at is None:
             record.ready_at = time.monotonic()
         record.ready = ready
-        if record.registrar is None and not record.error and pod.status and pod.status.podIP:
+        ip = pod.status.podIP if pod.status else None
+        if ready and ip and self.pod_ips is not None and record.site is None and not record.error:
+            await self._serve_on_pod_ip(record, ip, worker_port(pod))
+        if container is not None and record.registrar is None and not record.error and ip:
             try:
                 config = await self.config_for(pod, container)
             except (ValueError, ApiError, OSError) as exc:  # one bad pod never stops the others
@@ -256,6 +278,30 @@ class Shard:
             return
         record.deleted_at = time.monotonic()
         self._end(record, hurry=False)
+        if record.site is not None and record.ip:  # the pod's containers stop: its IP answers no more
+            self.by_ip.pop(record.ip, None)
+            self._stopping[record.ip] = asyncio.create_task(record.site.stop())
+
+    async def _serve_on_pod_ip(self, record: PodSidecar, ip: str, port: int | None) -> None:
+        assert self.pod_ips is not None
+        if port is None:
+            record.error = "no container port named http"
+            return
+        if ip in self._stopping:  # a deleted pod had this IP a moment ago
+            await self._stopping.pop(ip)
+        sock = socket.socket()
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((ip, port))
+            record.site = web.SockSite(self.pod_ips, sock)
+            await record.site.start()
+        except OSError as exc:  # e.g. the address taken by another cluster's launcher on this machine
+            sock.close()
+            record.error = f"cannot serve {ip}:{port}: {exc}"
+            log.error("%s", record.error)
+            return
+        record.ip = ip
+        self.by_ip[ip] = record
 
     @staticmethod
     def _end(record: PodSidecar, *, hurry: bool) -> None:
@@ -312,6 +358,7 @@ class Shard:
         return {
             "pods": {name: record.times() for name, record in self.pods.items()},
             "running": sum(1 for r in self.pods.values() if r.task is not None and not r.task.done()),
+            "pod_ip_health_checks": self.pod_ip_checks,
             "heartbeats": [
                 {"orchestrator": url, "result": result, "count": count}
                 for (url, result), count in sorted(self.beats.items())
@@ -349,11 +396,29 @@ def create_app(shard: Shard) -> web.Application:
     return app
 
 
+def create_pod_ip_app(shard: Shard) -> web.Application:
+    """The worker's `/health` on each pod's own address, found by the address the request came in on."""
+
+    async def health(request: web.Request) -> web.Response:
+        shard.pod_ip_checks += 1
+        local = request.transport.get_extra_info("sockname") if request.transport else None
+        pod = shard.by_ip.get(local[0]) if local else None
+        ready = pod is not None and pod.ready and pod.deleted_at is None
+        return web.json_response({"status": "IDLE" if ready else "LOADING", "active_streams": 0})
+
+    app = web.Application()
+    app.router.add_get("/health", health)
+    return app
+
+
 async def serve(args: argparse.Namespace) -> None:
     index, count = (int(part) for part in args.shard.split("/"))
     client = AsyncClient(config=KubeConfig.from_file(args.kubeconfig)) if args.kubeconfig else AsyncClient()
     with tempfile.TemporaryDirectory(prefix="sidecar-secrets-") as secrets_dir:
         shard = Shard(client, args.namespace, index, count, Path(secrets_dir))
+        if args.serve_pod_ips:
+            shard.pod_ips = web.AppRunner(create_pod_ip_app(shard), handle_signals=False, access_log=None)
+            await shard.pod_ips.setup()
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
         shard.worker_base = f"http://127.0.0.1:{sock.getsockname()[1]}"
@@ -372,7 +437,9 @@ async def serve(args: argparse.Namespace) -> None:
             log.error("pod watch ended: %r", watch.exception())
         watch.cancel()
         await shard.stop()
-        await runner.cleanup()
+        for app_runner in (runner, shard.pod_ips):
+            if app_runner is not None:
+                await app_runner.cleanup()
         await client.close()
 
 
@@ -381,6 +448,7 @@ def main() -> int:
     parser.add_argument("--namespace", required=True)
     parser.add_argument("--kubeconfig", help="default: $KUBECONFIG, else in-cluster")
     parser.add_argument("--shard", default="0/1", help="I/N: the pods whose name hashes to I of N")
+    parser.add_argument("--serve-pod-ips", action="store_true", help="answer /health on each Ready pod's IP too")
     parser.add_argument("--log-file", help="default: stderr")
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args()
@@ -403,11 +471,15 @@ class SidecarProcess:
         self.ps = psutil.Process(proc.pid)
 
     @classmethod
-    def start(cls, kubeconfig: Path, namespace: str, shard: int, shards: int, log_file: Path) -> SidecarProcess:
+    def start(
+        cls, kubeconfig: Path, namespace: str, shard: int, shards: int, log_file: Path, serve_pod_ips: bool = False
+    ) -> SidecarProcess:
         cmd = [
             sys.executable, "-m", "benchmarks.operator.sidecars", "--namespace", namespace,
             "--kubeconfig", str(kubeconfig), "--shard", f"{shard}/{shards}", "--log-file", str(log_file),
         ]  # fmt: skip
+        if serve_pod_ips:
+            cmd.append("--serve-pod-ips")
         proc = subprocess.Popen(cmd, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         line = read_first_line(proc, 60)
         if not line.startswith("url="):
