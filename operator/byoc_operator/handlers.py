@@ -66,6 +66,16 @@ def services(body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]]:
     return {_worker_key(body): slim_child(body)}
 
 
+@kopf.index("policy", "v1", "poddisruptionbudgets", **CHILD_FILTER)
+def disruption_budgets(body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]]:
+    return {_worker_key(body): slim_child(body)}
+
+
+@kopf.index("networking.k8s.io", "v1", "networkpolicies", **CHILD_FILTER)
+def network_policies(body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]]:
+    return {_worker_key(body): slim_child(body)}
+
+
 @kopf.index("v1", "configmaps", **CHILD_FILTER)
 def configmaps(body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]]:
     return {_worker_key(body): slim_configmap(body)}
@@ -100,12 +110,14 @@ def _reconciler(memo: kopf.Memo, kwargs: dict[str, Any]) -> Reconciler:
     if reconciler.indexes is None:
         reconciler.bind(
             Indexes(
-                kwargs["workers"],
-                kwargs["deployments"],
-                kwargs["services"],
-                kwargs["pods"],
-                kwargs["orchestrator_secrets"],
-                kwargs["configmaps"],
+                workers=kwargs["workers"],
+                deployments=kwargs["deployments"],
+                services=kwargs["services"],
+                pods=kwargs["pods"],
+                orchestrator_secrets=kwargs["orchestrator_secrets"],
+                disruption_budgets=kwargs["disruption_budgets"],
+                network_policies=kwargs["network_policies"],
+                configmaps=kwargs["configmaps"],
             )
         )
         asyncio.get_running_loop().create_task(_resync(reconciler, memo.resync_seconds))
@@ -137,5 +149,7 @@ async def orchestrator_secret_event(namespace: str, memo: kopf.Memo, **kwargs: A
 @kopf.on.event("v1", "services", **CHILD_FILTER)
 @kopf.on.event("v1", "pods", **CHILD_FILTER)
 @kopf.on.event("v1", "configmaps", **CHILD_FILTER)
+@kopf.on.event("policy", "v1", "poddisruptionbudgets", **CHILD_FILTER)
+@kopf.on.event("networking.k8s.io", "v1", "networkpolicies", **CHILD_FILTER)
 async def child_event(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
     _reconciler(memo, kwargs).trigger(_worker_key(body))

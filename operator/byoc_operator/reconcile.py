@@ -23,14 +23,19 @@ import pydantic
 from lightkube import ApiError, AsyncClient, codecs
 from lightkube.generic_resource import create_namespaced_resource
 from lightkube.resources.apps_v1 import Deployment
-from lightkube.resources.core_v1 import Service
+from lightkube.resources.core_v1 import ConfigMap, Service
+from lightkube.resources.networking_v1 import NetworkPolicy
+from lightkube.resources.policy_v1 import PodDisruptionBudget
 from lightkube.types import PatchType
 
 from byoc_operator import api, metrics, registration
+from byoc_operator.autoscale import Autoscaler
 from byoc_operator.drift import contains
 from byoc_operator.index import Key, first
 from byoc_operator.orchestrator import Fleet
 from byoc_operator.render import Worker, render_deployment, render_service
+from byoc_operator.render.network import render_network_policy
+from byoc_operator.render.placement import render_disruption_budget
 from byoc_operator.render.router import render_pods_service, render_router_deployment, render_router_service
 from byoc_operator.render.runners import (
     configmap_entries,
@@ -77,6 +82,18 @@ def revision(obj: dict[str, Any]) -> str:
     return f"g{meta['generation']}" if meta.get("generation") else f"rv{meta.get('resourceVersion')}"
 
 
+def optional_children(worker: Worker) -> list[tuple[Any, str]]:
+    """Children some specs have and others not, as (resource, name)."""
+    return [
+        (Deployment, worker.router_name),
+        (Service, worker.router_name),
+        (Service, worker.pods_service_name),
+        (PodDisruptionBudget, worker.name),
+        (NetworkPolicy, worker.name),
+        (ConfigMap, configmap_name(worker)),
+    ]
+
+
 @dataclass(frozen=True)
 class Applied:
     """The last spec we applied to a child, and the child's revision right after."""
@@ -95,7 +112,19 @@ class Indexes:
     services: Any
     pods: Any
     orchestrator_secrets: Any
+    disruption_budgets: Any
+    network_policies: Any
     configmaps: Any
+
+    def of_kind(self, kind: str) -> Any:
+        """The index holding this worker child kind."""
+        return {
+            "Deployment": self.deployments,
+            "Service": self.services,
+            "PodDisruptionBudget": self.disruption_budgets,
+            "NetworkPolicy": self.network_policies,
+            "ConfigMap": self.configmaps,
+        }[kind]
 
 
 EventPoster = Callable[[dict[str, Any], str, str, str], None]
@@ -128,6 +157,8 @@ class Reconciler:
         self._written_status: dict[Key, dict[str, Any]] = {}
         self._refresh: dict[Key, asyncio.TimerHandle] = {}
         self.fleet = Fleet(client, post_event)
+        self.autoscaler = Autoscaler(client, BYOCWorkerResource, post_event, clock)
+        self._autoscale_timers: dict[Key, asyncio.TimerHandle] = {}
 
     async def close(self) -> None:
         """Stop queued and running reconciles, then the client (operator shutdown)."""
@@ -135,9 +166,10 @@ class Reconciler:
         for task in list(self._running.values()):
             task.cancel()
         await asyncio.gather(*self._running.values(), return_exceptions=True)
-        for handle in self._refresh.values():
+        for handle in [*self._refresh.values(), *self._autoscale_timers.values()]:
             handle.cancel()
         await self.fleet.close()
+        await self.autoscaler.close()
         await self.client.close()
 
     def bind(self, indexes: Indexes) -> None:
@@ -194,6 +226,7 @@ class Reconciler:
         if body is None:
             self._written_status.pop(key, None)
             self.fleet.forget(key)
+            self.autoscaler.forget(key)
             return  # gone: ownerReferences let the garbage collector remove the children
         deleting = bool(body["metadata"].get("deletionTimestamp"))
         try:
@@ -229,8 +262,7 @@ class Reconciler:
                     error = f"{desired['kind']} {desired['metadata']['name']} was refused: {exc.status.message}"
                 else:
                     raise
-        if not worker.uses_router:
-            await self._remove_router(key, worker)
+        await self._remove_unwanted(key, worker, children)
 
         deployment = self._child(self.indexes.deployments, key, worker.deployment_name)
         now = self._clock()
@@ -264,26 +296,33 @@ class Reconciler:
             )
             status = with_registration(status, entries, targets, deleting=False, now=now, generation=worker.generation)
             self._schedule_refresh(key, reg.refresh_seconds)
+        if worker.spec.autoscaling:
+            if self.autoscaler.due(key, worker.spec.autoscaling):
+                await self.autoscaler.evaluate(key, worker, pods, self._ref(body))
+            status.update(self.autoscaler.status_fields(key))
+            self._schedule(self._autoscale_timers, key, worker.spec.autoscaling.period_seconds)
+        else:
+            self.autoscaler.forget(key)
         await self._write_status(key, body, status)
 
     def _children(self, worker: Worker) -> list[dict[str, Any]]:
         children = [render_deployment(worker), render_service(worker)]
         if worker.uses_router:
             children += [render_pods_service(worker), render_router_deployment(worker), render_router_service(worker)]
+        children += [c for c in (render_disruption_budget(worker), render_network_policy(worker)) if c]
         return children
 
-    async def _remove_router(self, key: Key, worker: Worker) -> None:
-        """A worker that no longer registers by BYOC needs no router: delete what is left of it."""
+    async def _remove_unwanted(self, key: Key, worker: Worker, children: list[dict[str, Any]]) -> None:
+        """Delete children the spec no longer asks for (the router once BYOC is off, a dropped budget...)."""
         assert self.indexes is not None
-        for index, resource, name in (
-            (self.indexes.deployments, Deployment, worker.router_name),
-            (self.indexes.services, Service, worker.router_name),
-            (self.indexes.services, Service, worker.pods_service_name),
-        ):
-            if self._child(index, key, name) is not None:
-                with contextlib.suppress(ApiError):
-                    await self.client.delete(resource, name, namespace=key[0])
-                    metrics.API_WRITES.labels("delete", resource.__name__).inc()
+        wanted = {(c["kind"], c["metadata"]["name"]) for c in children}
+        for resource, name in optional_children(worker):
+            kind = resource.__name__
+            if (kind, name) in wanted or self._child(self.indexes.of_kind(kind), key, name) is None:
+                continue
+            with contextlib.suppress(ApiError):
+                await self.client.delete(resource, name, namespace=key[0])
+                metrics.API_WRITES.labels("delete", kind).inc()
 
     async def _unregister_all(
         self, key: Key, worker: Worker, body: dict[str, Any], targets: list[registration.Target]
@@ -341,10 +380,14 @@ class Reconciler:
 
     def _schedule_refresh(self, key: Key, seconds: float) -> None:
         """Orchestrators never health-check: re-register every refresh period even if nothing changed."""
-        handle = self._refresh.pop(key, None)
+        self._schedule(self._refresh, key, seconds)
+
+    def _schedule(self, timers: dict[Key, asyncio.TimerHandle], key: Key, seconds: float) -> None:
+        """One pending wake-up per worker and purpose, replaced by each run."""
+        handle = timers.pop(key, None)
         if handle:
             handle.cancel()
-        self._refresh[key] = asyncio.get_running_loop().call_later(seconds, self.trigger, key)
+        timers[key] = asyncio.get_running_loop().call_later(seconds, self.trigger, key)
 
     @staticmethod
     def _ref(body: dict[str, Any]) -> dict[str, Any]:
@@ -364,10 +407,7 @@ class Reconciler:
         """Server-side apply the child if the live one is missing or differs from what we render."""
         assert self.indexes is not None
         kind, name = desired["kind"], desired["metadata"]["name"]
-        index = {"Deployment": self.indexes.deployments, "ConfigMap": self.indexes.configmaps}.get(
-            kind, self.indexes.services
-        )
-        live = self._child(index, key, name)
+        live = self._child(self.indexes.of_kind(kind), key, name)
         ref = (kind, key[0], name)
         if live is not None and contains(live, desired):
             self._applied.pop(ref, None)
