@@ -140,8 +140,8 @@ class Fleet:
         secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "orch"}, "stringData": {"secret": SECRET}}
         if self.mode == "dynamic":
             orchestrators = [{"url": o.url, "secretRef": {"name": "orch"}} for o in self.orchs]
-        else:  # the test orchestrator serves its CLI routes on its one port
-            orchestrators = [{"url": o.url, "cliUrl": o.url} for o in self.orchs]
+        else:
+            orchestrators = [{"url": o.url, "cliUrl": o.cli_url} for o in self.orchs]
         worker = {
             "apiVersion": f"{api.GROUP}/{api.VERSION}",
             "kind": api.KIND,
