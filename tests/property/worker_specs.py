@@ -363,16 +363,21 @@ class Mutation:
     value: Any
 
 
+def _step(model: type[BaseModel], key: str) -> tuple[bool, Any]:
+    """Down one field: whether it is a list, and the type of the field (or of its items)."""
+    field = next(f for n, f in fields(model).items() if alias(n, f) == key)
+    (annotation,) = _args(field.annotation)[:1]
+    is_list = typing.get_origin(annotation) is list
+    return is_list, typing.get_args(annotation)[0] if is_list else annotation
+
+
 def _skeleton(draw: st.DrawFn, path: tuple[str, ...]) -> dict[str, Any]:
     """A valid spec holding the objects on the way to a field (lists get one item)."""
     spec: dict[str, Any] = {}
     model: type[BaseModel] = api.BYOCWorkerSpec
     trail: tuple[str, ...] = ()
     for key in path[:-1]:
-        field = next(f for n, f in fields(model).items() if alias(n, f) == key)
-        (annotation,) = _args(field.annotation)[:1]
-        is_list = typing.get_origin(annotation) is list
-        model = typing.get_args(annotation)[0] if is_list else annotation
+        is_list, model = _step(model, key)
         trail = (*trail, key)
         item = draw(required_values(model, ".".join(trail)))
         spec = _set(spec, trail, [item] if is_list else item)
@@ -383,11 +388,9 @@ def field_name(path: tuple[str, ...]) -> str:
     """The field as the API server's messages name it: spec.orchestrators[0].url."""
     parts, model = ["spec"], api.BYOCWorkerSpec
     for key in path:
-        name, field = next((n, f) for n, f in fields(model).items() if alias(n, f) == key)
-        (annotation,) = _args(field.annotation)[:1]
-        is_list = typing.get_origin(annotation) is list
+        is_list, inner = _step(model, key)
         parts.append(f"{key}[0]" if is_list else key)
-        model = typing.get_args(annotation)[0] if is_list else annotation
+        model = inner
     return ".".join(parts)
 
 

@@ -114,7 +114,10 @@ class ProcessorHost:
         if limit_s is None:
             return await future
         try:
-            return await asyncio.wait_for(future, limit_s)
+            # Not wait_for: on Python 3.11 it swallows a cancel arriving as the call completes, so a session
+            # stopped during on_stream_start would run on, holding its slot, with nothing left to stop it.
+            async with asyncio.timeout(limit_s):
+                return await future
         except TimeoutError as exc:
             raise ProcessorTimeout(f"processor call {getattr(fn, '__name__', fn)} took over {limit_s:.1f}s") from exc
 
