@@ -358,46 +358,52 @@ def report(results: dict[str, Any], out: Path) -> None:
 
 def plot_registration(ax: Any, results: dict[str, Any]) -> None:
     """Seconds from the last pod Ready / deleted until every orchestrator lists the change, per protocol."""
-    labels, orchestrators, status = [], [], []
+    labels, orchestrators, status, deployment = [], [], [], []
     reg = results.get("registration")
     if reg:
         for name, change in (("up", reg["scale_up"]), ("down", reg["scale_down"])):
-            labels.append(f"BYOC\n{name}")
+            labels.append(f"BYOC {name}")
             orchestrators.append(change["after_pods_s"])
             status.append(0.0)
+            deployment.append(change["after_pods_s"])
     for mode, lr in (results.get("registration_live_runner") or {}).items():
         for c in lr["changes"]:
-            labels.append(f"LR {mode}\n{c['change']}")
+            labels.append(f"LR {mode} {c['change']}")
             orchestrators.append(c["discovery_after_last_pod_s"])
             status.append(c["status_after_discovery_s"])
+            deployment.append(c["discovery_s"] - c["pods_s"])
     x = range(len(labels))
-    ax.bar(x, orchestrators, label="every orchestrator lists it")
+    ax.bar(x, orchestrators, label="every orchestrator lists it (after the last pod)")
     ax.bar(x, status, bottom=orchestrators, label="+ until the operator's status agrees")
+    ax.plot(x, deployment, "k^", label="every orchestrator, after the Deployment's report")
     ax.axhline(10, color="red", linestyle="--", label="goal 10 s")
-    ax.set_xticks(list(x), labels, fontsize=7)
-    ax.set(ylabel="s after the last pod changed", title="Registration following a scale change")
-    ax.legend(fontsize=7)
+    ax.set_xticks(list(x), labels, fontsize=6, rotation=30, ha="right")
+    top = max([10.0, *deployment, *(o + t for o, t in zip(orchestrators, status, strict=True))])
+    ax.set(ylabel="s after the last pod changed", title="Registration following a scale change", ylim=(0, top * 1.6))
+    ax.legend(fontsize=6, loc="upper right")
 
 
 def live_runner_section(modes: dict[str, Any]) -> list[str]:
     if not modes:
         return []
-    first = next(iter(modes.values()))
     lines = [
         "",
-        f"## Registration following a scale change: Live Runner ({first['replicas']} pods, 3 orchestrators)",
+        "## Registration following a scale change: Live Runner (3 orchestrators)",
         "",
         "Dynamic mode: the registrar sidecars are stood in for by `sidecars.py` (kwok pods run no containers, and "
         "a thousand sidecar processes do not fit this machine): shard processes watch the pods and run the real "
         "registrar code for each one, configured from its rendered container, started when the pod runs, drained "
         "(preStop) when it is deleted, polling a stand-in worker `/health` that follows the pod's readiness. "
         "Static mode: the operator upserts the runners itself; the same shards answer the orchestrators' health "
-        "checks on each pod's IP. Measured with `--registration-only`, on a fresh control plane, and merged into "
-        "the results above (other sections are from the full run).",
+        "checks on each pod's IP. Measured with `--registration-only`, each on a fresh control plane, and merged "
+        "into the results above (other sections are from the full run). Times are from `kubectl scale`; 'after "
+        "the last pod' is from the moment the stand-in saw the last pod Ready / deleted, 'after the Deployment' "
+        "from the moment the Deployment reported them.",
         "",
         "| mode | change | pods Ready / gone s (floor) | every /discovery right s | /discovery after the last pod s "
-        "| per pod p50/p95/max s | operator status right s | status after /discovery s | exact pods |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| /discovery after the Deployment s | per pod p50/p95/max s | operator status right s "
+        "| status after /discovery s | exact pods |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for mode, lr in modes.items():
         for c in lr["changes"]:
@@ -405,7 +411,8 @@ def live_runner_section(modes: dict[str, Any]) -> list[str]:
             per_pod = f"{pod['p50']}/{pod['p95']}/{pod['max']}" if pod and "p50" in pod else "-"
             lines.append(
                 f"| {mode} | {c['change']} | {c['pods_s']} | {c['discovery_s']} | {c['discovery_after_last_pod_s']} | "
-                f"{per_pod} | {c['status_s']} | {c['status_after_discovery_s']} | {'yes' if c['exact'] else 'NO'} |"
+                f"{round(c['discovery_s'] - c['pods_s'], 2)} | {per_pod} | {c['status_s']} | "
+                f"{c['status_after_discovery_s']} | {'yes' if c['exact'] else 'NO'} |"
             )
     lines += [
         "",
@@ -448,7 +455,48 @@ NOTES = [
 ]
 
 
-LIVE_RUNNER_NOTES: list[str] = []
+LIVE_RUNNER_NOTES = [
+    "Live Runner dynamic, what the stand-in is: kwok pods run no containers and a thousand registrar processes "
+    "(about 40 MB of Python each) do not fit this machine, so two shard processes (`sidecars.py`) play the kubelets: "
+    "they watch the pods and run the real `byoc_runtime.registrar.Registrar` for each, configured by parsing the "
+    "registrar container the operator rendered (args, downward-API env, Secret volumes copied from the API server), "
+    "started once the pod runs, drained as the preStop hook would when it is deleted. Only the worker it polls is "
+    "a stand-in (one HTTP endpoint per shard answering /health from the pod's readiness), and the shard shares one "
+    "TLS context among its registrars. Everything between registrar and orchestrator is the real code and wire.",
+    "Live Runner dynamic at 1000 pods: once a registrar knows its pod is Ready (or deleted), every orchestrator "
+    "lists the change within about 2 s: the first heartbeat goes out at once, and the registrar reads the worker's "
+    "/health every 2 s (a pod runs before it is Ready, so its first heartbeat may say 'loading'). Measured from the "
+    "Deployment's report instead, the orchestrators lag by up to 25 s: that gap is the stand-in, not the protocol. "
+    "Two processes on the same 2 cores as the control plane, the operator and three orchestrators run 1000 "
+    "registrars (1000 /health polls every 2 s, 600 heartbeats/s) and fall behind on pod events while 500-1000 pods "
+    "come or go at once; per-pod delays (p95 9 s up, 25 s down) are that queueing. In a cluster each sidecar has its "
+    "own pod's CPU, and the kubelet starts it with the pod. Closing the gap here: more shards on more cores, or a "
+    "machine with more cores; nothing in the operator.",
+    "Heartbeat failures in the bursts: while 500-1000 pods came or went, heartbeats timed out (5 s) by the "
+    "thousand and the orchestrators expired about 460 runners each (20 s TTL; 'heartbeat timeout' in the table), "
+    "which re-registered on their next heartbeat; /discovery was exact again by the end of each change. This run "
+    "cannot tell whether the Python test orchestrators or the stand-ins were the slow side, both sharing 2 cores "
+    "with the control plane. One registrar behaviour makes such a burst worse: a failed heartbeat is retried "
+    "after 1 s instead of the 5 s interval, so a slow orchestrator gets up to five times the load; a retry backoff "
+    "(1, 2, 4 s, capped below the TTL) would avoid that storm.",
+    "Heartbeat load: 1000 pods x 3 orchestrators send 600 heartbeats/s, each orchestrator absorbing 199/s (nominal "
+    "200: one per pod per 5 s interval) at about 5 % of a core for the Python test orchestrator; go-livepeer keeps "
+    "runners in a map under one lock, so the same rate is small there too. It grows linearly with pods and "
+    "orchestrators; a longer heartbeat_interval (an orchestrator setting) is the lever if it ever matters.",
+    "Operator status (dynamic): the operator re-reads each orchestrator's /discovery on every reconcile, and pod "
+    "events keep triggering those while a scale change settles, so status followed /discovery within 4 s here. Its "
+    "bound is refreshSeconds (default 60 s): when the last pod event's reconcile runs before the last registrar's "
+    "heartbeat, nothing else re-reads /discovery until then. A follow-up read one heartbeat interval after the "
+    "last pod readiness change would bound it to about 7 s.",
+    "Live Runner static was measured at 100 pods only. At 1000 pods on this shared machine it did not converge and "
+    "was interrupted: two kwok pod IPs (127.64.0.2/3:8000) were held by another test's launcher process, and one "
+    "orchestrator kept 990/1000 runners: in static mode the orchestrator health-checks every runner itself every "
+    "5 s with a 3 s timeout and hides a runner after one failure, so under this load some flap. Static entries are "
+    "never removed (gone pods are retired, not deleted), so each orchestrator keeps polling every address it was "
+    "ever given: 30 checks/s at 100 live pods after one 100 -> 50 -> 100 cycle, against 20 nominal. At fleet scale "
+    "dynamic mode costs the orchestrators less and fails softer (a missed heartbeat only matters after the 20 s "
+    "TTL).",
+]
 
 
 def goals(results: dict[str, Any]) -> list[str]:
@@ -470,11 +518,14 @@ def goals(results: dict[str, Any]) -> list[str]:
         )
     for mode, lr in (results.get("registration_live_runner") or {}).items():
         orchs = max(c["discovery_after_last_pod_s"] for c in lr["changes"])
-        status = max(c["discovery_after_last_pod_s"] + c["status_after_discovery_s"] for c in lr["changes"])
+        status = round(max(c["discovery_after_last_pod_s"] + c["status_after_discovery_s"] for c in lr["changes"]), 2)
+        floor = round(max(c["discovery_s"] - c["pods_s"] for c in lr["changes"]), 2)
         out.append(
             f"registration follows a scale change within 10 s of the pods (Live Runner {mode}, {lr['replicas']} "
-            f"pods, 3 orchestrators): every orchestrator's /discovery {orchs} s ({'met' if orchs <= 10 else 'NOT met'})"
-            f"; the operator's status {round(status, 2)} s ({'met' if status <= 10 else 'NOT met'})"
+            f"pods, 3 orchestrators): every orchestrator's /discovery {orchs} s after the last pod changed "
+            f"({'met' if orchs <= 10 else 'NOT met'}), the operator's status {status} s "
+            f"({'met' if status <= 10 else 'NOT met'}); measured from the Deployment's report instead: {floor} s "
+            f"({'met' if floor <= 10 else 'NOT met'})"
         )
     return out
 
