@@ -480,8 +480,9 @@ LIVE_RUNNER_NOTES = [
     "after 1 s instead of the 5 s interval, so a slow orchestrator gets up to five times the load; a retry backoff "
     "(1, 2, 4 s, capped below the TTL) would avoid that storm.",
     "Heartbeat load: 1000 pods x 3 orchestrators send 600 heartbeats/s, each orchestrator absorbing 199/s (nominal "
-    "200: one per pod per 5 s interval) at about 5 % of a core for the Python test orchestrator; go-livepeer keeps "
-    "runners in a map under one lock, so the same rate is small there too. It grows linearly with pods and "
+    "200: one per pod per 5 s interval) at about 5 % of a core for the Python test orchestrator; go-livepeer "
+    "(not measured here) keeps runners in a map under one mutex, a cheap update per heartbeat. It grows linearly "
+    "with pods and "
     "orchestrators; a longer heartbeat_interval (an orchestrator setting) is the lever if it ever matters.",
     "Operator status (dynamic): the operator re-reads each orchestrator's /discovery on every reconcile, and pod "
     "events keep triggering those while a scale change settles, so status followed /discovery within 4 s here. Its "
