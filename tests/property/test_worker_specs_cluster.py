@@ -217,10 +217,6 @@ def test_a_broken_field_is_refused_with_its_name(
         assert by_rule, (mutation, message)
 
 
-def _with(base: dict[str, Any], **fields: Any) -> dict[str, Any]:
-    return {**base, **fields}
-
-
 SECRET = {"name": "orch-secret"}
 RULE_BREAKERS = st.one_of(
     st.builds(

@@ -4,7 +4,8 @@ Every field gets a strategy from its type and constraints (bounds, lengths, patt
 `self.matches(...)` CEL rule on the field), so fields added to the models are covered without edits here.
 Only fields whose content Kubernetes itself defines (label values, quantities, object names...) get a
 hand-written strategy in `KUBERNETES_CONTENT`: the CRD leaves those to the API server's own validation of the
-children, and a spec is only "valid" if its children can be created.
+children, and a spec is only "valid" if its children can be created. Free-form fields not listed there stay
+empty, and `within_rules` meets the cross-field CEL rules known here.
 
 `mutations` breaks one generically chosen field of a valid spec (wrong type, out of range, off-pattern).
 """
@@ -25,8 +26,8 @@ from pydantic.fields import FieldInfo
 # An orchestrator nobody listens on: registration fails fast and never leaves the machine.
 CLOSED_PORT_URL = "http://127.0.0.1:9"
 
-# Text without control characters: the API server stores them, but the operator's server-side apply sends
-# YAML, which cannot carry raw C1/DEL characters (see test_a_child_the_api_server_cannot_take_is_reported).
+# Text without control characters: the API server stores them in a spec, but some make the operator's apply of
+# the children fail ("yaml: control characters are not allowed"), which it reports as ReconcileError.
 CHARACTERS = st.characters(exclude_categories=("Cs", "Cc"))
 
 
