@@ -212,7 +212,8 @@ def test_a_broken_field_is_refused_with_its_name(
     try:
         api.BYOCWorkerSpec.model_validate(mutation.spec)
     except pydantic.ValidationError as exc:
-        assert mutation.field.removeprefix("spec.").split(".")[0].split("[")[0] in spec_error_message(exc)
+        # the operator's InvalidSpec message names the same field (its own spelling: orchestrators.0.url)
+        assert mutation.field.replace("[", ".").replace("]", "") in spec_error_message(exc), (mutation, exc)
     else:
         assert by_rule, (mutation, message)
 
