@@ -122,7 +122,7 @@ class Fleet:
         deleting: bool = False,
     ) -> list[dict[str, Any]]:
         """Make every orchestrator's view match (registered with `capacity`, or not at all); returns the
-        per-orchestrator status entries."""
+        per-orchestrator status entries (deleting: those whose unregister failed)."""
         payload = registration.capability_payload(worker, capacity)
         digest = registration.payload_digest(payload)
         refresh = float(worker.spec.registration.refresh_seconds)
@@ -139,6 +139,8 @@ class Fleet:
             )
             if keep:
                 entries.append(entry)
+            elif deleting and entry.get("lastError"):
+                entries.append(entry)  # a failed unregister: the finalizer must hold until it succeeds
         if deleting or not targets:
             self.forget(key)
         return entries

@@ -46,7 +46,14 @@ from byoc_operator.render.runners import (
 )
 from byoc_operator.render.worker import FIELD_MANAGER
 from byoc_operator.static_runners import static_note
-from byoc_operator.status import compute_status, invalid_spec_status, is_worker_pod, transitions, with_registration
+from byoc_operator.status import (
+    compute_status,
+    invalid_spec_status,
+    is_worker_pod,
+    pod_problem,
+    transitions,
+    with_registration,
+)
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +61,10 @@ BYOCWorkerResource = create_namespaced_resource(api.GROUP, api.VERSION, api.KIND
 
 # Deleting a worker waits this many failed attempts to leave its orchestrators before giving up.
 UNREGISTER_ATTEMPTS = 5
+
+# Live Runner dynamic: how soon to re-read /discovery while it does not match the ready pods yet (upstream's
+# heartbeat interval is 5 s).
+RUNNERS_RECHECK_SECONDS = 5.0
 
 # After an apply, the index may lag the API server by a moment; don't re-apply the same object meanwhile.
 APPLY_SETTLE_SECONDS = 15.0
@@ -92,6 +103,18 @@ def optional_children(worker: Worker) -> list[tuple[Any, str]]:
         (NetworkPolicy, worker.name),
         (ConfigMap, configmap_name(worker)),
     ]
+
+
+# What was rendered, as a digest on the child. `contains` only sees that the live object has every rendered field,
+# so a field dropped from the spec (a pod annotation, a node selector) would stay forever; the digest changes
+# with it, the child is applied again, and server-side apply removes what the operator no longer sets.
+RENDERED_ANNOTATION = "byoc.livepeer.org/rendered"
+
+
+def stamped(desired: dict[str, Any], want: str) -> dict[str, Any]:
+    meta = desired["metadata"]
+    annotations = {**(meta.get("annotations") or {}), RENDERED_ANNOTATION: want[:16]}
+    return {**desired, "metadata": {**meta, "annotations": annotations}}
 
 
 @dataclass(frozen=True)
@@ -275,7 +298,13 @@ class Reconciler:
                 status = with_registration(
                     status, entries, targets, deleting=False, now=now, generation=worker.generation
                 )
-                self._schedule_refresh(key, reg.refresh_seconds)
+                # Pods register themselves a heartbeat after they change: look again soon while the
+                # orchestrators' lists still differ from the ready pods, so status follows within seconds.
+                ready = sum(1 for p in pods if pod_problem(p) is None)
+                settling = any("lastError" not in e and e.get("runners") != ready for e in entries)
+                self._schedule_refresh(
+                    key, min(reg.refresh_seconds, RUNNERS_RECHECK_SECONDS) if settling else reg.refresh_seconds
+                )
             else:
                 entries = await self.fleet.sync_static(
                     key, worker, targets, live, published, status.get("orchestrators") or [], self._ref(body), now
@@ -407,12 +436,13 @@ class Reconciler:
         """Server-side apply the child if the live one is missing or differs from what we render."""
         assert self.indexes is not None
         kind, name = desired["kind"], desired["metadata"]["name"]
+        want = digest(desired)
+        desired = stamped(desired, want)
         live = self._child(self.indexes.of_kind(kind), key, name)
         ref = (kind, key[0], name)
         if live is not None and contains(live, desired):
             self._applied.pop(ref, None)
             return
-        want = digest(desired)
         applied = self._applied.get(ref)
         if applied and applied.digest == want:
             if live is None and time.monotonic() - applied.at < APPLY_SETTLE_SECONDS:
