@@ -261,3 +261,28 @@ async def test_refuses_to_start_without_essentials(missing: str, secret_file) ->
 
 def test_secret_constant_is_not_trivial() -> None:
     assert len(SECRET) >= 8  # the log checks above would prove nothing with a secret like "s"
+
+
+async def test_drained_before_it_started_never_registers(make_orch, stub_worker, secret_file) -> None:
+    """SIGTERM can arrive while the sidecar is still starting: nothing may be left registered behind it."""
+    from byoc_runtime.registrar.config import load_config
+    from byoc_runtime.registrar.registrar import Registrar
+
+    orch = await make_orch()
+    registrar = Registrar(load_config(registrar_args(orch, stub_worker.url, secret_file), {}))
+    await registrar.drain()
+    async with asyncio.timeout(10):
+        await registrar.run()
+    assert not orch.live_runners.runners and registrar.worker is None
+
+
+async def test_failed_heartbeats_back_off_to_the_interval(make_orch, stub_worker, secret_file) -> None:
+    """A struggling orchestrator gets fewer heartbeats, not more: retries at 1, 2, 4 s, then the interval."""
+    from byoc_testenv.orchestrator.faults import Fault
+
+    orch = await make_orch()
+    orch.faults.fault = Fault("status", status=500, paths=("/runners/heartbeat",))
+    async with running_registrar(registrar_args(orch, stub_worker.url, secret_file)) as registrar:
+        await asyncio.sleep(6.5)
+        failed = heartbeats(registrar, "failed")
+    assert 3 <= failed <= 5, failed  # a retry every second would be 7

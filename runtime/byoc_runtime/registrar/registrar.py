@@ -79,6 +79,8 @@ class Registrar:
 
     async def run(self) -> None:
         """Until drained (``drain()``), then close."""
+        if self.done.is_set():
+            return  # drained (SIGTERM) before it started: never register, so nothing is left behind
         await self.start()
         try:
             await self.done.wait()
@@ -154,12 +156,16 @@ class Registrar:
     async def _heartbeat_loop(self, index: int, registration: Registration) -> None:
         loop = asyncio.get_running_loop()
         wake = self._wake[index]
+        failures = 0
         while not self._stop_beats.is_set():
             started = loop.time()
             wake.clear()
             await self.beat(registration)
             ok = registration.registered and not registration.last_error
-            delay = registration.interval if ok else min(registration.interval, RETRY_S)
+            failures = 0 if ok else failures + 1
+            # Retry soon after one failure, then back off to the interval: a struggling orchestrator
+            # must not get more heartbeats than a healthy one.
+            delay = registration.interval if ok else min(registration.interval, RETRY_S * 2 ** (failures - 1))
             await wait_any(self._stop_beats, wake, limit_s=started + delay - loop.time())
 
     # -- drain -------------------------------------------------------------------------------------------
