@@ -25,9 +25,10 @@ T = TypeVar("T")
 class OperatorProcess:
     """The operator as users run it: its own process, talking to the API server through a kubeconfig."""
 
-    def __init__(self, kubeconfig: str, log_path: Path) -> None:
+    def __init__(self, kubeconfig: str, log_path: Path, env: dict[str, str] | None = None) -> None:
         self.kubeconfig = kubeconfig
         self.log_path = log_path
+        self.env = env or {}  # overrides of the test defaults below
         self.proc: subprocess.Popen[bytes] | None = None
         self.metrics_port = 0
 
@@ -52,6 +53,7 @@ class OperatorProcess:
             "KUBECONFIG": self.kubeconfig,
             "BYOC_RESYNC_SECONDS": "2",
             "BYOC_RUNTIME_IMAGE": "registry.local/byoc-runtime:test",
+            **self.env,
         }
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
