@@ -501,7 +501,11 @@ class BYOCWorkerSpec(Model):
     pod_security_context: dict[str, Any] | None = free_form(
         "Pod securityContext (default: seccomp RuntimeDefault; the bundled runtime also runs as non-root 65532)."
     )
-    image_pull_secrets: list[str] | None = Field(default=None, description="Secrets for pulling the worker image.")
+    image_pull_secrets: list[str] | None = Field(
+        default=None,
+        description="Secrets for pulling the worker image (each named once).",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
     pod_labels: dict[str, str] | None = Field(
         default=None, description="Extra labels for the worker pods (the operator's own labels win on a clash)."
     )

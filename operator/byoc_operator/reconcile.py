@@ -277,14 +277,20 @@ class Reconciler:
         live = runner_entries(worker, pods)
         if uses_static_runners(worker):
             children.append(render_runners_configmap(worker, live))
+        retry = False
         for desired in children:
+            what = f"{desired['kind']} {desired['metadata']['name']}"
             try:
                 await self._ensure(key, desired)
             except ApiError as exc:
-                if exc.status.code is not None and 400 <= exc.status.code < 500 and exc.status.code != 409:
-                    error = f"{desired['kind']} {desired['metadata']['name']} was refused: {exc.status.message}"
-                else:
-                    raise
+                code = exc.status.code or 0
+                error = f"{what} was refused: {exc.status.message}"
+                # Conflicts, throttling and server errors may pass: retry, but say so in status meanwhile
+                # (some "server errors" are the spec's, e.g. duplicate list keys, and would never pass).
+                retry = retry or code in (409, 429) or code >= 500
+            except (ValueError, TypeError, KeyError, AttributeError) as exc:
+                # The client library could not build the object from free-form parts of the spec.
+                error = f"{what} cannot be built from the spec: {exc}"
         await self._remove_unwanted(key, worker, children)
 
         deployment = self._child(self.indexes.deployments, key, worker.deployment_name)
@@ -333,6 +339,8 @@ class Reconciler:
         else:
             self.autoscaler.forget(key)
         await self._write_status(key, body, status)
+        if retry:
+            raise RuntimeError(error)
 
     def _children(self, worker: Worker) -> list[dict[str, Any]]:
         children = [render_deployment(worker), render_service(worker)]

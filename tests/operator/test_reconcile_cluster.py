@@ -219,12 +219,22 @@ def test_operator_restart_converges_without_duplicates(
     assert len(list(kube.list(Service, namespace=namespace))) == 2
 
 
-def test_an_unreconcilable_object_is_degraded_and_others_carry_on(
-    cluster: Any, kube: Client, namespace: str, operator: OperatorProcess
-) -> None:
+REFUSED_TERM = {"matchExpressions": [{"key": "zone", "operator": "Near", "values": ["a"]}]}
+UNREFUSABLE = [
     # Passes the CRD schema (affinity is free-form) but the API server refuses the Deployment it renders.
-    term = {"matchExpressions": [{"key": "zone", "operator": "Near", "values": ["a"]}]}
-    affinity = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [term]}}}
+    (
+        {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [REFUSED_TERM]}}},
+        "Deployment bad was refused",
+    ),
+    # Not even an Affinity: the client cannot build the Deployment, and says where.
+    ({"nodeAffinity": "zone-a"}, "Deployment bad cannot be built from the spec: Expected `object | null`"),
+]
+
+
+@pytest.mark.parametrize("affinity,message", UNREFUSABLE, ids=["refused", "unbuildable"])
+def test_an_unreconcilable_object_is_degraded_and_others_carry_on(
+    cluster: Any, kube: Client, namespace: str, operator: OperatorProcess, affinity: dict[str, Any], message: str
+) -> None:
     bad = {"gpu": {"count": 0}, "scheduling": {"affinity": affinity}}
     kubectl_apply(cluster, worker_manifest("bad", namespace, bad))
     kubectl_apply(cluster, worker_manifest("good", namespace, {"gpu": {"count": 0}}))
@@ -237,6 +247,6 @@ def test_an_unreconcilable_object_is_degraded_and_others_carry_on(
         60,
         what="bad Degraded",
     )
-    assert "Deployment bad was refused" in c["message"]
+    assert message in c["message"]
     wait_for(lambda: ready(kube, "good", namespace), 90, what="good Ready")
     assert operator.proc is not None and operator.proc.poll() is None

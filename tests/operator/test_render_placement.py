@@ -121,3 +121,12 @@ def test_user_image_keeps_its_user_but_may_not_escalate_unless_told() -> None:
     )["containers"][0]["securityContext"]
     assert ctx["runAsUser"] == 1000 and ctx["capabilities"] == {"add": ["SYS_PTRACE"]}
     assert pod_spec({"podSecurityContext": {"fsGroup": 2000}})["securityContext"] == {"fsGroup": 2000}
+
+
+def test_a_user_variable_replaces_the_operators_of_the_same_name() -> None:
+    env = pod_spec({"container": {"image": "acme/w:1", "env": [{"name": "POD_NAME", "value": "mine"}]}})["containers"][
+        0
+    ]["env"]
+    names = [e["name"] for e in env]
+    assert names.count("POD_NAME") == 1 and {"name": "POD_NAME", "value": "mine"} in env
+    assert "POD_IP" in names

@@ -31,6 +31,7 @@ CASES = [
     ({"disruptionBudget": {}}, "set exactly one of minAvailable"),
     ({"scheduling": {"spread": {"whenUnsatisfiable": "Never"}}}, "spec.scheduling.spread.whenUnsatisfiable"),
     ({"orchestrators": [{"url": "http://o:8935"}]}, "needs a secretRef"),
+    ({"imagePullSecrets": ["regcred", "regcred"]}, 'spec.imagePullSecrets[1]: Duplicate value: "regcred"'),
     (
         {"orchestrators": [{"url": "http://o:8935"}], "registration": {"protocol": "live-runner"}},
         "needs a secretRef",

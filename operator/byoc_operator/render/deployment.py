@@ -91,7 +91,9 @@ def container(worker: Worker) -> dict[str, Any]:
             out["command"] = user.command
         if user.args:
             out["args"] = user.args
-        env = [*identity_env(worker), *(user.env or [])]
+        # A user variable of the same name replaces ours (Kubernetes refuses duplicate names).
+        mine = {e.get("name") for e in user.env or []}
+        env = [*(e for e in identity_env(worker) if e["name"] not in mine), *(user.env or [])]
         out["securityContext"] = security.user_container(user.security_context)
     else:
         runtime = spec.runtime or api.RuntimeContainer()
