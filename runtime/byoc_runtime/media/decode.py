@@ -128,6 +128,10 @@ class SegmentDecoder:
                 format="mpegts",
                 options={"probesize": "32", "analyzeduration": "0", "fflags": "+noparse"},
             )
+        except av.error.EOFError:
+            report.errors.append("open: no MPEG-TS stream found before the segment ended")
+            _drain(source)
+            return report
         except (av.error.FFmpegError, OSError, ValueError) as exc:
             report.errors.append(f"open: {exc}")
             _drain(source)
