@@ -36,6 +36,7 @@ IMAGE_PATTERN = (
 CAPABILITY_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 PROCESSOR_CLASS_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$"
 MIG_PROFILE_PATTERN = r"^[1-9]g\.[0-9]+gb(\+me)?$"
+URL_PATTERN = r"^https?://[^\s/]+(/[^\s]*)?$"
 
 
 def rule(expression: str, message: str) -> dict[str, str]:
@@ -45,6 +46,11 @@ def rule(expression: str, message: str) -> dict[str, str]:
 
 def validations(*rules: dict[str, str]) -> dict[str, Any]:
     return {"x-kubernetes-validations": list(rules)}
+
+
+def checked(*rules: dict[str, str]) -> ConfigDict:
+    """A model whose object carries CEL rules."""
+    return ConfigDict(json_schema_extra=validations(*rules))
 
 
 def image_rule(field: str) -> dict[str, str]:
@@ -85,13 +91,11 @@ class Capability(Model):
 class RuntimeContainer(Model):
     """The bundled runtime image, running one of its processors or a PyTrickle-style processor class."""
 
-    model_config = ConfigDict(
-        json_schema_extra=validations(
-            rule(
-                f"self.processor in {BUILTIN_PROCESSORS} || self.processor.matches(r'{PROCESSOR_CLASS_PATTERN}')",
-                "runtime.processor must be a built-in processor (" + ", ".join(BUILTIN_PROCESSORS) + ") or "
-                "a class reference like 'my_package.module:MyProcessor'",
-            )
+    model_config = checked(
+        rule(
+            f"self.processor in {BUILTIN_PROCESSORS} || self.processor.matches(r'{PROCESSOR_CLASS_PATTERN}')",
+            "runtime.processor must be a built-in processor (" + ", ".join(BUILTIN_PROCESSORS) + ") or "
+            "a class reference like 'my_package.module:MyProcessor'",
         )
     )
 
@@ -139,12 +143,10 @@ class UserContainer(Model):
 
 
 class GPU(Model):
-    model_config = ConfigDict(
-        json_schema_extra=validations(
-            rule(
-                "!has(self.migProfile) || self.count == 1",
-                "gpu.migProfile gives each pod one MIG slice, so gpu.count must be 1 when migProfile is set",
-            )
+    model_config = checked(
+        rule(
+            "!has(self.migProfile) || self.count == 1",
+            "gpu.migProfile gives each pod one MIG slice, so gpu.count must be 1 when migProfile is set",
         )
     )
 
@@ -203,13 +205,11 @@ class Spread(Model):
 
 
 class Resources(Model):
-    model_config = ConfigDict(
-        json_schema_extra=validations(
-            rule(
-                "(!has(self.requests) || self.requests.all(k, !k.startsWith('nvidia.com/'))) && "
-                "(!has(self.limits) || self.limits.all(k, !k.startsWith('nvidia.com/')))",
-                "request GPUs with spec.gpu (count, product, migProfile), not in spec.resources",
-            )
+    model_config = checked(
+        rule(
+            "(!has(self.requests) || self.requests.all(k, !k.startsWith('nvidia.com/'))) && "
+            "(!has(self.limits) || self.limits.all(k, !k.startsWith('nvidia.com/')))",
+            "request GPUs with spec.gpu (count, product, migProfile), not in spec.resources",
         )
     )
 
@@ -263,7 +263,7 @@ class SecretKeyRef(Model):
 
 class OrchestratorRef(Model):
     url: str = Field(
-        pattern=r"^https?://[^\s/]+(/[^\s]*)?$",
+        pattern=URL_PATTERN,
         max_length=2048,
         description="Orchestrator base URL, e.g. 'https://orch-0.example:8935'.",
     )
@@ -274,7 +274,7 @@ class OrchestratorRef(Model):
     )
     cli_url: str | None = Field(
         default=None,
-        pattern=r"^https?://[^\s/]+(/[^\s]*)?$",
+        pattern=URL_PATTERN,
         max_length=2048,
         description="Live Runner static mode: the orchestrator's CLI URL (-cliAddr, e.g. 'http://orch-0:7935'), "
         "where runners are upserted through POST /registerLiveRunners.",
@@ -285,12 +285,10 @@ class OrchestratorRef(Model):
 class OrchestratorTLS(Model):
     """Orchestrators serve HTTPS with a self-signed certificate by default: trust a CA bundle, or opt out."""
 
-    model_config = ConfigDict(
-        json_schema_extra=validations(
-            rule(
-                "!(has(self.caBundleSecretRef) && has(self.insecureSkipVerify) && self.insecureSkipVerify)",
-                "tls: set either caBundleSecretRef or insecureSkipVerify, not both",
-            )
+    model_config = checked(
+        rule(
+            "!(has(self.caBundleSecretRef) && has(self.insecureSkipVerify) && self.insecureSkipVerify)",
+            "tls: set either caBundleSecretRef or insecureSkipVerify, not both",
         )
     )
 
@@ -336,7 +334,7 @@ class Registration(Model):
     )
     advertise_url: str | None = Field(
         default=None,
-        pattern=r"^https?://[^\s/]+(/[^\s]*)?$",
+        pattern=URL_PATTERN,
         max_length=2048,
         description="URL orchestrators reach this worker at (default: the in-cluster router Service URL).",
     )
@@ -357,12 +355,10 @@ class Registration(Model):
 class Autoscaling(Model):
     """The built-in autoscaler: replicas follow the share of session slots in use."""
 
-    model_config = ConfigDict(
-        json_schema_extra=validations(
-            rule(
-                "self.minReplicas <= self.maxReplicas",
-                "autoscaling.minReplicas must not be greater than autoscaling.maxReplicas",
-            )
+    model_config = checked(
+        rule(
+            "self.minReplicas <= self.maxReplicas",
+            "autoscaling.minReplicas must not be greater than autoscaling.maxReplicas",
         )
     )
 
@@ -387,12 +383,10 @@ class Autoscaling(Model):
 class DisruptionBudget(Model):
     """A PodDisruptionBudget for the worker pods (voluntary evictions: node drains, cluster upgrades)."""
 
-    model_config = ConfigDict(
-        json_schema_extra=validations(
-            rule(
-                "has(self.minAvailable) != has(self.maxUnavailable)",
-                "disruptionBudget: set exactly one of minAvailable and maxUnavailable",
-            )
+    model_config = checked(
+        rule(
+            "has(self.minAvailable) != has(self.maxUnavailable)",
+            "disruptionBudget: set exactly one of minAvailable and maxUnavailable",
         )
     )
 
@@ -418,13 +412,11 @@ class NetworkPolicy(Model):
 
 
 class Rollout(Model):
-    model_config = ConfigDict(
-        json_schema_extra=validations(
-            rule(
-                "!(has(self.maxSurge) && has(self.maxUnavailable) && string(self.maxSurge) in ['0', '0%'] "
-                "&& string(self.maxUnavailable) in ['0', '0%'])",
-                "rollout.maxSurge and rollout.maxUnavailable cannot both be 0: the rollout could never progress",
-            )
+    model_config = checked(
+        rule(
+            "!(has(self.maxSurge) && has(self.maxUnavailable) && string(self.maxSurge) in ['0', '0%'] "
+            "&& string(self.maxUnavailable) in ['0', '0%'])",
+            "rollout.maxSurge and rollout.maxUnavailable cannot both be 0: the rollout could never progress",
         )
     )
 
@@ -441,20 +433,18 @@ class Rollout(Model):
 
 
 class BYOCWorkerSpec(Model):
-    model_config = ConfigDict(
-        json_schema_extra=validations(
-            rule(
-                "!(has(self.runtime) && has(self.container))",
-                "set either spec.runtime (the bundled runtime) or spec.container (your own image), not both",
-            ),
-            rule(
-                "!has(self.orchestrators) || self.orchestrators.all(o, has(o.secretRef)) || "
-                "(has(self.registration) && has(self.registration.protocol) && "
-                "self.registration.protocol == 'live-runner' && has(self.registration.liveRunnerMode) && "
-                "self.registration.liveRunnerMode == 'static')",
-                "every spec.orchestrators entry needs a secretRef (only Live Runner static mode can do without)",
-            ),
-        )
+    model_config = checked(
+        rule(
+            "!(has(self.runtime) && has(self.container))",
+            "set either spec.runtime (the bundled runtime) or spec.container (your own image), not both",
+        ),
+        rule(
+            "!has(self.orchestrators) || self.orchestrators.all(o, has(o.secretRef)) || "
+            "(has(self.registration) && has(self.registration.protocol) && "
+            "self.registration.protocol == 'live-runner' && has(self.registration.liveRunnerMode) && "
+            "self.registration.liveRunnerMode == 'static')",
+            "every spec.orchestrators entry needs a secretRef (only Live Runner static mode can do without)",
+        ),
     )
 
     capability: Capability = Field(default_factory=Capability, description="What gateways route to this worker.")
