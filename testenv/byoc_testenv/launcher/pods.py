@@ -30,6 +30,7 @@ from .env import ConfigError, container_env, env_refs, expand
 from .images import LocalImage
 from .kube import KubeClient, KubeError
 from .probes import Probe, ProbeLoop
+from .volumes import PodVolumes
 
 log = logging.getLogger(__name__)
 
@@ -172,6 +173,7 @@ class ContainerRunner:
         self.pod.changed()
 
     async def _start(self) -> None:
+        await self.pod.volumes.mounted()  # waits in ContainerCreating, as a kubelet does until volumes are set up
         pod = self.pod.pod
         lookup = await self.pod.env_sources()
         env = container_env(pod, self.spec, lookup)
@@ -330,8 +332,9 @@ class PodRunner:
         self._dirty = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._sent: Obj | None = None
+        self.volumes = PodVolumes(settings.client, pod, settings.root / "volumes" / self.log_dir.name)
         self.containers = [
-            ContainerRunner(self, c, settings.images[c.get("image", "")])
+            ContainerRunner(self, self.volumes.local_container(c), settings.images[c.get("image", "")])
             for c in (pod.get("spec") or {}).get("containers") or [] if c.get("image", "") in settings.images
         ]
 
@@ -347,6 +350,8 @@ class PodRunner:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self._tasks = [asyncio.create_task(c.run(), name=f"{self.key}/{c.name}") for c in self.containers]
         self._tasks.append(asyncio.create_task(self._report(), name=f"{self.key} status"))
+        self._tasks.append(asyncio.create_task(self.volumes.run(), name=f"{self.key} volumes"))
+        self._dirty.set()  # report ContainerCreating at once: kwok may have said running, and volumes may wait
 
     def update(self, pod: Obj) -> None:
         """The latest object from the API (grace period, conditions to compare against). A watch event older
@@ -363,6 +368,7 @@ class PodRunner:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.volumes.remove()
         log.info("%s stopped", self.key)
 
     def changed(self) -> None:
