@@ -247,8 +247,9 @@ class Cluster:
     """A running cluster. Use `Cluster.start(...)` to start one, `Cluster.attach(kubeconfig)` to use one."""
 
     def __init__(self, *, name: str, kubeconfig: Path, home: Path | None, kubectl_bin: Path,
-                 owned: bool, progress: Progress | None = None) -> None:
+                 owned: bool, progress: Progress | None = None, pod_cidr: str | None = None) -> None:
         self.name = name
+        self.pod_cidr = pod_cidr  # kwok's cidr for pod IPs (None: an attached cluster, range unknown)
         self.kubeconfig = kubeconfig
         self.home = home
         self.kubectl_bin = kubectl_bin
@@ -279,11 +280,13 @@ class Cluster:
             "name": name, "home": str(home), "kubeconfig": str(home / "clusters" / name / "kubeconfig.yaml"),
             "owner_pid": os.getpid(), "owner_start": _proc_start_time(os.getpid()),
             "detached": detached, "created": time.time(),
+            # Pod IPs no other registered cluster uses (stale ones were just removed, detached ones count).
+            "pod_cidr": nodes.pick_pod_cidr(e["pod_cidr"] for e in registered() if e.get("pod_cidr")),
         }
         # Registered before anything runs, so even a start killed halfway gets cleaned up later.
         (registry_dir() / f"{name}.json").write_text(json.dumps(entry, indent=2))
         cluster = cls(name=name, kubeconfig=Path(entry["kubeconfig"]), home=home, kubectl_bin=bins.kubectl,
-                      owned=True, progress=progress)
+                      owned=True, progress=progress, pod_cidr=entry["pod_cidr"])
         if not detached:
             atexit.register(cluster.stop)
             _exit_on_sigterm()
@@ -315,7 +318,7 @@ class Cluster:
         cmd = [str(bins.kwokctl), "--name", self.name, "--config", str(config), "create", "cluster",
                "--runtime", "binary", "--kubeconfig=", f"--timeout={int(timeout)}s", "--wait=0s",
                # Pod IPs are fake: take them from loopback so nothing dials off this machine.
-               f"--extra-args=kwok-controller=cidr={nodes.POD_CIDR}",
+               f"--extra-args=kwok-controller=cidr={self.pod_cidr}",
                f"--extra-args=kube-apiserver=service-cluster-ip-range={SERVICE_CIDR}"]
         with open(log, "w") as out, self.progress.heartbeat(f"starting cluster {self.name}"):
             res = subprocess.run(cmd, env=_kwok_env(str(self.home)), stdout=out, stderr=subprocess.STDOUT,

@@ -8,6 +8,8 @@ kube-scheduler places GPU pods by the same rules as in production.
 
 from __future__ import annotations
 
+import ipaddress
+import random
 import re
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
@@ -22,7 +24,12 @@ GROUP_LABEL = "byoc-testenv/node-group"
 GPU_RESOURCE = "nvidia.com/gpu"
 # Fake addresses live in loopback ranges, so anything that dials one stays on this machine.
 NODE_IP_PREFIX = "127.63"
-POD_CIDR = "127.64.0.1/16"
+# Pod IPs: each cluster on this machine takes its own /20 of this block (below the Services' 127.96/16). kwok
+# hands out the same addresses in the same order in every cluster, and the launcher binds them, so two clusters
+# sharing a range would answer each other's probes and requests (a pod killed in one gets its address taken by a
+# pod of the other).
+POD_BLOCK = "127.64.0.0/11"
+POD_PREFIX = 20
 
 
 @dataclass(frozen=True)
@@ -245,3 +252,17 @@ def render_nodes(groups: Iterable[NodeGroup], start: Mapping[str, int] | None = 
             seen.add(name)
             nodes.append(render_node(group, name))
     return nodes
+
+
+def pod_cidrs() -> list[str]:
+    """Every pod range a cluster can take, as kwok's ``cidr`` (its first address is the gateway, never a pod's)."""
+    subnets = ipaddress.ip_network(POD_BLOCK).subnets(new_prefix=POD_PREFIX)
+    return [f"{net.network_address + 1}/{net.prefixlen}" for net in subnets]
+
+
+def pick_pod_cidr(taken: Iterable[str], rng: random.Random | None = None) -> str:
+    """A pod range no other cluster holds; random, so clusters started at the same moment rarely pick alike."""
+    free = sorted(set(pod_cidrs()) - set(taken))
+    if not free:
+        raise ValueError(f"every pod range of {POD_BLOCK} is taken by a running cluster")
+    return (rng or random).choice(free)

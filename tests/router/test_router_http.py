@@ -277,3 +277,28 @@ async def test_token_file_rotation_without_restart(http, make_pod, make_router, 
     assert start_call.headers.get("Authorization") == "Bearer new"  # forwarded to the pod
     status, body = await start(http, router, "s2")
     assert (status, body["message"]) == (401, "missing bearer token: send Authorization: Bearer <token>")
+
+
+async def test_pods_learned_once_dns_recovers_from_a_failure_at_start(http, make_pod, make_router):
+    """A resolver failing when the router starts (and again later) leaves it with no pods only until DNS answers:
+    its own refresh loop finds the pods, with no restart and nothing calling it from outside."""
+    pod = await make_pod(host="127.0.0.1")
+    failing = asyncio.Event()
+    failing.set()
+
+    async def resolver(host: str, port: int, type: int) -> list[tuple]:
+        if failing.is_set():
+            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+        return [(socket.AF_INET, type, 6, "", ("127.0.0.1", port))]
+
+    port = int(pod.url.rsplit(":", 1)[1])
+    router = await make_router(DnsPods(f"workers.default.svc:{port}", resolver=resolver), refresh_interval=0.05)
+    status, body = await start(http, router, "s0")
+    assert (status, body["reason"]) == (503, "no_pods")
+    failing.clear()
+    for _ in range(400):  # 20 s at most; the refresh runs every 0.05 s
+        if router.router.pods:
+            break
+        await asyncio.sleep(0.05)
+    assert list(router.router.pods) == [pod.url]
+    assert (await start(http, router, "s1"))[0] == 200 and "s1" in pod.streams

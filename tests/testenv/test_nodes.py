@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import ipaddress
+import itertools
+import random
 
 import pytest
 from byoc_testenv import nodes
+from byoc_testenv.cluster import SERVICE_CIDR
 from byoc_testenv.nodes import CPUNodeGroup, GPUNodeGroup, Taint, default_node_groups, render_nodes
 
 
@@ -110,7 +113,26 @@ def test_node_addresses_are_loopback_and_stable():
     ip = node["status"]["addresses"][0]["address"]
     assert ipaddress.ip_address(ip).is_loopback
     assert ip == nodes.node_ip("c-0")
-    assert ipaddress.ip_network(nodes.POD_CIDR, strict=False).network_address.is_loopback
+
+
+def test_pod_ranges_are_loopback_disjoint_and_clear_of_services_and_nodes():
+    ranges = [ipaddress.ip_network(c, strict=False) for c in nodes.pod_cidrs()]
+    assert len(ranges) == 512 and all(r.prefixlen == nodes.POD_PREFIX and r.is_loopback for r in ranges)
+    assert all(not a.overlaps(b) for a, b in itertools.pairwise(ranges))
+    services = ipaddress.ip_network(SERVICE_CIDR)
+    node_ips = ipaddress.ip_network(f"{nodes.NODE_IP_PREFIX}.0.0/16")
+    assert not any(r.overlaps(services) or r.overlaps(node_ips) for r in ranges)
+    # kwok's cidr names the gateway, the range's first address, which no pod gets.
+    assert all(c.split("/")[0].endswith(".1") for c in nodes.pod_cidrs())
+
+
+def test_pick_pod_cidr_avoids_taken_ranges():
+    every = nodes.pod_cidrs()
+    assert nodes.pick_pod_cidr(every[1:], random.Random(0)) == every[0]
+    picks = {nodes.pick_pod_cidr(every[:10], random.Random(seed)) for seed in range(50)}
+    assert picks.isdisjoint(every[:10]) and len(picks) > 1
+    with pytest.raises(ValueError, match="taken"):
+        nodes.pick_pod_cidr(every)
 
 
 def test_default_layout():
