@@ -41,7 +41,8 @@ def structural(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
 
     if schema.get("x-kubernetes-int-or-string"):
         keep = ("description", "default", "x-kubernetes-int-or-string", "x-kubernetes-validations")
-        return {k: v for k, v in schema.items() if k in keep}
+        # No `default: null`: the API server drops it, and the stored CRD would differ from ours.
+        return {k: v for k, v in schema.items() if k in keep and not (k == "default" and v is None)}
 
     if "anyOf" in schema:
         options = [o for o in schema["anyOf"] if o.get("type") != "null"]
