@@ -103,7 +103,7 @@ async def test_token_from_secret_guards_router_and_pod_and_rotates(
         cluster.kubectl("apply", "-n", ns, "-f", "-", input=yaml.safe_dump_all(manifests))
 
     apply(secret("orch", "secret", SECRET), secret("worker-token", "token", FIRST), worker(orch.url))
-    await eventually(lambda: advertised(orch.url, CAPABILITY) == 2, 240, "capacity 2 (one pod, two sessions) advertised")
+    await eventually(lambda: advertised(orch.url, CAPABILITY) == 2, 240, "capacity 2 (1 pod x 2) advertised")
     assert registered_token(orch.url) == FIRST
     url = capabilities(orch.url)["capabilities"][CAPABILITY]["url"]
     await eventually(lambda: (h := router_health(launcher, url)) and h["pods"] == 1, 90, "the router to know its pod")
