@@ -27,7 +27,7 @@ from byoc_testenv.launcher import Launcher
 from byoc_testenv.orchestrator import OrchestratorProcess
 from byoc_testenv.trickle import TrickleServer
 
-from tests.runtime.support import Stream, publish
+from tests.runtime.support import Stream, publish, stop_reasons
 
 from .conftest import IMAGE, SECRET, eventually
 
@@ -74,10 +74,6 @@ async def ready_pod(launcher: Launcher, namespace: str, name: str) -> tuple[str,
         return ready[0] if len(ready) == 1 and health(ready[0][1]) else None
 
     return await eventually(one, 240, f"a ready pod of {name}")
-
-
-def stop_reasons(events: list[Any]) -> list[str]:
-    return [e["event"].get("reason") for e in events if devstream.event_type(e) == "stream_stopped"]
 
 
 @dataclass
@@ -237,7 +233,7 @@ async def test_stream_outliving_a_short_grace_ends_with_a_stop_event(
             feeding.cancel()
             await asyncio.gather(feeding, return_exceptions=True)
         await stream.close()
-    reasons = [e["event"].get("reason") for e in stream.events if e["event"].get("type") == "stream_stopped"]
+    reasons = stream.stop_reasons()
     assert reasons == ["drain grace period over"], stream.event_types()
     assert closed >= 2.5  # the stream ran through the grace, not cut at the deletion
 
@@ -279,5 +275,5 @@ async def test_user_image_drains_through_the_sidecar(
             feeding.cancel()
             await asyncio.gather(feeding, return_exceptions=True)
         await stream.close()
-    reasons = [e["event"].get("reason") for e in stream.events if e["event"].get("type") == "stream_stopped"]
+    reasons = stream.stop_reasons()
     assert reasons == ["input ended"], stream.event_types()

@@ -72,6 +72,11 @@ async def running_worker(
         await server.close()
 
 
+def stop_reasons(events: list[dict[str, Any]]) -> list[str]:
+    """Why the worker said a stream stopped, one per stream_stopped event."""
+    return [e["event"].get("reason") for e in events if e.get("event", {}).get("type") == "stream_stopped"]
+
+
 @dataclass
 class Stream:
     """The orchestrator's side of one BYOC stream on a real trickle server: channels, input publisher,
@@ -145,6 +150,9 @@ class Stream:
 
     def event_types(self) -> list[str]:
         return [e.get("event", {}).get("type") for e in self.events]
+
+    def stop_reasons(self) -> list[str]:
+        return stop_reasons(self.events)
 
 
 async def publish(

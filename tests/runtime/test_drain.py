@@ -18,10 +18,6 @@ pytestmark = pytest.mark.trickle
 SMALL = {"width": 128, "height": 96, "max_framerate": 15}
 
 
-def stop_reasons(stream: Stream) -> list[str]:
-    return [e["event"].get("reason") for e in stream.events if e["event"].get("type") == "stream_stopped"]
-
-
 async def test_prestop_drain_refuses_new_streams_and_waits_for_the_live_one(trickle_server, make_segments) -> None:
     segments = make_segments(seconds=6, audio_codec=None, width=128, height=96)
     async with running_worker("passthrough", capacity=2, drain_seconds=120) as rt:
@@ -55,7 +51,7 @@ async def test_prestop_drain_refuses_new_streams_and_waits_for_the_live_one(tric
             feeding.cancel()
             await asyncio.gather(feeding, return_exceptions=True)
             await live.close()
-    assert stop_reasons(live) == ["input ended"]
+    assert live.stop_reasons() == ["input ended"]
 
 
 async def test_drain_through_an_orchestrator_proxy_is_refused() -> None:
@@ -99,7 +95,7 @@ async def test_sigterm_ends_streams_at_the_grace_with_a_stop_event_and_closed_ou
             await stream.close()
         worker.stop()
     for stream in streams:
-        assert stop_reasons(stream) == ["drain grace period over"], stream.event_types()
+        assert stream.stop_reasons() == ["drain grace period over"], stream.event_types()
         assert stream.event_types()[-2:] == ["stream_stopped", "status"]
         assert len(stream.output) >= 3  # it kept running for the grace (1 s segments)
     assert "drain grace over: stopping 2 sessions" in worker.log_tail(60)
