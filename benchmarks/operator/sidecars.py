@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import contextlib
 import json
 import logging
 import re
@@ -54,7 +53,7 @@ from aiohttp import web
 from byoc_runtime.registrar.config import RegistrarConfig, default_runner_url, load_config
 from byoc_runtime.registrar.registrar import Registrar
 from byoc_runtime.registrar.registration import Registration
-from byoc_testenv.polling import read_first_line
+from byoc_testenv.polling import read_first_line, stop_child
 from lightkube import AsyncClient, KubeConfig
 from lightkube.core.exceptions import ApiError
 from lightkube.models.core_v1 import Container
@@ -497,17 +496,7 @@ class SidecarProcess:
         return t.user + t.system
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        for pipe in (self.proc.stdin, self.proc.stdout):
-            if pipe is not None:
-                with contextlib.suppress(OSError):
-                    pipe.close()
+        stop_child(self.proc, 60)
 
 
 if __name__ == "__main__":

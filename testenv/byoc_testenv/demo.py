@@ -35,7 +35,7 @@ from typing import Any
 import yaml
 
 from byoc_testenv.cluster import Cluster
-from byoc_testenv.polling import free_port
+from byoc_testenv.polling import free_port, stop_child
 from byoc_testenv.progress import Progress
 
 DEMO_SECRET = "demo-orchestrator-secret"
@@ -69,12 +69,7 @@ def operator_process(cluster: Cluster, log_path: Path, env: dict[str, str] | Non
     try:
         yield proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_child(proc, 15)
 
 
 # -- a gateway's side of a stream, through the test orchestrator ---------------------------------------------

@@ -1,7 +1,9 @@
-"""Waiting for things on this machine: a free loopback port, a condition that becomes true, a child's first line."""
+"""Waiting for things on this machine: a free loopback port, a condition that becomes true, a child's first line,
+a child that stops."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import socket
@@ -53,3 +55,18 @@ def read_first_line(proc: subprocess.Popen[bytes], timeout: float) -> str:
                 break
             data += chunk
     return data.decode(errors="replace")
+
+
+def stop_child(proc: subprocess.Popen[bytes], timeout: float) -> None:
+    """SIGTERM, SIGKILL if it has not exited within `timeout`, then close the pipes we hold to it."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    for pipe in (proc.stdin, proc.stdout):
+        if pipe is not None:
+            with contextlib.suppress(OSError):  # a pipe the child broke
+                pipe.close()

@@ -19,7 +19,7 @@ import pytest
 import yaml
 from byoc_operator import crd
 from byoc_testenv import tools
-from byoc_testenv.polling import free_port, wait_for
+from byoc_testenv.polling import free_port, stop_child, wait_for
 
 from tests.images.dockerfile import final_stage
 
@@ -194,13 +194,8 @@ class ChartOperator:
             return s.connect_ex(("127.0.0.1", self.port)) == 0
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        if self.proc:
+            stop_child(self.proc, 20)
 
     def log(self, lines: int = 80) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import pytest
 import yaml
 from byoc_operator import api, crd
-from byoc_testenv.polling import free_port, wait_for
+from byoc_testenv.polling import free_port, stop_child, wait_for
 from lightkube import Client, KubeConfig
 from lightkube.generic_resource import create_namespaced_resource
 
@@ -87,13 +87,8 @@ class OperatorProcess:
             self.proc.wait(10)
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        if self.proc:
+            stop_child(self.proc, 15)
 
     def log_tail(self, lines: int = 60) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])

@@ -14,7 +14,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -23,7 +22,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from byoc_testenv.polling import read_first_line
+from byoc_testenv.polling import read_first_line, stop_child
 
 from .dns import resolve_hosts
 from .images import LocalImage, dump_image_map, runtime_images
@@ -116,16 +115,7 @@ class Launcher:
 
     def stop(self, timeout: float = 30.0) -> None:
         """SIGTERM: the launcher stops its processes (SIGTERM, then SIGKILL after a grace period) and exits."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        for pipe in (self.proc.stdin, self.proc.stdout):
-            if pipe is not None:
-                pipe.close()
+        stop_child(self.proc, timeout)
         if self._remove_root and not os.environ.get("BYOC_TESTENV_KEEP_LOGS"):
             shutil.rmtree(self.root, ignore_errors=True)
 

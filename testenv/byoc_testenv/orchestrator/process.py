@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from types import TracebackType
 
-from byoc_testenv.polling import read_first_line
+from byoc_testenv.polling import read_first_line, stop_child
 
 
 class OrchestratorProcessError(RuntimeError):
@@ -91,16 +90,7 @@ class OrchestratorProcess:
             return ""
 
     def stop(self, timeout: float = 5.0) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        for pipe in (self.proc.stdin, self.proc.stdout):
-            if pipe is not None:
-                pipe.close()
+        stop_child(self.proc, timeout)
         self._secret_file.unlink(missing_ok=True)
         if not os.environ.get("BYOC_TESTENV_KEEP_LOGS"):
             self.log_path.unlink(missing_ok=True)
