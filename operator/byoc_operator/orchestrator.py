@@ -137,10 +137,9 @@ class Fleet:
             entry = await self._sync_one(
                 key, target, payload, digest, keep and capacity > 0, refresh, old.get(target.url), ref, now, token_ref
             )
-            if keep:
+            if keep or entry.get("lastError"):
+                # A failed unregister stays in the status, so it is retried (and, deleting, holds the finalizer).
                 entries.append(entry)
-            elif deleting and entry.get("lastError"):
-                entries.append(entry)  # a failed unregister: the finalizer must hold until it succeeds
         if deleting or not targets:
             self.forget(key)
         return entries
@@ -249,14 +248,24 @@ class Fleet:
         old = {e["url"]: e for e in previous}
         labels = {e["label"] for e in live}
         entries = []
+        wanted = {t.url for t in targets}
+        gone = [self._known.get((key, url)) for url in old if url not in wanted]
         for target in targets:
+            self._known[(key, target.url)] = target
+        for target in [*targets, *(t for t in gone if t)]:
             mem_key = (key, target.url)
+            keep = target.url in wanted and not deleting
             if target.cli_url:
-                await self._upsert(key[0], mem_key, target, [] if deleting else live, published, worker, ref)
-            if deleting:
+                await self._upsert(key[0], mem_key, target, live if keep else [], published, worker, ref)
+            if not keep:
+                # Removed from the spec, or the worker is going: its runners were retired there; a failure stays
+                # in the status so it is retried (and, deleting, holds the finalizer).
                 failed = self._upserted.get(mem_key)
                 if failed is not None and failed.error:
                     entries.append({"url": target.url, "lastError": failed.error})
+                elif not deleting:
+                    self._upserted.pop(mem_key, None)
+                    self._known.pop(mem_key, None)
                 continue
             try:
                 found = static_runners.our_runners(await self._discovery(key[0], target), labels)

@@ -468,10 +468,12 @@ class Reconciler:
         current = body.get("status") or {}
         if current == status or self._written_status.get(key) == status:
             return
+        # A merge patch keeps fields it does not name: a field the new status dropped is sent as null.
+        dropped = {field: None for field in current if field not in status}
         await self.client.patch(
             BYOCWorkerResource.Status,
             key[1],
-            {"status": status},
+            {"status": {**status, **dropped}},
             namespace=key[0],
             patch_type=PatchType.MERGE,
         )

@@ -18,10 +18,13 @@ import secrets
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -157,6 +160,18 @@ SERVICE_CIDR = "127.96.0.0/16"
 
 PORT_OPTIONS = ("kubeApiserverPort", "etcdPort", "etcdPeerPort", "kwokControllerPort",
                 "kubeControllerManagerPort", "kubeSchedulerPort")
+
+
+def _healthz(port: int) -> bool:
+    """A control-plane component's /healthz on 127.0.0.1 (self-signed serving cert; the path is always allowed)."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        with urllib.request.urlopen(f"https://127.0.0.1:{port}/healthz", timeout=5, context=context) as res:
+            return bool(res.status == 200)
+    except (OSError, urllib.error.URLError):
+        return False
 
 
 def _port_free(port: int) -> bool:
@@ -319,7 +334,11 @@ class Cluster:
                "--runtime", "binary", "--kubeconfig=", f"--timeout={int(timeout)}s", "--wait=0s",
                # Pod IPs are fake: take them from loopback so nothing dials off this machine.
                f"--extra-args=kwok-controller=cidr={self.pod_cidr}",
-               f"--extra-args=kube-apiserver=service-cluster-ip-range={SERVICE_CIDR}"]
+               f"--extra-args=kube-apiserver=service-cluster-ip-range={SERVICE_CIDR}",
+               # One instance of each, and no kubelet to restart them: with leader election on, an API server
+               # outage past the lease's renew deadline (10 s) makes both exit for good.
+               "--extra-args=kube-controller-manager=leader-elect=false",
+               "--extra-args=kube-scheduler=leader-elect=false"]
         with open(log, "w") as out, self.progress.heartbeat(f"starting cluster {self.name}"):
             res = subprocess.run(cmd, env=_kwok_env(str(self.home)), stdout=out, stderr=subprocess.STDOUT,
                                  timeout=timeout + 30)
@@ -401,25 +420,33 @@ class Cluster:
     # --- readiness -----------------------------------------------------------
 
     def wait_ready(self, timeout: float = 120.0) -> None:
-        """Until the apiserver is ready and the scheduler and controller-manager hold their leases."""
+        """Until the apiserver is ready, the scheduler and controller-manager answer /healthz, and the
+        controllers have run far enough to create the default service account."""
         deadline = time.monotonic() + timeout
         last = ""
         while time.monotonic() < deadline:
             res = self.kubectl("get", "--raw", "/readyz", check=False, timeout=10)
             if res.returncode == 0:
-                leases = self.kubectl("get", "leases", "-n", "kube-system", "-o", "name", check=False, timeout=10)
-                held = {line.rsplit("/", 1)[-1] for line in leases.stdout.split()}
-                if {"kube-scheduler", "kube-controller-manager"} <= held:
+                unhealthy = [c for c, port in self._controller_ports().items() if not _healthz(port)]
+                if not unhealthy:
                     sa = self.kubectl("get", "serviceaccount", "default", "-n", "default", check=False, timeout=10)
                     if sa.returncode == 0:
                         return
                     last = "waiting for the default service account"
                 else:
-                    last = f"waiting for scheduler/controller-manager leases (have {sorted(held)})"
+                    last = f"waiting for {', '.join(unhealthy)} /healthz"
             else:
                 last = res.stderr.strip() or res.stdout.strip()
             time.sleep(0.5)
         raise ClusterError(f"cluster {self.name} not ready after {timeout:.0f}s: {last}\n{self._logs_tail()}")
+
+    def _controller_ports(self) -> dict[str, int]:
+        """The secure ports kwokctl was given for the controller manager and the scheduler (owned clusters)."""
+        if self.home is None:
+            return {}
+        options = next(yaml.safe_load_all((self.home / "kwok.yaml").read_text()))["options"]
+        return {"kube-controller-manager": int(options["kubeControllerManagerPort"]),
+                "kube-scheduler": int(options["kubeSchedulerPort"])}
 
     # --- nodes ---------------------------------------------------------------
 

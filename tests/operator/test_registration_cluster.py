@@ -202,6 +202,18 @@ def test_selected_orchestrator_secrets_are_picked_up_as_the_fleet_changes(
         assert entry["registered"] is True and entry["capacity"] == 3, entry
         assert condition(o, "Registered")["status"] == "True"
 
+    # The fleet shrinks: an orchestrator no longer selected is unregistered from, and leaves the status.
+    cluster.kubectl("label", "secret", "orch-eu-1", "fleet-", "-n", namespace)
+    wait_for(lambda: advertised(orch, cap) is None, 60, what="unregistered from the deselected orchestrator")
+    obj = wait_for(
+        lambda: (o := get_worker(kube, "sel", namespace))
+        and condition(o, "Registered").get("reason") == "NoOrchestrators"
+        and o,
+        30,
+        what="NoOrchestrators again",
+    )
+    assert not obj["status"].get("orchestrators")
+
 
 def test_worker_applied_together_with_its_fleet_secrets_reports_registered(
     cluster: Any, kube: Client, namespace: str, operator: OperatorProcess, orch: OrchestratorProcess

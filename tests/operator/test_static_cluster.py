@@ -173,6 +173,41 @@ def test_static_runners_follow_scaling_and_deletion(
     wait_for(gone_and_retired, 120, what="worker gone (finalizer retired its runners) and none listed")
 
 
+def test_orchestrator_removed_from_the_spec_has_its_runners_retired(
+    cluster: Any, kube: Client, namespace: str, operator: OperatorProcess, orch: OrchestratorProcess, health: PodHealth
+) -> None:
+    app = f"static-rm-{namespace[-6:]}"
+    with OrchestratorProcess.start(secret=SECRET, health_interval=1.0) as other:
+        fleet = [{"url": orch.url, "cliUrl": orch.cli_url}, {"url": other.url, "cliUrl": other.cli_url}]
+        spec = {
+            "capability": {"name": app},
+            "container": {"image": "registry.local/worker:1", "port": health.port},
+            "replicas": 2,
+            "gpu": {"count": 0},
+            "registration": {"protocol": "live-runner", "liveRunnerMode": "static", "refreshSeconds": 3600},
+            "orchestrators": fleet,
+        }
+        kubectl_apply(cluster, worker_manifest("rm", namespace, spec))
+
+        def listed(o: OrchestratorProcess) -> int:
+            health.serve([p.status.podIP for p in worker_pods(kube, namespace, "rm")])
+            return len([r for r in discovered(o) if r["app"] == app])
+
+        wait_for(lambda: listed(orch) == 2 and listed(other) == 2, 120, what="2 runners on both orchestrators")
+
+        kubectl_apply(cluster, worker_manifest("rm", namespace, {**spec, "orchestrators": fleet[:1]}))
+        wait_for(lambda: listed(other) == 0, 60, what="runners retired on the removed orchestrator")
+        entries = wait_for(
+            lambda: (e := get_worker(kube, "rm", namespace)["status"]["orchestrators"]) and len(e) == 1 and e,
+            30,
+            what="one orchestrator in the status",
+        )
+        assert entries[0]["url"] == orch.url and entries[0]["runners"] == 2
+        assert listed(orch) == 2  # the one still named keeps them
+        retired = [r for r in static_runners(other).values() if r["fields"]["app"] == app]
+        assert len(retired) == 2 and all(r["fields"]["status"] != "ready" for r in retired)
+
+
 def test_orchestrator_without_cli_url_is_reported_truthfully(
     cluster: Any, kube: Client, namespace: str, operator: OperatorProcess, orch: OrchestratorProcess
 ) -> None:

@@ -303,6 +303,27 @@ def test_restart_apiserver_keeps_state(cluster: Cluster, namespace: str):
     assert cluster.get("configmap", "keep", namespace=namespace)["data"] == {"k": "v"}
 
 
+def test_long_apiserver_outage_leaves_controllers_and_scheduler_running(cluster: Cluster, namespace: str):
+    """An outage longer than a leader lease's renew deadline (10 s) must not end the controller manager or the
+    scheduler: nothing here would restart them, and every later Deployment would silently get no pods."""
+    if not cluster.owned:
+        pytest.skip("restart needs a cluster this session started (BYOC_TESTENV_KUBECONFIG is set)")
+    assert cluster.workdir is not None
+    pid_files = {c: cluster.workdir / "pids" / f"{c}.pid" for c in ("kube-controller-manager", "kube-scheduler")}
+    pids = {c: int(f.read_text()) for c, f in pid_files.items()}
+    cluster.restart_apiserver(down_seconds=15)
+    time.sleep(5)  # past the point where a lost lease would have ended them
+    for component, pid in pids.items():
+        assert Path(f"/proc/{pid}").exists(), f"{component} exited during the API server outage"
+    cluster.apply(
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "after-outage"},
+         "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "after-outage"}},
+                  "template": {"metadata": {"labels": {"app": "after-outage"}}, "spec": pod("x")["spec"]}}},
+        namespace=namespace,
+    )
+    cluster.kubectl("rollout", "status", "-n", namespace, "deployment/after-outage", "--timeout=90s", timeout=120)
+
+
 def test_components_run_from_the_cache_on_loopback(cluster: Cluster):
     """Nothing was downloaded: every component process runs a binary from the build cache, on 127.0.0.1."""
     if not cluster.owned:
