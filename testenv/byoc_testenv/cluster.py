@@ -155,9 +155,6 @@ def _kwok_env(home: str) -> dict[str, str]:
 # these while a component is down for a restart; random, so concurrent clusters do not collide
 # (kwokctl's own choice walks down from 32767 and races between clusters started together).
 PORT_RANGE = (20000, 32000)
-# ClusterIPs from loopback too: the launcher (byoc_testenv.launcher) listens on them to stand in for kube-proxy.
-SERVICE_CIDR = "127.96.0.0/16"
-
 PORT_OPTIONS = ("kubeApiserverPort", "etcdPort", "etcdPeerPort", "kwokControllerPort",
                 "kubeControllerManagerPort", "kubeSchedulerPort")
 
@@ -262,9 +259,13 @@ class Cluster:
     """A running cluster. Use `Cluster.start(...)` to start one, `Cluster.attach(kubeconfig)` to use one."""
 
     def __init__(self, *, name: str, kubeconfig: Path, home: Path | None, kubectl_bin: Path,
-                 owned: bool, progress: Progress | None = None, pod_cidr: str | None = None) -> None:
+                 owned: bool, progress: Progress | None = None, pod_cidr: str | None = None,
+                 service_cidr: str | None = None) -> None:
         self.name = name
-        self.pod_cidr = pod_cidr  # kwok's cidr for pod IPs (None: an attached cluster, range unknown)
+        # kwok's cidr for pod IPs and the ClusterIP range (None: an attached cluster, ranges unknown). Loopback
+        # both: the launcher (byoc_testenv.launcher) binds pod IPs and listens on ClusterIPs for kube-proxy.
+        self.pod_cidr = pod_cidr
+        self.service_cidr = service_cidr
         self.kubeconfig = kubeconfig
         self.home = home
         self.kubectl_bin = kubectl_bin
@@ -291,17 +292,20 @@ class Cluster:
         if (registry_dir() / f"{name}.json").exists():
             raise ClusterError(f"a cluster named {name} is already registered; `byoc-testenv down --name {name}`")
         home = Path(tempfile.mkdtemp(prefix="byoc-testenv-"))
+        others = registered()
         entry = {
             "name": name, "home": str(home), "kubeconfig": str(home / "clusters" / name / "kubeconfig.yaml"),
             "owner_pid": os.getpid(), "owner_start": _proc_start_time(os.getpid()),
             "detached": detached, "created": time.time(),
-            # Pod IPs no other registered cluster uses (stale ones were just removed, detached ones count).
-            "pod_cidr": nodes.pick_pod_cidr(e["pod_cidr"] for e in registered() if e.get("pod_cidr")),
+            # Addresses no other registered cluster uses (stale ones were just removed, detached ones count).
+            "pod_cidr": nodes.pick_range(nodes.pod_cidrs(), (e.get("pod_cidr") for e in others)),
+            "service_cidr": nodes.pick_range(nodes.service_cidrs(), (e.get("service_cidr") for e in others)),
         }
         # Registered before anything runs, so even a start killed halfway gets cleaned up later.
         (registry_dir() / f"{name}.json").write_text(json.dumps(entry, indent=2))
         cluster = cls(name=name, kubeconfig=Path(entry["kubeconfig"]), home=home, kubectl_bin=bins.kubectl,
-                      owned=True, progress=progress, pod_cidr=entry["pod_cidr"])
+                      owned=True, progress=progress, pod_cidr=entry["pod_cidr"],
+                      service_cidr=entry["service_cidr"])
         if not detached:
             atexit.register(cluster.stop)
             _exit_on_sigterm()
@@ -334,7 +338,7 @@ class Cluster:
                "--runtime", "binary", "--kubeconfig=", f"--timeout={int(timeout)}s", "--wait=0s",
                # Pod IPs are fake: take them from loopback so nothing dials off this machine.
                f"--extra-args=kwok-controller=cidr={self.pod_cidr}",
-               f"--extra-args=kube-apiserver=service-cluster-ip-range={SERVICE_CIDR}",
+               f"--extra-args=kube-apiserver=service-cluster-ip-range={self.service_cidr}",
                # One instance of each, and no kubelet to restart them: with leader election on, an API server
                # outage past the lease's renew deadline (10 s) makes both exit for good.
                "--extra-args=kube-controller-manager=leader-elect=false",

@@ -24,12 +24,13 @@ GROUP_LABEL = "byoc-testenv/node-group"
 GPU_RESOURCE = "nvidia.com/gpu"
 # Fake addresses live in loopback ranges, so anything that dials one stays on this machine.
 NODE_IP_PREFIX = "127.63"
-# Pod IPs: each cluster on this machine takes its own /20 of this block (below the Services' 127.96/16). kwok
-# hands out the same addresses in the same order in every cluster, and the launcher binds them, so two clusters
-# sharing a range would answer each other's probes and requests (a pod killed in one gets its address taken by a
-# pod of the other).
+# Pod IPs and Service ClusterIPs: each cluster on this machine takes its own /20 of each block. kwok and the API
+# server hand out the same addresses in the same order in every cluster, and the launcher binds them, so two
+# clusters sharing a range would answer each other's probes and requests (a pod killed in one gets its address
+# taken by a pod of the other).
 POD_BLOCK = "127.64.0.0/11"
-POD_PREFIX = 20
+SERVICE_BLOCK = "127.96.0.0/12"
+RANGE_PREFIX = 20
 
 
 @dataclass(frozen=True)
@@ -256,13 +257,19 @@ def render_nodes(groups: Iterable[NodeGroup], start: Mapping[str, int] | None = 
 
 def pod_cidrs() -> list[str]:
     """Every pod range a cluster can take, as kwok's ``cidr`` (its first address is the gateway, never a pod's)."""
-    subnets = ipaddress.ip_network(POD_BLOCK).subnets(new_prefix=POD_PREFIX)
+    subnets = ipaddress.ip_network(POD_BLOCK).subnets(new_prefix=RANGE_PREFIX)
     return [f"{net.network_address + 1}/{net.prefixlen}" for net in subnets]
 
 
-def pick_pod_cidr(taken: Iterable[str], rng: random.Random | None = None) -> str:
-    """A pod range no other cluster holds; random, so clusters started at the same moment rarely pick alike."""
-    free = sorted(set(pod_cidrs()) - set(taken))
+def service_cidrs() -> list[str]:
+    """Every Service range a cluster can take, as the API server's ``service-cluster-ip-range``."""
+    return [str(net) for net in ipaddress.ip_network(SERVICE_BLOCK).subnets(new_prefix=RANGE_PREFIX)]
+
+
+def pick_range(every: list[str], taken: Iterable[str | None], rng: random.Random | None = None) -> str:
+    """A range of `every` no other cluster holds; random, so clusters started at the same moment rarely pick
+    alike."""
+    free = sorted(set(every) - set(taken))
     if not free:
-        raise ValueError(f"every pod range of {POD_BLOCK} is taken by a running cluster")
+        raise ValueError(f"every range from {every[0]} to {every[-1]} is taken by a running cluster")
     return (rng or random).choice(free)

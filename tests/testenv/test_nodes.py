@@ -8,7 +8,6 @@ import random
 
 import pytest
 from byoc_testenv import nodes
-from byoc_testenv.cluster import SERVICE_CIDR
 from byoc_testenv.nodes import CPUNodeGroup, GPUNodeGroup, Taint, default_node_groups, render_nodes
 
 
@@ -115,24 +114,26 @@ def test_node_addresses_are_loopback_and_stable():
     assert ip == nodes.node_ip("c-0")
 
 
-def test_pod_ranges_are_loopback_disjoint_and_clear_of_services_and_nodes():
-    ranges = [ipaddress.ip_network(c, strict=False) for c in nodes.pod_cidrs()]
-    assert len(ranges) == 512 and all(r.prefixlen == nodes.POD_PREFIX and r.is_loopback for r in ranges)
-    assert all(not a.overlaps(b) for a, b in itertools.pairwise(ranges))
-    services = ipaddress.ip_network(SERVICE_CIDR)
+def test_address_ranges_are_loopback_disjoint_and_clear_of_each_other_and_nodes():
+    pods = [ipaddress.ip_network(c, strict=False) for c in nodes.pod_cidrs()]
+    services = [ipaddress.ip_network(c) for c in nodes.service_cidrs()]
+    assert len(pods) == 512 and len(services) == 256
+    every = pods + services
+    assert all(r.prefixlen == nodes.RANGE_PREFIX and r.is_loopback for r in every)
+    assert all(not a.overlaps(b) for a, b in itertools.combinations(every, 2))
     node_ips = ipaddress.ip_network(f"{nodes.NODE_IP_PREFIX}.0.0/16")
-    assert not any(r.overlaps(services) or r.overlaps(node_ips) for r in ranges)
+    assert not any(r.overlaps(node_ips) for r in every)
     # kwok's cidr names the gateway, the range's first address, which no pod gets.
     assert all(c.split("/")[0].endswith(".1") for c in nodes.pod_cidrs())
 
 
-def test_pick_pod_cidr_avoids_taken_ranges():
-    every = nodes.pod_cidrs()
-    assert nodes.pick_pod_cidr(every[1:], random.Random(0)) == every[0]
-    picks = {nodes.pick_pod_cidr(every[:10], random.Random(seed)) for seed in range(50)}
+@pytest.mark.parametrize("every", [nodes.pod_cidrs(), nodes.service_cidrs()], ids=["pods", "services"])
+def test_pick_range_avoids_taken_ranges(every: list[str]):
+    assert nodes.pick_range(every, every[1:], random.Random(0)) == every[0]
+    picks = {nodes.pick_range(every, [*every[:10], None], random.Random(seed)) for seed in range(50)}
     assert picks.isdisjoint(every[:10]) and len(picks) > 1
     with pytest.raises(ValueError, match="taken"):
-        nodes.pick_pod_cidr(every)
+        nodes.pick_range(every, every)
 
 
 def test_default_layout():

@@ -7,7 +7,7 @@ Services and, on this machine:
   (127.64.x.y), with the pod's command, env (downward API included), probes, restarts, preStop hooks and grace
   period (``pods.py``, ``probes.py``, ``env.py``, ``hooks.py``), and reports readiness in the pod's status
   (``stages.py`` keeps kwok from reporting it first);
-- listens on each ClusterIP:port (127.96.x.y, ``cluster.SERVICE_CIDR``) and forwards to ready endpoints,
+- listens on each ClusterIP:port (127.96.x.y, the cluster's ``service_cidr``) and forwards to ready endpoints,
   computed from Pods since the API server refuses loopback EndpointSlices (``proxy.py``, ``services.py``);
 - keeps a hosts file of Service names and, for headless Services, files of ready pod addresses that stand
   in for their DNS A records (``dns.py``; ``HostsFileResolver`` lets aiohttp clients use it).

@@ -1,9 +1,9 @@
 """kube-proxy, emulated in user space: a TCP listener on every ClusterIP:port, forwarding to ready endpoints.
 
-ClusterIPs come from loopback (``cluster.SERVICE_CIDR``), and Linux routes all of 127.0.0.0/8 to ``lo``, so
-binding them needs no privileges. Endpoints are picked round-robin; a refused connection tries the next one
-(kube-proxy's iptables mode would not, but a process that just died is not what tests are about). With no
-endpoint the client's connection is reset, as kube-proxy's REJECT rule does.
+ClusterIPs come from loopback (each cluster's ``service_cidr``, a /20 of ``nodes.SERVICE_BLOCK``), and Linux
+routes all of 127.0.0.0/8 to ``lo``, so binding them needs no privileges. Endpoints are picked round-robin; a
+refused connection tries the next one (kube-proxy's iptables mode would not, but a process that just died is not
+what tests are about). With no endpoint the client's connection is reset, as kube-proxy's REJECT rule does.
 """
 
 from __future__ import annotations
