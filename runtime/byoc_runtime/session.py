@@ -603,8 +603,10 @@ class Session:
                     await segment.aclose()
             # At the natural end, deleting the output channel tells the gateway the output is over; on a
             # stop the orchestrator owns the channels and closes them itself (pytrickle never deletes), unless
-            # the worker ended the stream on its own (drain).
-            await publisher.close(delete=finished or self._end_output)
+            # the worker ended the stream on its own: a drain, or a failure (cancelled by the task group, not
+            # by stop(), so the state is not STOPPING).
+            ended_here = self._end_output or self.state is not SessionState.STOPPING
+            await publisher.close(delete=finished or ended_here)
 
     def _segment_published(self) -> None:
         self.segments_out += 1

@@ -110,6 +110,19 @@ def test_damaged_segments_never_raise(make_segments) -> None:
     assert report.ok and sum(isinstance(f, av.VideoFrame) for f in frames) == 30
 
 
+def test_a_stream_appearing_mid_segment_is_a_segment_error(make_segments) -> None:
+    """A program change inside one segment (here: video only, then video and audio) adds a stream after the
+    container was opened; PyAV cannot demux its packets. Found by the hypothesis segment tests as a crash."""
+    decoder = SegmentDecoder()
+    video_only = make_segments(seconds=1, audio_codec=None)[0]
+    with_audio = make_segments(seconds=1, audio_codec="aac", start_seconds=1)[0]
+    frames, report = decode_all(decoder, video_only + with_audio)
+    assert any("stream appeared mid-segment" in e for e in report.errors), report
+    assert sum(isinstance(f, av.VideoFrame) for f in frames) >= 30  # what came before it still decoded
+    frames, report = decode_all(decoder, with_audio)  # and the next segment decodes
+    assert report.ok and any(isinstance(f, av.AudioFrame) for f in frames)
+
+
 def test_codec_and_resolution_change_between_segments(make_segments) -> None:
     decoder = SegmentDecoder()
     first, _ = decode_all(decoder, make_segments(seconds=1, width=320, height=240, audio_codec="libopus")[0])

@@ -192,6 +192,7 @@ async def test_processor_errors_keep_the_stream_alive_until_too_many(trickle_ser
         await rt.post("/stream/start", json=stream.start_body(SMALL))
         feeding = asyncio.create_task(publish(stream.url(), segments))
         await wait_ended(rt)
+        await stream.wait_output_closed(20)  # the worker ended the stream itself: the gateway sees the end
         feeding.cancel()
         await asyncio.sleep(0.3)
         await stream.close()

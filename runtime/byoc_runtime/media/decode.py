@@ -174,6 +174,11 @@ class SegmentDecoder:
                     on_frame(frame)
         except (av.error.FFmpegError, OSError, ValueError) as exc:
             report.errors.append(f"demux: {exc}")
+        except IndexError:
+            # PyAV lists the streams found at open; a packet of a stream the program table announced later
+            # (a damaged table, or a program change inside one segment) has no entry there, and its demux
+            # generator cannot go on past it.
+            report.errors.append("demux: a stream appeared mid-segment; the rest of the segment is skipped")
         finally:
             container.close()
             _drain(source)
