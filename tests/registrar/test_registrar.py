@@ -99,7 +99,9 @@ async def test_registers_again_when_the_orchestrator_forgets(make_orch, stub_wor
 
         # Forgotten (an orchestrator restart): the heartbeat secret answers 401 -> register from the orch secret.
         del orch.live_runners.runners["pod-0"]
-        await wait_for(lambda: _true("pod-0" in orch.live_runners.runners))
+        # The orchestrator lists the runner when it handles the register call; the registrar counts it when the
+        # reply is back, a moment later.
+        await wait_for(lambda: _true("pod-0" in orch.live_runners.runners and heartbeats(registrar, "reregistered")))
         assert heartbeats(registrar, "reregistered") == 1
         assert orch.live_runners.runners["pod-0"].heartbeat_secret != first_secret
         await wait_for(lambda: client.runner())
