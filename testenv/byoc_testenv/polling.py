@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import select
+import signal
 import socket
 import subprocess
 import time
@@ -57,10 +58,10 @@ def read_first_line(proc: subprocess.Popen[bytes], timeout: float) -> str:
     return data.decode(errors="replace")
 
 
-def stop_child(proc: subprocess.Popen[bytes], timeout: float) -> None:
-    """SIGTERM, SIGKILL if it has not exited within `timeout`, then close the pipes we hold to it."""
+def stop_child(proc: subprocess.Popen[bytes], timeout: float, sig: int = signal.SIGTERM) -> None:
+    """`sig` (SIGTERM), SIGKILL if it has not exited within `timeout`, then close the pipes we hold to it."""
     if proc.poll() is None:
-        proc.terminate()
+        proc.send_signal(sig)
         try:
             proc.wait(timeout)
         except subprocess.TimeoutExpired:

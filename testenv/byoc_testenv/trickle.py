@@ -32,7 +32,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
 
-from byoc_testenv.polling import read_first_line
+from byoc_testenv.polling import read_first_line, stop_child
 
 __all__ = [
     "GO_SOURCE_DIR",
@@ -251,18 +251,8 @@ class TrickleServer:
 
     def _stop_process(self, timeout: float = 5.0, kill: bool = False) -> None:
         proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        for pipe in (proc.stdin, proc.stdout):
-            if pipe is not None:
-                pipe.close()
+        if proc is not None:
+            stop_child(proc, timeout, signal.SIGKILL if kill else signal.SIGTERM)
 
     def restart(self, startup_timeout: float = 30.0, kill: bool = False) -> None:
         """Stop and start again on the same port (all channels are lost, except -channel ones)."""
