@@ -226,7 +226,13 @@ class Resources(Model):
 
 
 class Probes(Model):
-    path: str = Field(default="/health", pattern=r"^/", description="Health path of the worker REST API.")
+    path: str = Field(
+        default="/health",
+        pattern=r"^/",
+        description="Liveness path of the worker REST API (pytrickle's /health, 200 whenever it answers). Startup "
+        "and readiness ask /ready instead, which says whether the pod can take work (model loaded, not ERROR): the "
+        "bundled runtime's own, or for your image the sidecar's, which reads the status in your /health.",
+    )
     startup_timeout_seconds: int = Field(
         default=1800,
         ge=10,
@@ -243,16 +249,53 @@ class ModelCache(Model):
     read_only: bool = Field(default=False, description="Mount the cache read-only.")
 
 
-class Pricing(Model):
-    price_per_unit: int = Field(default=0, ge=0, description="Price per unit of work (integer, in the currency below).")
-    price_scaling: int = Field(
-        default=1, ge=1, description="Units the price applies to (price per price_scaling units)."
+# A positive decimal, as go-livepeer's LiveRunnerPriceInfo.priceRat reads price_info.price.
+DECIMAL_PATTERN = r"^[0-9]+(\.[0-9]+)?$"
+
+
+class LiveRunnerPrice(Model):
+    """The Live Runner ``price_info`` (go-livepeer ``ai/runner/live_runner.go`` ``LiveRunnerPriceInfo``), sent with
+    every heartbeat and static entry. On-chain orchestrators refuse a runner without it (price required, a positive
+    decimal, in USD); off-chain ones ignore it."""
+
+    model_config = checked(
+        rule(
+            f"self.price.matches(r'{DECIMAL_PATTERN}') && double(self.price) > 0.0",
+            "pricing.liveRunner.price must be a positive decimal number written as a string, e.g. '0.50'",
+        )
     )
-    currency: str = Field(
+
+    price: str = Field(
+        max_length=32,
+        description="USD per unit, a positive decimal as a string (e.g. '0.50'): exact, as upstream parses it.",
+    )
+    currency: Literal["usd"] = Field(default="usd", description="Always 'usd': the only currency Live Runner takes.")
+    unit: Literal["hour", "720p", "fixed"] = Field(
+        default="hour",
+        description="'hour' (USD per hour of a session), '720p' (per hour, scaled to 1280x720 pixels) or "
+        "'fixed' (per session).",
+    )
+
+
+class Pricing(Model):
+    price_per_unit: int = Field(
+        default=0,
+        ge=0,
+        description="BYOC: the price per second of compute, in the currency below, is pricePerUnit / "
+        "priceScaling (go-livepeer debits BYOC streams and jobs by the second). Live Runner uses "
+        "pricing.liveRunner instead.",
+    )
+    price_scaling: int = Field(
+        default=1, ge=1, description="BYOC: divides pricePerUnit, for prices below one unit of currency per second."
+    )
+    currency: Literal["", "wei", "WEI", "eth", "ETH"] = Field(
         default="",
-        max_length=8,
-        pattern=r"^([A-Za-z]{3}|wei|WEI|eth|ETH)?$",
-        description="'' or 'wei' (on-chain), 'eth', or a fiat code with a price feed on the orchestrator, e.g. 'USD'.",
+        description="BYOC: '' or 'wei' (the default, and the unit of on-chain payments) or 'eth'. A fiat code "
+        "cannot be used: an orchestrator without a price feed for it drops the registration call (it panics).",
+    )
+    live_runner: LiveRunnerPrice | None = Field(
+        default=None,
+        description="Live Runner: the price_info sent to orchestrators, in USD. Required by on-chain orchestrators.",
     )
 
 
@@ -529,7 +572,11 @@ class BYOCWorkerStatus(Model):
     updated_replicas: int = 0
     ready: str = Field(default="0/0", description="Ready pods / desired pods, for printing.")
     capacity: int = Field(default=0, description="Sessions the ready pods can take (ready pods x sessions per pod).")
-    endpoint: str | None = Field(default=None, description="In-cluster URL of the worker Service.")
+    endpoint: str | None = Field(
+        default=None,
+        description="Where the worker is reached: the URL registered with orchestrators (BYOC), else the "
+        "in-cluster URL of the worker Service.",
+    )
     selector: str | None = Field(default=None, description="Label selector of the pods (scale subresource).")
     sessions: int | None = Field(
         default=None, description="Live sessions on the pods at the last count (autoscaling only)."

@@ -120,11 +120,15 @@ class Fleet:
         ref: dict[str, Any],
         now: str,
         deleting: bool = False,
+        active: int = 0,
     ) -> list[dict[str, Any]]:
-        """Make every orchestrator's view match (registered with `capacity`, or not at all); returns the
-        per-orchestrator status entries (deleting: those whose unregister failed)."""
+        """Make every orchestrator's view match: registered with `capacity` free slots (0 included: a
+        capability stays registered while streams may run on it, or their params and stop calls would go
+        nowhere), or, `deleting` or gone from the spec, unregistered. `active` is the streams running when
+        `capacity` was measured: when it changes the orchestrator's count has drifted (slots.py), so that too
+        registers again. Returns the per-orchestrator status entries (deleting: those whose unregister failed)."""
         payload = registration.capability_payload(worker, capacity)
-        digest = registration.payload_digest(payload)
+        digest = registration.payload_digest({**payload, "active": active})
         refresh = float(worker.spec.registration.refresh_seconds)
         token_ref = worker.spec.registration.token_secret_ref
         old = {e["url"]: e for e in previous}
@@ -135,7 +139,7 @@ class Fleet:
             keep = target.url in wanted and not deleting
             self._known[(key, target.url)] = target
             entry = await self._sync_one(
-                key, target, payload, digest, keep and capacity > 0, refresh, old.get(target.url), ref, now, token_ref
+                key, target, payload, digest, keep, refresh, old.get(target.url), ref, now, token_ref
             )
             if keep or entry.get("lastError"):
                 # A failed unregister stays in the status, so it is retried (and, deleting, holds the finalizer).

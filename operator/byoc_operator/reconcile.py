@@ -45,6 +45,8 @@ from byoc_operator.render.runners import (
     uses_static_runners,
 )
 from byoc_operator.render.worker import FIELD_MANAGER
+from byoc_operator.slots import POLL_SECONDS as SLOTS_POLL_SECONDS
+from byoc_operator.slots import RouterSlots, Slots, router_addresses
 from byoc_operator.static_runners import static_note
 from byoc_operator.status import (
     compute_status,
@@ -181,6 +183,7 @@ class Reconciler:
         self._refresh: dict[Key, asyncio.TimerHandle] = {}
         self.fleet = Fleet(client, post_event)
         self.autoscaler = Autoscaler(client, BYOCWorkerResource, post_event, clock)
+        self.router_slots = RouterSlots()
         self._autoscale_timers: dict[Key, asyncio.TimerHandle] = {}
 
     async def close(self) -> None:
@@ -193,6 +196,7 @@ class Reconciler:
             handle.cancel()
         await self.fleet.close()
         await self.autoscaler.close()
+        await self.router_slots.close()
         await self.client.close()
 
     def bind(self, indexes: Indexes) -> None:
@@ -274,7 +278,7 @@ class Reconciler:
         pods = [p for p in self.indexes.pods.get(key) or () if is_worker_pod(p)]
         # What earlier runs published, read before this run replaces it (after a restart, the runners to retire).
         published = configmap_entries(self._child(self.indexes.configmaps, key, configmap_name(worker)))
-        live = runner_entries(worker, pods)
+        live = runner_entries(worker, pods, published)
         if uses_static_runners(worker):
             children.append(render_runners_configmap(worker, live))
         retry = False
@@ -326,11 +330,30 @@ class Reconciler:
                 )
                 self._schedule_refresh(key, reg.refresh_seconds)
         elif worker.registers or (body.get("status") or {}).get("orchestrators"):
+            slots = await self._slots(key, worker)
             entries = await self.fleet.sync(
-                key, worker, targets, status["capacity"], status.get("orchestrators") or [], self._ref(body), now
+                key,
+                worker,
+                targets,
+                slots.free if slots else 0,
+                status.get("orchestrators") or [],
+                self._ref(body),
+                now,
+                active=slots.active if slots else 0,
             )
-            status = with_registration(status, entries, targets, deleting=False, now=now, generation=worker.generation)
-            self._schedule_refresh(key, reg.refresh_seconds)
+            status = with_registration(
+                status,
+                entries,
+                targets,
+                deleting=False,
+                now=now,
+                generation=worker.generation,
+                slots=slots,
+                routed=worker.uses_router,
+            )
+            # The routers' counts are polled while registered: the orchestrators' figure is only right until they
+            # change (slots.py).
+            self._schedule_refresh(key, min(float(reg.refresh_seconds), SLOTS_POLL_SECONDS))
         if worker.spec.autoscaling:
             if self.autoscaler.due(key, worker.spec.autoscaling):
                 await self.autoscaler.evaluate(key, worker, pods, self._ref(body))
@@ -341,6 +364,13 @@ class Reconciler:
         await self._write_status(key, body, status)
         if retry:
             raise RuntimeError(error)
+
+    async def _slots(self, key: Key, worker: Worker) -> Slots | None:
+        """What this worker's routers can place now (None: no router answers)."""
+        assert self.indexes is not None
+        if not worker.uses_router:
+            return None
+        return await self.router_slots.read(router_addresses(worker, list(self.indexes.pods.get(key) or ())))
 
     def _children(self, worker: Worker) -> list[dict[str, Any]]:
         children = [render_deployment(worker), render_service(worker)]
@@ -372,6 +402,27 @@ class Reconciler:
             return
         previous = (body.get("status") or {}).get("orchestrators") or []
         if worker.uses_router:
+            # Children outlive the worker's finalizer (background deletion), so streams still running go on:
+            # keep the capability registered with no free slot until they end or the drain grace is over, so
+            # their params and stop calls still reach them (go-livepeer forgets the URL on unregister).
+            slots = await self._slots(key, worker)
+            if slots is not None and slots.active and not self._grace_over(body, worker):
+                entries = await self.fleet.sync(
+                    key, worker, targets, 0, previous, self._ref(body), self._clock(), active=slots.active
+                )
+                status = with_registration(
+                    body.get("status") or {},
+                    entries,
+                    targets,
+                    deleting=True,
+                    now=self._clock(),
+                    generation=worker.generation,
+                    slots=slots,
+                    routed=True,
+                )
+                await self._write_status(key, body, status)
+                self._schedule_refresh(key, SLOTS_POLL_SECONDS)
+                return
             entries = await self.fleet.sync(
                 key, worker, targets, 0, previous, self._ref(body), self._clock(), deleting=True
             )
@@ -393,6 +444,16 @@ class Reconciler:
                 f"gave up unregistering from {len(failed)} orchestrator(s) after {attempts} attempts",
             )
         await self._set_finalizer(key, body, present=False)
+
+    def _grace_over(self, body: dict[str, Any], worker: Worker) -> bool:
+        """Whether a deleted worker's streams have had their drain grace (then it unregisters regardless)."""
+        stamp = body["metadata"].get("deletionTimestamp")
+        try:
+            since = datetime.datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
+            now = datetime.datetime.fromisoformat(self._clock().replace("Z", "+00:00"))
+        except ValueError:
+            return True
+        return (now - since).total_seconds() >= worker.spec.drain.grace_period_seconds
 
     @staticmethod
     def _retires_runners(worker: Worker, targets: list[registration.Target]) -> bool:

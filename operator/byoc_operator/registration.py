@@ -3,7 +3,8 @@
 Pure. Contract (protocols.md 3a; go-livepeer byoc/job_orchestrator.go, core/external_capabilities.go):
 POST {orch}/capability/register with the raw orchestrator secret as Authorization and a JSON body; registering
 again replaces the entry; POST {orch}/capability/unregister with the raw capability name. Orchestrators never
-health-check, so re-registering periodically is their only recovery, and capacity 0 means "unregister".
+health-check, so re-registering periodically is their only recovery. What capacity to register is in `slots.py`;
+a capability is only unregistered when the worker goes (or leaves an orchestrator) and no stream runs on it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from byoc_operator.render.worker import Worker
+from byoc_operator.slots import Slots
 
 FINALIZER = "byoc.livepeer.org/registration"
 ORCHESTRATOR_LABEL = "byoc.livepeer.org/orchestrator"
@@ -141,9 +143,17 @@ def plan(want_registered: bool, digest: str, memory: Memory | None, now: float, 
     return "keep"
 
 
-def registered_condition(entries: list[dict[str, Any]], capacity: int, deleting: bool) -> tuple[bool, str, str]:
-    """(status, reason, message) of the Registered condition from the per-orchestrator entries."""
+def registered_condition(
+    entries: list[dict[str, Any]], capacity: int, deleting: bool, slots: Slots | None = None, routed: bool = False
+) -> tuple[bool, str, str]:
+    """(status, reason, message) of the Registered condition from the per-orchestrator entries. `capacity` is the
+    ready pods' slots; `slots` what the routers can place (BYOC, `routed`), which is what is advertised."""
     if deleting:
+        if slots is not None and slots.active:
+            return False, "Unregistering", (
+                f"the worker is being deleted: {slots.active} stream(s) still running; registered with no free slot "
+                "until they end or the drain grace is over"
+            )
         return False, "Unregistering", "the worker is being deleted"
     if not entries:
         return False, "NoOrchestrators", "no orchestrator named or selected"
@@ -152,11 +162,14 @@ def registered_condition(entries: list[dict[str, Any]], capacity: int, deleting:
         first = failed[0]
         return False, "RegistrationFailed", f"{len(failed)}/{len(entries)} failed; {first['url']}: {first['lastError']}"
     if capacity == 0:
-        return False, "NoCapacity", "no ready pod: not advertised to any orchestrator"
+        return False, "NoCapacity", "no ready pod: advertised with no free slot"
+    if routed and slots is None:
+        return False, "RoutersUnreachable", "no router of this worker answers yet: advertised with no free slot"
     waiting = [e["url"] for e in entries if not e.get("registered")]
     if waiting:
         return False, "Registering", f"{len(waiting)}/{len(entries)} orchestrator(s) do not list it yet: {waiting[0]}"
-    return True, "AllRegistered", f"registered with {len(entries)} orchestrator(s), capacity {capacity}"
+    placed = f"; routers: {slots.describe()}" if slots is not None else ""
+    return True, "AllRegistered", f"registered with {len(entries)} orchestrator(s), capacity {capacity}{placed}"
 
 
 def our_runners(discovery: Any, pods: list[str]) -> list[dict[str, Any]]:

@@ -14,6 +14,7 @@ from typing import Any
 
 from byoc_operator.registration import registered_condition
 from byoc_operator.render.worker import LABEL_COMPONENT, Worker
+from byoc_operator.slots import Slots
 
 READY, PROGRESSING, DEGRADED, REGISTERED = "Ready", "Progressing", "Degraded", "Registered"
 
@@ -207,16 +208,19 @@ def with_registration(
     now: str,
     generation: int,
     note: str | None = None,
+    slots: Slots | None = None,
+    routed: bool = False,
 ) -> dict[str, Any]:
     """Status with the per-orchestrator entries and the Registered condition they imply; `note` is added to the
-    message while some orchestrator does not list the worker yet."""
+    message while some orchestrator does not list the worker yet. `routed` (BYOC): what is advertised is what the
+    routers report, `slots` (None when no router answered)."""
     out = dict(status)
     old = {c["type"]: c for c in status.get("conditions") or []}
     if targets or entries:
         out["orchestrators"] = entries
     else:
         out.pop("orchestrators", None)
-    ok, reason, message = registered_condition(entries, status.get("capacity", 0), deleting)
+    ok, reason, message = registered_condition(entries, status.get("capacity", 0), deleting, slots, routed)
     if note and reason == "Registering":
         message = f"{message}; {note}"
     registered = condition(REGISTERED, ok, reason, message, generation, old, now)

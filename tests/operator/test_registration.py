@@ -39,7 +39,9 @@ def test_payload_carries_capability_router_url_capacity_and_price() -> None:
             "metadata": {"name": "w", "namespace": "ns"},
             "spec": {
                 "capability": {"name": "cartoon", "description": "d"},
-                "pricing": {"pricePerUnit": 5, "priceScaling": 10, "currency": "USD"},
+                "pricing": {"pricePerUnit": 5, "priceScaling": 10, "currency": "wei"},
+                # go-livepeer appends /stream/start: a trailing '/' would give '//stream/start' (a 404)
+                "registration": {"advertiseUrl": "https://w.example.com/byoc/"},
             },
         },
         "img",
@@ -47,11 +49,11 @@ def test_payload_carries_capability_router_url_capacity_and_price() -> None:
     assert capability_payload(w, 6) == {
         "name": "cartoon",
         "description": "d",
-        "url": "http://w-router.ns.svc:8080",
+        "url": "https://w.example.com/byoc",
         "capacity": 6,
         "price_per_unit": 5,
         "price_scaling": 10,
-        "currency": "USD",
+        "currency": "wei",
         "token": "",
     }
 

@@ -67,7 +67,7 @@ def test_user_image_keeps_its_command_env_and_port() -> None:
     assert c["ports"] == [{"name": "http", "containerPort": 9000, "protocol": "TCP"}]
     svc = render_service(w)
     assert svc["spec"]["ports"][0]["port"] == 9000
-    assert w.endpoint == "http://w.ns.svc:9000"
+    assert w.endpoint == w.service_url == "http://w.ns.svc:9000"
 
 
 def test_gpu_product_mig_and_scheduling() -> None:
@@ -98,7 +98,20 @@ def test_slow_start_probe_allows_the_whole_model_loading_budget() -> None:
         0
     ]
     assert c["startupProbe"]["periodSeconds"] * c["startupProbe"]["failureThreshold"] >= 1200
-    assert c["readinessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
+    # Startup and readiness ask whether the pod can take work; liveness only whether it answers.
+    assert c["startupProbe"]["httpGet"] == c["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "http"}
+    assert c["livenessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
+
+
+def test_a_user_image_is_ready_when_its_sidecar_says_its_health_status_is() -> None:
+    # pytrickle's /health is 200 while LOADING and in ERROR: the sidecar's /ready reads the status in it.
+    spec = {"container": {"image": "ghcr.io/acme/w:1", "port": 9000}, "probes": {"path": "/api/health"}}
+    p = pod(render_deployment(worker(spec)))
+    c = p["containers"][0]
+    assert c["readinessProbe"]["httpGet"] == c["startupProbe"]["httpGet"] == {"path": "/ready", "port": 8090}
+    assert c["livenessProbe"]["httpGet"] == {"path": "/api/health", "port": "http"}
+    sidecar = next(s for s in p["containers"] if s["name"] != "worker")
+    assert any(port["containerPort"] == 8090 for port in sidecar["ports"])
 
 
 def test_model_cache_volume() -> None:

@@ -46,13 +46,16 @@ def test_one_runner_per_ready_pod_in_the_upstream_format() -> None:
     w = worker()
     pods = [pod("w-b", "10.0.0.2"), pod("w-a", "10.0.0.1"), pod("w-c", "10.0.0.3", ready=False),
             pod("w-d", None), pod("w-e", "10.0.0.5", deleting=True)]  # fmt: skip
-    entries = runner_entries(w, pods)
-    assert [e["label"] for e in entries] == ["w-a.ns", "w-b.ns"]  # sorted: the ConfigMap is stable
+    entries = runner_entries(w, pods, [])
+    # Slot labels, taken in pod-name order; a terminating pod without a slot gets none.
+    assert [(e["label"], e["runner_url"]) for e in entries] == [
+        ("w-0.ns", "http://10.0.0.1:8000"), ("w-1.ns", "http://10.0.0.2:8000"),
+    ]  # fmt: skip
     assert entries[0] == {
-        "label": "w-a.ns",
+        "label": "w-0.ns",
         "routing": "label",
         "runner_url": "http://10.0.0.1:8000",
-        "health_url": "/health",
+        "health_url": "http://10.0.0.1:8000/ready",  # 503 while loading or broken, unlike /health
         "healthy_status_code": 200,
         "app": "live-video-to-video",
         "mode": "persistent",
@@ -67,22 +70,50 @@ def test_one_runner_per_ready_pod_in_the_upstream_format() -> None:
     assert len(LiveRunnerRegistry("s", 5, 20).prepare_static(json.loads(cm["data"]["runners.json"]))) == 2
 
 
-def test_price_info_only_in_usd_as_live_runners_take_it() -> None:
+def test_slots_are_stable_labels_pods_take_in_turn() -> None:
+    w = worker()
+    first = runner_entries(w, [pod("w-a", "10.0.0.1"), pod("w-b", "10.0.0.2")], [])
+    # A rollout: w-a is replaced by w-c. w-b keeps its slot, w-c takes the one w-a left: no new label upstream.
+    after = runner_entries(w, [pod("w-b", "10.0.0.2"), pod("w-c", "10.0.0.3")], first)
+    assert [(e["label"], e["runner_url"]) for e in after] == [
+        ("w-0.ns", "http://10.0.0.3:8000"), ("w-1.ns", "http://10.0.0.2:8000"),
+    ]  # fmt: skip
+    # A pod draining (terminating, still running) keeps its entry healthy: retiring it would cut its streams.
+    draining = runner_entries(w, [pod("w-b", "10.0.0.2", ready=False, deleting=True), pod("w-c", "10.0.0.3")], after)
+    assert [(e["label"], e["healthy_status_code"]) for e in draining] == [("w-0.ns", 200), ("w-1.ns", 200)]
+    # Once it is gone, its slot is no longer published (the upsert retires it) and a new pod may take it.
+    assert [e["label"] for e in runner_entries(w, [pod("w-c", "10.0.0.3")], draining)] == ["w-0.ns"]
+    grown = runner_entries(w, [pod("w-c", "10.0.0.3"), pod("w-d", "10.0.0.4")], [draining[0]])
+    assert [(e["label"], e["runner_url"]) for e in grown] == [
+        ("w-0.ns", "http://10.0.0.3:8000"), ("w-1.ns", "http://10.0.0.4:8000"),
+    ]  # fmt: skip
+
+
+def test_a_user_image_is_health_checked_through_its_sidecar() -> None:
+    w = worker(container={"image": "ghcr.io/acme/w:1", "port": 9000})
+    (entry,) = runner_entries(w, [pod("w-a", "10.0.0.1")], [])
+    assert (entry["runner_url"], entry["health_url"]) == ("http://10.0.0.1:9000", "http://10.0.0.1:8090/ready")
+
+
+def test_price_info_is_the_live_runner_price_as_given() -> None:
     assert price_info(worker().spec.pricing) is None
-    usd = worker(pricing={"pricePerUnit": 3, "priceScaling": 2, "currency": "USD"})
-    assert price_info(usd.spec.pricing) == {"price": "1.5", "currency": "usd", "unit": "hour"}
-    assert runner_entries(usd, [pod("p", "10.0.0.1")])[0]["price_info"]["price"] == "1.5"
+    assert "price_info" not in runner_entries(worker(), [pod("p", "10.0.0.1")], [])[0]
+    priced = worker(pricing={"pricePerUnit": 3, "liveRunner": {"price": "0.0125", "unit": "720p"}})
+    assert price_info(priced.spec.pricing) == {"price": "0.0125", "currency": "usd", "unit": "720p"}
+    assert runner_entries(priced, [pod("p", "10.0.0.1")], [])[0]["price_info"]["price"] == "0.0125"
+    hourly = worker(pricing={"liveRunner": {"price": "2"}})
+    assert price_info(hourly.spec.pricing) == {"price": "2", "currency": "usd", "unit": "hour"}
 
 
 def test_gone_pods_are_retired_not_left_routable() -> None:
     w = worker()
-    a, b = runner_entries(w, [pod("a", "10.0.0.1"), pod("b", "10.0.0.2")])
-    memory = Upserted("d", 0.0, {"a.ns": a, "b.ns": b})
+    a, b = runner_entries(w, [pod("a", "10.0.0.1"), pod("b", "10.0.0.2")], [])
+    memory = Upserted("d", 0.0, {"w-0.ns": a, "w-1.ns": b})
     doc = upsert_document([a], known_entries(memory, []))
     assert doc["runners"][0] == a
     assert doc["runners"][1] == {**b, "healthy_status_code": RETIRED_STATUS_CODE}
     # after an operator restart (no memory) what the ConfigMap published is what may be at the orchestrator
-    assert known_entries(None, [a, b]) == {"a.ns": a, "b.ns": b}
+    assert known_entries(None, [a, b]) == {"w-0.ns": a, "w-1.ns": b}
     assert upsert_document([], {}) == {"runners": []}
 
 

@@ -22,6 +22,12 @@ CASES = [
     ({"rollout": {"maxSurge": 0, "maxUnavailable": 0}}, "cannot both be 0"),
     ({"capability": {"name": "Bad_Name"}}, "spec.capability.name"),
     ({"pricing": {"pricePerUnit": -5}}, "spec.pricing.pricePerUnit"),
+    # A fiat BYOC price makes an orchestrator without a price feed panic in its register handler.
+    ({"pricing": {"pricePerUnit": 5, "currency": "USD"}}, 'spec.pricing.currency: Unsupported value: "USD"'),
+    ({"pricing": {"liveRunner": {"price": "0"}}}, "pricing.liveRunner.price must be a positive decimal"),
+    ({"pricing": {"liveRunner": {"price": "1e3"}}}, "pricing.liveRunner.price must be a positive decimal"),
+    ({"pricing": {"liveRunner": {"price": "1", "currency": "eur"}}}, "spec.pricing.liveRunner.currency"),
+    ({"pricing": {"liveRunner": {"price": "1", "unit": "minute"}}}, "spec.pricing.liveRunner.unit"),
     ({"orchestrators": [{"url": "ftp://x", "secretRef": {"name": "s"}}]}, "spec.orchestrators[0].url"),
     ({"gpu": {"cuont": 1}}, 'unknown field "spec.gpu.cuont"'),
     ({"autoscaling": {"minReplicas": 4, "maxReplicas": 2}}, "minReplicas must not be greater than"),

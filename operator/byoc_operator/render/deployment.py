@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
 from byoc_operator import api
 from byoc_operator.render import security
 from byoc_operator.render.placement import topology_spread
+from byoc_operator.render.probes import probes
 from byoc_operator.render.registrar import (
     TERMINATION_MARGIN_SECONDS,
     drain_hook,
@@ -50,22 +50,6 @@ def resources(spec: api.BYOCWorkerSpec) -> dict[str, Any]:
     if limits:
         out["limits"] = limits
     return out
-
-
-def probes(probe: api.Probes) -> dict[str, Any]:
-    """Readiness and liveness only start after the startup probe passes, so a model that takes
-    many minutes to load is neither killed nor sent traffic before it is ready."""
-    check = {
-        "httpGet": {"path": probe.path, "port": "http"},
-        "periodSeconds": probe.period_seconds,
-        "timeoutSeconds": 5,
-    }
-    startup_failures = max(1, math.ceil(probe.startup_timeout_seconds / probe.period_seconds))
-    return {
-        "startupProbe": {**check, "failureThreshold": startup_failures},
-        "readinessProbe": {**check, "failureThreshold": probe.failure_threshold},
-        "livenessProbe": {**check, "failureThreshold": probe.failure_threshold},
-    }
 
 
 def identity_env(worker: Worker) -> list[dict[str, Any]]:
@@ -112,7 +96,7 @@ def container(worker: Worker) -> dict[str, Any]:
     res = resources(spec)
     if res:
         out["resources"] = res
-    out.update(probes(spec.probes))
+    out.update(probes(worker))
     if spec.model_cache:
         out["volumeMounts"] = [
             {

@@ -14,9 +14,11 @@ is over, then the kubelet sends SIGTERM.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from byoc_operator.render import security
+from byoc_operator.render.pricing import price_info
 from byoc_operator.render.worker import Worker
 
 REGISTRAR_PORT = 8090
@@ -61,6 +63,9 @@ def registrar_container(worker: Worker) -> dict[str, Any]:
         f"--drain-seconds={spec.drain.grace_period_seconds}",
         f"--port={REGISTRAR_PORT}",
     ]
+    price = price_info(spec.pricing)
+    if price:  # on-chain orchestrators refuse every heartbeat without it
+        args.append(f"--price-info={json.dumps(price, sort_keys=True)}")
     mounts = []
     for i, ref in enumerate(spec.orchestrators or []):
         args += [f"--orchestrator={ref.url.rstrip('/')}", f"--secret-file={SECRETS_DIR}/{i}/secret"]

@@ -10,10 +10,11 @@ unavailable.
 from __future__ import annotations
 
 import json
-from decimal import Decimal
 from typing import Any
+from urllib.parse import urlsplit
 
-from byoc_operator import api
+from byoc_operator.render.pricing import price_info
+from byoc_operator.render.probes import ready_probe_target
 from byoc_operator.render.worker import Worker
 
 RUNNERS_KEY = "runners.json"
@@ -26,27 +27,28 @@ def configmap_name(worker: Worker) -> str:
     return f"{worker.name}-runners"
 
 
-def runner_label(namespace: str, pod_name: str) -> str:
-    """Unique on an orchestrator that several namespaces share; routing by label makes it the session route
-    (``/apps/{label}/session``), so it may not contain '/'."""
-    return f"{pod_name}.{namespace}"
+def slot_label(worker: Worker, slot: int) -> str:
+    """The label of one runner slot. Upstream never removes an entry, so labels are slots that pods take in turn
+    (``<worker>-<n>``, n below the most pods ever run at once) rather than one per pod, which would add entries on
+    every rollout. The namespace keeps them unique on an orchestrator several namespaces share; routing by label
+    makes it the session route (``/apps/{label}/session``), so it may not contain '/'."""
+    return f"{worker.name}-{slot}.{worker.namespace}"
 
 
-def price_info(pricing: api.Pricing) -> dict[str, str] | None:
-    """Live Runner prices are USD only (``normalizeLiveRunnerPriceInfo``); other currencies are not advertised
-    here (off-chain orchestrators ignore the price)."""
-    if pricing.currency.lower() != "usd" or pricing.price_per_unit <= 0:
-        return None
-    price = Decimal(pricing.price_per_unit) / Decimal(pricing.price_scaling)
-    return {"price": format(price.normalize(), "f"), "currency": "usd", "unit": "hour"}
+def health_url(worker: Worker, pod_ip: str) -> str:
+    """What the orchestrator polls every 5 s: whether the pod can take work (``/ready``; for a user image the
+    sidecar's, as the readiness probe). A draining pod stays healthy: a failed check releases its sessions."""
+    target = ready_probe_target(worker)
+    port = worker.port if target["port"] == "http" else target["port"]
+    return f"http://{pod_ip}:{port}{target['path']}"
 
 
-def runner_entry(worker: Worker, pod_name: str, pod_ip: str) -> dict[str, Any]:
+def runner_entry(worker: Worker, label: str, pod_ip: str) -> dict[str, Any]:
     entry: dict[str, Any] = {
-        "label": runner_label(worker.namespace, pod_name),
+        "label": label,
         "routing": "label",
         "runner_url": f"http://{pod_ip}:{worker.port}",
-        "health_url": worker.spec.probes.path,  # relative: joined to runner_url by the orchestrator
+        "health_url": health_url(worker, pod_ip),
         "healthy_status_code": 200,
         "app": worker.spec.capability.name,
         "mode": "persistent",
@@ -62,19 +64,46 @@ def retired(entry: dict[str, Any]) -> dict[str, Any]:
     return {**entry, "healthy_status_code": RETIRED_STATUS_CODE}
 
 
-def ready_pod_addresses(pods: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    """(name, IP) of the pods that are Ready, not terminating, and have an IP."""
-    out = []
-    for pod in pods:
-        meta, status = pod.get("metadata") or {}, pod.get("status") or {}
-        ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
-        if ready and status.get("podIP") and not meta.get("deletionTimestamp"):
-            out.append((meta["name"], status["podIP"]))
-    return sorted(out)
+def pod_address(pod: dict[str, Any], serving: bool) -> str | None:
+    """The IP of a pod that can hold a runner entry: Ready and not terminating, or (``serving``) any pod still
+    running with an IP, terminating ones included, so a pod that drains keeps its entry, and its sessions, until
+    it is gone."""
+    meta, status = pod.get("metadata") or {}, pod.get("status") or {}
+    ip = status.get("podIP")
+    if not ip:
+        return None
+    ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+    if ready and not meta.get("deletionTimestamp"):
+        return str(ip)
+    draining = meta.get("deletionTimestamp") and status.get("phase", "Running") == "Running"
+    return str(ip) if serving and draining else None
 
 
-def runner_entries(worker: Worker, pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [runner_entry(worker, name, ip) for name, ip in ready_pod_addresses(pods)]
+def _entry_ip(entry: dict[str, Any]) -> str | None:
+    host = urlsplit(str(entry.get("runner_url", ""))).hostname
+    return host or None
+
+
+def runner_entries(worker: Worker, pods: list[dict[str, Any]], published: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One entry per pod that serves: a slot published earlier stays with its pod while that pod runs (draining
+    included); ready pods without a slot take the lowest free ones. Sorted by label: the ConfigMap is stable."""
+    held = {_entry_ip(e): e["label"] for e in published if _entry_ip(e)}
+    entries: dict[str, dict[str, Any]] = {}
+    waiting = []
+    for pod in sorted(pods, key=lambda p: p["metadata"]["name"]):
+        ip = pod_address(pod, serving=True)
+        if ip is None:
+            continue
+        if ip in held and held[ip] not in entries:
+            entries[held[ip]] = runner_entry(worker, held[ip], ip)
+        elif pod_address(pod, serving=False):
+            waiting.append(ip)
+    slot = 0
+    for ip in waiting:
+        while slot_label(worker, slot) in entries:
+            slot += 1
+        entries[slot_label(worker, slot)] = runner_entry(worker, slot_label(worker, slot), ip)
+    return [entries[label] for label in sorted(entries)]
 
 
 def runners_json(entries: list[dict[str, Any]]) -> str:

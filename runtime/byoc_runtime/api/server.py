@@ -2,8 +2,8 @@
 
 Routes follow pytrickle ``server.py`` (v0.1.6) and what go-livepeer ``byoc/stream_orchestrator.go`` calls:
 ``/stream/start|stop|params`` (POST), ``/stream/status`` (GET), the ``/live-video-to-video`` start alias,
-``/health``, ``/version``, ``/app-version``, ``/hardware/info|stats``, all at the root and again under ``/api``
-(older pytrickle releases and the public docs use the prefix). ``/metrics`` adds Prometheus.
+``/health``, ``/ready``, ``/version``, ``/app-version``, ``/hardware/info|stats``, all at the root and again
+under ``/api`` (older pytrickle releases and the public docs use the prefix). ``/metrics`` adds Prometheus.
 
 go-livepeer sends ``X-Stream-Id`` on every call and ``Authorization: Bearer <token>`` when the capability was
 registered with a token; a 401 makes it drop the capability, so it is only sent for a wrong/missing token.
@@ -35,7 +35,7 @@ from ..liverunner.protocol import SESSION_HEADERS, SESSION_ID_HEADER, SessionCon
 from ..liverunner.sessions import LiveRunnerSessions
 from ..metrics import CONTENT_TYPE
 from ..session import Session
-from ..worker import Worker
+from ..worker import Health, Worker
 from .schema import STREAM_ID_HEADER, StreamParams, StreamStartRequest, field_errors
 
 log = logging.getLogger(__name__)
@@ -227,6 +227,18 @@ async def health(request: web.Request) -> web.Response:
     )
 
 
+async def ready(request: web.Request) -> web.Response:
+    """Whether this pod can take work: its processors are loaded and not broken (IDLE or OK, full or draining
+    included: a draining pod still serves its streams, and a static Live Runner entry whose health check fails has
+    its sessions released at once). ``/health`` keeps pytrickle's answer, which is 200 in every state; probes,
+    static runner entries and the operator use this instead."""
+    worker = request.app[WORKER_KEY]
+    state = worker.health
+    if state in (Health.IDLE, Health.OK):
+        return web.json_response({"ready": True, "status": state.value})
+    return error_reply(503, f"not ready: {state.value}", reason="not_ready", ready=False, current_state=state.value)
+
+
 async def version(request: web.Request) -> web.Response:
     config = request.app[WORKER_KEY].config
     return web.json_response({"pipeline": config.pipeline, "model_id": config.capability_name, "version": __version__})
@@ -304,6 +316,7 @@ def create_app(worker: Worker) -> web.Application:
         app.router.add_post(f"{prefix}/drain", drain)
         app.router.add_get(f"{prefix}/drain", drain)  # preStop httpGet hooks can only GET
         app.router.add_get(f"{prefix}/health", health)
+        app.router.add_get(f"{prefix}/ready", ready)
         app.router.add_get(f"{prefix}/version", version)
         app.router.add_get(f"{prefix}/app-version", app_version)
         app.router.add_get(f"{prefix}/hardware/info", hardware_info)

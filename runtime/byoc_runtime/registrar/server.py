@@ -1,4 +1,5 @@
-"""The registrar's own small HTTP port: ``/health`` (liveness, and what it knows), ``/metrics``, ``/drain``.
+"""The registrar's own small HTTP port: ``/health`` (liveness, and what it knows), ``/ready`` (the worker's
+readiness), ``/metrics``, ``/drain``.
 
 ``/drain`` (GET or POST) starts draining and answers once the runner is unregistered everywhere. Pointed at by
 the worker container's ``preStop`` ``httpGet`` hook, it holds the worker's SIGTERM back until its sessions ended,
@@ -21,6 +22,17 @@ async def health(request: web.Request) -> web.Response:
     return web.json_response(request.app[REGISTRAR_KEY].describe())
 
 
+async def ready(request: web.Request) -> web.Response:
+    """The worker's readiness as probes need it: 200 only while its ``/health`` says IDLE or OK. A PyTrickle
+    worker answers ``/health`` with 200 in every state (LOADING and ERROR too), so its pod's readiness and startup
+    probes point here instead."""
+    worker = request.app[REGISTRAR_KEY].worker
+    state = worker.state.health if worker is not None else "UNREACHABLE"
+    if worker is not None and worker.state.ready:
+        return web.json_response({"ready": True, "status": state})
+    return web.json_response({"ready": False, "status": state, "message": f"worker not ready: {state}"}, status=503)
+
+
 async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=request.app[REGISTRAR_KEY].metrics.render(), headers={"Content-Type": CONTENT_TYPE})
 
@@ -35,6 +47,7 @@ def create_app(registrar: Registrar) -> web.Application:
     app = web.Application()
     app[REGISTRAR_KEY] = registrar
     app.router.add_get("/health", health)
+    app.router.add_get("/ready", ready)
     app.router.add_get("/metrics", metrics)
     app.router.add_route("GET", "/drain", drain)
     app.router.add_route("POST", "/drain", drain)
