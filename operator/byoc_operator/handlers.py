@@ -15,7 +15,7 @@ from typing import Any
 import kopf
 from lightkube import AsyncClient
 
-from byoc_operator import api
+from byoc_operator import api, registration
 from byoc_operator.index import Key, slim_child, slim_configmap, slim_pod
 from byoc_operator.reconcile import Indexes, Reconciler
 from byoc_operator.registration import ORCHESTRATOR_LABEL
@@ -41,6 +41,9 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         AsyncClient(field_manager="byoc-operator"),
         os.environ.get("BYOC_RUNTIME_IMAGE", DEFAULT_RUNTIME_IMAGE),
         concurrency=int(os.environ.get("BYOC_RECONCILE_CONCURRENCY", "32")),
+        token_propagation_seconds=float(
+            os.environ.get("BYOC_TOKEN_PROPAGATION_SECONDS", str(registration.TOKEN_PROPAGATION_SECONDS))
+        ),
     )
     memo.resync_seconds = float(os.environ.get("BYOC_RESYNC_SECONDS", "600"))
 

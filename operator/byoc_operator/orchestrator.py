@@ -92,19 +92,27 @@ class Fleet:
     Secrets are read from the API server when a call needs them and kept nowhere else.
     """
 
-    def __init__(self, client: AsyncClient, post_event: Callable[[dict[str, Any], str, str, str], None]) -> None:
+    def __init__(
+        self,
+        client: AsyncClient,
+        post_event: Callable[[dict[str, Any], str, str, str], None],
+        token_propagation_seconds: float = registration.TOKEN_PROPAGATION_SECONDS,
+    ) -> None:
         self.client = client
+        self._token_delay = token_propagation_seconds
         self._post_event = post_event
         self._session: aiohttp.ClientSession | None = None
         self._memory: dict[tuple[Key, str], registration.Memory] = {}
         self._known: dict[tuple[Key, str], registration.Target] = {}
         self._upserted: dict[tuple[Key, str], static_runners.Upserted] = {}
+        self._tokens: dict[Key, registration.SentToken] = {}  # in memory only, like every secret here
 
     async def close(self) -> None:
         if self._session:
             await self._session.close()
 
     def forget(self, key: Key) -> None:
+        self._tokens.pop(key, None)
         for mem_key in [k for k in [*self._memory, *self._upserted] if k[0] == key]:
             self._memory.pop(mem_key, None)
             self._known.pop(mem_key, None)
@@ -172,7 +180,7 @@ class Fleet:
         try:
             secret, tls = await self._credentials(key[0], target)
             if action == "register":
-                sent = await self._with_token(key[0], payload, token_ref)
+                sent = await self._with_token(key, key[0], payload, token_ref)
                 await register(self._http(), target.url, secret, sent, tls)
                 since = (
                     (memory.since if was_registered and memory else None)
@@ -199,13 +207,17 @@ class Fleet:
         return self._memory[mem_key].entry(target.url)
 
     async def _with_token(
-        self, namespace: str, payload: dict[str, Any], token_ref: api.SecretKeyRef | None
+        self, key: Key, namespace: str, payload: dict[str, Any], token_ref: api.SecretKeyRef | None
     ) -> dict[str, Any]:
-        """The payload with the worker's token, read from its Secret only for the call (so a rotated token goes
-        out with the next refresh); the digest that decides when to call is taken without it."""
+        """The payload with the worker's token, read from its Secret for the call; a rotated one is registered
+        once it had time to reach the pods (`registration.next_token`). The digest that decides when to call is
+        taken without it."""
         if token_ref is None:
             return payload
-        return {**payload, "token": await self._secret_value(namespace, token_ref.name, token_ref.key)}
+        read = await self._secret_value(namespace, token_ref.name, token_ref.key)
+        state = registration.next_token(self._tokens.get(key), read, time.monotonic(), self._token_delay)
+        self._tokens[key] = state
+        return {**payload, "token": state.value}
 
     async def observe_runners(
         self, key: Key, targets: list[registration.Target], pods: list[str], previous: list[dict[str, Any]], now: str

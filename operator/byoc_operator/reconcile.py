@@ -168,6 +168,7 @@ class Reconciler:
         concurrency: int = 32,
         post_event: EventPoster = post_kopf_event,
         clock: Callable[[], str] = utcnow,
+        token_propagation_seconds: float = registration.TOKEN_PROPAGATION_SECONDS,
     ) -> None:
         self.client = client
         self.runtime_image = runtime_image
@@ -181,7 +182,7 @@ class Reconciler:
         self._applied: dict[tuple[str, str, str], Applied] = {}
         self._written_status: dict[Key, dict[str, Any]] = {}
         self._refresh: dict[Key, asyncio.TimerHandle] = {}
-        self.fleet = Fleet(client, post_event)
+        self.fleet = Fleet(client, post_event, token_propagation_seconds)
         self.autoscaler = Autoscaler(client, BYOCWorkerResource, post_event, clock)
         self.router_slots = RouterSlots()
         self._autoscale_timers: dict[Key, asyncio.TimerHandle] = {}

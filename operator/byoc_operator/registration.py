@@ -104,6 +104,33 @@ def targets(worker: Worker, secrets: list[dict[str, Any]]) -> list[Target]:
     return list(seen.values())
 
 
+# A rotated worker token reaches the pods at the kubelet's next Secret sync (about a minute, often less), and
+# the orchestrator at the next registration; the pods accept the previous token for a while after a change
+# (byoc_runtime/bearer.py), but cannot accept one they have not read yet. So a new token is registered only
+# once it has been in the Secret this long: a 401 would make the orchestrator drop the capability.
+TOKEN_PROPAGATION_SECONDS = 120.0
+
+
+@dataclass(frozen=True)
+class SentToken:
+    """The worker token registered, and a newer one read from the Secret, waiting to be registered."""
+
+    value: str
+    candidate: str | None = None
+    seen_at: float = 0.0
+
+
+def next_token(state: SentToken | None, read: str, now: float, delay: float = TOKEN_PROPAGATION_SECONDS) -> SentToken:
+    """Which token to register now, given the one registered and the one the Secret holds."""
+    if state is None or read == state.value:
+        return SentToken(read)  # the first registration (or after an operator restart): nothing to wait for
+    if state.candidate != read:
+        return SentToken(state.value, read, now)
+    if now - state.seen_at >= delay:
+        return SentToken(read)
+    return state
+
+
 Action = Literal["register", "unregister", "keep"]
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
-import json
 import logging
 import time
 from collections import deque
@@ -34,7 +33,7 @@ import av
 import torch
 from pydantic import ValidationError
 
-from . import events, trickle
+from . import data_channel, events, trickle
 from .api.schema import StreamParams, StreamStartRequest
 from .frames import DEFAULT_HEIGHT, DEFAULT_WIDTH, AudioFrame, FrameOrigin, VideoFrame, is_video_frame
 from .media.convert import DEFAULT_INTERPOLATION, rgb_to_tensor, rgb_to_video_frame, tensor_to_rgb, video_frame_to_rgb
@@ -127,6 +126,7 @@ class Session:
         self._task: asyncio.Task[None] | None = None
         self._done = asyncio.Event()
         self._params_lock = asyncio.Lock()
+        self._ending: asyncio.Task[None] | None = None  # a stop the orchestrator's closed channels asked for
         self._host_healthy = True
         self._end_output = False
         self._input_has_audio = False
@@ -601,12 +601,13 @@ class Session:
             if segment is not None:
                 with contextlib.suppress(trickle.TrickleError):
                     await segment.aclose()
-            # At the natural end, deleting the output channel tells the gateway the output is over; on a
-            # stop the orchestrator owns the channels and closes them itself (pytrickle never deletes), unless
-            # the worker ended the stream on its own: a drain, or a failure (cancelled by the task group, not
-            # by stop(), so the state is not STOPPING).
-            ended_here = self._end_output or self.state is not SessionState.STOPPING
-            await publisher.close(delete=finished or ended_here)
+            # The orchestrator owns the channels (pytrickle never deletes them). The output is deleted only when
+            # the worker ends the stream on its own, a drain or a failure (cancelled by the task group, not by
+            # stop(), so not STOPPING): the gateway's output reader then sees the end and swaps orchestrator.
+            # At a natural end (input over) it is left alone: the gateway is ending the stream itself, and an
+            # output EOS would race its teardown into a needless swap (go-livepeer byoc/trickle.go).
+            failed = not finished and self.state is not SessionState.STOPPING
+            await publisher.close(delete=self._end_output or failed)
 
     def _segment_published(self) -> None:
         self.segments_out += 1
@@ -634,13 +635,26 @@ class Session:
         return validated
 
     async def _control(self) -> None:
-        """Params from the gateway's control channel; keepalives (``{"keep":"alive"}``) are skipped."""
+        """Params from the gateway's control channel; keepalives (``{"keep":"alive"}``) are skipped. The
+        channel ending (closed, or gone: 404) ends the stream: the orchestrator closes all of a stream's
+        channels together when it ends it without calling the worker (insufficient balance, its control
+        monitor; go-livepeer ``byoc/stream_orchestrator.go``, ``core/external_capabilities.go`` ``RemoveStream``),
+        and a restarted orchestrator has none."""
         try:
             async with trickle.JsonSubscriber(self.request.control_url, session=self._http) as control:
                 await self._apply_control(control)
         except trickle.TrickleError as exc:
-            # Control is optional to the media path: report, keep streaming.
+            # Unreachable rather than closed: report, keep streaming (the input or a stop still ends it).
             self._error_event(f"control channel lost: {exc}", "control")
+            return
+        self._end_by_orchestrator("control channel closed by the orchestrator")
+
+    def _end_by_orchestrator(self, reason: str) -> None:
+        """The orchestrator closed this stream's channels: stop it here too, freeing its slot."""
+        if not self.active or self._ending is not None:
+            return
+        log.info("session %s: %s", self.stream_id, reason)
+        self._ending = asyncio.create_task(self.stop(reason))
 
     async def _apply_control(self, control: Any) -> None:
         async for message in control:
@@ -671,7 +685,8 @@ class Session:
 
     async def _heartbeat(self) -> None:
         while True:
-            self._events_q.put(events.heartbeat(self.request.urls(), self.width, self.height, self.fps_stats()))
+            urls = self.request.reported_urls()
+            self._events_q.put(events.heartbeat(urls, self.width, self.height, self.fps_stats()))
             await asyncio.sleep(self.settings.heartbeat_interval)
 
     async def _write_events(self) -> None:
@@ -680,6 +695,8 @@ class Session:
             while (event := await self._events_q.get()) is not CLOSED:
                 try:
                     await publisher.send(event)
+                except trickle.ChannelClosed as exc:  # ChannelNotFound included
+                    self._end_by_orchestrator(f"events channel closed by the orchestrator: {exc}")
                 except trickle.TrickleError as exc:
                     self.metrics.errors.labels("events").inc()
                     log.info("session %s: event not delivered: %s", self.stream_id, exc)
@@ -697,23 +714,32 @@ class Session:
             pass
 
     async def _write_data(self) -> None:
-        """JSON lines on the data channel, batched like pytrickle ``client.py`` (every 333 ms, keepalive 25 s)."""
+        """The processor's data in pytrickle's format (``data_channel.py``): every 333 ms one segment of
+        JSON-array lines, ``[]`` after 25 s of silence."""
         publisher = trickle.Publisher(self.request.data_url, mime_type="application/jsonl", session=self._http)
         last_sent = time.monotonic()
         try:
             while True:
                 await asyncio.sleep(self.settings.data_interval)
-                lines = []
+                items = []
                 while len(self._data_q):
-                    item = await self._data_q.get()
-                    lines.append(item if isinstance(item, str) else json.dumps(item, default=str))
-                if not lines and time.monotonic() - last_sent < self.settings.data_keepalive:
+                    items.append(await self._data_q.get())
+                if not items and time.monotonic() - last_sent < self.settings.data_keepalive:
                     continue
-                payload = "".join(line.rstrip("\n") + "\n" for line in lines) if lines else "[]\n"
+                out = data_channel.batch(items)
+                if out.too_long:
+                    self._error_event(
+                        f"{out.too_long} data item(s) dropped: over {data_channel.MAX_LINE_BYTES} bytes as JSON, "
+                        "longer than the gateway reads a line",
+                        "data",
+                    )
                 try:
                     async with publisher.segment() as writer:
-                        await writer.write(payload.encode())
+                        await writer.write(out.payload if items else data_channel.KEEPALIVE)
                     last_sent = time.monotonic()
+                except trickle.ChannelClosed as exc:  # ChannelNotFound included
+                    self._end_by_orchestrator(f"data channel closed by the orchestrator: {exc}")
+                    return
                 except trickle.TrickleError as exc:
                     self.metrics.errors.labels("data").inc()
                     log.info("session %s: data not delivered: %s", self.stream_id, exc)
@@ -730,7 +756,7 @@ class Session:
             "params": self.params,
             "width": self.width,
             "height": self.height,
-            "urls": self.request.urls(),
+            "urls": self.request.reported_urls(),
             "fps": self.fps_stats(),
             "segments_in": self.segments_in,
             "segments_out": self.segments_out,

@@ -82,7 +82,8 @@ def orch(trickle_server: TrickleServer, launcher: Launcher) -> Iterator[Orchestr
 @pytest.fixture(scope="module")
 def operator(e2e_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     log_path = tmp_path_factory.mktemp("operator") / "operator.log"
-    with operator_process(e2e_cluster, log_path, {"BYOC_RUNTIME_IMAGE": IMAGE, "BYOC_RESYNC_SECONDS": "2"}):
+    env = {"BYOC_RUNTIME_IMAGE": IMAGE, "BYOC_RESYNC_SECONDS": "2", "BYOC_TOKEN_PROPAGATION_SECONDS": "5"}
+    with operator_process(e2e_cluster, log_path, env):
         yield log_path
     print("---- operator log (tail) ----\n" + "\n".join(log_path.read_text(errors="replace").splitlines()[-60:]))
 

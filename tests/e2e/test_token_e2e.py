@@ -1,8 +1,9 @@
 """The worker token end to end: a BYOCWorker with ``registration.tokenSecretRef`` registers its token with the
 (test) orchestrator, which sends it back as ``Authorization: Bearer``; the router and the pod, real processes
 reading the token Secret the launcher mounts as a file, accept that and refuse callers without it. Rotating the
-Secret re-registers the new token and the mounted files follow, so streams work again with no restart and the
-old token is refused. The token never shows in the BYOCWorker's status, Events or the operator's log."""
+Secret re-registers the new token and the mounted files follow, so streams work again with no restart; the old
+token stays valid for a grace, so no call meets a 401 window. The token never shows in the BYOCWorker's status,
+Events or the operator's log."""
 
 from __future__ import annotations
 
@@ -130,22 +131,20 @@ async def test_token_from_secret_guards_router_and_pod_and_rotates(
             status, reply = await post_start(http, base, FIRST)
             assert status != 401, (base, reply)  # past the token check (the empty body is its own error)
 
-        # Rotate: the operator registers the new token at its next refresh, the launcher rewrites the mounted
-        # files, and the router and pod re-read them.
+        # Rotate: the launcher rewrites the mounted files and the router and pod re-read them, keeping the old
+        # token valid for a while; the operator registers the new one once it had time to reach them (shortened
+        # here by BYOC_TOKEN_PROPAGATION_SECONDS), so the orchestrator's calls never meet a 401.
         apply(secret("worker-token", "token", SECOND))
+
+        async def both_tokens_pass() -> bool:
+            return all([(await post_start(http, base, t))[0] != 401 for base in (router, pod) for t in (FIRST, SECOND)])
+
+        await eventually(both_tokens_pass, 90, "router and pod to take the new token, the old one still valid")
         await eventually(lambda: registered_token(orch.url) == SECOND, 90, "the new token registered")
-
-        async def pod_refuses_old_token() -> bool:
-            return all(
-                [(await post_start(http, base, FIRST))[0] == 401 for base in (router, pod)]
-                + [(await post_start(http, base, SECOND))[0] != 401 for base in (router, pod)]
-            )
-
-        await eventually(pod_refuses_old_token, 90, "router and pod to take the new token and refuse the old one")
         await eventually(lambda: (h := router_health(launcher, url)) and h["pods"] == 1, 90, "the router's pod")
         await eventually(lambda: advertised(orch.url, CAPABILITY) == 2, 60, "capacity advertised again")
         await stream_through_orchestrator(http, orch.url, "tok-2", segments)
-        status, reply = await post_start(http, pod, FIRST)
+        status, reply = await post_start(http, pod, "not-the-token")
         assert status == 401 and "invalid bearer token" in reply["message"], reply
 
     # The token is in no status, event or operator log line (nor in what the launcher writes about pods).

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from byoc_operator.registration import Memory, capability_payload, our_runners, plan, registered_condition, sanitise
+from byoc_operator.registration import (
+    Memory,
+    SentToken,
+    capability_payload,
+    next_token,
+    our_runners,
+    plan,
+    registered_condition,
+    sanitise,
+)
 from byoc_operator.render import Worker
 
 
@@ -85,3 +94,17 @@ def test_our_runners_matches_pod_routes_only() -> None:
     ]
     assert our_runners(discovery, ["w-abc", "w-def"]) == [{"url": "o/apps/w-abc/session", "capacity": 2}]
     assert our_runners({"bad": 1}, ["w"]) == []
+
+
+def test_a_rotated_token_is_registered_only_once_the_pods_can_have_it() -> None:
+    first = next_token(None, "one", 0.0, delay=120)
+    assert first == SentToken("one")  # the first registration: nothing to wait for
+    assert next_token(first, "one", 50.0, delay=120) == first
+    seen = next_token(first, "two", 60.0, delay=120)
+    assert seen.value == "one" and seen.candidate == "two"  # the kubelet may not have synced the pods yet
+    assert next_token(seen, "two", 179.0, delay=120).value == "one"
+    assert next_token(seen, "two", 180.0, delay=120) == SentToken("two")
+    # Rotated again before the first change went out: the wait starts over for the newest token.
+    again = next_token(seen, "three", 100.0, delay=120)
+    assert (again.value, again.candidate, again.seen_at) == ("one", "three", 100.0)
+    assert next_token(seen, "one", 100.0, delay=120) == SentToken("one")  # rotated back

@@ -105,6 +105,27 @@ def test_advert_while_draining_stays_ready(tmp_path: Path) -> None:
     assert (advert.status, advert.capacity, advert.version) == ("ready", 2, "1")
 
 
+def test_advert_while_draining_with_no_session_hides_the_runner() -> None:
+    # Upstream reads capacity 0 as 1: "ready" with none held would still sell a session on a leaving pod.
+    config = load_config(["--orchestrator", "http://o", "--app", "a", "--runner-url", "http://p:1"], {})
+    advert = build_advert(
+        config, WorkerState("IDLE", 0, 4), runner_id="r", draining=True, held_sessions=0, gpu=None, worker_version="1"
+    )
+    assert (advert.status, advert.capacity) == ("draining", 1)
+    assert runner_status(WorkerState("OK", 1, 4), draining=True, held_sessions=1) == "ready"
+
+
+def test_advert_carries_the_price_on_chain_orchestrators_require() -> None:
+    price = '{"price": "0.5", "currency": "usd", "unit": "hour"}'
+    config = load_config(
+        ["--orchestrator", "http://o", "--app", "a", "--runner-url", "http://p:1", f"--price-info={price}"], {}
+    )
+    advert = build_advert(
+        config, WorkerState("IDLE", 0, 1), runner_id="r", draining=False, held_sessions=0, gpu=None, worker_version=""
+    )
+    assert advert.to_json()["price_info"] == {"price": "0.5", "currency": "usd", "unit": "hour"}
+
+
 def test_secret_sources(tmp_path: Path) -> None:
     path = tmp_path / "secret"
     path.write_text("  value-1\n")

@@ -6,6 +6,7 @@ import asyncio
 import threading
 
 import pytest
+from byoc_runtime.bearer import BearerToken, Refusal
 from byoc_runtime.processors.builtin import PassthroughProcessor
 
 from .support import running_worker, unique
@@ -215,10 +216,28 @@ async def test_token_file_is_reread_when_it_changes(tmp_path) -> None:
         (rotated / "token").write_text("second")
         (tmp_path / "..data-tmp").symlink_to(rotated.name)
         (tmp_path / "..data-tmp").replace(tmp_path / "..data")
-        status, body = await rt.get("/stream/status", headers=first)
-        assert status == 401 and body["message"] == "invalid bearer token"
         assert (await rt.get("/stream/status", headers={"Authorization": "Bearer second"}))[0] == 200
-        # gone: refused (fail closed), with the reason
+        # The orchestrator may still hold the first one until its next registration: no 401 window.
+        assert (await rt.get("/stream/status", headers=first))[0] == 200
+        status, body = await rt.get("/stream/status", headers={"Authorization": "Bearer guess"})
+        assert status == 401 and body["message"] == "invalid bearer token"
+        # gone: refused (fail closed), with the reason, as 503: a 401 would make the orchestrator drop the capability
         (tmp_path / "..data").unlink()
         status, body = await rt.get("/stream/status", headers={"Authorization": "Bearer second"})
-        assert status == 401 and "token file is unreadable" in body["message"]
+        assert status == 503 and body["reason"] == "token_unavailable" and "token file is unreadable" in body["message"]
+
+
+def test_the_previous_token_is_accepted_for_a_grace_after_a_rotation_only(tmp_path) -> None:
+    path = tmp_path / "token"
+    path.write_text("one")
+    now = [100.0]
+    token = BearerToken(path=path, previous_grace_s=60, clock=lambda: now[0])
+    assert token.refusal("Bearer one") is None
+    path.write_text("two-longer")  # a new inode/size: re-read
+    assert token.refusal("Bearer two-longer") is None and token.refusal("Bearer one") is None
+    now[0] = 159.0
+    assert token.refusal("Bearer one") is None
+    now[0] = 161.0
+    assert token.refusal("Bearer one") == Refusal(401, "invalid bearer token")
+    assert token.refusal("") == Refusal(401, "missing bearer token: send Authorization: Bearer <token>")
+    assert BearerToken().refusal("") is None  # no token configured: open

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 STREAM_ID_HEADER = "X-Stream-Id"
 
@@ -49,7 +49,9 @@ class StreamParams(BaseModel):
 class StreamStartRequest(BaseModel):
     model_config = ConfigDict(extra="allow")
 
-    gateway_request_id: Annotated[str, Field(min_length=1, max_length=512)]
+    # pytrickle takes any string, "" included (ai-runner-style callers send ""): the stream id then comes from
+    # X-Stream-Id.
+    gateway_request_id: Annotated[str, Field(max_length=512)]
     subscribe_url: str | None = None
     publish_url: str | None = None
     control_url: str | None = None
@@ -70,6 +72,16 @@ class StreamStartRequest(BaseModel):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http(s) URL")
         return value
+
+    _reported: dict[str, str] | None = PrivateAttr(default=None)
+
+    def report_urls_as(self, urls: dict[str, str]) -> None:
+        """Report these in heartbeats instead of the URLs the worker uses (Live Runner: the runner reads the
+        orchestrator's internal URLs, which its events, read by the client, must not reveal)."""
+        self._reported = dict(urls)
+
+    def reported_urls(self) -> dict[str, str]:
+        return dict(self._reported) if self._reported is not None else self.urls()
 
     def urls(self) -> dict[str, str]:
         """The trickle URLs in the shape pytrickle's heartbeat reports them."""

@@ -50,6 +50,12 @@ def error_reply(status: int, message: str, **extra: Any) -> web.Response:
     return web.json_response({"status": "error", "message": message, **extra}, status=status)
 
 
+def invalid(exc: ValidationError) -> web.Response:
+    """A body that does not validate: 400 with the field, as pytrickle answers (not aiohttp's 422)."""
+    errors = field_errors(exc)
+    return error_reply(400, f"invalid {errors[0]['field']}: {errors[0]['message']}", errors=errors)
+
+
 class BadRequest(Exception):
     def __init__(self, status: int, message: str, **extra: Any) -> None:
         super().__init__(message)
@@ -118,8 +124,7 @@ async def start_live_runner(request: web.Request, body: dict[str, Any], context:
     try:
         reply = await request.app[LIVE_RUNNER_KEY].start(context, body)
     except ValidationError as exc:
-        errors = field_errors(exc)
-        return error_reply(422, f"invalid {errors[0]['field']}: {errors[0]['message']}", errors=errors)
+        return invalid(exc)
     except StartRefused as exc:
         return _refused(worker, exc)
     except CallbackError as exc:
@@ -136,9 +141,16 @@ async def start_stream(request: web.Request) -> web.Response:
     try:
         start = StreamStartRequest.model_validate(body)
     except ValidationError as exc:
-        errors = field_errors(exc)
-        return error_reply(422, f"invalid {errors[0]['field']}: {errors[0]['message']}", errors=errors)
+        return invalid(exc)
     stream_id = request.headers.get(STREAM_ID_HEADER) or start.gateway_request_id
+    if not stream_id:
+        return error_reply(400, f"{STREAM_ID_HEADER} header or a non-empty gateway_request_id is required")
+    if not start.gateway_request_id:
+        start = start.model_copy(update={"gateway_request_id": stream_id})
+    if not (start.subscribe_url or start.control_url):
+        # Without input the stream ends when its control channel does (go-livepeer always makes one); with
+        # neither, nothing could ever end it but a stop call that may never come.
+        return error_reply(400, "a stream needs a subscribe_url or a control_url: nothing could end it otherwise")
     try:
         session, created = await worker.start_session(start, stream_id)
     except StartRefused as exc:
@@ -173,8 +185,7 @@ async def update_params(request: web.Request) -> web.Response:
     try:
         StreamParams.model_validate(body)
     except ValidationError as exc:
-        errors = field_errors(exc)
-        return error_reply(422, f"invalid {errors[0]['field']}: {errors[0]['message']}", errors=errors)
+        return invalid(exc)
     session = _select_session(worker, _session_key(request))
     try:
         applied = await session.update_params(body)
@@ -280,7 +291,8 @@ def auth_middleware(token: BearerToken) -> Any:
         if _is_stream_route(request.path):
             refusal = token.refusal(request.headers.get("Authorization", ""))
             if refusal:
-                return error_reply(401, refusal, reason="unauthorized")
+                why = "unauthorized" if refusal.status == 401 else "token_unavailable"
+                return error_reply(refusal.status, refusal.message, reason=why)
         return await handler(request)
 
     return middleware

@@ -7,6 +7,7 @@ orchestrator's own message.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import aiohttp
@@ -71,21 +72,47 @@ async def create_channels(
         raise CallbackError(f"channel callback reply: {exc}", 200) from None
 
 
-async def stop_session(http: aiohttp.ClientSession, context: SessionContext, timeout_s: float = 10.0) -> bool:
+# The runner's stop callback checks the runner first: while it is not ready (its heartbeat says so, or is late)
+# the orchestrator answers 404 "runner not found" and KEEPS the session (go-livepeer ai/runner/live_runner.go
+# ValidSessionToken); only "runner session not found" means it is gone. A runner removed or expired has its
+# sessions released with it, so retrying "runner not found" for a bounded time is safe either way.
+SESSION_GONE = "runner session not found"
+RELEASE_RETRY_SECONDS = 60.0
+
+
+async def stop_session(
+    http: aiohttp.ClientSession,
+    context: SessionContext,
+    timeout_s: float = 10.0,
+    retry_for_s: float = RELEASE_RETRY_SECONDS,
+    first_pause_s: float = 1.0,
+) -> bool:
     """``POST {Session-Control}/stop``: release the session (and its channels) at the orchestrator.
 
-    True when released; a 404 (the orchestrator already dropped it) counts as released.
+    True when released, or already gone ("runner session not found"); retried with back-off for `retry_for_s`
+    while the runner is not found (not ready), the orchestrator fails, or cannot be reached.
     """
-    try:
-        async with http.post(
-            context.callback_url(STOP_CALLBACK),
-            headers=context.auth_headers(),
-            timeout=aiohttp.ClientTimeout(total=timeout_s),
-        ) as resp:
-            if resp.status in (200, 204, 404):
-                return True
-            reason = await _reason(resp)
-            log.warning("session %s: stop callback answered %d: %s", context.session_id, resp.status, reason)
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        log.warning("session %s: stop callback failed: %s", context.session_id, describe(exc))
-    return False
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + retry_for_s
+    pause = first_pause_s
+    while True:
+        try:
+            async with http.post(
+                context.callback_url(STOP_CALLBACK),
+                headers=context.auth_headers(),
+                timeout=aiohttp.ClientTimeout(total=timeout_s),
+            ) as resp:
+                if resp.status in (200, 204):
+                    return True
+                reason = await _reason(resp)
+                if resp.status == 404 and SESSION_GONE in reason:
+                    return True
+                log.warning("session %s: stop callback answered %d: %s", context.session_id, resp.status, reason)
+                if resp.status not in (404, 429) and resp.status < 500:
+                    return False  # refused for good (a wrong token): retrying changes nothing
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("session %s: stop callback failed: %s", context.session_id, describe(exc))
+        if loop.time() + pause > deadline:
+            return False
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 10.0)

@@ -32,6 +32,7 @@ STATUS_READY = "ready"
 STATUS_LOADING = "loading"
 STATUS_ERROR = "error"
 STATUS_UNREACHABLE = "unreachable"
+STATUS_DRAINING = "draining"
 MAX_METADATA_BYTES = 1024
 MAX_CHANNELS = 25
 DEFAULT_HEARTBEAT_INTERVAL = 5.0  # go-livepeer's default, used until a reply says otherwise

@@ -25,6 +25,7 @@ import logging
 from typing import Any
 
 import aiohttp
+from pydantic import ValidationError
 
 from ..api.schema import StreamParams, StreamStartRequest
 from ..capacity import StartRefused
@@ -52,7 +53,17 @@ def start_request(context: SessionContext, body: dict[str, Any], channels: dict[
     )
     if body.get("gateway_request_id"):
         fields["client_request_id"] = body["gateway_request_id"]  # kept for the processor and logs
-    return StreamStartRequest.model_validate(fields)
+    request = StreamStartRequest.model_validate(fields)
+    request.report_urls_as(
+        {
+            "subscribe": channels[IN].url,
+            "publish": channels[OUT].url,
+            "control": channels[CONTROL].url,
+            "events": channels[EVENTS].url,
+            "data": channels[DATA].url,
+        }
+    )
+    return request
 
 
 def client_reply(context: SessionContext, channels: dict[str, Channel], created: bool) -> dict[str, Any]:
@@ -109,7 +120,13 @@ class LiveRunnerSessions:
     async def start(self, context: SessionContext, body: dict[str, Any]) -> dict[str, Any]:
         """Start (or return the running) session for ``context``. Raises ``pydantic.ValidationError`` (bad params),
         ``StartRefused`` (the reservation is released first) or ``CallbackError`` (the orchestrator failed us)."""
-        StreamParams.model_validate(body.get("params") or {})
+        try:
+            StreamParams.model_validate(body.get("params") or {})
+        except ValidationError:
+            # The orchestrator reserved the session before proxying the start: a refused start gives it back.
+            if self.worker.sessions.get(context.session_id) is None:
+                await self._release(context, "refused (invalid params)")
+            raise
         # One start at a time per worker: the refusal check and the start stay consistent.
         async with self._lock:
             running = self.worker.sessions.get(context.session_id)

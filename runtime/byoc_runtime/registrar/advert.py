@@ -3,12 +3,14 @@
 Status: "ready" only when the worker's ``/health`` says IDLE or OK; otherwise a lowercase word that hides the
 runner (go-livepeer routes only "" and "ready"). Capacity: the configured number, else the worker's, else 1;
 while draining it shrinks to the sessions the orchestrator already holds, so the orchestrator reserves no new
-one while the runner stays "ready" (a non-ready status would break the running sessions).
+one while the runner stays "ready" (a non-ready status would break the running sessions). Draining with no
+session held, the status is "draining": upstream reads capacity 0 as 1, so "ready" would still sell one.
 """
 
 from __future__ import annotations
 
 from ..liverunner.protocol import (
+    STATUS_DRAINING,
     STATUS_ERROR,
     STATUS_LOADING,
     STATUS_READY,
@@ -22,7 +24,9 @@ from .local_worker import WorkerState
 _STATUS = {"IDLE": STATUS_READY, "OK": STATUS_READY, "LOADING": STATUS_LOADING, "ERROR": STATUS_ERROR}
 
 
-def runner_status(state: WorkerState) -> str:
+def runner_status(state: WorkerState, draining: bool = False, held_sessions: int = 0) -> str:
+    if draining and held_sessions == 0:
+        return STATUS_DRAINING  # nothing runs that a non-ready status could break
     return _STATUS.get(state.health, STATUS_UNREACHABLE)
 
 
@@ -46,7 +50,7 @@ def build_advert(
         app=config.app,
         runner_url=config.runner_url,
         runner_id=runner_id,
-        status=runner_status(state),
+        status=runner_status(state, draining, held_sessions),
         capacity=advertised_capacity(config.capacity, state, draining, held_sessions),
         mode=config.mode,
         label=config.label,

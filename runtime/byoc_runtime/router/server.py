@@ -473,7 +473,8 @@ def auth_middleware(token: BearerToken) -> Any:
         if _is_stream_route(request.path):
             refusal = token.refusal(request.headers.get("Authorization", ""))
             if refusal:
-                return error_reply(401, refusal, "unauthorized")
+                why = "unauthorized" if refusal.status == 401 else "token_unavailable"
+                return error_reply(refusal.status, refusal.message, why)
         return await handler(request)
 
     return middleware

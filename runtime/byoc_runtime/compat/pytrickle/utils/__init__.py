@@ -1,0 +1,1 @@
+"""``pytrickle.utils`` stand-in."""
