@@ -357,6 +357,40 @@ class LabelSelector(Model):
     match_labels: dict[str, str] = Field(description="Labels the selected objects must all carry.")
 
 
+class Expose(Model):
+    """How orchestrators reach the router (BYOC). They usually run outside the cluster and cannot resolve or
+    route to in-cluster Service addresses."""
+
+    model_config = checked(
+        rule(
+            "self.type != 'NodePort' || has(self.nodeAddress)",
+            "registration.expose.nodeAddress is required with type NodePort: the address orchestrators reach "
+            "your nodes at (Kubernetes does not say which node address is reachable from outside)",
+        )
+    )
+
+    type: Literal["ClusterIP", "LoadBalancer", "NodePort"] = Field(
+        default="ClusterIP",
+        description="Type of the router Service. 'LoadBalancer': the address the cloud assigns (status."
+        "loadBalancer) is registered once there is one. 'NodePort': nodeAddress plus the node port Kubernetes "
+        "allocates. 'ClusterIP' (default): the in-cluster name is registered, which only orchestrators inside "
+        "the cluster can reach (the Registered condition says so); put an Ingress in front and set advertiseUrl "
+        "instead, or use a fixed advertiseUrl.",
+    )
+    node_address: str | None = Field(
+        default=None,
+        max_length=253,
+        pattern=r"^[A-Za-z0-9]([A-Za-z0-9.:-]*[A-Za-z0-9])?$",
+        description="NodePort: the host name or IP orchestrators reach your nodes at.",
+    )
+    annotations: dict[str, str] | None = Field(
+        default=None, description="Annotations for the router Service (for example a cloud load balancer's)."
+    )
+    load_balancer_source_ranges: list[str] | None = Field(
+        default=None, description="LoadBalancer: CIDRs allowed to reach it (your orchestrators)."
+    )
+
+
 class Registration(Model):
     """How the worker is announced to orchestrators (see protocols: BYOC capability registration or Live Runner)."""
 
@@ -379,7 +413,11 @@ class Registration(Model):
         default=None,
         pattern=URL_PATTERN,
         max_length=2048,
-        description="URL orchestrators reach this worker at (default: the in-cluster router Service URL).",
+        description="BYOC: the URL orchestrators reach the router at (an Ingress, a fixed address); wins over "
+        "expose. Default: what expose gives.",
+    )
+    expose: Expose = Field(
+        default_factory=Expose, description="BYOC: how the router is exposed, and so which URL is registered."
     )
     token_secret_ref: SecretKeyRef | None = Field(
         default=None,

@@ -124,6 +124,7 @@ class Fleet:
         worker: Worker,
         targets: list[registration.Target],
         capacity: int,
+        url: str,
         previous: list[dict[str, Any]],
         ref: dict[str, Any],
         now: str,
@@ -135,7 +136,7 @@ class Fleet:
         nowhere), or, `deleting` or gone from the spec, unregistered. `active` is the streams running when
         `capacity` was measured: when it changes the orchestrator's count has drifted (slots.py), so that too
         registers again. Returns the per-orchestrator status entries (deleting: those whose unregister failed)."""
-        payload = registration.capability_payload(worker, capacity)
+        payload = registration.capability_payload(worker, capacity, url)
         digest = registration.payload_digest({**payload, "active": active})
         refresh = float(worker.spec.registration.refresh_seconds)
         token_ref = worker.spec.registration.token_secret_ref

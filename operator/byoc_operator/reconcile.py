@@ -29,6 +29,7 @@ from lightkube.resources.policy_v1 import PodDisruptionBudget
 from lightkube.types import PatchType
 
 from byoc_operator import api, metrics, registration
+from byoc_operator.advertise import Address, advertised_address
 from byoc_operator.autoscale import Autoscaler
 from byoc_operator.drift import contains
 from byoc_operator.index import Key, first
@@ -332,16 +333,20 @@ class Reconciler:
                 self._schedule_refresh(key, reg.refresh_seconds)
         elif worker.registers or (body.get("status") or {}).get("orchestrators"):
             slots = await self._slots(key, worker)
-            entries = await self.fleet.sync(
-                key,
-                worker,
-                targets,
-                slots.free if slots else 0,
-                status.get("orchestrators") or [],
-                self._ref(body),
-                now,
-                active=slots.active if slots else 0,
-            )
+            address = self._address(key, worker)
+            entries = status.get("orchestrators") or []
+            if address.url is not None:
+                entries = await self.fleet.sync(
+                    key,
+                    worker,
+                    targets,
+                    slots.free if slots else 0,
+                    address.url,
+                    entries,
+                    self._ref(body),
+                    now,
+                    active=slots.active if slots else 0,
+                )
             status = with_registration(
                 status,
                 entries,
@@ -351,6 +356,7 @@ class Reconciler:
                 generation=worker.generation,
                 slots=slots,
                 routed=worker.uses_router,
+                address=address,
             )
             # The routers' counts are polled while registered: the orchestrators' figure is only right until they
             # change (slots.py).
@@ -372,6 +378,10 @@ class Reconciler:
         if not worker.uses_router:
             return None
         return await self.router_slots.read(router_addresses(worker, list(self.indexes.pods.get(key) or ())))
+
+    def _address(self, key: Key, worker: Worker) -> Address:
+        assert self.indexes is not None
+        return advertised_address(worker, self._child(self.indexes.services, key, worker.router_name))
 
     def _children(self, worker: Worker) -> list[dict[str, Any]]:
         children = [render_deployment(worker), render_service(worker)]
@@ -407,9 +417,10 @@ class Reconciler:
             # keep the capability registered with no free slot until they end or the drain grace is over, so
             # their params and stop calls still reach them (go-livepeer forgets the URL on unregister).
             slots = await self._slots(key, worker)
-            if slots is not None and slots.active and not self._grace_over(body, worker):
+            address = self._address(key, worker)
+            if slots is not None and slots.active and address.url and not self._grace_over(body, worker):
                 entries = await self.fleet.sync(
-                    key, worker, targets, 0, previous, self._ref(body), self._clock(), active=slots.active
+                    key, worker, targets, 0, address.url, previous, self._ref(body), self._clock(), active=slots.active
                 )
                 status = with_registration(
                     body.get("status") or {},
@@ -425,7 +436,7 @@ class Reconciler:
                 self._schedule_refresh(key, SLOTS_POLL_SECONDS)
                 return
             entries = await self.fleet.sync(
-                key, worker, targets, 0, previous, self._ref(body), self._clock(), deleting=True
+                key, worker, targets, 0, "", previous, self._ref(body), self._clock(), deleting=True
             )
         else:
             assert self.indexes is not None

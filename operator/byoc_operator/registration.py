@@ -14,6 +14,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from byoc_operator.advertise import Address
 from byoc_operator.render.worker import Worker
 from byoc_operator.slots import Slots
 
@@ -34,14 +35,15 @@ class Target:
     cli_url: str | None = None  # Live Runner static mode: where /registerLiveRunners is served
 
 
-def capability_payload(worker: Worker, capacity: int, token: str = "") -> dict[str, Any]:
-    """The /capability/register body (field names as go-livepeer's ExternalCapability JSON). The orchestrator
-    sends `token` back to the worker as 'Authorization: Bearer <token>'."""
+def capability_payload(worker: Worker, capacity: int, url: str, token: str = "") -> dict[str, Any]:
+    """The /capability/register body (field names as go-livepeer's ExternalCapability JSON); `url` is the
+    router's advertised address (`advertise.py`). The orchestrator sends `token` back to the worker as
+    'Authorization: Bearer <token>'."""
     spec = worker.spec
     return {
         "name": spec.capability.name,
         "description": spec.capability.description,
-        "url": worker.registered_url,
+        "url": url,
         "capacity": capacity,
         "price_per_unit": spec.pricing.price_per_unit,
         "price_scaling": spec.pricing.price_scaling,
@@ -171,10 +173,16 @@ def plan(want_registered: bool, digest: str, memory: Memory | None, now: float, 
 
 
 def registered_condition(
-    entries: list[dict[str, Any]], capacity: int, deleting: bool, slots: Slots | None = None, routed: bool = False
+    entries: list[dict[str, Any]],
+    capacity: int,
+    deleting: bool,
+    slots: Slots | None = None,
+    routed: bool = False,
+    address: Address | None = None,
 ) -> tuple[bool, str, str]:
     """(status, reason, message) of the Registered condition from the per-orchestrator entries. `capacity` is the
-    ready pods' slots; `slots` what the routers can place (BYOC, `routed`), which is what is advertised."""
+    ready pods' slots; `slots` what the routers can place (BYOC, `routed`), which is what is advertised, at
+    `address`."""
     if deleting:
         if slots is not None and slots.active:
             return False, "Unregistering", (
@@ -184,6 +192,8 @@ def registered_condition(
         return False, "Unregistering", "the worker is being deleted"
     if not entries:
         return False, "NoOrchestrators", "no orchestrator named or selected"
+    if address is not None and address.url is None:
+        return False, "AddressPending", f"not registered yet: {address.note}"
     failed = [e for e in entries if e.get("lastError")]
     if failed:
         first = failed[0]
@@ -196,7 +206,10 @@ def registered_condition(
     if waiting:
         return False, "Registering", f"{len(waiting)}/{len(entries)} orchestrator(s) do not list it yet: {waiting[0]}"
     placed = f"; routers: {slots.describe()}" if slots is not None else ""
-    return True, "AllRegistered", f"registered with {len(entries)} orchestrator(s), capacity {capacity}{placed}"
+    message = f"registered with {len(entries)} orchestrator(s), capacity {capacity}{placed}"
+    if address is not None and not address.outside:
+        return True, "RegisteredInCluster", f"{message}; {address.note}"
+    return True, "AllRegistered", message
 
 
 def our_runners(discovery: Any, pods: list[str]) -> list[dict[str, Any]]:

@@ -12,6 +12,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+from byoc_operator.advertise import Address
 from byoc_operator.registration import registered_condition
 from byoc_operator.render.worker import LABEL_COMPONENT, Worker
 from byoc_operator.slots import Slots
@@ -210,17 +211,20 @@ def with_registration(
     note: str | None = None,
     slots: Slots | None = None,
     routed: bool = False,
+    address: Address | None = None,
 ) -> dict[str, Any]:
     """Status with the per-orchestrator entries and the Registered condition they imply; `note` is added to the
     message while some orchestrator does not list the worker yet. `routed` (BYOC): what is advertised is what the
-    routers report, `slots` (None when no router answered)."""
+    routers report, `slots` (None when no router answered), at `address`, which becomes ``status.endpoint``."""
     out = dict(status)
     old = {c["type"]: c for c in status.get("conditions") or []}
     if targets or entries:
         out["orchestrators"] = entries
     else:
         out.pop("orchestrators", None)
-    ok, reason, message = registered_condition(entries, status.get("capacity", 0), deleting, slots, routed)
+    ok, reason, message = registered_condition(entries, status.get("capacity", 0), deleting, slots, routed, address)
+    if address is not None and address.url:
+        out["endpoint"] = address.url
     if note and reason == "Registering":
         message = f"{message}; {note}"
     registered = condition(REGISTERED, ok, reason, message, generation, old, now)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from byoc_operator.advertise import advertised_address
 from byoc_operator.registration import (
     Memory,
     SentToken,
@@ -55,7 +56,9 @@ def test_payload_carries_capability_router_url_capacity_and_price() -> None:
         },
         "img",
     )
-    assert capability_payload(w, 6) == {
+    url = advertised_address(w, None).url
+    assert url is not None
+    assert capability_payload(w, 6, url) == {
         "name": "cartoon",
         "description": "d",
         "url": "https://w.example.com/byoc",

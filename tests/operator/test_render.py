@@ -67,7 +67,7 @@ def test_user_image_keeps_its_command_env_and_port() -> None:
     assert c["ports"] == [{"name": "http", "containerPort": 9000, "protocol": "TCP"}]
     svc = render_service(w)
     assert svc["spec"]["ports"][0]["port"] == 9000
-    assert w.endpoint == w.service_url == "http://w.ns.svc:9000"
+    assert w.endpoint == "http://w.ns.svc:9000"
 
 
 def test_gpu_product_mig_and_scheduling() -> None:

@@ -11,6 +11,8 @@ from byoc_testenv.orchestrator.capabilities import CapabilityTable
 from hypothesis import given
 from hypothesis import strategies as st
 
+URL = "http://w-router.ns.svc:8080"
+
 
 def worker() -> Worker:
     spec = {"sessionsPerPod": 2, "orchestrators": [{"url": "https://o:8935", "secretRef": {"name": "s"}}]}
@@ -80,7 +82,7 @@ class Fleet:
         self.worker = worker()
 
     def register(self) -> None:
-        payload = capability_payload(self.worker, max(0, self.total - self.running))
+        payload = capability_payload(self.worker, max(0, self.total - self.running), URL)
         self.table.register(json.dumps(payload))
 
     def start(self) -> None:
@@ -124,7 +126,7 @@ def test_registering_free_slots_keeps_the_orchestrators_figure_true(total: int, 
 def test_registering_the_total_is_what_went_wrong() -> None:
     # The old design, on upstream's table: one stream running, a refresh re-registers the total.
     table = CapabilityTable()
-    payload = capability_payload(worker(), 2)
+    payload = capability_payload(worker(), 2, URL)
     table.register(json.dumps(payload))
     table.reserve("live-video-to-video")
     table.register(json.dumps(payload))  # refresh: Load back to 0

@@ -28,6 +28,7 @@ CASES = [
     ({"pricing": {"liveRunner": {"price": "1e3"}}}, "pricing.liveRunner.price must be a positive decimal"),
     ({"pricing": {"liveRunner": {"price": "1", "currency": "eur"}}}, "spec.pricing.liveRunner.currency"),
     ({"pricing": {"liveRunner": {"price": "1", "unit": "minute"}}}, "spec.pricing.liveRunner.unit"),
+    ({"registration": {"expose": {"type": "NodePort"}}}, "registration.expose.nodeAddress is required"),
     ({"orchestrators": [{"url": "ftp://x", "secretRef": {"name": "s"}}]}, "spec.orchestrators[0].url"),
     ({"gpu": {"cuont": 1}}, 'unknown field "spec.gpu.cuont"'),
     ({"autoscaling": {"minReplicas": 4, "maxReplicas": 2}}, "minReplicas must not be greater than"),

@@ -80,15 +80,17 @@ def render_router_deployment(worker: Worker) -> dict[str, Any]:
 
 
 def render_router_service(worker: Worker) -> dict[str, Any]:
+    """The router's Service, of the type ``registration.expose`` asks for (what orchestrators reach)."""
+    expose = worker.spec.registration.expose
     meta = worker.metadata(worker.router_name)
     meta["labels"] = router_labels(worker)
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": meta,
-        "spec": {
-            "type": "ClusterIP",
-            "selector": router_selector(worker),
-            "ports": [{"name": "http", "port": ROUTER_PORT, "targetPort": "http", "protocol": "TCP"}],
-        },
+    if expose.annotations:
+        meta["annotations"] = dict(expose.annotations)
+    spec: dict[str, Any] = {
+        "type": expose.type,
+        "selector": router_selector(worker),
+        "ports": [{"name": "http", "port": ROUTER_PORT, "targetPort": "http", "protocol": "TCP"}],
     }
+    if expose.type == "LoadBalancer" and expose.load_balancer_source_ranges:
+        spec["loadBalancerSourceRanges"] = list(expose.load_balancer_source_ranges)
+    return {"apiVersion": "v1", "kind": "Service", "metadata": meta, "spec": spec}

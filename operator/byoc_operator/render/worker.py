@@ -91,20 +91,9 @@ class Worker:
         return self.registers and self.spec.registration.protocol == "byoc"
 
     @property
-    def registered_url(self) -> str:
-        # go-livepeer appends "/stream/start" to it: a trailing '/' would give '//stream/start'.
-        url = self.spec.registration.advertise_url or f"http://{self.router_name}.{self.namespace}.svc:{ROUTER_PORT}"
-        return url.rstrip("/")
-
-    @property
-    def service_url(self) -> str:
-        return f"http://{self.service_name}.{self.namespace}.svc:{self.port}"
-
-    @property
     def endpoint(self) -> str:
-        """Where this worker is reached (``status.endpoint``): the URL registered with orchestrators when they
-        reach it through the router (BYOC), else the worker Service."""
-        return self.registered_url if self.uses_router else self.service_url
+        """The worker Service's in-cluster URL."""
+        return f"http://{self.service_name}.{self.namespace}.svc:{self.port}"
 
     def owner_reference(self) -> dict[str, Any]:
         return {

@@ -1,0 +1,62 @@
+"""Which URL a BYOC worker registers, from what Kubernetes reports for its router Service (pure)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from byoc_operator.advertise import advertised_address
+from byoc_operator.registration import registered_condition
+from byoc_operator.render import Worker
+from byoc_operator.render.router import render_router_service
+
+
+def worker(**registration: Any) -> Worker:
+    spec = {"orchestrators": [{"url": "https://o:8935", "secretRef": {"name": "s"}}], "registration": registration}
+    return Worker.from_body({"metadata": {"name": "w", "namespace": "ns"}, "spec": spec}, "img")
+
+
+def test_by_default_the_in_cluster_url_is_registered_and_the_status_says_who_can_reach_it() -> None:
+    address = advertised_address(worker(), None)
+    assert address.url == "http://w-router.ns.svc:8080" and not address.outside
+    status, reason, message = registered_condition([{"url": "o", "registered": True}], 2, False, address=address)
+    assert (status, reason) == (True, "RegisteredInCluster")
+    assert "outside the cluster cannot reach" in message and "registration.expose" in message
+    assert render_router_service(worker())["spec"]["type"] == "ClusterIP"
+
+
+def test_a_load_balancer_is_registered_once_kubernetes_reports_its_address() -> None:
+    w = worker(
+        expose={
+            "type": "LoadBalancer",
+            "annotations": {"lb": "external"},
+            "loadBalancerSourceRanges": ["203.0.113.0/24"],
+        }
+    )
+    service = render_router_service(w)
+    assert service["spec"]["type"] == "LoadBalancer" and service["metadata"]["annotations"] == {"lb": "external"}
+    assert service["spec"]["loadBalancerSourceRanges"] == ["203.0.113.0/24"]
+    pending = advertised_address(w, {**service, "status": {"loadBalancer": {}}})
+    assert pending.url is None
+    status, reason, message = registered_condition([], 2, False, address=pending)
+    assert (status, reason) == (False, "NoOrchestrators")  # nothing named comes first
+    status, reason, message = registered_condition([{"url": "o"}], 2, False, address=pending)
+    assert (status, reason) == (False, "AddressPending") and "load balancer address" in message
+    ready = {**service, "status": {"loadBalancer": {"ingress": [{"hostname": "lb.example.com"}]}}}
+    assert advertised_address(w, ready).url == "http://lb.example.com:8080"
+    v6 = {**service, "status": {"loadBalancer": {"ingress": [{"ip": "2001:db8::7"}]}}}
+    assert advertised_address(w, v6).url == "http://[2001:db8::7]:8080"
+
+
+def test_a_node_port_is_registered_with_the_node_address_given() -> None:
+    w = worker(expose={"type": "NodePort", "nodeAddress": "203.0.113.9"})
+    service = render_router_service(w)
+    assert advertised_address(w, service).url is None  # not allocated yet
+    service["spec"]["ports"][0]["nodePort"] = 31234
+    address = advertised_address(w, service)
+    assert address.url == "http://203.0.113.9:31234" and address.outside
+
+
+def test_a_fixed_url_wins_and_never_ends_in_a_slash() -> None:
+    w = worker(advertiseUrl="https://byoc.example.com/w1/", expose={"type": "LoadBalancer"})
+    address = advertised_address(w, None)
+    assert address.url == "https://byoc.example.com/w1" and address.outside
