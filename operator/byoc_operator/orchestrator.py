@@ -26,6 +26,7 @@ from byoc_operator.registration import sanitise
 from byoc_operator.render.worker import Worker
 
 TIMEOUT = aiohttp.ClientTimeout(total=10, connect=5)
+STATIC_HEALTH_CHECK_SECONDS = 3.0
 
 
 class RegistrationError(Exception):
@@ -40,8 +41,19 @@ def ssl_context(ca_pem: str | None, insecure: bool) -> ssl.SSLContext | bool:
     return True
 
 
+def upsert_timeout(entries: int) -> aiohttp.ClientTimeout:
+    """go-livepeer health-checks every entry of an upsert one after another, 3 s each at most, before it answers
+    (``ai/runner/live_runner.go`` ``RegisterStaticRunners``): the reply may take that long."""
+    return aiohttp.ClientTimeout(total=TIMEOUT.total + STATIC_HEALTH_CHECK_SECONDS * entries, connect=5)
+
+
 async def _post(
-    session: aiohttp.ClientSession, url: str, secret: str | None, tls: ssl.SSLContext | bool, **body: Any
+    session: aiohttp.ClientSession,
+    url: str,
+    secret: str | None,
+    tls: ssl.SSLContext | bool,
+    limit: aiohttp.ClientTimeout = TIMEOUT,
+    **body: Any,
 ) -> str:
     """POST, the reply's text on 200; `secret` (if any) as raw Authorization. Errors never carry the secret or
     the worker token (a JSON body's `token`)."""
@@ -49,7 +61,7 @@ async def _post(
     hide = (secret or "", str((body.get("json") or {}).get("token") or ""))
     headers = {"Authorization": secret} if secret is not None else {}
     try:
-        async with session.post(url, headers=headers, ssl=tls, timeout=TIMEOUT, **body) as resp:
+        async with session.post(url, headers=headers, ssl=tls, timeout=limit, **body) as resp:
             text = await resp.text(errors="replace")
             metrics.REGISTRATION_CALLS.labels(call, str(resp.status)).inc()
             if resp.status != 200:
@@ -72,7 +84,8 @@ async def upsert_runners(
     session: aiohttp.ClientSession, cli_url: str, document: dict[str, Any], tls: ssl.SSLContext | bool
 ) -> list[dict[str, Any]]:
     """POST {cli}/registerLiveRunners (no auth, as upstream's CLI port); the registrations it answers with."""
-    text = await _post(session, f"{cli_url}/registerLiveRunners", None, tls, json=document)
+    timeout = upsert_timeout(len(document.get("runners") or []))
+    text = await _post(session, f"{cli_url}/registerLiveRunners", None, tls, timeout, json=document)
     try:
         runners = json.loads(text).get("runners")
     except (ValueError, AttributeError):

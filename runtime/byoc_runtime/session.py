@@ -91,6 +91,7 @@ class SessionSettings:
     error_event_interval: float = 10.0  # at most one error event per kind per interval
     data_interval: float = 0.333  # pytrickle client.py batches data this often
     data_keepalive: float = 25.0
+    unattended_limit_s: float = 300.0  # lifetime of a stream with neither input nor control channel
 
 
 class Session:
@@ -289,7 +290,13 @@ class Session:
     async def _ingest(self) -> None:
         try:
             if not self.request.subscribe_url:
-                await asyncio.Event().wait()  # no input channel: idle until stopped
+                # No input: the stream ends when the orchestrator closes its control channel (it always makes
+                # one). With no control channel either nothing would ever end it but a stop that may not come.
+                if self.request.control_url:
+                    await asyncio.Event().wait()
+                await asyncio.sleep(self.settings.unattended_limit_s)
+                self.stop_reason = f"no input and no control channel: ended after {self.settings.unattended_limit_s:g}s"
+                return
             await self._read_input(self.request.subscribe_url)
             # Frames still held by the pacer are due shortly; let them through before closing.
             await asyncio.sleep(max(0.0, self._last_release - asyncio.get_running_loop().time()) + 0.01)

@@ -153,11 +153,13 @@ async def test_refused_starts_release_their_reservation(make_orch, client_for, s
             assert await used(client) == 1  # released by the runner at once
             assert set(orch.live_runners.runners["pod-0"].sessions) == {first.session_id}
 
-            # Bad params: 422 before anything is created (the reservation stays the client's to retry).
+            # Bad params: 400 before anything is created, and the reservation is given back at once (the
+            # orchestrator reserved it before proxying the start).
             _, third = await client.reserve(url)
             status, body = await client.call(third, "/live-video-to-video", {"params": {"width": 64}})
-            assert status == 422 and "width and height" in body["message"]
-            assert await client.stop(third) == 204
+            assert status == 400 and "width and height" in body["message"]
+            assert await used(client) == 1
+            assert set(orch.live_runners.runners["pod-0"].sessions) == {first.session_id}
 
             # Draining: running sessions go on, new ones are refused and released.
             assert (await rt.post("/drain"))[0] == 200
@@ -198,5 +200,5 @@ async def test_a_session_reaches_only_itself_through_the_proxy(make_orch, client
 
         # Without the orchestrator's headers the same worker is a plain BYOC worker.
         status, body = await rt.post("/stream/start", json={"params": SMALL})
-        assert status == 422  # gateway_request_id is required outside a Live Runner session
+        assert status == 400  # gateway_request_id is required outside a Live Runner session
         assert (await rt.post("/stream/start", json={}, headers={"Livepeer-Session-Id": "x"}))[0] == 400

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from byoc_operator.orchestrator import upsert_timeout
 from byoc_operator.registration import explicit_targets
 from byoc_operator.render import Worker
 from byoc_operator.render.deployment import render_deployment
@@ -171,3 +172,9 @@ def test_token_secret_is_mounted_as_a_file_in_router_and_pods() -> None:
         assert {"name": "byoc-token", "mountPath": "/var/run/byoc/token", "readOnly": True} in c["volumeMounts"]
     without = render_deployment(worker())["spec"]["template"]["spec"]
     assert "byoc-token" not in json.dumps(without)
+
+
+def test_an_upsert_may_take_as_long_as_upstream_checks_its_entries_one_by_one() -> None:
+    # go-livepeer health-checks each entry in turn (3 s timeout each) before it answers the upsert.
+    assert upsert_timeout(0).total == 10
+    assert upsert_timeout(40).total == 10 + 3 * 40

@@ -74,8 +74,7 @@ async def stream_through(fed: Fed, segments: list[tuple[bytes, dict[str, str]]])
         await asyncio.sleep(0.5)  # let the worker subscribe before the first segment
         await post(stream.url(), segments)
         await settle(lambda: list(fed.rt.worker.sessions), 60)  # ends with its input, never hangs
-        await stream.wait_output_closed(30)
-        await asyncio.sleep(0.3)  # last events
+        await stream.wait_ended(30)
     finally:
         await stream.close()
     await settle(lambda: runtime_tasks() - fed.tasks)

@@ -93,7 +93,7 @@ def bench_session(segments: list[bytes], size: tuple[int, int], processor_name: 
                 # Input streamed ``speed`` times faster than real time; what the runtime cannot take in time
                 # the trickle server's 5-segment window drops, so frames out / time is the sustained rate.
                 await publish(stream.url(), segments, segment_seconds=1.0 / speed)
-                await stream.wait_output_closed(300)
+                await stream.wait_ended(300)
                 elapsed = time.perf_counter() - started
                 await stream.close()
                 _, metrics = await rt.get("/metrics")

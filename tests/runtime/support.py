@@ -139,6 +139,20 @@ class Stream:
                     into.append(message)
 
     async def wait_output_closed(self, limit_s: float = 20.0) -> None:
+        """The worker closed the output itself (it does when it ends a stream on its own: a drain, a failure)."""
+        await asyncio.wait_for(asyncio.shield(self._tasks[0]), limit_s)
+
+    async def wait_ended(self, limit_s: float = 20.0) -> None:
+        """A natural end: the worker says the stream stopped and leaves the output channel to its owner, so close
+        it as the orchestrator does once the stream is over (after the reader has what was published)."""
+        async with asyncio.timeout(limit_s):
+            while "stream_stopped" not in self.event_types():  # noqa: ASYNC110 (polling what the reader got)
+                await asyncio.sleep(0.05)
+            seen = -1
+            while seen != len(self.output):  # the last segment's bytes may still be on their way
+                seen = len(self.output)
+                await asyncio.sleep(0.5)
+        self.server.delete_channel(self.sid + "-out")
         await asyncio.wait_for(asyncio.shield(self._tasks[0]), limit_s)
 
     async def close(self) -> None:

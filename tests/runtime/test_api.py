@@ -47,6 +47,31 @@ async def test_health_error_when_model_fails_to_load() -> None:
         await rt.wait_health("ERROR")
         status, body = await rt.post("/stream/start", json=start_body())
         assert status == 503 and "no weights" in body["message"]
+        # /health stays pytrickle's 200; /ready is what probes and static runner health checks ask.
+        assert (await rt.get("/health"))[0] == 200
+        status, body = await rt.get("/ready")
+        assert (status, body["ready"], body["current_state"]) == (503, False, "ERROR")
+
+
+async def test_ready_only_when_the_pod_can_take_work() -> None:
+    release = threading.Event()
+
+    class SlowLoad(PassthroughProcessor):
+        async def load_model(self, **kwargs) -> None:
+            await asyncio.to_thread(release.wait, 30)
+
+    async with running_worker(SlowLoad, start_wait=0, capacity=1) as rt:
+        assert (await rt.get("/health"))[0] == 200  # pytrickle's answer while LOADING
+        status, body = await rt.get("/ready")
+        assert (status, body["reason"], body["current_state"]) == (503, "not_ready", "LOADING")
+        release.set()
+        await rt.wait_health("IDLE")
+        assert await rt.get("/ready") == (200, {"ready": True, "status": "IDLE"})
+        assert (await rt.post("/stream/start", json=start_body("full")))[0] == 200
+        # Full and draining pods stay ready: their streams go on (a failed static health check would cut them).
+        assert await rt.get("/api/ready") == (200, {"ready": True, "status": "OK"})
+        assert (await rt.post("/drain"))[0] == 200
+        assert (await rt.get("/ready"))[0] == 200
 
 
 @pytest.mark.parametrize("prefix", ["", "/api"])
@@ -84,12 +109,21 @@ async def test_bad_requests_get_json_reasons() -> None:
         assert status == 400 and "JSON" in body["message"]
         status, body = await rt.post("/stream/start", data="[1, 2]", headers=JSON)
         assert status == 400
+        # Bad bodies are 400 with the field, as pytrickle answers them (not aiohttp's 422).
         status, body = await rt.post("/stream/start", json={"params": {"width": 512, "height": 512}})
-        assert status == 422 and body["errors"][0]["field"] == "gateway_request_id"
+        assert status == 400 and body["errors"][0]["field"] == "gateway_request_id"
         status, body = await rt.post("/stream/start", json=start_body(params={"width": 512}))
-        assert status == 422 and "width and height" in body["message"]
+        assert status == 400 and "width and height" in body["message"]
         status, body = await rt.post("/stream/start", json=start_body(params={"max_framerate": 100}))
-        assert status == 422 and body["errors"][0]["field"] == "params.max_framerate"
+        assert status == 400 and body["errors"][0]["field"] == "params.max_framerate"
+        # An empty gateway_request_id is a pytrickle string like any other; the stream id then has to come
+        # from X-Stream-Id (ai-runner-style callers send "").
+        status, body = await rt.post("/stream/start", json={"gateway_request_id": ""})
+        assert status == 400 and "X-Stream-Id" in body["message"]
+        status, body = await rt.post("/stream/start", json={"gateway_request_id": ""}, headers={"X-Stream-Id": "e"})
+        assert status == 200 and body["stream_id"] == "e" and body["request_id"] == "e"
+        status, body = await rt.post("/stream/params", json={"max_framerate": 0}, headers={"X-Stream-Id": "e"})
+        assert status == 400 and body["errors"][0]["field"] == "max_framerate"
         status, body = await rt.get("/no/such/route")
         assert status == 404 and body["status"] == "error"
 
@@ -151,7 +185,7 @@ async def test_stream_id_header_names_the_session() -> None:
         status, body = await rt.post(
             "/stream/params", json={"width": 5, "height": "tall"}, headers={"X-Stream-Id": "stream-2"}
         )
-        assert status == 422 and body["errors"][0]["field"] == "height"
+        assert status == 400 and body["errors"][0]["field"] == "height"
         status, body = await rt.post("/stream/stop", json={"gateway_request_id": "g1"})
         assert status == 200 and len(rt.worker.sessions) == 1
 

@@ -45,8 +45,7 @@ async def test_prestop_drain_refuses_new_streams_and_waits_for_the_live_one(tric
             assert (status, body["drained"], body["active_streams"]) == (200, True, 0)
             assert feeding.done()
             assert len(live.output) > at_drain
-            await live.wait_output_closed()
-            await asyncio.sleep(0.3)  # last events
+            await live.wait_ended()
         finally:
             feeding.cancel()
             await asyncio.gather(feeding, return_exceptions=True)

@@ -33,7 +33,7 @@ async def run_stream(
         # the worker subscribes right after answering; give it time to be waiting before a burst arrives
         await asyncio.sleep(settle)
     await publish(stream.url(), segments, paced=paced)
-    await stream.wait_output_closed()
+    await stream.wait_ended()
     await asyncio.sleep(0.3)  # last events
     await stream.close()
 
@@ -109,7 +109,7 @@ async def test_params_from_control_channel_and_rest(trickle_server, make_segment
         status, _ = await rt.post("/stream/params", json={"strength": 0}, headers={"X-Stream-Id": stream.sid})
         assert status == 200
         await feeding
-        await stream.wait_output_closed()
+        await stream.wait_ended()
         await control.close(delete=False)
         await asyncio.sleep(0.3)
         await stream.close()
@@ -136,8 +136,100 @@ async def test_processor_data_goes_out_as_json_lines(trickle_server, make_segmen
         await rt.wait_health("IDLE")
         stream = Stream.create(trickle_server)
         await run_stream(rt, stream, make_segments(seconds=2, audio_codec="libopus"))
-    counts = [m["frames"] for m in stream.data if isinstance(m, dict)]
+    # pytrickle's format: every message on the channel is a JSON array (a batch), [] the keepalive.
+    assert stream.data and all(isinstance(m, list) for m in stream.data), stream.data
+    counts = [item["frames"] for batch in stream.data for item in batch]
     assert counts and counts == sorted(counts) and counts[0] == 10
+
+
+async def test_data_lines_are_json_arrays_even_for_strings_with_newlines(trickle_server, make_segments) -> None:
+    raw: list[bytes] = []
+
+    class Captions(PassthroughProcessor):
+        sent = False
+
+        async def process_video_async(self, frame):
+            if not self.sent:
+                self.sent = True
+                await self.send_data("line one\nline two")
+                await self.send_data({"text": "x" * 40_000})  # two of these do not fit one 64 KiB line
+                await self.send_data({"text": "y" * 40_000})
+                await self.send_data("z" * 70_000)  # can never fit a line the gateway reads
+            return frame
+
+    async def read_raw(url: str) -> None:
+        async with trickle.Subscriber(url) as sub:
+            async for segment in sub:
+                raw.append(await segment.read())
+
+    async with running_worker(Captions) as rt:
+        await rt.wait_health("IDLE")
+        stream = Stream.create(trickle_server)
+        reader = asyncio.create_task(read_raw(stream.url("-data")))
+        await run_stream(rt, stream, make_segments(seconds=2))
+        trickle_server.delete_channel(stream.sid + "-data")
+        await asyncio.wait_for(reader, 10)
+    lines = [line for segment in raw for line in segment.split(b"\n") if line]
+    assert all(len(line) < 64 * 1024 for line in lines)
+    import json
+
+    batches = [json.loads(line) for line in lines]
+    assert all(isinstance(b, list) for b in batches)
+    items = [item for b in batches for item in b]
+    assert items[0] == "line one\nline two"  # one SSE event, not two
+    assert [i["text"][0] for i in items[1:] if isinstance(i, dict)] == ["x", "y"]
+    errors = [e["event"]["message"] for e in stream.events if e["event"]["type"] == "error"]
+    assert any("1 data item(s) dropped" in m for m in errors), errors
+
+
+async def test_the_orchestrator_closing_the_channels_ends_the_stream(trickle_server, make_segments) -> None:
+    # go-livepeer ends streams without calling the worker (insufficient balance, its control monitor): it closes
+    # all five channels. A data-only stream (no input, the default for enable_video_ingress) must end too.
+    async with running_worker(capacity=1) as rt:
+        await rt.wait_health("IDLE")
+        stream = Stream.create(trickle_server, channels=("-out", "-control", "-events", "-data"))
+        stream.listen()
+        body = stream.start_body(SMALL, subscribe_url=None)
+        assert (await rt.post("/stream/start", json=body, headers={"X-Stream-Id": stream.sid}))[0] == 200
+        await asyncio.sleep(1.0)
+        assert len(rt.worker.sessions) == 1
+        for suffix in ("-out", "-control", "-events", "-data"):
+            trickle_server.delete_channel(stream.sid + suffix)
+        await wait_ended(rt, 10)
+        assert (await rt.get("/health"))[1]["available"] == 1  # the slot is free again
+        await stream.close()
+
+
+async def test_a_stream_with_neither_input_nor_control_does_not_live_forever(trickle_server) -> None:
+    async with running_worker(capacity=1) as rt:
+        rt.worker.settings = dataclasses.replace(rt.worker.settings, unattended_limit_s=1.0)
+        await rt.wait_health("IDLE")
+        stream = Stream.create(trickle_server, channels=("-out", "-events"))
+        stream.listen()
+        body = stream.start_body(SMALL, subscribe_url=None, control_url=None, data_url=None)
+        assert (await rt.post("/stream/start", json=body))[0] == 200
+        await wait_ended(rt, 10)
+        await asyncio.sleep(0.3)
+        await stream.close()
+    assert any("no input and no control channel" in r for r in stream.stop_reasons()), stream.events
+
+
+async def test_at_a_natural_end_the_output_channel_is_left_to_the_orchestrator(
+    trickle_server, make_segments
+) -> None:
+    # Deleting it would race the gateway's teardown into a needless swap (go-livepeer byoc/trickle.go).
+    async with running_worker() as rt:
+        await rt.wait_health("IDLE")
+        stream = Stream.create(trickle_server)
+        stream.listen()
+        assert (await rt.post("/stream/start", json=stream.start_body(SMALL)))[0] == 200
+        await publish(stream.url(), make_segments(seconds=1))
+        await wait_ended(rt)
+        await asyncio.sleep(0.5)
+        assert stream.output and stream.stop_reasons() == ["input ended"]
+        assert not stream._tasks[0].done()  # the output reader saw no end
+        assert trickle_server.delete_channel(stream.sid + "-out")  # still there: the worker left it alone
+        await stream.close()
 
 
 async def test_corrupt_segment_and_input_changes_mid_stream(trickle_server, make_segments) -> None:
@@ -265,7 +357,7 @@ async def test_trickle_server_going_away_ends_only_its_session(trickle_server, m
             await asyncio.sleep(1.5)
             doomed_server.stop(kill=True)
             await asyncio.gather(*feeding, return_exceptions=True)
-            await healthy.wait_output_closed(20)
+            await healthy.wait_ended(20)
             async with asyncio.timeout(30):
                 while len(rt.worker.sessions):  # noqa: ASYNC110
                     await asyncio.sleep(0.1)

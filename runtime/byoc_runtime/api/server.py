@@ -147,10 +147,6 @@ async def start_stream(request: web.Request) -> web.Response:
         return error_reply(400, f"{STREAM_ID_HEADER} header or a non-empty gateway_request_id is required")
     if not start.gateway_request_id:
         start = start.model_copy(update={"gateway_request_id": stream_id})
-    if not (start.subscribe_url or start.control_url):
-        # Without input the stream ends when its control channel does (go-livepeer always makes one); with
-        # neither, nothing could ever end it but a stop call that may never come.
-        return error_reply(400, "a stream needs a subscribe_url or a control_url: nothing could end it otherwise")
     try:
         session, created = await worker.start_session(start, stream_id)
     except StartRefused as exc:

@@ -131,10 +131,18 @@ class Registrar:
             self.worker.state,
             runner_id=registration.runner_id or self.config.runner_id,
             draining=self.draining,
-            held_sessions=len(registration.session_ids),
+            held_sessions=self._held(registration),
             gpu=self.worker.gpu,
             worker_version=self.worker.version,
         )
+
+    def _held(self, registration: Registration) -> int:
+        """Sessions on this runner: what the orchestrator said it holds at the last heartbeat (which may lag a
+        reservation), or what the worker runs, whichever is more (a pytrickle worker only says OK: one)."""
+        assert self.worker is not None
+        state = self.worker.state
+        running = state.active_streams if state.active_streams is not None else int(state.streaming)
+        return max(len(registration.session_ids), running)
 
     async def beat(self, registration: Registration) -> None:
         """One heartbeat to one orchestrator; failures are logged once per distinct message."""
@@ -190,9 +198,9 @@ class Registrar:
         self.metrics.draining.set(1)
         log.info("draining: no new sessions; waiting up to %gs for running ones", self.config.drain_seconds)
         await self.worker.drain()
+        await self._probe()  # what runs now decides whether the runner may still say "ready"
         self._wake_all()  # the shrunken capacity goes out now
         deadline = loop.time() + self.config.drain_seconds
-        await self._probe()
         while self.worker.state.streaming and not self._hurry.is_set():
             left = deadline - loop.time()
             if left <= 0:
