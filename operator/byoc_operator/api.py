@@ -363,7 +363,7 @@ class Expose(Model):
 
     model_config = checked(
         rule(
-            "self.type != 'NodePort' || has(self.nodeAddress)",
+            "!has(self.type) || self.type != 'NodePort' || has(self.nodeAddress)",
             "registration.expose.nodeAddress is required with type NodePort: the address orchestrators reach "
             "your nodes at (Kubernetes does not say which node address is reachable from outside)",
         )

@@ -164,6 +164,8 @@ class Session:
         instance = self.host.instance
         if hasattr(instance, "attach_data_sink"):
             instance.attach_data_sink(self._data_from_processor)
+        if hasattr(instance, "attach_event_sink"):
+            instance.attach_event_sink(self._event_from_processor)
         self._task = asyncio.create_task(self._run(), name=f"session-{self.stream_id}")
 
     async def stop(self, reason: str = "stopped", limit_s: float = 10.0, end_output: bool = False) -> None:
@@ -250,6 +252,8 @@ class Session:
         instance = self.host.instance
         if hasattr(instance, "attach_data_sink"):
             instance.attach_data_sink(None)
+        if hasattr(instance, "attach_event_sink"):
+            instance.attach_event_sink(None)
         if self.state is not SessionState.FAILED:
             self.state = SessionState.ENDED
         self._events_q.put(events.stream_stopped(self.stop_reason or outcome))
@@ -709,6 +713,14 @@ class Session:
                     log.info("session %s: event not delivered: %s", self.stream_id, exc)
         finally:
             await publisher.close(delete=False)
+
+    def _event_from_processor(self, event: dict[str, Any], queue_event_type: str) -> None:
+        """Called by the processor (any thread) to publish a monitoring event on the events channel."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(self._events_q.put, events.envelope(event, queue_event_type))
 
     def _data_from_processor(self, data: Any) -> None:
         """Called by the processor (any thread) to publish a data item."""

@@ -25,7 +25,7 @@ CASES = [
     # A fiat BYOC price makes an orchestrator without a price feed panic in its register handler.
     ({"pricing": {"pricePerUnit": 5, "currency": "USD"}}, 'spec.pricing.currency: Unsupported value: "USD"'),
     ({"pricing": {"liveRunner": {"price": "0"}}}, "pricing.liveRunner.price must be a positive decimal"),
-    ({"pricing": {"liveRunner": {"price": "1e3"}}}, "pricing.liveRunner.price must be a positive decimal"),
+    ({"pricing": {"liveRunner": {"price": "-3"}}}, "pricing.liveRunner.price must be a positive decimal"),
     ({"pricing": {"liveRunner": {"price": "1", "currency": "eur"}}}, "spec.pricing.liveRunner.currency"),
     ({"pricing": {"liveRunner": {"price": "1", "unit": "minute"}}}, "spec.pricing.liveRunner.unit"),
     ({"registration": {"expose": {"type": "NodePort"}}}, "registration.expose.nodeAddress is required"),

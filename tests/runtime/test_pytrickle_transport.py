@@ -109,10 +109,6 @@ async def test_trickle_client_runs_a_stream_with_frame_skipping(
     assert "stream_stopped" in stream.event_types()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the session does not hand processors an event sink yet (Session.start must call attach_event_sink)",
-)
 async def test_send_monitoring_event_reaches_the_events_channel(
     pt: ModuleType, trickle_server: Any, make_segments: Any
 ) -> None:

@@ -20,6 +20,7 @@ from ..frames import AudioFrame, VideoFrame
 log = logging.getLogger(__name__)
 
 DataSink = Callable[[Any], None]
+EventSink = Callable[[dict[str, Any], str], None]
 
 
 class FrameProcessor:
@@ -31,6 +32,7 @@ class FrameProcessor:
         self._model_loaded = False
         self._model_load_lock: asyncio.Lock | None = None
         self._data_sink: DataSink | None = None
+        self._event_sink: EventSink | None = None
 
     def attach_state(self, state: Any) -> None:
         self.state = state
@@ -74,6 +76,19 @@ class FrameProcessor:
     def attach_data_sink(self, sink: DataSink | None) -> None:
         """Set by the runtime while the processor serves a session; ``send_data`` goes there."""
         self._data_sink = sink
+
+    def attach_event_sink(self, sink: EventSink | None) -> None:
+        """Set by the runtime while the processor serves a session; ``send_monitoring_event`` goes there."""
+        self._event_sink = sink
+
+    async def send_monitoring_event(self, event: dict[str, Any], queue_event_type: str = "stream_events") -> bool:
+        """Publish a monitoring event on the session's events channel (pytrickle ``emit_monitoring_event``)."""
+        sink = getattr(self, "_event_sink", None)
+        if sink is None:
+            log.debug("send_monitoring_event with no events channel attached; dropped")
+            return False
+        sink(event, queue_event_type)
+        return True
 
     async def send_data(self, data: Any) -> bool:
         """Publish ``data`` (any JSON-serialisable value) on the session's data channel, if it has one."""

@@ -15,6 +15,7 @@ I/O, decode, encode, control, events, data) with the processor behind a ``FrameG
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import logging
 from collections.abc import Callable
@@ -165,7 +166,7 @@ class TrickleClient:
         self.protocol = protocol
         self.frame_processor = frame_processor
         self.control_handler = control_handler
-        self.send_data_interval = send_data_interval  # the session batches data every 333 ms
+        self.send_data_interval = send_data_interval
         self.error_callback = error_callback or getattr(frame_processor, "error_callback", None)
         self.max_queue_size = max_queue_size
         self.frame_skip_config = frame_skip_config or FrameSkipConfig()
@@ -218,6 +219,8 @@ class TrickleClient:
             if host.error is not None:
                 raise RuntimeError(f"processor failed to load: {host.error}")
             settings = SessionSettings(heartbeat_interval=self.protocol.heartbeat_interval)
+            if self.send_data_interval:
+                settings = dataclasses.replace(settings, data_interval=self.send_data_interval)
             session = Session(request, request_id, host, settings, Metrics())
             self._session = session
             session.start()

@@ -106,7 +106,7 @@ class StreamProcessor:
         self.param_updater = param_updater
         self.on_stream_start = on_stream_start
         self.on_stream_stop = on_stream_stop
-        self.send_data_interval = send_data_interval  # the runtime's session batches data every 333 ms
+        self.send_data_interval = send_data_interval  # unused, as upstream: the stream's data goes every 333 ms
         self.name = name
         self.port = port
         self.frame_skip_config = frame_skip_config
