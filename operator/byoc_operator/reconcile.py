@@ -332,7 +332,7 @@ class Reconciler:
                 )
                 self._schedule_refresh(key, reg.refresh_seconds)
         elif worker.registers or (body.get("status") or {}).get("orchestrators"):
-            slots = await self._slots(key, worker)
+            slots = await self._placeable(key, worker)
             address = self._address(key, worker)
             entries = status.get("orchestrators") or []
             if address.url is not None:
@@ -372,7 +372,7 @@ class Reconciler:
         if retry:
             raise RuntimeError(error)
 
-    async def _slots(self, key: Key, worker: Worker) -> Slots | None:
+    async def _placeable(self, key: Key, worker: Worker) -> Slots | None:
         """What this worker's routers can place now (None: no router answers)."""
         assert self.indexes is not None
         if not worker.uses_router:
@@ -416,7 +416,7 @@ class Reconciler:
             # Children outlive the worker's finalizer (background deletion), so streams still running go on:
             # keep the capability registered with no free slot until they end or the drain grace is over, so
             # their params and stop calls still reach them (go-livepeer forgets the URL on unregister).
-            slots = await self._slots(key, worker)
+            slots = await self._placeable(key, worker)
             address = self._address(key, worker)
             if slots is not None and slots.active and address.url and not self._grace_over(body, worker):
                 entries = await self.fleet.sync(

@@ -1,7 +1,8 @@
-"""A BYOCWorker end to end: applied -> real pods -> registered -> streams through orchestrator, router and runtime
--> scaled -> deleted. Nothing is faked past the kwok nodes: the runtime and router pods are the real programs
-(run by the launcher on their pod IPs), Services and DNS are emulated by the launcher, and media goes through a
-real trickle server."""
+"""A BYOCWorker end to end: applied -> real pods -> registered -> streams through gateway, orchestrator, router and
+runtime -> scaled -> deleted. Nothing is faked past the kwok nodes: the runtime and router pods are the real
+programs (run by the launcher on their pod IPs), Services and DNS are emulated by the launcher, media goes through
+a real trickle server, and the streams are driven by the test gateway (byoc_testenv.gateway) with go-livepeer's
+timings and watchdogs."""
 
 from __future__ import annotations
 
@@ -12,22 +13,12 @@ import socket
 import urllib.request
 from typing import Any
 
-import aiohttp
 import pytest
 import yaml
 from byoc_testenv import Cluster
-from byoc_testenv.demo import (
-    OrchestratedStream,
-    advertised,
-    grayness,
-    output_frame,
-    play,
-    router_health,
-    start_stream,
-    stop_stream,
-    worker_streams,
-)
-from byoc_testenv.devstream import decode_frame, generated_segments
+from byoc_testenv.demo import advertised, grayness, matched_frames, play_through, router_health, worker_streams
+from byoc_testenv.devstream import generated_segments
+from byoc_testenv.gateway import Gateway, GatewayStream, NoOrchestrators
 from byoc_testenv.launcher import Launcher
 from byoc_testenv.orchestrator import OrchestratorProcess
 
@@ -131,48 +122,68 @@ async def test_worker_registers_streams_scales_and_goes(
     await eventually(lambda: (h := router_health(launcher, url)) and h["pods"] == 2, 60, "the router to know 2 pods")
 
     segments = await asyncio.to_thread(generated_segments, PARAMS["width"], PARAMS["height"], 3.0)
-    streams: list[OrchestratedStream] = []
-    async with aiohttp.ClientSession() as http:
+    streams: list[GatewayStream] = []
+
+    async def start(stream_id: str) -> GatewayStream:
+        return await gateway.start_stream(
+            CAPABILITY, stream_id=stream_id, params=PARAMS, input_segments=segments, keep_output=True
+        )
+
+    async with Gateway([orch.url]) as gateway:
         try:
-            # 1: orchestrator -> ClusterIP (launcher proxy) -> router pod -> worker pod -> trickle -> back here.
-            first = await start_stream(http, orch.url, CAPABILITY, "e2e-1", PARAMS)
-            assert first.status == 200, first.reply
+            # 1: gateway -> orchestrator -> ClusterIP (launcher proxy) -> router pod -> worker pod -> trickle -> back.
+            first = await start("e2e-1")
             streams.append(first)
-            await play(http, first, segments, first_output_timeout=90)
-            assert first.frames_out > 0, launcher.logs(next(iter(worker_pods(launcher, ns))))
-            frame = await asyncio.to_thread(output_frame, first)
-            assert frame is not None and (frame.width, frame.height) == (PARAMS["width"], PARAMS["height"])
+            assert await play_through(first, first_output_timeout=90), (first.attempts, first.end)
+            frames = await asyncio.to_thread(matched_frames, first, segments)
+            assert frames is not None, launcher.logs(next(iter(worker_pods(launcher, ns))))
+            source, frame = frames
+            assert (frame.width, frame.height) == (PARAMS["width"], PARAMS["height"])
             assert grayness(frame) < 3, grayness(frame)
-            source = await asyncio.to_thread(decode_frame, segments, frame.pts)
-            assert source is not None and grayness(source) > 20  # the input was colour, the worker made it gray
+            assert grayness(source) > 20  # the input was colour, the worker made it gray
+            assert first.attempts[0].status == 200 and first.end is None
             assert sorted(streams_per_pod(launcher, ns).values()) == [0, 1]
 
             # 2: the other pod (one session each), also processed.
-            second = await start_stream(http, orch.url, CAPABILITY, "e2e-2", PARAMS)
-            assert second.status == 200, second.reply
+            second = await start("e2e-2")
             streams.append(second)
-            await play(http, second, segments[:2], first_output_timeout=90)
-            assert second.frames_out > 0
+            assert await play_through(second, first_output_timeout=90), (second.attempts, second.end)
             assert sorted(streams_per_pod(launcher, ns).values()) == [1, 1]
 
-            # 3: every slot taken -> the router's 503, passed on by the orchestrator.
-            third = await start_stream(http, orch.url, CAPABILITY, "e2e-3", PARAMS)
-            assert third.status == 503, third.reply
-            assert json.loads(third.reply)["reason"] == "capacity"
+            # 3: every slot taken. The orchestrator advertises none (the operator registers free slots: the gateway
+            # finds no orchestrator), or a registration still counting a slot lets it be chosen and it passes on the
+            # router's 503; the gateway then finds the channels closed and, with no other orchestrator, ends it.
+            try:
+                third = await start("e2e-3")
+            except NoOrchestrators:
+                pass
+            else:
+                end = await asyncio.wait_for(third.ended(), 60)
+                refused = third.attempts[0]
+                assert refused.status == 503 and json.loads(refused.body)["reason"] == "capacity", refused
+                assert end.kind == "exhausted" and third.output_segments == 0, end
 
-            # Scale: a third pod starts, answers its probe, and is advertised and used.
+            # Scale: a third pod starts, answers its probe, and its free slot is advertised and used.
             await asyncio.to_thread(cluster.kubectl, "scale", "-n", ns, "byocworker/gray", "--replicas=3")
-            await eventually(lambda: advertised(orch.url, CAPABILITY) == 3, 180, "capacity 3 advertised")
+            await eventually(lambda: advertised(orch.url, CAPABILITY) == 1, 180, "the new pod's free slot advertised")
 
-            async def third_starts() -> OrchestratedStream | None:
-                attempt = await start_stream(http, orch.url, CAPABILITY, "e2e-3", PARAMS)
-                return attempt if attempt.status == 200 else None
+            async def third_starts() -> GatewayStream | None:
+                try:
+                    attempt = await start("e2e-3")
+                except NoOrchestrators:
+                    return None
+                if await play_through(attempt, first_output_timeout=60):
+                    return attempt
+                await attempt.stop()
+                return None
 
-            streams.append(await eventually(third_starts, 60, "a third stream placed on the new pod", interval=2))
+            streams.append(await eventually(third_starts, 120, "a third stream placed on the new pod", interval=2))
             assert sorted(streams_per_pod(launcher, ns).values()) == [1, 1, 1]
+            assert all(s.end is None for s in streams)  # events and output kept every gateway watchdog quiet
         finally:
             for stream in streams:
-                assert await stop_stream(http, orch.url, stream.stream_id) == 200
+                reply = await stream.stop()
+                assert reply is not None and reply.status == 200, (stream.stream_id, reply, stream.end)
     await eventually(lambda: sum(streams_per_pod(launcher, ns).values()) == 0, 30, "every stream stopped")
 
     # Delete: unregistered first (finalizer), then the pods go and the launcher stops their processes.

@@ -96,3 +96,8 @@ def test_channels() -> None:
     reply_body = client_reply(context, channels, created=True)
     assert reply_body["publish_url"] == "https://pub/in" and reply_body["subscribe_url"] == "https://pub/out"
     assert reply_body["manifest_id"] == "s1" and "http://int" not in str(reply_body)
+    # What the worker reports on the events channel (which the client reads) is the public URLs only: the
+    # internal ones reveal the orchestrator's -liveRunnerAddr host (doc/live-runner.md).
+    reported = start.reported_urls()
+    assert reported["subscribe"] == "https://pub/in" and reported["publish"] == "https://pub/out"
+    assert "http://int" not in str(reported) and start.urls()["subscribe"] == "http://int/in"

@@ -75,6 +75,17 @@ def test_live_runner_dynamic_drains_through_its_registrar(container: dict | None
     assert f"--worker-url=http://$(POD_IP):{port}" in registrar["args"]
 
 
+def test_registrar_carries_the_live_runner_price() -> None:
+    # On-chain orchestrators refuse every heartbeat without price_info (go-livepeer normalizeHeartbeat).
+    spec = {"orchestrators": ORCH, "registration": {"protocol": "live-runner"}}
+    unpriced = pod(render_deployment(worker(spec)))["containers"][1]
+    assert not [a for a in unpriced["args"] if a.startswith("--price-info")]
+    priced = pod(render_deployment(worker({**spec, "pricing": {"liveRunner": {"price": "0.25", "unit": "720p"}}})))
+    args = [a.replace("$(POD_IP)", "10.0.0.7") for a in priced["containers"][1]["args"]]
+    config = load_config(args, {"POD_IP": "10.0.0.7"})
+    assert config.price_info == {"price": "0.25", "currency": "usd", "unit": "720p"}
+
+
 def test_registrar_config_refuses_orchestrators_in_drain_only_mode() -> None:
     with pytest.raises(ValueError, match="drain-only registers nowhere"):
         load_config(["--drain-only", "--orchestrator", "http://o:1", "--app", "a", "--runner-url", "http://p:1"], {})

@@ -41,9 +41,12 @@ async def table(http: aiohttp.ClientSession, orch: TestOrchestrator) -> dict[str
         return await r.json()
 
 
+def sender(sig: str = "0x" + "ab" * 65) -> str:
+    return base64.b64encode(json.dumps({"addr": "0xabc", "sig": sig}).encode()).decode()
+
+
 async def job_token(http: aiohttp.ClientSession, orch: TestOrchestrator, name: str) -> dict[str, Any]:
-    sender = base64.b64encode(json.dumps({"addr": "0xabc", "sig": "0x01"}).encode()).decode()
-    headers = {"Livepeer-Eth-Address": sender, "Livepeer-Capability": name}
+    headers = {"Livepeer-Eth-Address": sender(), "Livepeer-Capability": name}
     async with http.get(orch.url + "/process/token", headers=headers) as r:
         assert r.status == 200
         return await r.json()
@@ -51,7 +54,7 @@ async def job_token(http: aiohttp.ClientSession, orch: TestOrchestrator, name: s
 
 async def start_stream(http: aiohttp.ClientSession, orch: TestOrchestrator, **job: Any) -> aiohttp.ClientResponse:
     async with http.post(orch.url + "/_test/byoc/stream/start", json={"capability": "cartoon", **job}) as r:
-        await r.read()
+        assert await r.read() == b"" or r.status != 200
         return r
 
 
@@ -111,15 +114,49 @@ async def test_unregister_raw_name_always_ok(http, orch):
     ]
 
 
-async def test_job_token_reports_capacity_and_price(http, orch):
+async def test_job_token_reports_capacity_and_offchain_price(http, orch, make_pod):
     async with http.get(orch.url + "/process/token") as r:
         assert r.status == 400  # no Livepeer-Eth-Address
-    await register(http, orch, capability("http://w:1"))
+    await register(http, orch, capability((await make_pod(capacity=2)).url, token=""))
     token = await job_token(http, orch, "cartoon")
-    assert token["available_capacity"] == 2
-    assert token["price"] == {"pricePerUnit": 3, "pixelsPerUnit": 1}
-    assert token["service_addr"] == orch.url and token["sender_address"]["addr"] == "0xabc"
+    assert token == {
+        "sender_address": {"addr": "0xabc", "sig": "0x" + "ab" * 65},
+        "price": {"pixelsPerUnit": 1},  # JobPriceInfo off-chain: 0/1 whatever was registered (3/1 here)
+        "service_addr": orch.url,
+        "available_capacity": 2,
+        "LastNonce": 0,
+    }
     assert "available_capacity" not in await job_token(http, orch, "unknown")  # omitempty
+    for sid in ("a", "b"):
+        assert (await start_stream(http, orch, stream_id=sid)).status == 200
+    assert "available_capacity" not in await job_token(http, orch, "cartoon")  # 0 left: omitted too
+
+
+@pytest.mark.parametrize(
+    ("sig", "status"),
+    [("0x", 400), ("", 200), ("zz", 400), ("abc", 400), ("0x" + "ab" * 65, 200), ("ab" * 65, 200), ("0x01", 400)],
+)
+async def test_job_token_signature_is_hex_after_the_130_rule(http, orch, sig, status):
+    # "0x" is cut only from signatures longer than 130 characters; off-chain any hex verifies.
+    headers = {"Livepeer-Eth-Address": sender(sig), "Livepeer-Capability": "cartoon"}
+    async with http.get(orch.url + "/process/token", headers=headers) as r:
+        assert r.status == status
+        if status == 400:
+            assert await r.text() == "Invalid eth address header \n"
+
+
+def test_load_semantics_follow_upstream():
+    t = CapabilityTable()
+    assert t.reserve("cartoon") is None and t.available("cartoon") == 0  # unknown: nothing to reserve
+    t.register(json.dumps(capability("u", capacity=2)))
+    t.reserve("cartoon")
+    assert (t.capabilities["cartoon"].load, t.available("cartoon")) == (1, 1)  # available = capacity - load
+    t.free("cartoon")
+    t.free("cartoon")
+    assert (t.capabilities["cartoon"].load, t.available("cartoon")) == (-1, 3)  # no floor at 0
+    t.unregister("cartoon")
+    t.free("cartoon")  # freeing an unknown name does nothing
+    assert "cartoon" not in t.capabilities
 
 
 def test_load_is_not_capped_and_free_after_reregister_goes_negative():
@@ -153,6 +190,8 @@ async def test_stream_start_calls_worker_as_go_livepeer(http, orch, make_pod, tr
         "params": {"width": 256, "height": 256},
     }
     assert resp.headers["X-Publish-Url"] == base + "sid1" and resp.headers["X-Subscribe-Url"] == base + "sid1-out"
+    assert resp.headers["Livepeer-Balance"] == "0" and "X-Data-Url" not in resp.headers
+    assert resp.content_length == 0  # the URLs are in the headers only
     assert (await table(http, orch))["capabilities"]["cartoon"]["load"] == 1
     # The channels exist on the trickle server until the stream stops.
     async with http.post(base + "sid1-events/0", data=b"{}") as r:
@@ -181,13 +220,18 @@ async def test_stream_data_channel_and_params(http, orch, make_pod, trickle_serv
     assert pod.calls("/stream/params")[0].json() == {"a": 1}
 
 
-async def test_stream_start_passes_worker_refusal_and_frees(http, orch, make_pod):
+async def test_stream_start_passes_worker_refusal_and_frees(http, orch, make_pod, trickle_server):
     pod = await make_pod(capacity=1)
     await register(http, orch, capability(pod.url, token=""))
     assert (await start_stream(http, orch, stream_id="a")).status == 200
     async with http.post(orch.url + "/_test/byoc/stream/start", json={"capability": "cartoon", "stream_id": "b"}) as r:
-        assert r.status == 503 and (await r.json())["message"] == "Pipeline is still in use"
+        assert r.status == 503 and json.loads(await r.text())["message"] == "Pipeline is still in use"
+        # The headers were set before the worker call, so the refusal carries them (and the balance) too.
+        assert r.headers["X-Control-Url"] == trickle_server.base_url + "b-control"
+        assert r.headers["Livepeer-Balance"] == "0"
     assert (await table(http, orch))["capabilities"]["cartoon"]["load"] == 1  # only "a"
+    async with http.post(trickle_server.base_url + "b-control/0", data=b"{}") as r:
+        assert r.status == 404  # its channels were closed
 
 
 async def test_worker_401_drops_capability(http, orch, make_pod):

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
+from aiohttp import web
 from byoc_testenv.orchestrator import TestOrchestrator, go_duration
 
 from .conftest import SECRET
@@ -305,3 +311,148 @@ async def test_invalid_live_runner_config_file_fails_the_start(make_orch, tmp_pa
         await make_orch(runners_config=str(config))
     with pytest.raises(RunnersConfigError, match="error reading"):
         await make_orch(runners_config=str(tmp_path / "missing.json"))
+
+
+# -- upstream's mux and ReverseProxy on the app routes (server/ai_http.go) ------------------------------------
+
+
+async def test_bare_app_path_is_redirected_like_go_mux(http, orch, make_pod):
+    pod = await make_pod()
+    await heartbeat(http, orch, runner_body(pod.url + "/echo", runner_id="r1"), SECRET)
+    _, session = await reserve(http, orch, "r1")
+    async with http.post(session["app_url"] + "?x=1", data=b"hi", allow_redirects=False) as r:
+        assert r.status == 301 and r.headers["Location"] == urlsplit(session["app_url"]).path + "/?x=1"
+    async with http.post(session["app_url"], data=b"hi") as r:  # followed as a GET, without the body
+        seen = await r.json()
+    assert (seen["method"], seen["path"], seen["body"]) == ("GET", "/echo/", "")
+    await heartbeat(http, orch, runner_body(pod.url, runner_id="r2", mode="single-shot"), SECRET)
+    async with http.get(f"{orch.url}/apps/r2/app", allow_redirects=False) as r:
+        assert r.status == 301 and r.headers["Location"] == "/apps/r2/app/"
+
+
+async def _serve(app: web.Application) -> tuple[web.AppRunner, str]:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    return runner, f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+
+
+async def test_app_proxy_streams_the_request_body(http, orch):
+    got_first = asyncio.Event()
+
+    async def upload(request: web.Request) -> web.Response:
+        first = await request.content.readany()
+        got_first.set()
+        return web.json_response({"first": first.decode(), "rest": (await request.read()).decode()})
+
+    app = web.Application()
+    app.router.add_post("/upload", upload)
+    runner, url = await _serve(app)
+    try:
+        await heartbeat(http, orch, runner_body(url, runner_id="r1"), SECRET)
+        _, session = await reserve(http, orch, "r1")
+
+        async def body() -> AsyncIterator[bytes]:
+            yield b"one"
+            await asyncio.wait_for(got_first.wait(), 10)  # the runner has it before the rest is even sent
+            yield b"two"
+
+        async with http.post(session["app_url"] + "/upload", data=body()) as r:
+            assert await r.json() == {"first": "one", "rest": "two"}
+    finally:
+        await runner.cleanup()
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    name: str
+    began: float
+    ended: float
+
+
+class HealthLog:
+    """A runner health endpoint that answers after ``delay`` and records when each check began and ended."""
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        self.checks: list[HealthCheck] = []
+
+    async def health(self, request: web.Request) -> web.Response:
+        began = time.monotonic()
+        await asyncio.sleep(self.delay)
+        self.checks.append(HealthCheck(request.match_info["name"], began, time.monotonic()))
+        return web.Response(text="ok")
+
+    def sequential(self) -> bool:
+        ordered = sorted(self.checks, key=lambda c: c.began)
+        return all(later.began >= earlier.ended for earlier, later in itertools.pairwise(ordered))
+
+
+async def test_static_health_checks_run_one_after_another(http, make_orch):
+    orch = await make_orch(health_interval=3600)  # only the checks this test makes
+    log = HealthLog(delay=0.3)
+    app = web.Application()
+    app.router.add_get("/health/{name}", log.health)
+    runner, url = await _serve(app)
+    try:
+        doc = {"runners": [{**runner_body(url), "label": n, "health_url": f"/health/{n}"} for n in ("a", "b", "c")]}
+        began = time.monotonic()
+        async with http.post(orch.cli_url + "/registerLiveRunners", json=doc) as r:
+            assert r.status == 200 and all(reg["healthy"] for reg in (await r.json())["runners"])
+        assert time.monotonic() - began >= 0.9 and len(log.checks) == 3  # checked before the answer
+        await orch.live_runner_routes.check_static_health()  # the health loop's round
+        assert len(log.checks) == 6 and log.sequential(), log.checks
+
+        # A bad entry refuses the batch, after the entries before it were checked (upstream's order).
+        bad = {"runners": [{**doc["runners"][0], "label": "d"}, {**doc["runners"][1], "label": "e", "capacity": -1}]}
+        async with http.post(orch.cli_url + "/registerLiveRunners", json=bad) as r:
+            assert r.status == 400 and (await r.text()).startswith("runners[1]: capacity must be >= 0")
+        assert log.checks[-1].name == "a" and len(log.checks) == 7
+        assert {r.fields.get("label") for r in orch.live_runners.runners.values()} == {"a", "b", "c"}
+    finally:
+        await runner.cleanup()
+
+
+# -- on-chain price validation (ai/runner/live_runner.go normalizeLiveRunnerPriceInfo) --------------------------
+
+
+@pytest.mark.parametrize(
+    ("price_info", "message"),
+    [
+        (None, "price_info.price is required"),
+        ({"currency": "usd"}, "price_info.price is required"),
+        ({"price": 0}, "price_info.price must be a positive decimal"),
+        ({"price": "-1.5"}, "price_info.price must be a positive decimal"),
+        ({"price": "1.5", "currency": "wei"}, "price_info.currency must be usd"),
+        ({"price": 2, "unit": "day"}, "price_info.unit must be hour, 720p, or fixed"),
+    ],
+)
+async def test_onchain_heartbeat_needs_a_usd_price(http, make_orch, price_info, message):
+    onchain, offchain = await make_orch(onchain_prices=True), await make_orch()
+    body = runner_body("http://127.0.0.1:1", **({"price_info": price_info} if price_info else {}))
+    assert await heartbeat(http, onchain, body, SECRET) == (400, message + "\n")
+    assert (await heartbeat(http, offchain, body, SECRET))[0] == 200  # off-chain returns before the price check
+
+
+async def test_onchain_price_is_normalized_and_decoded_as_go(http, make_orch):
+    orch = await make_orch(onchain_prices=True)
+    price = {"price": "0.5", "currency": " USD ", "unit": "720P"}
+    body = runner_body("http://127.0.0.1:1", runner_id="r1", price_info=price)
+    assert (await heartbeat(http, orch, body, SECRET))[0] == 200
+    assert orch.live_runners.runners["r1"].fields["price_info"] == {"price": "0.5", "currency": "usd", "unit": "720p"}
+    for bad in ({"price": "abc"}, {"price": True}, "1.5"):  # json.Number and struct decoding fail in both modes
+        status, _ = await heartbeat(http, orch, runner_body("http://127.0.0.1:1", price_info=bad), SECRET)
+        assert status == 400, bad
+
+
+async def test_onchain_static_batch_is_refused_whole(http, make_orch, make_pod):
+    orch = await make_orch(onchain_prices=True)
+    pod = await make_pod()
+    good = {**runner_body(pod.url), "label": "good", "health_url": "/health", "price_info": {"price": "1"}}
+    doc = {"runners": [good, {**good, "label": "unpriced", "price_info": None}]}
+    async with http.post(orch.cli_url + "/registerLiveRunners", json=doc) as r:
+        assert (r.status, await r.text()) == (400, "runners[1]: price_info.price is required\n")
+    assert orch.live_runners.runners == {}
+    async with http.post(orch.cli_url + "/registerLiveRunners", json={"runners": [good]}) as r:
+        assert r.status == 200
