@@ -15,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from byoc_operator.render.registrar import REGISTRAR_PORT
 from byoc_testenv.orchestrator.process import OrchestratorProcess
 from byoc_testenv.polling import free_port, wait_for
 from lightkube import Client
@@ -30,7 +31,7 @@ TOKEN = "worker-token-NEVER-SHOWN-41d9"
 
 class _Health(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
-        self.send_response(200 if self.path == "/health" else 404)
+        self.send_response(200 if self.path == "/ready" else 404)
         self.send_header("Content-Length", "0")
         self.end_headers()
 
@@ -39,8 +40,9 @@ class _Health(BaseHTTPRequestHandler):
 
 
 class PodHealth:
-    """A /health answering 200 on every pod IP seen, kept even after its pod is gone (as a later pod reusing
-    the IP would)."""
+    """What a user image's pod answers its static health check with: the drain sidecar's ``/ready`` (on
+    ``REGISTRAR_PORT``) answering 200 on every pod IP seen, kept even after its pod is gone (as a later pod
+    reusing the IP would). ``port`` is the worker's own port, where nothing listens here."""
 
     def __init__(self, port: int) -> None:
         self.port = port
@@ -49,7 +51,7 @@ class PodHealth:
     def serve(self, ips: list[str]) -> None:
         for ip in ips:
             if ip not in self.servers:
-                server = ThreadingHTTPServer((ip, self.port), _Health)
+                server = ThreadingHTTPServer((ip, REGISTRAR_PORT), _Health)
                 threading.Thread(target=server.serve_forever, daemon=True).start()
                 self.servers[ip] = server
 
@@ -133,10 +135,12 @@ def test_static_runners_follow_scaling_and_deletion(
     assert condition(obj, "Registered")["reason"] == "AllRegistered"
     pods = {p.metadata.name: p.status.podIP for p in worker_pods(kube, namespace, "st")}
     cm = runners_json(kube, namespace, "st")
-    assert {(r["label"], r["runner_url"]) for r in cm} == {
-        (f"{name}.{namespace}", f"http://{ip}:{health.port}") for name, ip in pods.items()
-    }
-    assert all((r["app"], r["capacity"], r["routing"], r["health_url"]) == (app, 2, "label", "/health") for r in cm)
+    # Slot labels taken in pod-name order; health checked at the sidecar's /ready on the pod's IP.
+    assert [(r["label"], r["runner_url"]) for r in cm] == [
+        (f"st-{n}.{namespace}", f"http://{ip}:{health.port}") for n, (_, ip) in enumerate(sorted(pods.items()))
+    ]
+    assert all((r["app"], r["capacity"], r["routing"]) == (app, 2, "label") for r in cm)
+    assert all(r["health_url"] == r["runner_url"].rsplit(":", 1)[0] + f":{REGISTRAR_PORT}/ready" for r in cm)
     listed = ours()
     assert {r["url"] for r in listed} == {f"{orch.url}/apps/{r['label']}/session" for r in cm}  # routable by label
     cmobj = kube.get(ConfigMap, "st-runners", namespace=namespace)
@@ -258,10 +262,11 @@ def test_worker_token_reaches_the_orchestrator_and_nowhere_else(
         lambda: get_json(f"{orch.url}/_test/capabilities")["capabilities"].get(cap), 120, what="registered"
     )
     assert registered["token"] == TOKEN
+    # kwok pods run no router: registered, with nothing advertised free (tests/e2e covers real routers).
     wait_for(
-        lambda: condition(get_worker(kube, "tk", namespace), "Registered").get("status") == "True",
+        lambda: condition(get_worker(kube, "tk", namespace), "Registered").get("reason") == "RoutersUnreachable",
         60,
-        what="Registered",
+        what="Registered (RoutersUnreachable)",
     )
     obj = get_worker(kube, "tk", namespace)
     events = kube.list(Event, namespace=namespace)
