@@ -208,7 +208,7 @@ def registered_condition(
     placed = f"; routers: {slots.describe()}" if slots is not None else ""
     message = f"registered with {len(entries)} orchestrator(s), capacity {capacity}{placed}"
     if address is not None and not address.outside:
-        return True, "RegisteredInCluster", f"{message}; {address.note}"
+        message = f"{message}; {address.note}"
     return True, "AllRegistered", message
 
 

@@ -23,7 +23,10 @@ KWOK_IMAGE = "registry.local/kwok-only-worker:1"  # not in the launcher's image 
 def registration_spec(
     orch_url: str, capability: str, secret_name: str = "orch", *, replicas: int = 2, gpus: int = 0, **extra: Any
 ) -> dict[str, Any]:
-    """A worker whose pods kwok runs (no process), registered with one orchestrator and refreshed every 5 s."""
+    """A worker whose pods kwok runs (no process), registered with one orchestrator and refreshed every 5 s. Its
+    routers are real processes that reach no worker process, so they can place nothing: it is registered with no
+    free slot, and the pods' capacity shows in ``status.capacity`` (tests/e2e/test_capacity_e2e.py has real
+    workers)."""
     return {
         "capability": {"name": capability},
         # the bundled runtime from an image the launcher does not run: no process, no drain sidecar
@@ -48,6 +51,10 @@ def apply_worker(cluster: Cluster, namespace: str, name: str, spec: dict[str, An
 def advertised(orch_url: str, capability: str) -> dict[str, Any] | None:
     """The orchestrator's entry for the capability (url, capacity, ...), or None."""
     return (capabilities(orch_url).get("capabilities") or {}).get(capability)
+
+
+def registered(orch_url: str, capability: str) -> bool:
+    return advertised(orch_url, capability) is not None
 
 
 def registered_with(kube: Client, name: str, namespace: str, reason: str, timeout: float = 90) -> dict[str, Any]:

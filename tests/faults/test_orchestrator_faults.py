@@ -41,6 +41,7 @@ FAULTS = {
 
 
 def registered_at(orch_url: str, capability: str, capacity: int) -> bool:
+    """Registered with this many free slots (0 here: the routers reach no worker process, support.py)."""
     return (advertised(orch_url, capability) or {}).get("capacity") == capacity
 
 
@@ -51,7 +52,7 @@ def test_failing_orchestrator_is_reported_and_recovers(
     cap, (injected, says) = f"fault-{fault}", FAULTS[fault]
     apply_secret(faults_cluster, ns, "orch", SECRET)
     apply_worker(faults_cluster, ns, "w", registration_spec(orch.url, cap))
-    wait_for(lambda: registered_at(orch.url, cap, 4), 90, what="capacity 4 advertised")
+    wait_for(lambda: registered_at(orch.url, cap, 0), 90, what="registered")
     registered_with(kube, "w", ns, "AllRegistered")
 
     inject(orch.url, injected)
@@ -71,7 +72,7 @@ def test_failing_orchestrator_is_reported_and_recovers(
     obj = registered_with(kube, "w", ns, "AllRegistered", timeout=60)
     assert "lastError" not in orchestrator_entry(obj, orch.url)
     wait_event(faults_cluster, ns, "w", "Normal", "Registered", orch.url)
-    assert registered_at(orch.url, cap, 4) and advertised(orch.url, cap)["url"] == f"http://w-router.{ns}.svc:8080"
+    assert registered_at(orch.url, cap, 0) and advertised(orch.url, cap)["url"] == f"http://w-router.{ns}.svc:8080"
     assert children(kube, ns) == router_children("w")
     assert secret_leaks(faults_cluster, ns, operator, SECRET) == []
 
@@ -82,7 +83,7 @@ def test_deleting_while_the_orchestrator_fails_waits_for_it(
     cap = "fault-delete-5xx"
     apply_secret(faults_cluster, ns, "orch", SECRET)
     apply_worker(faults_cluster, ns, "w", registration_spec(orch.url, cap))
-    wait_for(lambda: registered_at(orch.url, cap, 4), 90, what="capacity 4 advertised")
+    wait_for(lambda: registered_at(orch.url, cap, 0), 90, what="registered")
     registered_with(kube, "w", ns, "AllRegistered")
 
     inject(orch.url, Fault("status", status=502, paths=("/capability/unregister",)))
@@ -93,7 +94,7 @@ def test_deleting_while_the_orchestrator_fails_waits_for_it(
         )
         obj = get_worker(kube, "w", ns)  # held by the finalizer, not silently orphaned at the orchestrator
         assert obj["metadata"]["deletionTimestamp"] and finalizers(obj)
-        assert registered_at(orch.url, cap, 4)
+        assert registered_at(orch.url, cap, 0)
     finally:
         clear(orch.url)
     wait_for(lambda: advertised(orch.url, cap) is None, 60, what="unregistered once the orchestrator answers")
@@ -109,7 +110,7 @@ def test_unreachable_orchestrator_is_reported_and_a_restarted_one_gets_the_regis
     url = first.url
     try:
         apply_worker(faults_cluster, ns, "w", registration_spec(url, cap))
-        wait_for(lambda: registered_at(url, cap, 4), 90, what="capacity 4 advertised")
+        wait_for(lambda: registered_at(url, cap, 0), 90, what="registered")
     finally:
         first.stop()  # port closed; what it had registered is gone with it, as on a real restart
 

@@ -28,6 +28,8 @@ pytestmark = pytest.mark.cluster
 
 
 def capacity_at(orch_url: str, capability: str) -> int | None:
+    """Free slots registered: 0 here, the routers reach no worker process (support.py); None when not registered.
+    What follows the pods is ``status.capacity``."""
     return (advertised(orch_url, capability) or {}).get("capacity")
 
 
@@ -55,7 +57,7 @@ def test_crash_looping_rollout_is_reported_and_a_fix_recovers(
     cap = "fault-crash"
     apply_secret(faults_cluster, ns, "orch", SECRET)
     apply_worker(faults_cluster, ns, "w", registration_spec(orch.url, cap))
-    wait_for(lambda: capacity_at(orch.url, cap) == 4, 90, what="capacity 4 advertised")
+    wait_for(lambda: capacity_at(orch.url, cap) == 0, 90, what="registered")
 
     # A new revision whose pods crash: the rollout (maxUnavailable 1, no surge) takes one old pod down for it.
     apply_worker(
@@ -68,14 +70,12 @@ def test_crash_looping_rollout_is_reported_and_a_fix_recovers(
     )
     assert condition(obj, "Ready")["status"] == "False" and condition(obj, "Degraded")["status"] == "True"
     wait_event(faults_cluster, ns, "w", "Warning", "CrashLoop")
-    # The one pod still serving is what the orchestrator is told about, and the status says so.
-    wait_for(lambda: capacity_at(orch.url, cap) == 2, 60, what="capacity 2 advertised")
-    obj = wait_for(lambda: status_is(kube, "w", ns, Registered="AllRegistered"), 30, what="registered at 2")
-    assert orchestrator_entry(obj, orch.url)["capacity"] == 2
+    # Still registered through the bad rollout (streams may run on the pod still serving).
+    obj = wait_for(lambda: status_is(kube, "w", ns, Registered="AllRegistered"), 30, what="still registered")
+    assert orchestrator_entry(obj, orch.url)["registered"] and capacity_at(orch.url, cap) == 0
 
     apply_worker(faults_cluster, ns, "w", registration_spec(orch.url, cap))  # the fix: back to a working revision
-    wait_for(lambda: capacity_at(orch.url, cap) == 4, 120, what="capacity 4 after the fix")
-    obj = wait_for(lambda: status_is(kube, "w", ns, Ready="AllPodsReady", capacity=4), 60, what="Ready again")
+    obj = wait_for(lambda: status_is(kube, "w", ns, Ready="AllPodsReady", capacity=4), 180, what="Ready again")
     assert condition(obj, "Degraded")["status"] == "False"
     pods = wait_for(lambda: len(p := worker_pods(kube, ns)) == 2 and p, 60, what="two worker pods")
     assert not [p.metadata.name for p in pods if SIMULATE_ANNOTATION in (p.metadata.annotations or {})]
@@ -88,7 +88,7 @@ def test_node_removed_with_worker_pods_is_reported_and_capacity_follows(
     apply_secret(faults_cluster, ns, "orch", SECRET)
     # One GPU per pod on 1-GPU nodes: the two pods sit on two nodes, and no GPU is spare.
     apply_worker(faults_cluster, ns, "w", registration_spec(orch.url, cap, gpus=1))
-    wait_for(lambda: capacity_at(orch.url, cap) == 4, 90, what="capacity 4 advertised")
+    wait_for(lambda: capacity_at(orch.url, cap) == 0, 90, what="registered")
     pods = worker_pods(kube, ns)
     nodes = sorted(p.spec.nodeName for p in pods)
     assert len(set(nodes)) == 2, nodes
@@ -103,13 +103,12 @@ def test_node_removed_with_worker_pods_is_reported_and_capacity_follows(
         what="Degraded InsufficientGPU at capacity 2",
     )
     assert condition(obj, "Ready")["status"] == "False" and "nvidia.com/gpu" in condition(obj, "Degraded")["message"]
-    wait_for(lambda: capacity_at(orch.url, cap) == 2, 60, what="capacity 2 advertised")
+    assert capacity_at(orch.url, cap) == 0
     assert not [p.metadata.name for p in worker_pods(kube, ns) if p.spec.nodeName == lost]
 
     faults_cluster.add_nodes(GPUNodeGroup("gpu", count=1, gpus_per_node=1))  # a replacement node joins
-    wait_for(lambda: capacity_at(orch.url, cap) == 4, 90, what="capacity 4 on the new node")
-    obj = wait_for(lambda: status_is(kube, "w", ns, Ready="AllPodsReady", capacity=4), 60, what="Ready again")
+    obj = wait_for(lambda: status_is(kube, "w", ns, Ready="AllPodsReady", capacity=4), 150, what="Ready again")
     assert condition(obj, "Degraded")["status"] == "False"
-    assert orchestrator_entry(obj, orch.url)["capacity"] == 4
+    assert orchestrator_entry(obj, orch.url)["registered"]
     pods = worker_pods(kube, ns)
     assert len(pods) == 2 and lost not in {p.spec.nodeName for p in pods}

@@ -19,7 +19,7 @@ def test_by_default_the_in_cluster_url_is_registered_and_the_status_says_who_can
     address = advertised_address(worker(), None)
     assert address.url == "http://w-router.ns.svc:8080" and not address.outside
     status, reason, message = registered_condition([{"url": "o", "registered": True}], 2, False, address=address)
-    assert (status, reason) == (True, "RegisteredInCluster")
+    assert (status, reason) == (True, "AllRegistered")
     assert "outside the cluster cannot reach" in message and "registration.expose" in message
     assert render_router_service(worker())["spec"]["type"] == "ClusterIP"
 
