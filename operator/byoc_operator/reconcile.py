@@ -35,6 +35,7 @@ from byoc_operator.drift import contains
 from byoc_operator.index import Key, first
 from byoc_operator.orchestrator import Fleet
 from byoc_operator.render import Worker, render_deployment, render_service
+from byoc_operator.render.deployment import node_refusal
 from byoc_operator.render.network import render_network_policy
 from byoc_operator.render.placement import render_disruption_budget
 from byoc_operator.render.router import render_pods_service, render_router_deployment, render_router_service
@@ -266,6 +267,10 @@ class Reconciler:
                 return
             # The API server's schema should have refused this; report it rather than crash.
             await self._write_status(key, body, invalid_spec_status(body, spec_error_message(exc), self._clock()))
+            return
+        refusal = None if deleting else node_refusal(worker)
+        if refusal:
+            await self._write_status(key, body, invalid_spec_status(body, f"invalid spec: {refusal}", self._clock()))
             return
         targets = registration.targets(worker, list(self.indexes.orchestrator_secrets.get(key[0]) or ()))
         if deleting:

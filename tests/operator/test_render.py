@@ -6,7 +6,7 @@ import json
 
 import pytest
 from byoc_operator.render import Worker, render_deployment, render_service
-from byoc_operator.render.deployment import GPU_PRODUCT_LABEL
+from byoc_operator.render.deployment import GPU_PRODUCT_LABEL, node_refusal
 
 IMAGE = "registry.local/byoc-runtime:test"
 
@@ -198,3 +198,16 @@ def test_byoc_protocol_has_no_registrar_sidecar() -> None:
     spec = {"orchestrators": [{"url": "https://o1:8935", "secretRef": {"name": "o1"}}]}
     p = pod(render_deployment(worker(spec)))
     assert [c["name"] for c in p["containers"]] == ["worker"]
+
+
+def test_an_environment_entry_no_linux_node_can_start_is_refused() -> None:
+    # The API server takes it; the container runtime could not exec the process (MAX_ARG_STRLEN, 128 KiB).
+    assert node_refusal(worker({"runtime": {"params": {"prompt": "x" * 1000}}})) is None
+    big = node_refusal(worker({"runtime": {"params": {"prompt": "x" * 140_000}}}))
+    assert big is not None and big.startswith("spec.runtime.params is 1400") and "131072" in big
+    env = [{"name": "HUGE", "value": "y" * 131_066}]  # "HUGE=" + value + NUL is 131072: just fits
+    assert node_refusal(worker({"container": {"image": "ghcr.io/a/b:1", "env": env}})) is None
+    env = [{"name": "HUGE", "value": "y" * 131_067}]
+    assert "environment variable HUGE is 131073 bytes" in (
+        node_refusal(worker({"container": {"image": "ghcr.io/a/b:1", "env": env}})) or ""
+    )

@@ -52,6 +52,29 @@ def resources(spec: api.BYOCWorkerSpec) -> dict[str, Any]:
     return out
 
 
+# Linux's MAX_ARG_STRLEN: one "NAME=value" of a process's environment, with its terminating NUL. The API server
+# takes longer values, but the container runtime cannot start a process with one.
+MAX_ENV_ENTRY_BYTES = 131072
+
+
+def node_refusal(worker: Worker) -> str | None:
+    """What a kubelet and container runtime would refuse in this worker's pods although the API server accepts
+    it; None when nothing. The operator refuses such a spec itself (InvalidSpec) instead of leaving pods that
+    can never start."""
+    for env in container(worker).get("env") or []:
+        value = env.get("value")
+        if isinstance(value, str):
+            size = len(f"{env.get('name', '')}={value}".encode()) + 1
+            if size > MAX_ENV_ENTRY_BYTES:
+                name = env.get("name")
+                what = "spec.runtime.params" if name == "BYOC_PARAMS" else f"environment variable {name}"
+                return (
+                    f"{what} is {size} bytes as an environment entry; a Linux node cannot start a process with one "
+                    f"over {MAX_ENV_ENTRY_BYTES} bytes (keep large settings in a file or the model cache)"
+                )
+    return None
+
+
 def identity_env(worker: Worker) -> list[dict[str, Any]]:
     field = lambda path: {"valueFrom": {"fieldRef": {"fieldPath": path}}}  # noqa: E731
     return [
