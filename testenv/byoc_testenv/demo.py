@@ -5,12 +5,14 @@ pods really run, registered with a test orchestrator that then takes a live stre
 
 It starts the cluster, the launcher (runs the worker and router pods as local processes, emulates Services and
 cluster DNS: byoc_testenv.launcher), a trickle server, the test orchestrator and the operator; applies the
-example with the orchestrator named; waits for Ready and Registered; starts a stream through the orchestrator
-as a gateway would (to the registered router URL), publishes a test pattern in real time and reads the
-processed output back; saves input and output side by side as a PNG. Everything listens on 127.0.0.0/8 and
-is stopped at the end (or on Ctrl-C with --keep).
+example with the orchestrator named; waits for Ready and Registered; starts a stream through the test gateway
+(``byoc_testenv.gateway``: what go-livepeer's gateway does, so the orchestrator calls the registered router URL),
+which publishes a test pattern in real time and reads the processed output back; saves input and output side by
+side as a PNG. Everything listens on 127.0.0.0/8 and is stopped at the end (or on Ctrl-C with --keep).
 
-The stream helpers (``start_stream``, ``play``, ``stop_stream``, ``grayness``) are shared with tests/e2e.
+The stream helpers are shared with tests/e2e: ``play_through`` and ``matched_frames`` for gateway streams,
+``grayness``; ``start_stream``, ``play`` and ``stop_stream`` drive a stream by hand through the orchestrator's
+test-only routes.
 """
 
 from __future__ import annotations
@@ -72,7 +74,45 @@ def operator_process(cluster: Cluster, log_path: Path, env: dict[str, str] | Non
         stop_child(proc, 15)
 
 
-# -- a gateway's side of a stream, through the test orchestrator ---------------------------------------------
+# -- a stream through the test gateway ------------------------------------------------------------------------
+
+
+async def play_through(stream: Any, *, first_output_timeout: float = 60.0, quiet: float = 5.0,
+                       on_progress: Callable[[Any], None] | None = None) -> bool:
+    """Wait while a gateway stream (``byoc_testenv.gateway.GatewayStream``) plays: its first output segment
+    within ``first_output_timeout``, then until its input is all sent and no output segment came for ``quiet``
+    seconds (the last frames are back). Whether any output came; the stream keeps running until stopped."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + first_output_timeout
+    seen, changed = 0, loop.time()
+    while stream.end is None:
+        if stream.output_segments != seen:
+            seen, changed = stream.output_segments, loop.time()
+        if on_progress is not None:
+            on_progress(stream)
+        if not seen and loop.time() > deadline:
+            return False
+        if seen and stream.input_done and loop.time() - changed >= quiet:
+            return True
+        await asyncio.sleep(0.2)
+    return seen > 0
+
+
+def matched_frames(stream: Any, segments: list[bytes]) -> tuple[Any, Any] | None:
+    """An input frame and the output frame with the same timestamp (``av.VideoFrame``s), from the middle of a
+    gateway stream kept with ``keep_output=True``; None if none matched."""
+    from byoc_testenv import devstream
+
+    sent = {pts for segment in segments for pts in devstream.frame_pts(segment)}
+    both = sorted({pts for segment in stream.record.output for pts in devstream.frame_pts(segment)} & sent)
+    if not both:
+        return None
+    pts = devstream.picture_pts(both, min(sent))
+    before, after = devstream.decode_frame(segments, pts), devstream.decode_frame(stream.record.output, pts)
+    return None if before is None or after is None else (before, after)
+
+
+# -- a gateway's side of a stream by hand, through the test orchestrator's test-only routes ------------------
 
 
 @dataclass
@@ -99,7 +139,8 @@ class OrchestratedStream:
 async def start_stream(http: Any, orch_url: str, capability: str, stream_id: str | None = None,
                        params: dict[str, Any] | None = None, worker_timeout: float = 60.0) -> OrchestratedStream:
     """What a gateway's ``/ai/stream/start`` makes the orchestrator do: create the trickle channels and call the
-    registered URL's ``/stream/start``. Answers the worker's (here: the router's) status and body."""
+    registered URL's ``/stream/start``. The orchestrator's answer: an empty 200 (the channels are in the
+    headers), or the worker's (here: the router's) refusal, status and body."""
     import aiohttp
 
     sid = stream_id or f"demo-{uuid.uuid4().hex[:8]}"
@@ -167,19 +208,6 @@ def grayness(frame: Any) -> float:
 
     rgb = frame.to_ndarray(format="rgb24").astype(np.int16)
     return float(np.mean(np.abs(rgb[..., 0] - rgb[..., 1]) + np.abs(rgb[..., 1] - rgb[..., 2])) / 2)
-
-
-def save_side_by_side(stream: OrchestratedStream, path: Path) -> bool:
-    from byoc_testenv import devstream
-
-    pts = middle_pts(stream)
-    if pts is None:
-        return False
-    before, after = devstream.decode_frame(stream.input_segments, pts), devstream.decode_frame(stream.out.segments, pts)
-    if before is None or after is None:
-        return False
-    devstream.side_by_side(before, after, path)
-    return True
 
 
 # -- what the orchestrator shows -----------------------------------------------------------------------------
@@ -276,44 +304,47 @@ def say_table(title: str, text: str) -> None:
 
 async def demo_stream(orch_url: str, capability: str, seconds: float, out_dir: Path, progress: Progress,
                       launcher: Any) -> bool:
-    import aiohttp
-
     from byoc_testenv import devstream
+    from byoc_testenv.gateway import Gateway
 
     segments = await asyncio.to_thread(devstream.generated_segments, PARAMS["width"], PARAMS["height"], seconds)
     last_print = [0.0]
 
-    def show(stream: OrchestratedStream) -> None:
+    def show(stream: Any) -> None:
         if time.monotonic() - last_print[0] >= 1.0:
             last_print[0] = time.monotonic()
-            print(f"  frames in {stream.frames_in:4d}   out {stream.frames_out:4d}", flush=True)
+            print(f"  output segments {stream.output_segments:3d}   events {len(stream.events):3d}", flush=True)
 
-    async with aiohttp.ClientSession() as http:
-        progress.say(f"starting a stream through the orchestrator on capability {capability}")
-        stream = await start_stream(http, orch_url, capability)
-        progress.say(f"/_test/byoc/stream/start -> HTTP {stream.status}: {stream.reply.strip()[:200]}")
-        if stream.status != 200:
-            return False
+    async with Gateway([orch_url]) as gateway:
+        progress.say(f"starting a stream through the test gateway on capability {capability}")
+        stream = await gateway.start_stream(capability, params=dict(PARAMS), input_segments=segments,
+                                            keep_output=True)
         try:
             progress.say(f"publishing {seconds:g} s of test pattern ({PARAMS['width']}x{PARAMS['height']}) "
                          "in real time, reading the output back")
-            await play(http, stream, segments, on_frames=show)
-            print(f"  frames in {stream.frames_in:4d}   out {stream.frames_out:4d}   (done; the runtime caps its "
-                  "output at max_framerate, 24 fps by default)", flush=True)
+            await play_through(stream, on_progress=show)
+            attempt = stream.attempts[-1] if stream.attempts else None
+            if attempt is not None:
+                progress.say(f"{attempt.orchestrator}/ai/stream/start -> HTTP {attempt.status}")
+            print(f"  output segments {stream.output_segments:3d}   events {len(stream.events):3d}   (done)",
+                  flush=True)
             busy = [pod for pod, n in (await asyncio.to_thread(worker_streams, launcher, "default")).items() if n]
             progress.say(f"the router placed the stream on pod {', '.join(busy) or '?'}")
-            frame = await asyncio.to_thread(output_frame, stream)
-            if frame is not None:
-                progress.say(f"an output frame decoded: {frame.width}x{frame.height}, "
-                             f"colour difference {grayness(frame):.1f} (0 = gray)")
-            png = out_dir / "side-by-side.png"
-            if await asyncio.to_thread(save_side_by_side, stream, png):
+            frames = await asyncio.to_thread(matched_frames, stream, segments)
+            if frames is not None:
+                before, after = frames
+                progress.say(f"an output frame decoded: {after.width}x{after.height}, "
+                             f"colour difference {grayness(after):.1f} (0 = gray)")
+                png = out_dir / "side-by-side.png"
+                await asyncio.to_thread(devstream.side_by_side, before, after, png)
                 progress.say(f"input left, output right: {png}")
             say_table("orchestrator capabilities (stream running)", capability_table(orch_url))
         finally:
-            status = await stop_stream(http, orch_url, stream.stream_id)
-            progress.say(f"/_test/byoc/stream/stop -> HTTP {status}")
-    return stream.frames_out > 0
+            reply = await stream.stop()
+            end = stream.end
+            progress.say(f"stopped: orchestrator answered {reply.status if reply else 'nothing'}; "
+                         f"stream ended ({end.kind if end else '?'})")
+    return stream.output_segments > 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -386,7 +417,7 @@ def run(args: argparse.Namespace) -> int:
         progress.say("the stream went through" if ok else "no output came back")
         if args.keep:
             print(f"\nexport KUBECONFIG={cluster.kubeconfig}\n"
-                  f"orchestrator {orch.url}  (GET /_test/capabilities; POST /_test/byoc/stream/start)\n"
+                  f"orchestrator {orch.url}  (GET /_test/capabilities; POST /ai/stream/start)\n"
                   f"trickle {trickle.base_url}   hosts file {launcher.hosts_file}   pod logs {launcher.root}/pods\n"
                   "Running; Ctrl-C stops everything.", flush=True)
             with contextlib.suppress(KeyboardInterrupt):

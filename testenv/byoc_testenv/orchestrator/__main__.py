@@ -31,6 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--heartbeat-ttl", type=float, default=20.0, help="seconds (Live Runner)")
     p.add_argument("--health-interval", type=float, default=5.0, help="seconds between static runner health checks")
     p.add_argument("--health-timeout", type=float, default=3.0, help="seconds a static runner health check may take")
+    p.add_argument("--monitor-interval", type=float, default=23.0, help="seconds between BYOC stream monitor checks")
+    p.add_argument("--onchain-prices", action="store_true", help="validate Live Runner price_info as on-chain")
     p.add_argument("--o2r-interval", type=float, default=10.0, help="seconds between o2r keepalives")
     p.add_argument("--live-runner-url", help="runner-facing base URL (-liveRunnerAddr)")
     p.add_argument("--cli-port", type=int, default=0, help="CLI port (/registerLiveRunners, no auth); 0 picks one")
@@ -59,6 +61,8 @@ async def run(args: argparse.Namespace) -> None:
         hosts_file=args.hosts_file,
         cli_port=args.cli_port,
         runners_config=args.live_runner_config,
+        monitor_interval=args.monitor_interval,
+        onchain_prices=args.onchain_prices,
     )
     await orch.serve()
     stop = asyncio.Event()

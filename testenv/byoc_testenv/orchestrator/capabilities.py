@@ -146,6 +146,11 @@ class CapabilityTable:
         if cap is not None:
             cap.load -= 1
 
+    def url(self, name: str) -> str:
+        """``GetUrlForCapability``: "" when the name is not registered."""
+        cap = self.capabilities.get(name)
+        return "" if cap is None else cap.url
+
     def available(self, name: str) -> int:
         cap = self.capabilities.get(name)
         return 0 if cap is None else cap.available

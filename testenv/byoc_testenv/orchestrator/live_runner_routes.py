@@ -3,12 +3,15 @@
 Upstream files, route by route:
 - ``POST /runners/heartbeat``, ``POST /runners/{id}/unregister``, ``GET /discovery``,
   ``POST /apps/{route}/session``, ``POST /apps/{route}/session/{sid}/stop``,
-  ``/apps/{route}/session/{sid}/app/...`` and ``/apps/{route}/app/...`` (proxies),
+  ``/apps/{route}/session/{sid}/app/...`` and ``/apps/{route}/app/...`` (proxies, registered as Go's mux
+  patterns ``.../app/{app_path...}``: a bare ``.../app`` is redirected (301) to ``.../app/``; request and reply
+  bodies stream through, as ``httputil.ReverseProxy`` does),
   ``POST|DELETE /runner/{route}/session/{sid}/channels``, ``POST /runner/{route}/session/{sid}/stop``:
   go-livepeer ``server/ai_http.go`` (``LiveRunnerHeartbeat`` ... ``proxyLiveRunner``).
 - ``POST /registerLiveRunners``: ``server/webserver.go`` ``registerLiveRunnersHandler``, on the CLI port only
   (``cli.py``), without auth; ``-liveRunnerConfig``'s file goes through the same upsert at start.
-- background: ``expiryLoop`` (every heartbeat interval), ``healthLoop`` (static runners), ``writeO2RLoop``.
+- background: ``expiryLoop`` (every heartbeat interval), ``healthLoop`` (static runners, checked one after another
+  as ``checkStaticRunnerHealth`` does), ``writeO2RLoop``.
 - ``GET /_test/live-runners``: test-only view of the registry.
 
 Not implemented: payments (offchain only), ``POST /runner/.../proxy`` and ``-liveRunnerProxyUrl`` proxies,
@@ -29,7 +32,6 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from .byoc import http_error
 from .channels import TrickleChannels, channel_url
 from .live_runners import (
     CHANNEL_NAME,
@@ -43,6 +45,7 @@ from .live_runners import (
     RunnerError,
     derive_secret,
 )
+from .streams import http_error
 
 log = logging.getLogger(__name__)
 
@@ -123,8 +126,10 @@ class LiveRunnerRoutes:
         r.add_get("/discovery", self.discovery)
         r.add_post("/apps/{route}/session", self.reserve)
         r.add_post("/apps/{route}/session/{session_id}/stop", self.client_stop)
-        r.add_route("*", "/apps/{route}/session/{session_id}/app{path:(/.*)?}", self.proxy_session)
-        r.add_route("*", "/apps/{route}/app{path:(/.*)?}", self.proxy_single_shot)
+        r.add_route("*", "/apps/{route}/session/{session_id}/app", redirect_to_subtree)
+        r.add_route("*", "/apps/{route}/session/{session_id}/app/{path:.*}", self.proxy_session)
+        r.add_route("*", "/apps/{route}/app", redirect_to_subtree)
+        r.add_route("*", "/apps/{route}/app/{path:.*}", self.proxy_single_shot)
         r.add_post("/runner/{route}/session/{session_id}/channels", self.create_channels)
         r.add_delete("/runner/{route}/session/{session_id}/channels", self.delete_channels)
         r.add_post("/runner/{route}/session/{session_id}/stop", self.runner_stop)
@@ -157,10 +162,10 @@ class LiveRunnerRoutes:
         await self._cleanup(self.registry.sweep(self.clock()))
 
     async def check_static_health(self) -> None:
-        """``checkStaticRunnerHealth``: exact status code match within the timeout, else unavailable."""
-        runners = self.registry.static_runners()
-        results = await asyncio.gather(*(self._healthy(r.health_url, r.healthy_status_code) for r in runners))
-        for runner, healthy in zip(runners, results, strict=True):
+        """``checkStaticRunnerHealth``: one runner after another, each an exact status code match within the
+        timeout, else unavailable (a slow or dead runner delays the checks of those after it)."""
+        for runner in self.registry.static_runners():
+            healthy = await self._healthy(runner.health_url, runner.healthy_status_code)
             await self._cleanup(self.registry.set_static_health(runner, healthy))
 
     async def _healthy(self, url: str, code: int) -> bool:
@@ -231,14 +236,20 @@ class LiveRunnerRoutes:
         return web.json_response({"runners": registrations})
 
     async def register_static_json(self, data: bytes) -> list[dict[str, Any]]:
-        """``RegisterStaticRunnersJSON``: validate the whole document (400 on any bad entry), check each runner's
-        health once, upsert by label."""
+        """``RegisterStaticRunners``: normalize the document, then entry by entry validate it and check its
+        health (sequential, before the answer); a bad entry fails the batch with 400 and nothing is registered,
+        even though the entries before it were checked. Then upsert by label."""
         try:
-            entries = self.registry.prepare_static(json.loads(data))
+            raw = self.registry.normalize_static(json.loads(data))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise RunnerError(400, str(exc)) from None
-        healthy = await asyncio.gather(*(self._healthy(e["health_url"], e["code"]) for e in entries))
-        registrations, released = self.registry.upsert_static(entries, list(healthy), self.clock())
+        entries: list[dict[str, Any]] = []
+        healthy: list[bool] = []
+        labels: set[str] = set()
+        for i, item in enumerate(raw):
+            entries.append(self.registry.build_static(i, item, labels))
+            healthy.append(await self._healthy(entries[-1]["health_url"], entries[-1]["code"]))
+        registrations, released = self.registry.upsert_static(entries, healthy, self.clock())
         await self._cleanup(released)
         return registrations
 
@@ -380,7 +391,7 @@ class LiveRunnerRoutes:
 
     async def _proxy(self, request: web.Request, runner: Runner, route: str, session_id: str) -> web.StreamResponse:
         """``proxyLiveRunner``: method, query, headers and body go to ``runner_url + path``, plus four headers."""
-        target = runner.fields["runner_url"].rstrip("/") + (request.match_info.get("path") or "/")
+        target = runner.fields["runner_url"].rstrip("/") + "/" + request.match_info["path"]
         if request.query_string:
             target += "?" + request.query_string
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_HEADERS}
@@ -392,7 +403,9 @@ class LiveRunnerRoutes:
                 "Livepeer-Session-Control": f"{self.runner_facing_url()}/runner/{route}/session/{session_id}",
             }
         )
-        body = await request.read() if request.can_read_body else None
+        if request.content_length is not None:
+            headers["Content-Length"] = str(request.content_length)  # kept, as ReverseProxy keeps ContentLength
+        body = request.content.iter_any() if request.can_read_body else None  # streamed as it arrives
         response: web.StreamResponse | None = None
         try:
             # The session's auto_decompress=False passes compressed bodies through untouched.
@@ -412,6 +425,13 @@ class LiveRunnerRoutes:
             if response is not None and response.prepared:
                 return response  # the runner went away mid-stream: the client sees the body end
             return http_error(str(exc), 502)
+
+
+async def redirect_to_subtree(request: web.Request) -> web.StreamResponse:
+    """Go's ``ServeMux`` for a ``.../{name...}`` pattern: the subtree root without its slash gets a 301 to it
+    (any method; the query is kept). A POST is then re-sent as a GET by most clients, Go's included."""
+    location = request.path + "/" + ("?" + request.query_string if request.query_string else "")
+    return web.Response(status=301, headers={"Location": location})
 
 
 def normalize_channel_name(name: str) -> str:

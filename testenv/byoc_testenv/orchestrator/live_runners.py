@@ -2,8 +2,9 @@
 
 Follows go-livepeer ``ai/runner/live_runner.go`` (``LiveRunnerRegistry``): ``Heartbeat``, ``Unregister``,
 ``RegisterStaticRunners``, ``ReserveSession``, ``ReleaseSession``, ``ValidSessionToken``, ``Runners``,
-``removeExpiredRunners`` and ``checkStaticRunnerHealth``. Offchain only: ``price_info`` is stored but never
-validated, converted or advertised, and reservations need no payment.
+``removeExpiredRunners`` and ``checkStaticRunnerHealth``. ``price_info`` is decoded as Go decodes it, and
+validated only in on-chain mode (``normalizeHeartbeat`` -> ``normalizeLiveRunnerPriceInfo``; off-chain upstream
+returns before it); it is never converted or advertised, and reservations need no payment.
 
 No I/O here: time comes in as ``now``, and the HTTP layer (``live_runner_routes.py``) creates the trickle
 channels and runs the health checks, then tells the registry what happened.
@@ -18,6 +19,7 @@ import re
 import secrets
 import time
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -26,6 +28,8 @@ SINGLE_SHOT = "single-shot"
 MAX_METADATA_BYTES = 1024
 MAX_CHANNELS_PER_REQUEST = 25
 CHANNEL_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+PRICE_UNITS = ("hour", "720p", "fixed")
+JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")  # encoding/json isValidNumber
 
 
 class RunnerError(Exception):
@@ -79,8 +83,29 @@ def _absolute_http(url: str) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
-def normalize_runner(fields: dict[str, Any]) -> dict[str, Any]:
-    """``normalizeHeartbeat`` for an offchain orchestrator; raises ``RunnerError(400)``."""
+def normalize_price_info(info: dict[str, Any]) -> dict[str, Any]:
+    """``normalizeLiveRunnerPriceInfo``: a positive decimal price (``priceRat``), currency usd (the default),
+    unit hour (the default), 720p or fixed; raises ``RunnerError(400)``."""
+    price = str(info.get("price", "")).strip()
+    if not price:
+        raise RunnerError(400, "price_info.price is required")
+    try:
+        positive = Fraction(price) > 0  # big.Rat.SetString
+    except (ValueError, ZeroDivisionError):
+        positive = False
+    if not positive:
+        raise RunnerError(400, "price_info.price must be a positive decimal")
+    currency = str(info.get("currency", "")).strip().lower() or "usd"
+    if currency != "usd":
+        raise RunnerError(400, "price_info.currency must be usd")
+    unit = str(info.get("unit", "")).strip().lower() or "hour"
+    if unit not in PRICE_UNITS:
+        raise RunnerError(400, "price_info.unit must be hour, 720p, or fixed")
+    return {**info, "currency": currency, "unit": unit}
+
+
+def normalize_runner(fields: dict[str, Any], onchain: bool = False) -> dict[str, Any]:
+    """``normalizeHeartbeat``; raises ``RunnerError(400)``. The price is checked only on-chain."""
     out = dict(fields)
     if not _absolute_http(str(out.get("runner_url") or "")):
         raise RunnerError(400, "invalid runner_url")
@@ -105,7 +130,26 @@ def normalize_runner(fields: dict[str, Any]) -> dict[str, Any]:
     if capacity < 0:
         raise RunnerError(400, "capacity must be >= 0")
     out.update(metadata=metadata, status=status, mode=mode, capacity=capacity or 1)
+    if onchain:
+        out["price_info"] = normalize_price_info(out.get("price_info") or {})
     return out
+
+
+def decode_price_info(raw: Any) -> dict[str, Any]:
+    """``LiveRunnerPriceInfo`` as ``json.Unmarshal`` fills it: ``price`` is a ``json.Number`` (a JSON number, or a
+    string holding a valid number literal), ``currency`` and ``unit`` are strings."""
+    if not isinstance(raw, dict):
+        raise RunnerError(400, "json: cannot unmarshal price_info into Go value of type runner.LiveRunnerPriceInfo")
+    info = {k: raw[k] for k in ("price", "currency", "unit") if raw.get(k) is not None}
+    price = info.get("price")
+    if isinstance(price, bool) or not isinstance(price, int | float | str | type(None)):
+        raise RunnerError(400, "json: cannot unmarshal price_info.price into Go value of type json.Number")
+    if isinstance(price, str) and not JSON_NUMBER.fullmatch(price):
+        raise RunnerError(400, f"json: invalid number literal, trying to unmarshal {price!r} into Number")
+    for key in ("currency", "unit"):
+        if not isinstance(info.get(key, ""), str):
+            raise RunnerError(400, f"json: cannot unmarshal price_info.{key} into a Go string")
+    return info
 
 
 def heartbeat_fields(body: Any) -> dict[str, Any]:
@@ -123,6 +167,8 @@ def heartbeat_fields(body: Any) -> dict[str, Any]:
     gpu = fields.get("gpu")
     if isinstance(gpu, int) and not isinstance(gpu, bool):
         fields["gpu"] = {"id": str(gpu)}  # an integer is a local device index
+    if "price_info" in fields:
+        fields["price_info"] = decode_price_info(fields["price_info"])
     return fields
 
 
@@ -204,8 +250,11 @@ class Released:
 
 
 class LiveRunnerRegistry:
-    def __init__(self, registration_secret: str, heartbeat_interval: float, heartbeat_ttl: float) -> None:
+    def __init__(
+        self, registration_secret: str, heartbeat_interval: float, heartbeat_ttl: float, onchain: bool = False
+    ) -> None:
         self.registration_secret = registration_secret
+        self.onchain = onchain  # LiveRunnerRegistryConfig.Onchain: prices are validated
         self.heartbeat_interval = heartbeat_interval
         self.heartbeat_ttl = heartbeat_ttl
         self.runners: dict[str, Runner] = {}  # by route: runner id, or label for static label routing
@@ -248,7 +297,7 @@ class LiveRunnerRegistry:
         """``Heartbeat``: (runner, created). A new runner needs the orchestrator secret, a known one its own."""
         fields = heartbeat_fields(body)
         runner_id = str(fields.get("runner_id", "")).strip() or random_id("runner_")
-        fields = normalize_runner({**fields, "runner_id": runner_id})
+        fields = normalize_runner({**fields, "runner_id": runner_id}, self.onchain)
         runner = self.runners.get(runner_id)
         if runner is None:
             if not self.registration_secret:
@@ -313,51 +362,53 @@ class LiveRunnerRegistry:
 
     # -- static runners ----------------------------------------------------------------------------------
 
-    def prepare_static(self, body: Any) -> list[dict[str, Any]]:
-        """Validate a ``runners.json`` document (``normalizeStaticLiveRunnerConfig``, ``buildStaticRunner``).
-
-        Atomic: any invalid entry fails the whole batch with 400 before anything changes.
-        """
+    def normalize_static(self, body: Any) -> list[dict[str, Any]]:
+        """``normalizeStaticLiveRunnerConfig``: the whole document first (routing, default status code, a
+        relative ``health_url`` joined to ``runner_url``); raises ``RunnerError(400)``."""
         if not isinstance(body, dict) or not isinstance(body.get("runners", []), list):
             raise RunnerError(400, "json: cannot unmarshal into Go value of type runner.StaticLiveRunnerConfig")
         entries: list[dict[str, Any]] = []
-        labels: set[str] = set()
         for i, raw in enumerate(body.get("runners") or []):
             if not isinstance(raw, dict):
                 raise RunnerError(400, f"runners[{i}]: not an object")
             entry = dict(raw)
-            routing = str(entry.get("routing") or "").strip() or "runner-id"
-            if routing not in ("runner-id", "label"):
+            entry["routing"] = str(entry.get("routing") or "").strip() or "runner-id"
+            if entry["routing"] not in ("runner-id", "label"):
                 raise RunnerError(400, f'runners[{i}]: routing must be "runner-id" or "label"')
-            code = entry.get("healthy_status_code") or 200
+            entry["healthy_status_code"] = entry.get("healthy_status_code") or 200
             health_url = str(entry.get("health_url") or "")
             if health_url.startswith("/") and not health_url.startswith("//"):
                 if not _absolute_http(str(entry.get("runner_url") or "")):
                     raise RunnerError(400, f"runners[{i}]: invalid runner_url")
                 health_url = str(entry["runner_url"]).rstrip("/") + health_url
-            label = entry.get("label") or ""
-            if not isinstance(label, str) or not label or label != label.strip():
-                raise RunnerError(400, f"runners[{i}]: label is required and must be trimmed")
-            if not health_url:
-                raise RunnerError(400, f"runners[{i}]: health_url is required")
-            if not _absolute_http(health_url):
-                raise RunnerError(400, f"runners[{i}]: invalid health_url")
-            if not isinstance(code, int) or not 100 <= code <= 599:
-                raise RunnerError(400, f"runners[{i}]: healthy_status_code must be a valid HTTP status code")
-            try:
-                fields = normalize_runner(heartbeat_fields({**entry, "runner_id": "static"}))
-            except RunnerError as exc:
-                raise RunnerError(400, f"runners[{i}]: {exc}") from exc
-            if label in labels:
-                raise RunnerError(400, f"runners[{i}]: duplicate label {label!r}")
-            if routing == "label" and "/" in label:
-                raise RunnerError(400, f'runners[{i}]: label cannot contain / when routing is "label"')
-            labels.add(label)
-            fields.pop("session_ids", None)
-            entries.append(
-                {"fields": fields, "label": label, "routing": routing, "health_url": health_url, "code": code}
-            )
+            entry["health_url"] = health_url
+            entries.append(entry)
         return entries
+
+    def build_static(self, i: int, entry: dict[str, Any], labels: set[str]) -> dict[str, Any]:
+        """``buildStaticRunner`` (``normalizeHeartbeat`` included) and ``RegisterStaticRunners``' label checks for
+        entry ``i``; ``labels`` collects the batch's labels. Raises ``RunnerError(400)``."""
+        label = entry.get("label") or ""
+        health_url, code = entry["health_url"], entry["healthy_status_code"]
+        if not isinstance(label, str) or not label or label != label.strip():
+            raise RunnerError(400, f"runners[{i}]: label is required and must be trimmed")
+        if not health_url:
+            raise RunnerError(400, f"runners[{i}]: health_url is required")
+        if not _absolute_http(health_url):
+            raise RunnerError(400, f"runners[{i}]: invalid health_url")
+        if not isinstance(code, int) or not 100 <= code <= 599:
+            raise RunnerError(400, f"runners[{i}]: healthy_status_code must be a valid HTTP status code")
+        try:
+            fields = normalize_runner(heartbeat_fields({**entry, "runner_id": "static"}), self.onchain)
+        except RunnerError as exc:
+            raise RunnerError(400, f"runners[{i}]: {exc}") from exc
+        if label in labels:
+            raise RunnerError(400, f"runners[{i}]: duplicate label {label!r}")
+        if entry["routing"] == "label" and "/" in label:
+            raise RunnerError(400, f'runners[{i}]: label cannot contain / when routing is "label"')
+        labels.add(label)
+        fields.pop("session_ids", None)
+        return {"fields": fields, "label": label, "routing": entry["routing"], "health_url": health_url, "code": code}
 
     def upsert_static(self, entries: list[dict[str, Any]], healthy: list[bool], now: float) -> tuple[list, Released]:
         """``RegisterStaticRunners``: upsert by label, keeping the runner id and sessions; nothing is removed."""

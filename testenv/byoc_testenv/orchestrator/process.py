@@ -47,6 +47,7 @@ class OrchestratorProcess:
         health_interval: float = 5.0,
         health_timeout: float = 3.0,
         hosts_file: str | os.PathLike[str] | None = None,
+        onchain_prices: bool = False,
         extra_args: list[str] | None = None,
         startup_timeout: float = 30.0,
     ) -> OrchestratorProcess:
@@ -67,6 +68,8 @@ class OrchestratorProcess:
             cmd.append("--tls")
         if hosts_file:
             cmd += ["--hosts-file", str(hosts_file)]
+        if onchain_prices:
+            cmd.append("--onchain-prices")
         cmd += extra_args or []
         with open(log_name, "ab") as log:
             proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log)

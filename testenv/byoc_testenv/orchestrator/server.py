@@ -4,7 +4,9 @@
         ...  # orch.url, orch.capabilities (the BYOC table), orch.live_runners (the Live Runner registry)
 
 go-livepeer cannot be built here, so tests talk to this instead; every route names the upstream function it
-follows (``byoc.py``, ``live_runner_routes.py``). Off-chain only: no tickets, signatures or payments.
+follows (``byoc.py``, ``streams.py``, ``live_runner_routes.py``). Off-chain: signatures are only checked to be
+hex, there are no tickets or payments, and prices are 0; ``onchain_prices`` adds the on-chain Live Runner price
+validation, nothing else of an on-chain orchestrator.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from .cli import cli_app, load_runners_config
 from .faults import Faults
 from .live_runner_routes import LiveRunnerRoutes
 from .live_runners import LiveRunnerRegistry
+from .streams import StreamRoutes
 from .tls import SelfSignedCertificate, make_self_signed
 
 log = logging.getLogger(__name__)
@@ -54,6 +57,8 @@ class TestOrchestrator:
         hosts_file: str | None = None,
         cli_port: int = 0,
         runners_config: str | None = None,
+        monitor_interval: float = 23.0,
+        onchain_prices: bool = False,
     ) -> None:
         """See :meth:`start` for the arguments."""
         self.secret = secret
@@ -71,6 +76,8 @@ class TestOrchestrator:
         self.hosts_file = hosts_file
         self.cli_port = cli_port
         self.runners_config = runners_config
+        self.monitor_interval = monitor_interval
+        self.onchain_prices = onchain_prices
         self._cli_runner: web.AppRunner | None = None
         self.certificate: SelfSignedCertificate | None = None
         self._runner: web.AppRunner | None = None
@@ -97,6 +104,9 @@ class TestOrchestrator:
             ``byoc_testenv.launcher``), as an orchestrator inside the cluster would through cluster DNS.
         cli_port: the CLI port (``-cliAddr``, plain HTTP) serving ``POST /registerLiveRunners``; 0 picks a free one.
         runners_config: a runners.json registered at start (``-liveRunnerConfig``); an invalid one fails the start.
+        monitor_interval: seconds between a BYOC stream monitor's checks (upstream 23 s, ``monitorOrchStream``).
+        onchain_prices: validate Live Runner ``price_info`` as an on-chain orchestrator does (heartbeats and static
+            entries; ``normalizeLiveRunnerPriceInfo``).
         """
         orch = cls(**options)
         try:
@@ -128,6 +138,12 @@ class TestOrchestrator:
         return self._byoc.table
 
     @property
+    def byoc_streams(self) -> StreamRoutes:
+        """The BYOC streams (``.streams`` by id) and their routes."""
+        assert self._byoc is not None, "not started"
+        return self._byoc.streams
+
+    @property
     def live_runners(self) -> LiveRunnerRegistry:
         assert self._live is not None, "not started"
         return self._live.registry
@@ -146,8 +162,8 @@ class TestOrchestrator:
             connector = aiohttp.TCPConnector(resolver=HostsFileResolver(self.hosts_file), use_dns_cache=False)
         self._http = aiohttp.ClientSession(auto_decompress=False, connector=connector)
         trickle = TrickleChannels(self._http, self.trickle_base_url) if self.trickle_base_url else None
-        self._byoc = ByocRoutes(self.secret, self._http, trickle, lambda: self.url)
-        registry = LiveRunnerRegistry(self.secret, self.heartbeat_interval, self.heartbeat_ttl)
+        self._byoc = ByocRoutes(self.secret, self._http, trickle, lambda: self.url, self.monitor_interval)
+        registry = LiveRunnerRegistry(self.secret, self.heartbeat_interval, self.heartbeat_ttl, self.onchain_prices)
         self._live = LiveRunnerRoutes(
             registry,
             self._http,
