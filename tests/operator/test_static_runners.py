@@ -18,7 +18,7 @@ from byoc_operator.render.runners import (
     runner_entries,
 )
 from byoc_operator.static_runners import Upserted, due, known_entries, status_entry, upsert_document
-from byoc_testenv.orchestrator.live_runners import LiveRunnerRegistry
+from byoc_testenv.orchestrator.live_runners import LiveRunnerRegistry, RunnerError
 
 
 def worker(**spec: Any) -> Worker:
@@ -67,8 +67,11 @@ def test_one_runner_per_ready_pod_in_the_upstream_format() -> None:
     assert json.loads(cm["data"]["runners.json"]) == {"runners": entries}
     assert configmap_entries(cm) == entries
     assert configmap_entries({"data": {"runners.json": "not json"}}) == []
-    # The test orchestrator (go-livepeer's validation rules) takes the document as it is.
-    assert len(LiveRunnerRegistry("s", 5, 20).prepare_static(json.loads(cm["data"]["runners.json"]))) == 2
+    # The test orchestrator (go-livepeer's validation rules, on-chain prices included) takes the document as it is.
+    registry = LiveRunnerRegistry("s", 5, 20)
+    entries_in = registry.normalize_static(json.loads(cm["data"]["runners.json"]))
+    labels: set[str] = set()
+    assert [registry.build_static(i, e, labels)["label"] for i, e in enumerate(entries_in)] == ["w-0.ns", "w-1.ns"]
 
 
 def test_slots_are_stable_labels_pods_take_in_turn() -> None:
@@ -104,6 +107,17 @@ def test_price_info_is_the_live_runner_price_as_given() -> None:
     assert runner_entries(priced, [pod("p", "10.0.0.1")], [])[0]["price_info"]["price"] == "0.0125"
     hourly = worker(pricing={"liveRunner": {"price": "2"}})
     assert price_info(hourly.spec.pricing) == {"price": "2", "currency": "usd", "unit": "hour"}
+    # An on-chain orchestrator (the test orchestrator's on-chain mode, upstream's normalizeHeartbeat) takes the
+    # priced entry and refuses the unpriced one.
+    onchain = LiveRunnerRegistry("s", 5, 20, onchain=True)
+    for w, ok in ((priced, True), (worker(), False)):
+        doc = onchain.normalize_static({"runners": runner_entries(w, [pod("p", "10.0.0.1")], [])})
+        try:
+            onchain.build_static(0, doc[0], set())
+        except RunnerError as exc:
+            assert not ok and "price_info.price is required" in str(exc)
+        else:
+            assert ok
 
 
 def test_gone_pods_are_retired_not_left_routable() -> None:
