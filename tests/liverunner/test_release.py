@@ -11,6 +11,7 @@ import aiohttp
 from aiohttp import web
 from byoc_runtime.liverunner.control import stop_session
 from byoc_runtime.liverunner.protocol import SessionContext
+from byoc_testenv.local_http import serving
 
 
 @contextlib.asynccontextmanager
@@ -27,15 +28,8 @@ async def orchestrator(answers: list[tuple[int, str]]) -> AsyncIterator[tuple[st
 
     app = web.Application()
     app.router.add_post("/runner/r1/session/s1/stop", stop)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield f"http://127.0.0.1:{port}/runner/r1/session/s1", seen
-    finally:
-        await runner.cleanup()
+    async with serving(app) as base_url:
+        yield f"{base_url}/runner/r1/session/s1", seen
 
 
 async def test_runner_not_found_is_retried_until_the_session_is_released() -> None:

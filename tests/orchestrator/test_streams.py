@@ -13,6 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from byoc_testenv.local_http import serving
 from byoc_testenv.orchestrator import TestOrchestrator
 from byoc_testenv.orchestrator.jobs import NO_TIMEOUT
 
@@ -162,20 +163,14 @@ async def test_stop_waits_for_the_worker_no_longer_than_the_job_timeout(http, or
     app = web.Application()
     app.router.add_post("/stream/start", start)
     app.router.add_post("/stream/stop", slow_stop)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        await register(http, orch, f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}")
+    async with serving(app) as worker_url:
+        await register(http, orch, worker_url)
         assert (await post(http, orch, "/ai/stream/start", job("t1")))[0] == 200
         began = time.monotonic()
         status, text, _ = await post(http, orch, "/ai/stream/stop", job("t1", timeout_seconds=1))
         assert (status, text) == (200, "")  # the default answer when the worker gave none
         assert hung.is_set() and time.monotonic() - began < 10
         assert "t1" not in orch.byoc_streams.streams and load(orch) == 0
-    finally:
-        await runner.cleanup()
 
 
 async def test_silent_remove_closes_channels_without_calling_the_worker(http, orch, make_pod, trickle_server):

@@ -15,6 +15,7 @@ from byoc_runtime.trickle import (
     Subscriber,
     TrickleError,
 )
+from byoc_testenv.local_http import serving
 from byoc_testenv.trickle import TrickleServer
 
 pytestmark = pytest.mark.trickle
@@ -127,19 +128,11 @@ async def test_falls_back_to_live_edge_when_minus_two_is_rejected() -> None:
 
     app = web.Application()
     app.router.add_get("/ch/{seq}", handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        async with Subscriber(f"http://127.0.0.1:{port}/ch") as sub:
-            got = [(s.seq, await s.read()) async for s in sub]
-        assert got == [(3, b"edge")]
-        # (aiohttp itself may retry an idempotent GET once on a dropped connection)
-        assert set(asked[:-2]) == {"-2"} and asked[-2:] == ["-1", "4"]
-    finally:
-        await runner.cleanup()
+    async with serving(app) as base_url, Subscriber(f"{base_url}/ch") as sub:
+        got = [(s.seq, await s.read()) async for s in sub]
+    assert got == [(3, b"edge")]
+    # (aiohttp itself may retry an idempotent GET once on a dropped connection)
+    assert set(asked[:-2]) == {"-2"} and asked[-2:] == ["-1", "4"]
 
 
 async def test_cancelling_mid_segment_releases_connections(own_server) -> None:
