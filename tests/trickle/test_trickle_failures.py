@@ -15,6 +15,7 @@ from byoc_runtime.trickle import (
     Subscriber,
     TrickleError,
 )
+from byoc_runtime.trickle.protocol import channel_label
 from byoc_testenv.local_http import serving
 from byoc_testenv.trickle import TrickleServer
 
@@ -179,3 +180,24 @@ async def test_idle_channel_sweep_ends_subscribers() -> None:
             assert time.monotonic() - started >= 0.3
     finally:
         server.stop()
+
+
+def test_channel_urls_never_appear_in_log_or_error_text() -> None:
+    # Channel URLs are credentials (go-livepeer doc/live-runner.md): the stream name becomes a digest.
+    url = "https://127.0.0.1:18935/ai/trickle/218ee0f8687aa6ad-events"
+    label = channel_label(url + "/5")
+    assert "218ee0f8687aa6ad" not in label
+    assert label.startswith("127.0.0.1:18935/") and label.endswith("/5") and "-events#" in label
+    assert channel_label(url) != channel_label(url.replace("218ee", "318ee"))  # still tells channels apart
+
+
+async def test_a_failed_subscription_names_no_url(caplog) -> None:
+    url = "http://127.0.0.1:9/ai/trickle/secret-stream-name-out"  # nothing listens on port 9
+    with caplog.at_level("INFO"):
+        sub = Subscriber(url, retry=RetryPolicy(attempts=2, base_delay=0.01, max_delay=0.01))
+        with pytest.raises(TrickleError) as err:
+            async with sub:
+                async for _ in sub:
+                    pass
+    assert "secret-stream-name" not in str(err.value)
+    assert "secret-stream-name" not in caplog.text and "-out#" in caplog.text

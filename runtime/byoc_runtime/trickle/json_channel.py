@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp
 
 from .errors import SegmentError
-from .protocol import KEEPALIVE_MESSAGE, SEQ_CURRENT
+from .protocol import KEEPALIVE_MESSAGE, SEQ_CURRENT, channel_label
 from .publisher import Publisher
 from .subscriber import Subscriber
 
@@ -128,9 +128,9 @@ class JsonSubscriber:
             try:
                 data = await segment.read(max_bytes=self._max)
             except SegmentError as e:
-                log.warning("trickle json %s: skipping segment %d: %s", self.url, segment.seq, e)
+                log.warning("trickle json %s: skipping segment %d: %s", channel_label(self.url), segment.seq, e)
                 continue
-            self._ready.extend(decode_segment(data, f"{self.url} seq {segment.seq}"))
+            self._ready.extend(decode_segment(data, f"{channel_label(self.url)} seq {segment.seq}"))
         return self._ready.popleft()
 
     async def close(self) -> None:

@@ -7,8 +7,10 @@ and ``trickle/trickle_subscriber.go`` (``Next = -1``, ``Current = -2``).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -29,6 +31,26 @@ KEEPALIVE_MESSAGE = {"keep": "alive"}  # sent on control channels every 10 s
 
 def segment_url(channel_url: str, seq: int) -> str:
     return f"{channel_url.rstrip('/')}/{seq}"
+
+
+# Channel kinds go-livepeer names channels with (``{id}``, ``{id}-out``, ...; Live Runner ``{id}-in``): not secret.
+_KINDS = ("out", "control", "events", "data", "in")
+
+
+def channel_label(url: str) -> str:
+    """How a trickle URL appears in logs and error texts. Channel URLs are credentials (go-livepeer
+    ``doc/live-runner.md``: anyone holding one can read or write the stream), so the stream's name is replaced by
+    a short digest; the host, the channel kind and the segment stay, which is what a reader of the log needs."""
+    parts = urlsplit(url)
+    path = parts.path.rstrip("/")
+    seq = ""
+    head, _, last = path.rpartition("/")
+    if last.lstrip("-").isdigit():
+        path, seq = head, f"/{last}"
+    name = path.rpartition("/")[2]
+    kind = next((k for k in _KINDS if name.endswith(f"-{k}")), "")
+    digest = hashlib.sha256(path.encode()).hexdigest()[:8]
+    return f"{parts.netloc}/…{'-' + kind if kind else ''}#{digest}{seq}"
 
 
 def int_header(headers: Mapping[str, str], name: str) -> int | None:

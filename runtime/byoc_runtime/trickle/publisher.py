@@ -28,6 +28,7 @@ from .protocol import (
     DEFAULT_RETRY,
     TRANSIENT_ERRORS,
     RetryPolicy,
+    channel_label,
     is_closed,
     is_transient_status,
     segment_url,
@@ -93,9 +94,7 @@ class _Post:
         self.started = asyncio.Event()
         self.ended = False  # EOF queued
         body = _QueueBody(self.queue, self.started, mime_type)
-        self.task = asyncio.create_task(
-            self._run(session, body, mime_type, connect_timeout), name=f"trickle POST {self.url}"
-        )
+        self.task = asyncio.create_task(self._run(session, body, mime_type, connect_timeout), name="trickle POST")
 
     async def _run(
         self, session: aiohttp.ClientSession, body: _QueueBody, mime_type: str, connect_timeout: float
@@ -139,12 +138,12 @@ class _Post:
     def failure(self) -> TrickleError:
         """What went wrong with a POST that ended before it should have."""
         if not self.task.done():
-            return SegmentError(f"POST {self.url} did not start in time", url=self.url, seq=self.seq)
+            return SegmentError(f"POST {channel_label(self.url)} did not start in time", url=self.url, seq=self.seq)
         if self.task.cancelled():
-            return SegmentError(f"POST {self.url} was aborted", url=self.url, seq=self.seq)
+            return SegmentError(f"POST {channel_label(self.url)} was aborted", url=self.url, seq=self.seq)
         exc = self.task.exception()
         if exc is not None:
-            err = SegmentError(f"POST {self.url} failed: {describe(exc)}", url=self.url, seq=self.seq)
+            err = SegmentError(f"POST {channel_label(self.url)} failed: {describe(exc)}", url=self.url, seq=self.seq)
             err.__cause__ = exc
             return err
         return _answer_error(self.url, self.seq, self.task.result(), early=not self.ended)
@@ -158,9 +157,13 @@ class _Post:
                 answer = await asyncio.shield(self.task)
         except TimeoutError:
             await self.abort()
-            raise SegmentError(f"POST {self.url}: no answer within {limit_s}s", url=self.url, seq=self.seq) from None
+            raise SegmentError(
+                f"POST {channel_label(self.url)}: no answer within {limit_s}s", url=self.url, seq=self.seq
+            ) from None
         except TRANSIENT_ERRORS as e:
-            raise SegmentError(f"POST {self.url} failed: {describe(e)}", url=self.url, seq=self.seq) from e
+            raise SegmentError(
+                f"POST {channel_label(self.url)} failed: {describe(e)}", url=self.url, seq=self.seq
+            ) from e
         if answer.status != 200 or is_closed(answer.headers):
             raise _answer_error(self.url, self.seq, answer, early=False)
         return answer
@@ -185,12 +188,14 @@ class _Post:
 
 def _answer_error(url: str, seq: int, answer: _Answer, *, early: bool) -> TrickleError:
     if is_closed(answer.headers):
-        return ChannelClosed(f"channel of {url} is closed", url=url, status=answer.status)
+        return ChannelClosed(f"channel of {channel_label(url)} is closed", url=url, status=answer.status)
     if answer.status == 404:
-        return ChannelNotFound(f"channel of {url} not found (404)", url=url, status=404)
+        return ChannelNotFound(f"channel of {channel_label(url)} not found (404)", url=url, status=404)
     if answer.status == 200 and early:
-        return SegmentError(f"server ended segment {url} before its data", url=url, status=200, seq=seq)
-    return SegmentError(f"POST {url} answered {answer.status}: {answer.body}", url=url, status=answer.status, seq=seq)
+        return SegmentError(f"server ended segment {channel_label(url)} before its data", url=url, status=200, seq=seq)
+    return SegmentError(
+        f"POST {channel_label(url)} answered {answer.status}: {answer.body}", url=url, status=answer.status, seq=seq
+    )
 
 
 def _is_transient(post: _Post, err: TrickleError) -> bool:
@@ -317,14 +322,14 @@ class Publisher:
 
     async def _start_segment(self) -> _Post:
         if self._closed:
-            raise TrickleError(f"publisher {self.url} is closed", url=self.url)
+            raise TrickleError(f"publisher {channel_label(self.url)} is closed", url=self.url)
         if self._gone is not None:
             raise self._gone
         post, self._next = self._next, None
         failures = 0
         while True:
             if self._closed:  # closed by another task while we were backing off
-                raise TrickleError(f"publisher {self.url} is closed", url=self.url)
+                raise TrickleError(f"publisher {channel_label(self.url)} is closed", url=self.url)
             if post is None:
                 post = self._open(self._seq)
             if await post.wait_started(self._connect_timeout):
@@ -345,7 +350,8 @@ class Publisher:
             failures += 1
             if self._retry.exhausted(failures):
                 raise TrickleError(
-                    f"trickle publisher {self.url}: giving up after {failures} attempts: {err}", url=self.url
+                    f"trickle publisher {channel_label(self.url)}: giving up after {failures} attempts: {err}",
+                    url=self.url,
                 ) from err
             delay = self._retry.delay(failures)
             log.warning("trickle: %s (attempt %d/%d), retrying in %.2fs", err, failures, self._retry.attempts, delay)
@@ -353,7 +359,7 @@ class Publisher:
             post = None
         if self._closed:
             await post.abort()
-            raise TrickleError(f"publisher {self.url} is closed", url=self.url)
+            raise TrickleError(f"publisher {channel_label(self.url)} is closed", url=self.url)
         self._seq = post.seq + 1
         # Pre-connect the next segment right away, as upstream's Next() does.
         self._next = self._open(self._seq)
@@ -363,7 +369,7 @@ class Publisher:
         """Abort a failed segment and close it on the server so its subscribers move on."""
         if self._closed:
             return  # close() already aborted it; the session may be gone
-        log.warning("trickle: dropping segment %s", post.url)
+        log.warning("trickle: dropping segment %s", channel_label(post.url))
         self._spawn(self._drop_async(post))
 
     async def _drop_async(self, post: _Post) -> None:
@@ -376,9 +382,9 @@ class Publisher:
                 if resp.status == 200:
                     return True
                 body = (await resp.content.read(256)).decode(errors="replace").strip()
-                log.info("trickle: DELETE %s %s answered %d: %s", what, url, resp.status, body)
+                log.info("trickle: DELETE %s %s answered %d: %s", what, channel_label(url), resp.status, body)
         except (*TRANSIENT_ERRORS, aiohttp.ClientError) as e:
-            log.warning("trickle: DELETE %s %s failed: %s", what, url, describe(e))
+            log.warning("trickle: DELETE %s %s failed: %s", what, channel_label(url), describe(e))
         return False
 
     def _spawn(self, coro: Any) -> None:

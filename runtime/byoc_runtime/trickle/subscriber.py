@@ -26,6 +26,7 @@ from .protocol import (
     STATUS_OUT_OF_WINDOW,
     TRANSIENT_ERRORS,
     RetryPolicy,
+    channel_label,
     int_header,
     is_closed,
     is_transient_status,
@@ -118,7 +119,7 @@ class Segment:
         self.close()
 
     def __repr__(self) -> str:
-        return f"Segment(seq={self.seq}, url={self.url!r})"
+        return f"Segment(seq={self.seq}, url={channel_label(self.url)!r})"
 
 
 class Subscriber:
@@ -205,7 +206,7 @@ class Subscriber:
         return segment
 
     def _spawn_fetch(self, seq: int) -> asyncio.Task[Segment | None]:
-        return asyncio.create_task(self._fetch(seq), name=f"trickle GET {self.url}/{seq}")
+        return asyncio.create_task(self._fetch(seq), name="trickle GET")
 
     async def next(self) -> Segment | None:
         """The next segment, or None at the end of the channel."""
@@ -226,45 +227,56 @@ class Subscriber:
                 if seq == SEQ_CURRENT and isinstance(e, aiohttp.ServerDisconnectedError):
                     # Older servers index their ring with the raw -2 and drop the connection.
                     log.info(
-                        "trickle: %s rejected seq -2 (%s); starting at the live edge instead", self.url, describe(e)
+                        "trickle: %s rejected seq -2 (%s); starting at the live edge instead",
+                        channel_label(self.url),
+                        describe(e),
                     )
                     seq = SEQ_NEXT
                     continue
                 failures += 1
-                await self._backoff(failures, f"GET {url} failed: {describe(e)}", e)
+                await self._backoff(failures, f"GET {channel_label(url)} failed: {describe(e)}", e)
                 continue
 
             status = resp.status
             if is_closed(resp.headers):
                 resp.release()
-                log.info("trickle: channel %s closed", self.url)
+                log.info("trickle: channel %s closed", channel_label(self.url))
                 return None
             if status == 404:
                 resp.release()
-                log.info("trickle: channel %s not found (404), ending", self.url)
+                log.info("trickle: channel %s not found (404), ending", channel_label(self.url))
                 return None
             if status == STATUS_OUT_OF_WINDOW:
                 latest = int_header(resp.headers, LATEST_HEADER)
                 resp.release()
                 out_of_window += 1
-                log.warning("trickle: %s seq %s is out of the window, jumping to latest %s", self.url, seq, latest)
+                log.warning(
+                    "trickle: %s seq %s is out of the window, jumping to latest %s",
+                    channel_label(self.url),
+                    seq,
+                    latest,
+                )
                 seq = latest if latest is not None and latest >= 0 else SEQ_NEXT
                 if out_of_window > 3:
                     # A server that keeps answering 470 is not making progress: back off.
                     failures += 1
-                    await self._backoff(failures, f"GET {url} keeps answering 470", None)
+                    await self._backoff(failures, f"GET {channel_label(url)} keeps answering 470", None)
                 continue
             if status != 200:
                 body = await _short_body(resp)
                 if seq == SEQ_CURRENT:
-                    log.info("trickle: %s rejected seq -2 (%s); starting at the live edge instead", self.url, status)
+                    log.info(
+                        "trickle: %s rejected seq -2 (%s); starting at the live edge instead",
+                        channel_label(self.url),
+                        status,
+                    )
                     seq = SEQ_NEXT
                     continue
                 if is_transient_status(status):
                     failures += 1
-                    await self._backoff(failures, f"GET {url} answered {status}: {body}", None, status)
+                    await self._backoff(failures, f"GET {channel_label(url)} answered {status}: {body}", None, status)
                     continue
-                raise TrickleError(f"GET {url} answered {status}: {body}", url=url, status=status)
+                raise TrickleError(f"GET {channel_label(url)} answered {status}: {body}", url=url, status=status)
 
             got = int_header(resp.headers, SEQ_HEADER)
             seg_seq = got if got is not None and got >= 0 else seq
@@ -275,11 +287,11 @@ class Subscriber:
             except (TimeoutError, aiohttp.ClientError) as e:
                 resp.close()
                 failures += 1
-                await self._backoff(failures, f"GET {url} broke before any data: {describe(e)}", e)
+                await self._backoff(failures, f"GET {channel_label(url)} broke before any data: {describe(e)}", e)
                 continue
             if not first:
                 resp.release()
-                log.debug("trickle: %s segment %s is empty, skipping", self.url, seg_seq)
+                log.debug("trickle: %s segment %s is empty, skipping", channel_label(self.url), seg_seq)
                 seq = seg_seq + 1 if seg_seq >= 0 else SEQ_NEXT
                 continue
             return Segment(resp, seg_seq, first, segment_url(self.url, seg_seq))
@@ -295,14 +307,14 @@ class Subscriber:
                 if deadline.expired():
                     # Nothing published for a while: re-issue the waiting GET, as upstream does, so
                     # a silently dead connection cannot hang the subscriber.
-                    log.debug("trickle: refreshing pre-connected GET %s", url)
+                    log.debug("trickle: refreshing pre-connected GET %s", channel_label(url))
                     continue
                 raise
 
     async def _backoff(self, failures: int, what: str, cause: BaseException | None, status: int | None = None) -> None:
         if self._retry.exhausted(failures):
             raise TrickleError(
-                f"trickle subscriber {self.url}: giving up after {failures} attempts: {what}",
+                f"trickle subscriber {channel_label(self.url)}: giving up after {failures} attempts: {what}",
                 url=self.url,
                 status=status,
             ) from cause
