@@ -1,7 +1,8 @@
 """BYOC capacity on the real path: what the orchestrator tells gateways (``/process/token``'s
 ``available_capacity``, from a table that keeps go-livepeer's ``Load`` rules: reset by every registration, +1 per
 start, -1 per end, nothing enforced) equals the free session slots the worker pods really have, through
-refreshes, stream starts and ends, scaling up and down, an operator restart and deletion with a stream running.
+refreshes, stream starts and ends, scaling up, an operator restart and deletion with a stream running. Streams are
+started, updated and stopped by the test gateway, as go-livepeer's gateway does.
 
 The pods are the real runtime and router processes (launcher); the truth is asked of each worker process itself.
 """
@@ -15,11 +16,11 @@ import json
 import urllib.request
 from pathlib import Path
 
-import aiohttp
 import pytest
 import yaml
 from byoc_testenv import Cluster
-from byoc_testenv.demo import capabilities, operator_process, start_stream, stop_stream
+from byoc_testenv.demo import capabilities, operator_process
+from byoc_testenv.gateway import Gateway, GatewayStream
 from byoc_testenv.launcher import Launcher
 from byoc_testenv.orchestrator import OrchestratorProcess
 
@@ -107,16 +108,23 @@ async def test_advertised_capacity_is_the_free_slots_through_everything(
         cluster.kubectl("apply", "-n", ns, "-f", "-", input=manifests(orch.url, 2))
         await settled(orch.url, launcher, ns, 4, "two idle pods")
 
-        async with aiohttp.ClientSession() as http:
-            first = await start_stream(http, orch.url, CAPABILITY, "cap-1", PARAMS)
-            assert first.status == 200, first.reply
+        async with Gateway([orch.url]) as gateway:
+
+            async def start(stream_id: str) -> GatewayStream:
+                # No input (enable_video_ingress off): these streams hold a slot until they are stopped.
+                stream = await gateway.start_stream(CAPABILITY, stream_id=stream_id, params=PARAMS, video_ingress=False)
+                await eventually(lambda: stream.attempts and stream.attempts[0].status, 60, f"{stream_id} answered")
+                assert stream.attempts[0].status == 200 and stream.end is None, (stream.attempts, stream.end)
+                return stream
+
+            first = await start("cap-1")
             assert available(orch.url) == 3  # the orchestrator's own count, before any new registration
             await settled(orch.url, launcher, ns, 3, "one stream")  # the old design advertised 4 here
-            second = await start_stream(http, orch.url, CAPABILITY, "cap-2", PARAMS)
-            assert second.status == 200, second.reply
+            second = await start("cap-2")
             await settled(orch.url, launcher, ns, 2, "two streams")
 
-            assert await stop_stream(http, orch.url, "cap-1") == 200
+            stopped = await first.stop()
+            assert stopped is not None and stopped.status == 200, stopped
             await settled(orch.url, launcher, ns, 3, "a stream ended")  # the old design advertised 5 here
 
             await asyncio.to_thread(cluster.kubectl, "scale", "-n", ns, "byocworker/cap", "--replicas=3")
@@ -133,11 +141,11 @@ async def test_advertised_capacity_is_the_free_slots_through_everything(
             await asyncio.to_thread(cluster.kubectl, "delete", "-n", ns, "byocworker/cap", "--wait=false")
             await eventually(lambda: available(orch.url) == 0, 60, "no free slot advertised while deleting")
             assert CAPABILITY in (capabilities(orch.url).get("capabilities") or {})
-            async with http.post(
-                f"{orch.url}/_test/byoc/stream/params", json={"stream_id": "cap-2", "params": {"strength": 1}}
-            ) as resp:
-                assert resp.status == 200, await resp.text()
-            assert await stop_stream(http, orch.url, "cap-2") == 200
+            updated = await second.update({"strength": 1})
+            assert updated.status == 200, updated
+            stopped = await second.stop()
+            assert stopped is not None and stopped.status == 200, stopped
+            assert first.end is None and second.end is None  # no gateway watchdog fired: events kept coming
             await eventually(
                 lambda: CAPABILITY not in (capabilities(orch.url).get("capabilities") or {}),
                 60,
