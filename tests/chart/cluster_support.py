@@ -168,8 +168,9 @@ def example(name: str) -> list[dict[str, Any]]:
 
 
 def for_test_orchestrators(docs: list[dict[str, Any]], urls: list[str], secret: str) -> list[dict[str, Any]]:
-    """The example with its orchestrator URLs and secrets pointed at the test orchestrators, nothing else
-    changed (they serve HTTPS with a self-signed certificate, as go-livepeer orchestrators do by default)."""
+    """The example with its orchestrator URLs and secrets pointed at the test orchestrators, and its router
+    exposed in-cluster (no load balancer assigns addresses here), nothing else changed (they serve HTTPS with a
+    self-signed certificate, as go-livepeer orchestrators do by default)."""
     docs = copy.deepcopy(docs)
     next_url = iter(urls * 4)
     for doc in docs:
@@ -181,6 +182,7 @@ def for_test_orchestrators(docs: list[dict[str, Any]], urls: list[str], secret: 
         elif doc["kind"] == "BYOCWorker":
             for ref in doc["spec"].get("orchestrators") or []:
                 ref["url"] = urls[0]
+            (doc["spec"].get("registration") or {}).pop("expose", None)
     return docs
 
 
