@@ -145,7 +145,9 @@ async def test_advertised_capacity_is_the_free_slots_through_everything(
             assert updated.status == 200, updated
             stopped = await second.stop()
             assert stopped is not None and stopped.status == 200, stopped
-            assert first.end is None and second.end is None  # no gateway watchdog fired: events kept coming
+            # Ended by the stops, not by a gateway watchdog (events kept coming the whole time).
+            assert first.end is not None and first.end.kind == "stopped", first.end
+            assert second.end is not None and second.end.kind == "stopped", second.end
             await eventually(
                 lambda: CAPABILITY not in (capabilities(orch.url).get("capabilities") or {}),
                 60,

@@ -103,10 +103,16 @@ class GatewayStream:
                                                                         session=http)))  # fmt: skip
         return stream
 
-    async def finished(self, limit_s: float) -> None:
-        """Input published to its end, the output read to its end (the worker closed it)."""
-        await asyncio.wait_for(asyncio.gather(self.tasks[2], self.tasks[0]), limit_s)
-        await asyncio.sleep(1.0)  # the last events
+    async def finished(self, http: aiohttp.ClientSession, orch: str, limit_s: float) -> None:
+        """Input published to its end and the stream over at the worker (``stream_stopped``); then stopped at the
+        orchestrator as the gateway does, which closes the channels, and the output read to that end."""
+        async with asyncio.timeout(limit_s):
+            await self.tasks[2]
+            while "stream_stopped" not in [devstream.event_type(e) for e in self.events]:  # noqa: ASYNC110
+                await asyncio.sleep(0.2)
+            async with http.post(f"{orch}/_test/byoc/stream/stop", json={"stream_id": self.stream_id}) as resp:
+                await resp.read()
+            await self.tasks[0]
         self.tasks[1].cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
 
@@ -168,7 +174,7 @@ async def test_deleted_pod_and_rollout_keep_live_streams_until_they_end(
                     assert r.status == 200
             assert busy in worker_pods(launcher, ns, name, terminating=True)  # still running its stream
             # The live stream keeps flowing until its input ends, then the pod goes.
-            await live.finished(120)
+            await live.finished(http, orch.url, 120)
             assert len(live.out.frame_published) > frames_at_drain
             assert live.uninterrupted(), (
                 stop_reasons(live.events),
@@ -190,7 +196,7 @@ async def test_deleted_pod_and_rollout_keep_live_streams_until_they_end(
             await asyncio.to_thread(cluster.kubectl, "patch", "-n", ns, f"byocworker/{name}", "--type=merge",
                                     "-p", json.dumps(patch))  # fmt: skip
             for stream in rolling:
-                await stream.finished(180)
+                await stream.finished(http, orch.url, 180)
             for stream in rolling:
                 assert stream.uninterrupted(), (stream.stream_id, stop_reasons(stream.events))
 
