@@ -25,7 +25,7 @@ class Script:
     events_every: float | None = 0.2  # seconds between status events; None: never an event
     output_every: float | None = None  # seconds between output segments; None: no output
     close_output_after: float | None = None  # DELETE the -out channel this long after the start
-    data_lines: tuple[str, ...] = ()  # written on -data, one segment, right after the start
+    data_lines: tuple[str, ...] = ()  # written on -data, one segment, once the gateway reads it (2 s after start)
 
 
 @dataclass(frozen=True)
@@ -156,6 +156,9 @@ class ScriptedWorker:
             await resp.read()
 
     async def _data(self, url: str, lines: tuple[str, ...]) -> None:
+        # The gateway subscribes at the next segment (SEQ_NEXT), after it has the start's reply: what a worker
+        # writes before that is not for it. Give it time to be there, even on a loaded machine.
+        await asyncio.sleep(2.0)
         publisher = trickle.Publisher(url, JSONL, self._http)
         try:
             await publisher.write_segment("".join(line + "\n" for line in lines).encode())
