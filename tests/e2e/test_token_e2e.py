@@ -17,18 +17,9 @@ import aiohttp
 import pytest
 import yaml
 from byoc_testenv import Cluster
-from byoc_testenv.demo import (
-    OrchestratedStream,
-    advertised,
-    capabilities,
-    grayness,
-    output_frame,
-    play,
-    router_health,
-    start_stream,
-    stop_stream,
-)
+from byoc_testenv.demo import advertised, capabilities, grayness, matched_frames, play_through, router_health
 from byoc_testenv.devstream import generated_segments
+from byoc_testenv.gateway import Gateway, GatewayStream
 from byoc_testenv.launcher import Launcher
 from byoc_testenv.orchestrator import OrchestratorProcess
 
@@ -74,18 +65,20 @@ async def post_start(http: aiohttp.ClientSession, base: str, token: str | None) 
         return resp.status, await resp.json(content_type=None)
 
 
-async def stream_through_orchestrator(
-    http: aiohttp.ClientSession, orch_url: str, stream_id: str, segments: list[bytes]
-) -> OrchestratedStream:
-    stream = await start_stream(http, orch_url, CAPABILITY, stream_id, PARAMS)
-    assert stream.status == 200, stream.reply
-    try:
-        await play(http, stream, segments, first_output_timeout=90)
-    finally:
-        assert await stop_stream(http, orch_url, stream_id) == 200
-    assert stream.frames_out > 0
-    frame = await asyncio.to_thread(output_frame, stream)
-    assert frame is not None and grayness(frame) < 3  # processed by the worker, read back from the trickle server
+async def stream_through_orchestrator(orch_url: str, stream_id: str, segments: list[bytes]) -> GatewayStream:
+    """A stream as go-livepeer's gateway runs it (test gateway), through the orchestrator, which sends the token."""
+    async with Gateway([orch_url]) as gateway:
+        stream = await gateway.start_stream(
+            CAPABILITY, stream_id=stream_id, params=PARAMS, input_segments=segments, keep_output=True
+        )
+        try:
+            assert await play_through(stream, first_output_timeout=90), (stream.attempts, stream.end)
+            assert stream.end is None, stream.end  # no 401 made the orchestrator drop it, no watchdog fired
+            frames = await asyncio.to_thread(matched_frames, stream, segments)
+            assert frames is not None and grayness(frames[1]) < 3  # processed by the worker, read back
+        finally:
+            reply = await stream.stop()
+            assert reply is not None and reply.status == 200, (reply, stream.end)
     return stream
 
 
@@ -119,7 +112,7 @@ async def test_token_from_secret_guards_router_and_pod_and_rotates(
     segments = await asyncio.to_thread(generated_segments, PARAMS["width"], PARAMS["height"], 2.0)
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
         # Through the orchestrator, which sends the registered token: router and pod let it through.
-        await stream_through_orchestrator(http, orch.url, "tok-1", segments)
+        await stream_through_orchestrator(orch.url, "tok-1", segments)
 
         # Straight to the router and the pod: no token, or a wrong one, is a 401 that says why.
         for base in (router, pod):
@@ -143,7 +136,7 @@ async def test_token_from_secret_guards_router_and_pod_and_rotates(
         await eventually(lambda: registered_token(orch.url) == SECOND, 90, "the new token registered")
         await eventually(lambda: (h := router_health(launcher, url)) and h["pods"] == 1, 90, "the router's pod")
         await eventually(lambda: advertised(orch.url, CAPABILITY) == 2, 60, "capacity advertised again")
-        await stream_through_orchestrator(http, orch.url, "tok-2", segments)
+        await stream_through_orchestrator(orch.url, "tok-2", segments)
         status, reply = await post_start(http, pod, "not-the-token")
         assert status == 401 and "invalid bearer token" in reply["message"], reply
 
