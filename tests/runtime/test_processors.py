@@ -92,6 +92,29 @@ def test_resolve_module_class_and_file(tmp_path: Path) -> None:
     assert factory().__class__.__name__ == "Invert"
 
 
+def test_a_factory_building_a_pytrickle_stream_processor_is_served_through_its_gate(tmp_path: Path) -> None:
+    # pytrickle's examples build a StreamProcessor in a function; the worker serves its frame gate (skipping,
+    # overlay) rather than the StreamProcessor, which has no process_video_async.
+    source = tmp_path / "pt_effect.py"
+    source.write_text(
+        textwrap.dedent(
+            """
+            from pytrickle import StreamProcessor
+
+            async def invert(frame):
+                return frame
+
+            def build():
+                return StreamProcessor(video_processor=invert, name="inv", port=0)
+            """
+        )
+    )
+    made = resolve_processor(f"{source}:build")()
+    assert hasattr(made, "process_video_async") and type(made).__name__ == "FrameGate"
+    plain = resolve_processor("byoc_runtime.processors.builtin:GreenTintProcessor")()
+    assert type(plain).__name__ == "GreenTintProcessor"
+
+
 def test_resolve_errors_say_why(tmp_path: Path) -> None:
     with pytest.raises(ProcessorLoadError, match="unknown processor"):
         resolve_processor("no-such-effect")

@@ -48,13 +48,23 @@ def _import_module(name: str) -> Any:
     return importlib.import_module(name)
 
 
+def served_processor(obj: Any) -> Any:
+    """What the worker runs for what a factory made: a pytrickle ``StreamProcessor`` (pytrickle's examples build
+    one in their ``main()``) is served through its server's frame gate, with its frame skipping and overlay;
+    anything else as it is."""
+    gate = getattr(getattr(obj, "server", None), "gate", None)
+    if not hasattr(obj, "process_video_async") and hasattr(gate, "process_video_async"):
+        return gate
+    return obj
+
+
 def _factory(target: Any, spec: str) -> Callable[[], Any]:
     if isinstance(target, type):
         if has_handlers(target) and not hasattr(target, "process_video_async"):
             return lambda: CallbackProcessor.from_handlers(target(), name=target.__name__)
         return target
     if callable(target):
-        return target
+        return lambda: served_processor(target())
     raise ProcessorLoadError(f"{spec} is neither a class nor a callable")
 
 
