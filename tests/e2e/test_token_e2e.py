@@ -109,7 +109,7 @@ async def test_token_from_secret_guards_router_and_pod_and_rotates(
     ]
     pod = f"http://{launcher.state()['pods'][pod_key]['ip']}:8000"
 
-    segments = await asyncio.to_thread(generated_segments, PARAMS["width"], PARAMS["height"], 2.0)
+    segments = await asyncio.to_thread(generated_segments, PARAMS["width"], PARAMS["height"], 6.0)
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
         # Through the orchestrator, which sends the registered token: router and pod let it through.
         await stream_through_orchestrator(orch.url, "tok-1", segments)

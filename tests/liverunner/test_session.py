@@ -86,6 +86,9 @@ async def test_grayscale_session_through_the_orchestrator(make_orch, client_for,
         status, body = await client.call(reservation, "/stream/params", {"strength": 0.5})
         assert status == 200, body
         assert rt.worker.sessions.get(reservation.session_id).params["strength"] == 0.5
+        # The status the update emits reaches the events channel (before the client ends the session, which
+        # deletes the channels: what was not delivered by then is gone).
+        await wait_for(lambda: _true("status" in [e.get("event", {}).get("type") for e in events]), within=15)
 
         # The client ends the session at the orchestrator: slot released, channels gone, the worker's session ends.
         assert await client.stop(reservation) == 204

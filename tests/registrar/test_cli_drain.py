@@ -67,7 +67,7 @@ async def test_sigterm_drains_then_unregisters(make_orch, trickle_server, client
             feeding = asyncio.create_task(
                 publish(job["publish_url"], media_segments(seconds=30, audio_codec=None), close=False)
             )
-            await wait_for(lambda: _true(produced[0] >= 1), within=15)
+            await wait_for(lambda: _true(produced[0] >= 1), within=45)  # a loaded machine is slow to start
 
             proc.send_signal(signal.SIGTERM)
             await wait_for(lambda: _true(rt.worker.draining), within=5)
