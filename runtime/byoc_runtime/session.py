@@ -716,21 +716,19 @@ class Session:
 
     def _event_from_processor(self, event: dict[str, Any], queue_event_type: str) -> None:
         """Called by the processor (any thread) to publish a monitoring event on the events channel."""
-        loop = self._loop
-        if loop is None or loop.is_closed():
-            return
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(self._events_q.put, events.envelope(event, queue_event_type))
+        self._on_loop(self._events_q.put, events.envelope(event, queue_event_type))
 
     def _data_from_processor(self, data: Any) -> None:
         """Called by the processor (any thread) to publish a data item."""
+        self._on_loop(self._data_q.put, data)
+
+    def _on_loop(self, put: Callable[[Any], Any], item: Any) -> None:
+        """Hand an item from a processor thread to the session's loop (dropped once the loop is gone)."""
         loop = self._loop
         if loop is None or loop.is_closed():
             return
-        try:
-            loop.call_soon_threadsafe(self._data_q.put, data)
-        except RuntimeError:
-            pass
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            loop.call_soon_threadsafe(put, item)
 
     async def _write_data(self) -> None:
         """The processor's data in pytrickle's format (``data_channel.py``): every 333 ms one segment of
