@@ -32,6 +32,10 @@ async def read_output(url: str, into: list[bytes]) -> None:
                         into.append(await segment.read())
 
 
+def _chroma(img: np.ndarray) -> float:
+    return float(np.abs(img[..., 0].astype(int) - img[..., 2].astype(int)).mean())
+
+
 async def used(client) -> int | None:
     runner = await client.runner()
     return None if runner is None else runner["capacity_used"]
@@ -83,6 +87,7 @@ async def test_grayscale_session_through_the_orchestrator(make_orch, client_for,
         await wait_for(lambda: _true(len(output) >= 2), within=15)
 
         # Params through the proxy reach this session (its own id, from the proxy's header).
+        grey_until = len(output)  # segments out before the update: full grey (strength 1)
         status, body = await client.call(reservation, "/stream/params", {"strength": 0.5})
         assert status == 200, body
         assert rt.worker.sessions.get(reservation.session_id).params["strength"] == 0.5
@@ -101,8 +106,12 @@ async def test_grayscale_session_through_the_orchestrator(make_orch, client_for,
     out = decode_segments(output)
     assert out.video_codecs == {"h264"} and len(out.video) >= 30
     assert {img.shape for _, img in out.video} == {(96, 128, 3)}
-    chroma = max(np.abs(img[..., 0].astype(int) - img[..., 2].astype(int)).mean() for _, img in out.video)
-    assert chroma < 4  # grey
+    before = decode_segments(output[:grey_until]).video
+    assert before and all(_chroma(img) < 4 for _, img in before)  # grey
+    # strength 0.5 from the frame the update reached on: grey up to there, half colour after (the last frame may
+    # be the only one, held in the demuxer until the stream ended).
+    after = [_chroma(img) >= 4 for _, img in out.video[len(before) :]]
+    assert after == sorted(after)
     assert "status" in [e.get("event", {}).get("type") for e in events]
 
 

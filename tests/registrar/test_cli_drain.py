@@ -37,6 +37,8 @@ async def _true(value: bool) -> bool:
 
 
 async def test_sigterm_drains_then_unregisters(make_orch, trickle_server, client_for) -> None:
+    # Made before anything runs: encoding 30 s of media blocks this loop, which serves the orchestrator too.
+    source = media_segments(seconds=30, audio_codec=None)
     orch = await make_orch(trickle_base_url=trickle_server.base_url, heartbeat_ttl=2.0)
     client = client_for(orch)
     async with running_worker("grayscale", capacity=2) as rt:
@@ -65,7 +67,7 @@ async def test_sigterm_drains_then_unregisters(make_orch, trickle_server, client
             produced = [0]
             reader = asyncio.create_task(count_output(job["subscribe_url"], produced))
             feeding = asyncio.create_task(
-                publish(job["publish_url"], media_segments(seconds=30, audio_codec=None), close=False)
+                publish(job["publish_url"], source, close=False)
             )
             await wait_for(lambda: _true(produced[0] >= 1), within=45)  # a loaded machine is slow to start
 
