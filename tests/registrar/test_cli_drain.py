@@ -66,9 +66,7 @@ async def test_sigterm_drains_then_unregisters(make_orch, trickle_server, client
             assert status == 200, job
             produced = [0]
             reader = asyncio.create_task(count_output(job["subscribe_url"], produced))
-            feeding = asyncio.create_task(
-                publish(job["publish_url"], source, close=False)
-            )
+            feeding = asyncio.create_task(publish(job["publish_url"], source, close=False))
             await wait_for(lambda: _true(produced[0] >= 1), within=45)  # a loaded machine is slow to start
 
             proc.send_signal(signal.SIGTERM)
