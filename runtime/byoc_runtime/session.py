@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import functools
 import logging
 import time
 from collections import deque
@@ -166,6 +167,8 @@ class Session:
             instance.attach_data_sink(self._data_from_processor)
         if hasattr(instance, "attach_event_sink"):
             instance.attach_event_sink(self._event_from_processor)
+        if hasattr(instance, "attach_input_sink"):
+            instance.attach_input_sink(self._input_from_processor)
         self._task = asyncio.create_task(self._run(), name=f"session-{self.stream_id}")
 
     async def stop(self, reason: str = "stopped", limit_s: float = 10.0, end_output: bool = False) -> None:
@@ -254,6 +257,8 @@ class Session:
             instance.attach_data_sink(None)
         if hasattr(instance, "attach_event_sink"):
             instance.attach_event_sink(None)
+        if hasattr(instance, "attach_input_sink"):
+            instance.attach_input_sink(None)
         if self.state is not SessionState.FAILED:
             self.state = SessionState.ENDED
         self._events_q.put(events.stream_stopped(self.stop_reason or outcome))
@@ -721,6 +726,19 @@ class Session:
     def _data_from_processor(self, data: Any) -> None:
         """Called by the processor (any thread) to publish a data item."""
         self._on_loop(self._data_q.put, data)
+
+    def _input_from_processor(self, frame: VideoFrame | AudioFrame) -> None:
+        """Called by the processor (any thread): a frame it made, into the input queues as if decoded (no jitter
+        buffer: it is due now)."""
+        decoded_at = time.monotonic()
+        if isinstance(frame, VideoFrame):
+            av_frame = frame.to_av_frame()
+            av_frame.pts, av_frame.time_base = frame.timestamp, frame.time_base
+            self._on_loop(functools.partial(self._enqueue_video, decoded_at=decoded_at), av_frame)
+        elif isinstance(frame, AudioFrame):
+            self._on_loop(functools.partial(self._enqueue_audio, decoded_at=decoded_at), frame.to_av_frame())
+        else:
+            raise TypeError(f"send_input_frame takes a VideoFrame or an AudioFrame, not {type(frame).__name__}")
 
     def _on_loop(self, put: Callable[[Any], Any], item: Any) -> None:
         """Hand an item from a processor thread to the session's loop (dropped once the loop is gone)."""

@@ -15,19 +15,19 @@ import json
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 import pytest
 import yaml
 from byoc_testenv import Cluster, devstream
-from byoc_testenv.demo import advertised, router_health, start_stream
+from byoc_testenv.demo import advertised, router_health
+from byoc_testenv.gateway import Gateway, GatewayStream, NoOrchestrators
 from byoc_testenv.launcher import Launcher
 from byoc_testenv.orchestrator import OrchestratorProcess
 from byoc_testenv.trickle import TrickleServer
 
-from tests.runtime.support import Stream, publish, stop_reasons
+from tests.runtime.support import Stream, publish
 
 from .conftest import IMAGE, SECRET, eventually
 
@@ -76,58 +76,34 @@ async def ready_pod(launcher: Launcher, namespace: str, name: str) -> tuple[str,
     return await eventually(one, 240, f"a ready pod of {name}")
 
 
-@dataclass
-class GatewayStream:
-    """A stream started at the orchestrator: paced input that ends by itself, its output and events read back."""
+async def finished(stream: GatewayStream, limit_s: float) -> None:
+    """Input sent to its end and the stream over at the worker (``stream_stopped``); then stopped at the
+    orchestrator as a gateway does once its client is done, which closes the channels."""
+    async with asyncio.timeout(limit_s):
+        while not stream.input_done or "stream_stopped" not in [e.get("type") for e in stream.events]:  # noqa: ASYNC110
+            await asyncio.sleep(0.2)
+    reply = await stream.stop()
+    assert reply is not None and reply.status == 200, (stream.stream_id, reply, stream.end)
 
-    stream_id: str
-    urls: dict[str, str]
-    sent: devstream.InputLog = field(default_factory=devstream.InputLog)
-    out: devstream.OutputLog = field(default_factory=devstream.OutputLog)
-    events: list[Any] = field(default_factory=list)
-    tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
-    @classmethod
-    async def start(cls, http: aiohttp.ClientSession, orch: str, capability: str, sid: str, segments: list[bytes]
-                    ) -> GatewayStream:  # fmt: skip
-        started = await start_stream(http, orch, capability, sid, PARAMS)
-        assert started.status == 200, started.reply
-        stream = cls(sid, started.urls)
-        stream.tasks = [
-            asyncio.create_task(devstream.read_output(stream.urls["subscribe"], stream.out, session=http)),
-            asyncio.create_task(devstream.read_events(stream.urls["events"], stream.events, session=http)),
-        ]
-        await asyncio.sleep(0.5)  # the worker subscribes before the first segment
-        pieces = [devstream.split_frames(s) for s in segments]
-        stream.tasks.append(asyncio.create_task(devstream.publish_paced(stream.urls["publish"], pieces, stream.sent,
-                                                                        session=http)))  # fmt: skip
-        return stream
+def uninterrupted(stream: GatewayStream, sent: list[bytes]) -> bool:
+    """One orchestrator session that no gateway watchdog ended, whose output reaches the end of the input (frames
+    above max_framerate are dropped, so not every frame comes out), ended because its input did."""
+    out = [pts for segment in stream.record.output for pts in devstream.frame_pts(segment)]
+    last_in = max(pts for segment in sent for pts in devstream.frame_pts(segment))
+    reasons = [e.get("reason") for e in stream.events if e.get("type") == "stream_stopped"]
+    return (
+        len(stream.attempts) == 1
+        and stream.end is not None
+        and stream.end.kind == "stopped"
+        and bool(out)
+        and max(out) >= last_in - devstream.PTS_HZ // 2
+        and reasons == ["input ended"]
+    )
 
-    async def finished(self, http: aiohttp.ClientSession, orch: str, limit_s: float) -> None:
-        """Input published to its end and the stream over at the worker (``stream_stopped``); then stopped at the
-        orchestrator as the gateway does, which closes the channels, and the output read to that end."""
-        async with asyncio.timeout(limit_s):
-            await self.tasks[2]
-            while "stream_stopped" not in [devstream.event_type(e) for e in self.events]:  # noqa: ASYNC110
-                await asyncio.sleep(0.2)
-            async with http.post(f"{orch}/_test/byoc/stream/stop", json={"stream_id": self.stream_id}) as resp:
-                await resp.read()
-            await self.tasks[0]
-        self.tasks[1].cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
 
-    def uninterrupted(self) -> bool:
-        """The output reaches the end of the input (frames above max_framerate are dropped, so not every frame
-        comes out) and the stream ended because its input did."""
-        if not self.sent.frame_sent or not self.out.frame_published:
-            return False
-        reached_end = max(self.out.frame_published) >= max(self.sent.frame_sent) - devstream.PTS_HZ // 2
-        return reached_end and stop_reasons(self.events) == ["input ended"]
-
-    async def cancel(self) -> None:
-        for task in self.tasks:
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+def described(stream: GatewayStream) -> tuple[Any, ...]:
+    return stream.stream_id, stream.end, [e.get("type") for e in stream.events], stream.attempts
 
 
 @pytest.mark.timeout(1200)
@@ -150,64 +126,60 @@ async def test_deleted_pod_and_rollout_keep_live_streams_until_they_end(
     router = f"http://{name}-router.{ns}.svc:8080"
     await eventually(lambda: (h := router_health(launcher, router)) and h["pods"] == 2, 60, "the router to know 2 pods")
     segments = await asyncio.to_thread(devstream.generated_segments, PARAMS["width"], PARAMS["height"], 20.0)
-    streams: list[GatewayStream] = []
-    async with aiohttp.ClientSession() as http:
+
+    async def start(gateway: Gateway, stream_id: str, input_segments: list[bytes]) -> GatewayStream:
+        return await gateway.start_stream(
+            capability, stream_id=stream_id, params=PARAMS, input_segments=input_segments, keep_output=True
+        )
+
+    async with Gateway([orch.url]) as gateway:
+        # (a) The pod running a live stream is deleted.
+        live = await start(gateway, "live", segments)
+        await eventually(lambda: live.output_segments, 90, "output of the live stream")
+        pods = worker_pods(launcher, ns, name)
+        busy = next(k for k, v in pods.items() if (h := health(v["ip"])) and h["active_streams"] == 1)
+        busy_ip = pods[busy]["ip"]
+        await asyncio.to_thread(cluster.kubectl, "delete", "pod", "-n", ns, busy.split("/")[1], "--wait=false")
+        # Its preStop hook runs first: it refuses new streams at once and the router places elsewhere.
+        await eventually(lambda: (h := health(busy_ip)) and h["draining"], 30, "the deleted pod to drain")
+        segments_at_drain = live.output_segments
         try:
-            # (a) The pod running a live stream is deleted.
-            live = await GatewayStream.start(http, orch.url, capability, "live", segments)
-            streams.append(live)
-            await eventually(lambda: live.out.frame_published, 90, "output of the live stream")
+            other: GatewayStream | None = await start(gateway, "after-delete", [])
+        except NoOrchestrators:
+            other = None  # the orchestrator was told 0 free slots already
+        if other is not None:
+            await asyncio.sleep(1)
+            busy_health = health(busy_ip)
+            assert busy_health and busy_health["active_streams"] == 1  # not placed on the draining pod
+            await other.stop()
+        assert busy in worker_pods(launcher, ns, name, terminating=True)  # still running its stream
+        # The live stream keeps flowing until its input ends, then the pod goes.
+        await finished(live, 120)
+        assert live.output_segments > segments_at_drain
+        assert uninterrupted(live, segments), described(live)
+        ended = time.monotonic()
+        await eventually(lambda: busy not in launcher.state()["pods"], 60, "the drained pod's processes to exit")
+        assert time.monotonic() - ended < 60
+
+        # (c) A rollout with maxUnavailable 1 while both pods run a stream that ends within the grace.
+        await eventually(lambda: advertised(orch.url, capability) == 2, 240, "capacity 2 again")
+        await eventually(lambda: (h := router_health(launcher, router)) and h["pods"] == 2, 60, "2 pods in router")
+        before = set(worker_pods(launcher, ns, name))
+        rolling = [await start(gateway, f"roll-{i}", segments) for i in range(2)]
+        await eventually(lambda: all(s.output_segments for s in rolling), 90, "output of both streams")
+        patch = {"spec": {"runtime": {"params": {"rollout": 2}}}}
+        await asyncio.to_thread(cluster.kubectl, "patch", "-n", ns, f"byocworker/{name}", "--type=merge",
+                                "-p", json.dumps(patch))  # fmt: skip
+        for stream in rolling:
+            await finished(stream, 180)
+        for stream in rolling:
+            assert uninterrupted(stream, segments), described(stream)
+
+        def rolled_out() -> bool:
             pods = worker_pods(launcher, ns, name)
-            busy = next(k for k, v in pods.items() if (h := health(v["ip"])) and h["active_streams"] == 1)
-            busy_ip = pods[busy]["ip"]
-            await asyncio.to_thread(cluster.kubectl, "delete", "pod", "-n", ns, busy.split("/")[1], "--wait=false")
-            # Its preStop hook runs first: it refuses new streams at once and the router places elsewhere.
-            await eventually(lambda: (h := health(busy_ip)) and h["draining"], 30, "the deleted pod to drain")
-            frames_at_drain = len(live.out.frame_published)
-            other = await start_stream(http, orch.url, capability, "after-delete", PARAMS)
-            assert other.status in (200, 503), other.reply
-            if other.status == 200:
-                await asyncio.sleep(1)
-                busy_health = health(busy_ip)
-                assert busy_health and busy_health["active_streams"] == 1  # not placed on the draining pod
-                async with http.post(f"{orch.url}/_test/byoc/stream/stop", json={"stream_id": "after-delete"}) as r:
-                    assert r.status == 200
-            assert busy in worker_pods(launcher, ns, name, terminating=True)  # still running its stream
-            # The live stream keeps flowing until its input ends, then the pod goes.
-            await live.finished(http, orch.url, 120)
-            assert len(live.out.frame_published) > frames_at_drain
-            assert live.uninterrupted(), (
-                stop_reasons(live.events),
-                max(live.sent.frame_sent),
-                max(live.out.frame_published),
-            )
-            ended = time.monotonic()
-            await eventually(lambda: busy not in launcher.state()["pods"], 60, "the drained pod's processes to exit")
-            assert time.monotonic() - ended < 60
+            return len(pods) == 2 and not (set(pods) & before) and not worker_pods(launcher, ns, name, True)
 
-            # (c) A rollout with maxUnavailable 1 while both pods run a stream that ends within the grace.
-            await eventually(lambda: advertised(orch.url, capability) == 2, 240, "capacity 2 again")
-            await eventually(lambda: (h := router_health(launcher, router)) and h["pods"] == 2, 60, "2 pods in router")
-            before = set(worker_pods(launcher, ns, name))
-            rolling = [await GatewayStream.start(http, orch.url, capability, f"roll-{i}", segments) for i in range(2)]
-            streams += rolling
-            await eventually(lambda: all(s.out.frame_published for s in rolling), 90, "output of both streams")
-            patch = {"spec": {"runtime": {"params": {"rollout": 2}}}}
-            await asyncio.to_thread(cluster.kubectl, "patch", "-n", ns, f"byocworker/{name}", "--type=merge",
-                                    "-p", json.dumps(patch))  # fmt: skip
-            for stream in rolling:
-                await stream.finished(http, orch.url, 180)
-            for stream in rolling:
-                assert stream.uninterrupted(), (stream.stream_id, stop_reasons(stream.events))
-
-            def rolled_out() -> bool:
-                pods = worker_pods(launcher, ns, name)
-                return len(pods) == 2 and not (set(pods) & before) and not worker_pods(launcher, ns, name, True)
-
-            await eventually(rolled_out, 300, "every pod replaced by the rollout")
-        finally:
-            for stream in streams:
-                await stream.cancel()
+        await eventually(rolled_out, 300, "every pod replaced by the rollout")
 
 
 async def test_stream_outliving_a_short_grace_ends_with_a_stop_event(

@@ -36,6 +36,13 @@ def _chroma(img: np.ndarray) -> float:
     return float(np.abs(img[..., 0].astype(int) - img[..., 2].astype(int)).mean())
 
 
+async def read_events(url: str, into: list[dict]) -> None:
+    async with aiohttp.ClientSession() as http:
+        with contextlib.suppress(trickle.TrickleError):
+            async for message in trickle.JsonSubscriber(url, session=http):
+                into.append(message)
+
+
 async def used(client) -> int | None:
     runner = await client.runner()
     return None if runner is None else runner["capacity_used"]
@@ -76,13 +83,7 @@ async def test_grayscale_session_through_the_orchestrator(make_orch, client_for,
         events: list[dict] = []
         reader = asyncio.create_task(read_output(job["subscribe_url"], output))
 
-        async def read_events() -> None:
-            async with aiohttp.ClientSession() as http:
-                with contextlib.suppress(trickle.TrickleError):
-                    async for message in trickle.JsonSubscriber(job["events_url"], session=http):
-                        events.append(message)
-
-        events_task = asyncio.create_task(read_events())
+        events_task = asyncio.create_task(read_events(job["events_url"], events))
         await publish(job["publish_url"], segments(seconds=3, audio_codec="libopus"), close=False)
         await wait_for(lambda: _true(len(output) >= 2), within=15)
 
@@ -136,15 +137,23 @@ async def test_runner_releases_the_session_when_its_stream_ends(make_orch, clien
         await publish(job["publish_url"], segments(seconds=1, audio_codec=None), close=True)
         await wait_for(lambda: _true(rt.worker.find(first.session_id) is None), within=15)
 
-        # 2. /stream/stop through the proxy stops this session only.
+        # 2. /stream/stop through the proxy stops this session only, and its client reads why on "events" before
+        # the release closes the channels (a stop at the orchestrator closes them at once: nothing can follow).
         _, second = await client.reserve(url)
-        assert (await client.call(second, "/stream/start", {"params": SMALL}))[0] == 200
+        status, job = await client.call(second, "/stream/start", {"params": SMALL})
+        assert status == 200, job
         assert await used(client) == 1
+        events: list[dict] = []
+        events_task = asyncio.create_task(read_events(job["events_url"], events))
+        await wait_for(lambda: _true(bool(events)), within=15)
         status, body = await client.call(second, "/stream/stop", None, headers={"X-Stream-Id": "someone-else"})
         assert status == 200, body
         await wait_for(lambda: _true(not len(rt.worker.sessions)))
         await wait_for(lambda: _true(orch.live_runners.runners["pod-0"].sessions == {}))
         assert await used(client) == 0
+        await asyncio.wait_for(events_task, 10)  # the release closed the channel: the reader ends
+        stopped = [e["event"] for e in events if e.get("event", {}).get("type") == "stream_stopped"]
+        assert [e.get("reason") for e in stopped] == ["stopped by request"], events
 
 
 async def test_refused_starts_release_their_reservation(make_orch, client_for, secret_file) -> None:

@@ -229,6 +229,7 @@ V018_METHODS: dict[str, dict[str, bool]] = {
     "StreamProcessor": {
         "send_data": True,
         "send_monitoring_event": True,
+        "send_input_frame": True,
         "set_loading_overlay": False,
         "run_forever": True,
         "run": False,

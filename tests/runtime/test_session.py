@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
+from fractions import Fraction
 
 import numpy as np
 import pytest
 import torch
 from byoc_runtime import trickle
+from byoc_runtime.frames import VideoFrame
 from byoc_runtime.processors.base import FrameProcessor
 from byoc_runtime.processors.builtin import GrayscaleProcessor, PassthroughProcessor
 
@@ -408,3 +410,40 @@ async def test_input_ahead_of_real_time_is_caught_up_without_drops(trickle_serve
     assert 'reason="processing_behind"' not in metrics
     assert 'reason="encoding_behind"' not in metrics
     assert elapsed < 3.5  # paced, 4 s of input would take over 4 s
+
+
+async def test_frames_a_processor_sends_as_input_are_processed_and_published(trickle_server, make_segments) -> None:
+    """pytrickle's ``send_input_frame``: a frame the processor makes goes through the pipeline like a decoded one."""
+    seen: list[int] = []
+    made: list[int] = []
+    processed_made: list[int] = []
+
+    class Injector(FrameProcessor):
+        async def process_video_async(self, frame):
+            if frame.tensor[..., 0].mean() > 0.9 and frame.tensor[..., 1].mean() < 0.1:  # one of ours
+                processed_made.append(frame.timestamp)
+                return frame
+            seen.append(frame.timestamp)
+            if len(seen) in (10, 20, 30):
+                # withhold this frame; send a red one with its timestamp in its place
+                red = torch.zeros_like(frame.tensor)
+                red[..., 0] = 1.0
+                made.append(frame.timestamp)
+                assert await self.send_input_frame(frame.replace_tensor(red))
+                return None
+            return frame
+
+    idle = Injector()
+    assert not await idle.send_input_frame(idle_frame())  # no stream: nowhere to go
+    async with running_worker(lambda: Injector()) as rt:
+        await rt.wait_health("IDLE")
+        stream = Stream.create(trickle_server)
+        await run_stream(rt, stream, make_segments(seconds=2, audio_codec=None))
+    assert len(made) == 3 and processed_made == made
+    out = decode_segments(stream.output)
+    red = [img for _, img in out.video if img[..., 0].mean() > 200 and img[..., 1].mean() < 40]
+    assert len(red) == 3
+
+
+def idle_frame() -> VideoFrame:
+    return VideoFrame(torch.zeros(1, 8, 8, 3), 0, Fraction(1, 90_000))

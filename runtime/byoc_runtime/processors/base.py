@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 
 DataSink = Callable[[Any], None]
 EventSink = Callable[[dict[str, Any], str], None]
+InputSink = Callable[[VideoFrame | AudioFrame], None]
 
 
 class FrameProcessor:
@@ -33,6 +34,7 @@ class FrameProcessor:
         self._model_load_lock: asyncio.Lock | None = None
         self._data_sink: DataSink | None = None
         self._event_sink: EventSink | None = None
+        self._input_sink: InputSink | None = None
 
     def attach_state(self, state: Any) -> None:
         self.state = state
@@ -80,6 +82,20 @@ class FrameProcessor:
     def attach_event_sink(self, sink: EventSink | None) -> None:
         """Set by the runtime while the processor serves a session; ``send_monitoring_event`` goes there."""
         self._event_sink = sink
+
+    def attach_input_sink(self, sink: InputSink | None) -> None:
+        """Set by the runtime while the processor serves a session; ``send_input_frame`` goes there."""
+        self._input_sink = sink
+
+    async def send_input_frame(self, frame: VideoFrame | AudioFrame) -> bool:
+        """Put a frame into the session's input as if it had been decoded from the stream (pytrickle
+        ``StreamProcessor.send_input_frame``): it is processed and published like the others."""
+        sink = getattr(self, "_input_sink", None)
+        if sink is None:
+            log.debug("send_input_frame with no stream running; dropped")
+            return False
+        sink(frame)
+        return True
 
     async def send_monitoring_event(self, event: dict[str, Any], queue_event_type: str = "stream_events") -> bool:
         """Publish a monitoring event on the session's events channel (pytrickle ``emit_monitoring_event``)."""

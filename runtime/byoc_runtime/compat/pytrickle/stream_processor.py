@@ -16,6 +16,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from byoc_runtime.frames import AudioFrame, VideoFrame
 from byoc_runtime.processors.handlers import CallbackProcessor, VideoProcessingResult, discover_handlers
 
 from .frame_overlay import OverlayConfig
@@ -126,6 +127,9 @@ class StreamProcessor:
 
     async def send_monitoring_event(self, event: dict[str, Any], event_type: str = "custom_monitoring_event") -> bool:
         return await self.server.gate.send_monitoring_event(event, event_type)
+
+    async def send_input_frame(self, frame: VideoFrame | AudioFrame) -> bool:
+        return await self.server.gate.send_input_frame(frame)
 
     def set_loading_overlay(self, active: bool) -> bool:
         return self.server.gate.set_manual_loading(active)
