@@ -38,13 +38,14 @@ import psutil
 from byoc_operator import api
 from byoc_operator.render import Worker, render_deployment, render_service
 from byoc_testenv.cluster import Cluster
-from byoc_testenv.nodes import GPUNodeGroup
+from byoc_testenv.nodes import CPUNodeGroup, GPUNodeGroup
 from byoc_testenv.orchestrator.process import OrchestratorProcess
 
 from benchmarks.operator.live_runner_load import MODES as LIVE_RUNNER_MODES
 from benchmarks.operator.live_runner_load import measure_live_runner
 from benchmarks.operator.operator_process import Operator
 from benchmarks.operator.percentiles import percentiles
+from benchmarks.operator.routers import StandInRouters
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -209,6 +210,8 @@ def measure_registration(cluster: Cluster, replicas: int, workdir: Path) -> dict
     cluster.kubectl("create", "namespace", ns)
     orchs = [OrchestratorProcess.start(secret=SECRET) for _ in range(3)]
     op = Operator(cluster, workdir / "operator-registration.log", RESYNC_SECONDS)
+    routers = StandInRouters(cluster, ns, "fleet", sessions_per_pod=1)
+    routers.start()
     try:
         secret = {
             "apiVersion": "v1",
@@ -267,6 +270,7 @@ def measure_registration(cluster: Cluster, replicas: int, workdir: Path) -> dict
         down = follow(replicas - replicas // 10)
         rss = op.rss_mb()
     finally:
+        routers.stop()
         op.stop()
         for o in orchs:
             o.stop()
@@ -450,8 +454,11 @@ NOTES = [
     "Deployment, Service and pods in the indexes): 1000 workers with one pod each sit just under the 150 MB goal. "
     "Keeping only the pod fields status needs (already slimmed) and dropping kopf's diff-base memories would give "
     "the next margin; many-pod workers add pod entries at about 2 KB each.",
-    "Registration: with BYOC, the capacity change reaches every orchestrator a few hundred milliseconds after the "
-    "Deployment reports the pods ready (the remaining time is Kubernetes bringing 1000 pods up).",
+    "Registration, BYOC: the operator registers the free slots the routers report (their /health, polled every 5 s), "
+    "so a capacity change reaches every orchestrator within one router poll after the routers see the pods, plus a "
+    "few hundred milliseconds for the registrations. kwok runs no routers: `routers.py` answers each router pod's "
+    "/health on its pod IP with one free slot per Ready worker pod (the Deployment's readyReplicas), so the "
+    "router's own discovery lag is not in these figures (the real router re-reads its pods every 5 s by default).",
 ]
 
 
@@ -569,7 +576,10 @@ def main() -> int:
     if (args.resume or args.registration_only) and saved.exists():
         done = json.loads(saved.read_text())
         results = {**done, "command": f"{done['command']}; then {command}"}
-    with Cluster.start([GPUNodeGroup("gpu", args.nodes, gpus_per_node=8)], timeout=600) as cluster:
+    # CPU nodes for the routers (they do not tolerate the GPU taint)
+    with Cluster.start(
+        [GPUNodeGroup("gpu", args.nodes, gpus_per_node=8), CPUNodeGroup("cpu", 2)], timeout=600
+    ) as cluster:
         cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
         cluster.kubectl("wait", "--for=condition=Established", "crd/byocworkers.byoc.livepeer.org")
         for n in sizes:
