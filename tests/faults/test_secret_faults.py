@@ -76,8 +76,13 @@ def test_rotated_secret_is_used_and_the_old_one_never_sent_again(
         url = before.url
     # The orchestrator comes back with a new -orchSecret (the usual way to rotate it), forgetting its table.
     with OrchestratorProcess.start(secret=NEW, port=int(url.rsplit(":", 1)[1])) as after:
-        obj = registered_with(kube, "w", ns, "RegistrationFailed", timeout=60)
-        assert "HTTP 400: invalid authorization" in orchestrator_entry(obj, url)["lastError"]
+        # Refused with the old secret (a connection error from the minute it was down may be shown first).
+        wait_for(
+            lambda: (o := registered_with(kube, "w", ns, "RegistrationFailed", timeout=60))
+            and "HTTP 400: invalid authorization" in orchestrator_entry(o, url).get("lastError", ""),
+            60,
+            what="the new orchestrator refusing the old secret",
+        )
 
         apply_secret(faults_cluster, ns, "orch", NEW)  # the Kubernetes Secret follows
         wait_for(lambda: capacity_at(after.url, cap) == 0, 60, what="registered with the new secret")
