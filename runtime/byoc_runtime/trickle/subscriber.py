@@ -302,7 +302,7 @@ class Subscriber:
         while True:
             try:
                 async with asyncio.timeout(self._refresh) as deadline:
-                    return await session.get(url, timeout=request_timeout(self._connect_timeout))
+                    return await session.get(url, timeout=request_timeout(self._connect_timeout), allow_redirects=False)
             except TimeoutError:
                 if deadline.expired():
                     # Nothing published for a while: re-issue the waiting GET, as upstream does, so
