@@ -166,9 +166,7 @@ async def start_stream(request: web.Request) -> web.Response:
     stream_id = request.headers.get(STREAM_ID_HEADER) or start.gateway_request_id
     if not stream_id:
         return error_reply(400, f"{STREAM_ID_HEADER} header or a non-empty gateway_request_id is required")
-    if start.gateway_request_id != stream_id:
-        # The orchestrator's X-Stream-Id keys the session: go-livepeer copies the gateway's body over the id it
-        # made, so a body naming another stream's id must not reach (or hand back) that stream.
+    if not start.gateway_request_id:
         start = start.model_copy(update={"gateway_request_id": stream_id})
     try:
         session, created = await worker.start_session(start, stream_id)
