@@ -317,3 +317,12 @@ async def test_callers_live_runner_headers_never_reach_a_pod(http, make_pod, mak
     forwarded = pods[0].calls("/stream/start") + pods[0].calls("/stream/params")
     assert len(forwarded) == 2
     assert all(not k.lower().startswith("livepeer-") for c in forwarded for k in c.headers), forwarded
+
+
+async def test_deeply_nested_json_is_no_router_error(http, make_pod, make_router):
+    # json recurses per level; the router only peeks at start bodies for the stream id (review L2).
+    pods = [await make_pod()]
+    router = await make_router(pods)
+    headers = {"X-Stream-Id": "s1", "Content-Type": "application/json"}
+    async with http.post(router.url + "/stream/start", data="[" * 100_000, headers=headers) as r:
+        assert r.status == 400, await r.text()  # the pod's answer, passed on
