@@ -148,8 +148,10 @@ async def start_live_runner(request: web.Request, body: dict[str, Any], context:
         return _refused(worker, exc)
     except CallbackError as exc:
         return error_reply(502, str(exc), reason="orchestrator")
-    except StartInvalid as exc:  # the orchestrator's own channels are off the allowed origins
-        return error_reply(502, f"orchestrator channels refused: {exc}", reason="orchestrator")
+    except StartInvalid as exc:
+        if exc.reason == "origin":  # the orchestrator's own channels are off the allowed origins
+            return error_reply(502, f"orchestrator channels refused: {exc}", reason="orchestrator")
+        return error_reply(exc.status, str(exc), reason=exc.reason)
     return web.json_response(reply)
 
 
