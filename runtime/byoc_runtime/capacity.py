@@ -20,6 +20,15 @@ class StartRefused(Exception):
         self.reason = reason  # "loading", "capacity", "error", "draining"
 
 
+class StartInvalid(Exception):
+    """This start can never run as asked (HTTP 400, or 409 for a stream id already running elsewhere)."""
+
+    def __init__(self, message: str, reason: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.reason = reason  # "origin", "output_size", "conflict"
+        self.status = status
+
+
 class _Session(Protocol):
     request_id: str
     stream_id: str

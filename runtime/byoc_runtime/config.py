@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from .origins import AllowedOrigins
 from .settings import Flags, gather
 from .settings import build_parser as build_parser_for
 
@@ -50,6 +51,26 @@ class RuntimeConfig(BaseModel):
     torch_threads: Annotated[int, Field(ge=0)] = 0
     log_level: str = "INFO"
     pytrickle_shim: Literal["auto", "always", "never"] = "auto"
+    # Origins (scheme://host:port) the URLs of a start may be on (origins.py); empty: any (local use).
+    allowed_origins: tuple[str, ...] = ()
+    # Untrusted media: decoded input frames, one input segment and requested output frames are capped.
+    max_input_pixels: Annotated[int, Field(ge=1)] = 4096 * 4096
+    max_segment_bytes: Annotated[int, Field(ge=1024)] = 64 * 1024 * 1024
+    max_output_pixels: Annotated[int, Field(ge=1)] = 1920 * 1080
+
+    @field_validator("allowed_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        return tuple(value.replace(",", " ").split()) if isinstance(value, str) else value
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _valid_origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        AllowedOrigins.parse(value)
+        return value
+
+    def origins(self) -> AllowedOrigins:
+        return AllowedOrigins.parse(self.allowed_origins)
 
     @field_validator("params", mode="before")
     @classmethod
@@ -88,6 +109,14 @@ _FLAGS: Flags = {
     "torch-threads": (int, "torch intra-op threads; 0: half the cores per session slot (media threads need the rest)"),
     "log-level": (str, "DEBUG, INFO, WARNING, ERROR"),
     "pytrickle-shim": (str, "map 'import pytrickle' to this runtime: auto (when pytrickle is absent), always, never"),
+    "allowed-origins": (
+        str,
+        "comma-separated origins (scheme://host:port) that start requests' trickle and callback URLs must be on; "
+        "empty: any",
+    ),
+    "max-input-pixels": (int, "largest input frame (width x height) decoded; a larger one ends the stream"),
+    "max-segment-bytes": (int, "largest input segment read; a larger one ends the stream"),
+    "max-output-pixels": (int, "largest output frame (params width x height) a stream may ask for"),
 }
 
 

@@ -35,7 +35,7 @@ import torch
 from pydantic import ValidationError
 
 from . import data_channel, events, trickle
-from .api.schema import StreamParams, StreamStartRequest
+from .api.schema import MAX_JSON_DEPTH, StreamParams, StreamStartRequest, nesting_depth, output_size_refusal
 from .frames import DEFAULT_HEIGHT, DEFAULT_WIDTH, AudioFrame, FrameOrigin, VideoFrame, is_video_frame
 from .media.convert import DEFAULT_INTERPOLATION, rgb_to_tensor, rgb_to_video_frame, tensor_to_rgb, video_frame_to_rgb
 from .media.decode import FrameRateLimiter, SegmentDecoder, SegmentReader, SegmentReport
@@ -57,6 +57,10 @@ class SessionState(enum.StrEnum):
     STOPPING = "STOPPING"
     ENDED = "ENDED"
     FAILED = "FAILED"
+
+
+class OutputTooLarge(ValueError):
+    """Params asking for a larger output than this worker makes."""
 
 
 class SessionFailure(Exception):
@@ -93,6 +97,10 @@ class SessionSettings:
     data_interval: float = 0.333  # pytrickle client.py batches data this often
     data_keepalive: float = 25.0
     unattended_limit_s: float = 300.0  # lifetime of a stream with neither input nor control channel
+    # Untrusted media (RuntimeConfig): a larger input frame or segment ends the stream; a larger output is refused.
+    max_input_pixels: int = 4096 * 4096
+    max_segment_bytes: int = 64 * 1024 * 1024
+    max_output_pixels: int = 1920 * 1080
 
 
 class Session:
@@ -319,8 +327,9 @@ class Session:
         ``_subscribe`` pipes them into one decoder instead). At most ``decode_backlog`` segments wait for
         the decoder; beyond that reading pauses, and the trickle server's window skips us ahead (470)."""
         loop = asyncio.get_running_loop()
-        decoder = SegmentDecoder(hardware=self.settings.hw_decode)
+        decoder = SegmentDecoder(hardware=self.settings.hw_decode, max_pixels=self.settings.max_input_pixels)
         self._decoder = decoder
+        limit = self.settings.max_segment_bytes
         pending: deque[tuple[asyncio.Future[SegmentReport], SegmentReader]] = deque()
         async with trickle.Subscriber(url, session=self._http) as subscriber:
             async for segment in subscriber:
@@ -335,12 +344,17 @@ class Session:
                 pending.append((future, reader))
                 try:
                     async for chunk in segment.iter_chunks():
-                        reader.feed(chunk)
+                        if reader.bytes_fed + len(chunk) > limit:
+                            reader.abort()
+                            raise SessionFailure(f"input segment larger than {limit} bytes", "input")
+                        await reader.put(chunk)
+                        if future.done():
+                            break  # the decoder stopped reading (refused input): do not wait for the rest
                 except trickle.SegmentError as exc:
                     log.info("session %s: input segment cut short: %s", self.stream_id, exc)
                 finally:
                     reader.finish()
-                while len(pending) > self.settings.decode_backlog:
+                while pending and (len(pending) > self.settings.decode_backlog or pending[0][0].done()):
                     await self._settle_segment(*pending.popleft())
         while pending:
             await self._settle_segment(*pending.popleft())
@@ -348,6 +362,8 @@ class Session:
     async def _settle_segment(self, future: asyncio.Future[SegmentReport], reader: SegmentReader) -> None:
         """Account for one decoded segment; too many undecodable ones in a row end the session."""
         report = await future
+        if report.refused is not None:
+            raise SessionFailure(report.refused, "input")
         if report.errors:
             self.metrics.errors.labels("decode").inc()
         if report.video_frames or report.audio_frames:
@@ -636,6 +652,9 @@ class Session:
     async def update_params(self, params: dict[str, Any], source: str = "api") -> dict[str, Any]:
         """Validate and apply new params (from ``/stream/params`` or the control channel)."""
         validated = StreamParams.model_validate(params).as_dict()
+        too_big = output_size_refusal(validated, self.settings.max_output_pixels)
+        if too_big:
+            raise OutputTooLarge(too_big)
         async with self._params_lock:
             if "width" in validated:
                 self.width, self.height = int(validated["width"]), int(validated["height"])
@@ -676,10 +695,15 @@ class Session:
         async for message in control:
             if trickle.is_keepalive(message) or not isinstance(message, dict):
                 continue
+            if nesting_depth(message) > MAX_JSON_DEPTH:
+                self._error_event(f"control message nested deeper than {MAX_JSON_DEPTH} levels: ignored", "params")
+                continue
             try:
                 await self.update_params(message, source="control")
             except ValidationError as exc:
                 self._error_event(f"invalid params on control channel: {exc.errors(include_url=False)}", "params")
+            except OutputTooLarge as exc:
+                self._error_event(f"invalid params on control channel: {exc}", "params")
             except Exception as exc:
                 self._error_event(f"update_params failed: {exc!r}", "processor")
 
@@ -791,7 +815,6 @@ class Session:
             "params": self.params,
             "width": self.width,
             "height": self.height,
-            "urls": self.request.reported_urls(),
             "fps": self.fps_stats(),
             "segments_in": self.segments_in,
             "segments_out": self.segments_out,

@@ -15,8 +15,8 @@ from typing import Any
 
 import torch
 
-from .api.schema import StreamStartRequest
-from .capacity import SessionTable, StartRefused
+from .api.schema import StreamStartRequest, output_size_refusal
+from .capacity import SessionTable, StartInvalid, StartRefused
 from .config import RuntimeConfig
 from .media.encode import EncoderSettings, encoder_available
 from .metrics import Metrics
@@ -50,6 +50,9 @@ def session_settings(config: RuntimeConfig) -> SessionSettings:
         processor_timeout=config.processor_timeout,
         heartbeat_interval=config.heartbeat_interval,
         interpolation=config.scale_interpolation,
+        max_input_pixels=config.max_input_pixels,
+        max_segment_bytes=config.max_segment_bytes,
+        max_output_pixels=config.max_output_pixels,
     )
 
 
@@ -76,6 +79,7 @@ class Worker:
         self.metrics = metrics or Metrics()
         self.settings = settings or session_settings(config)
         self.sessions: SessionTable[Session] = SessionTable(pool.size)
+        self.origins = config.origins()
         # Draining: running sessions go on, new ones are refused (a Live Runner registrar asks for it before
         # unregistering, since a non-ready heartbeat would break the running sessions).
         self.draining = False
@@ -86,6 +90,8 @@ class Worker:
     async def start(self) -> None:
         """Begin loading processors in the background (``/health`` says LOADING meanwhile)."""
         self.metrics.capacity.set(self.pool.size)
+        if self.origins.any:
+            log.warning("BYOC_ALLOWED_ORIGINS is empty: start requests may name trickle URLs on any origin")
         torch.set_num_threads(torch_threads(self.config))
         self._load_task = asyncio.create_task(self.pool.start())
 
@@ -100,10 +106,13 @@ class Worker:
         return Health.IDLE
 
     async def start_session(self, request: StreamStartRequest, stream_id: str | None = None) -> tuple[Session, bool]:
-        """Start a session, or return the running one with the same ``gateway_request_id`` (created=False)."""
+        """Start a session, or return the running one with the same ``gateway_request_id`` and channels
+        (created=False). ``StartInvalid`` for URLs off the allowed origins, too large an output, or a running
+        stream of that id on other channels (a different caller: it must not get that session)."""
+        self.check_start(request)
         existing = self.sessions.get(request.gateway_request_id)
         if existing is not None and existing.active:
-            return existing, False
+            return self._same_stream(existing, request), False
         if self.draining:
             self.metrics.sessions_rejected.labels("draining").inc()
             raise StartRefused("worker is draining: running sessions continue, new ones go elsewhere", "draining")
@@ -112,7 +121,7 @@ class Worker:
             raise StartRefused("Pipeline is still initializing. Please wait for IDLE status.", "loading")
         existing = self.sessions.get(request.gateway_request_id)  # a twin request may have won meanwhile
         if existing is not None and existing.active:
-            return existing, False
+            return self._same_stream(existing, request), False
         if existing is not None:
             await existing.wait()
         if self.sessions.room <= 0:
@@ -139,6 +148,22 @@ class Worker:
         self.metrics.sessions_active.set(len(self.sessions))
         log.info("session %s started (%d/%d)", session.stream_id, len(self.sessions), self.sessions.capacity)
         return session, True
+
+    def check_start(self, request: StreamStartRequest) -> None:
+        refused = self.origins.refused_fields(request.url_fields())
+        if refused:
+            raise StartInvalid("; ".join(f"{name} {why}" for name, why in refused), "origin")
+        why = output_size_refusal({**self.config.params, **request.params.as_dict()}, self.config.max_output_pixels)
+        if why:
+            raise StartInvalid(why, "output_size")
+
+    @staticmethod
+    def _same_stream(existing: Session, request: StreamStartRequest) -> Session:
+        if existing.request.url_fields() != request.url_fields():
+            raise StartInvalid(
+                f"stream {request.gateway_request_id!r} is already running on other channels", "conflict", 409
+            )
+        return existing
 
     def drain(self) -> None:
         """Refuse new sessions from now on; running ones (and retried starts of them) carry on. The drain
@@ -199,15 +224,9 @@ class Worker:
             "draining": self.draining,
             "error_message": self.pool.error,
             "fps": first["fps"] if first else {},
-            "current_params": (
-                {
-                    "subscribe_url": first["urls"]["subscribe"],
-                    "publish_url": first["urls"]["publish"],
-                    "gateway_request_id": first["gateway_request_id"],
-                }
-                if first
-                else None
-            ),
+            # pytrickle's shape without its channel URLs: they are credentials (anyone holding one can read or
+            # write the stream), and status is read by routers and probes, not only the orchestrator.
+            "current_params": {"gateway_request_id": first["gateway_request_id"]} if first else None,
             "sessions": sessions,
         }
 

@@ -7,6 +7,7 @@ import asyncio
 
 import aiohttp
 from aiohttp.test_utils import TestServer
+from byoc_runtime.registrar import server as registrar_server
 from byoc_runtime.registrar.config import load_config
 from byoc_runtime.registrar.registrar import Registrar
 from byoc_runtime.registrar.server import create_app
@@ -63,6 +64,34 @@ async def test_drain_asks_a_worker_that_can_and_gives_up_at_the_grace(stub_worke
                 assert resp.status == 200
             assert 1.4 <= loop.time() - began < 15
         assert stub_worker.draining  # our runtime's POST /drain was called: new sessions refused at once
+    finally:
+        run.cancel()
+        await asyncio.gather(run, return_exceptions=True)
+        await server.close()
+
+
+async def test_a_caller_outside_the_pod_waits_for_a_drain_but_never_starts_one(
+    stub_worker: StubWorker, monkeypatch
+) -> None:
+    # The kubelet's preStop httpGet comes from the node, while this container gets its SIGTERM (which drains) at
+    # the same time; any other pod calling /drain must not take the runner out of service (review M1).
+    monkeypatch.setattr(registrar_server, "DRAIN_START_WAIT_S", 0.5)
+    args = ["--drain-only", "--worker-url", stub_worker.url, "--drain-seconds", "5", "--probe-interval", "0.1"]
+    registrar = Registrar(load_config(args, {}))
+    server = TestServer(create_app(registrar), host="127.0.0.2")
+    await server.start_server()
+    run = asyncio.create_task(registrar.run())
+    outside = aiohttp.TCPConnector(local_addr=("127.0.0.3", 0))
+    try:
+        async with aiohttp.ClientSession(connector=outside) as http:
+            async with http.post(str(server.make_url("/drain"))) as resp:
+                assert resp.status == 409 and (await resp.json())["drained"] is False
+            assert not registrar.draining and not stub_worker.draining
+            hook = asyncio.create_task(http.get(str(server.make_url("/drain"))))
+            await asyncio.sleep(0.1)
+            registrar.drain()  # what SIGTERM does
+            async with await asyncio.wait_for(hook, 10) as resp:
+                assert resp.status == 200 and (await resp.json())["drained"] is True
     finally:
         run.cancel()
         await asyncio.gather(run, return_exceptions=True)

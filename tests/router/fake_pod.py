@@ -146,7 +146,7 @@ class FakePod:
             return self._error(400, "Content-Type must be application/json")
         try:
             body = await request.json()
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):  # as the runtime answers (review L2)
             return self._error(400, "invalid JSON")
         if not isinstance(body, dict) or not body.get("gateway_request_id"):
             return self._error(400, "gateway_request_id is required")

@@ -302,3 +302,27 @@ async def test_pods_learned_once_dns_recovers_from_a_failure_at_start(http, make
         await asyncio.sleep(0.05)
     assert list(router.router.pods) == [pod.url]
     assert (await start(http, router, "s1"))[0] == 200 and "s1" in pod.streams
+
+
+async def test_callers_live_runner_headers_never_reach_a_pod(http, make_pod, make_router):
+    # The router fronts BYOC pods: a caller's Livepeer-Session-Control would send the pod down the Live Runner
+    # path to call back a URL the caller chose (security review L5).
+    pods = [await make_pod()]
+    router = await make_router(pods)
+    lr = {"Livepeer-Session-Id": "x", "Livepeer-Session-Token": "t", "Livepeer-Session-Control": "http://evil:1/c"}
+    assert (await start(http, router, "s1", **lr))[0] == 200
+    params = {"width": 64, "height": 64}
+    async with http.post(router.url + "/stream/params", json=params, headers={"X-Stream-Id": "s1", **lr}) as r:
+        assert r.status == 200
+    forwarded = pods[0].calls("/stream/start") + pods[0].calls("/stream/params")
+    assert len(forwarded) == 2
+    assert all(not k.lower().startswith("livepeer-") for c in forwarded for k in c.headers), forwarded
+
+
+async def test_deeply_nested_json_is_no_router_error(http, make_pod, make_router):
+    # json recurses per level; the router only peeks at start bodies for the stream id (review L2).
+    pods = [await make_pod()]
+    router = await make_router(pods)
+    headers = {"X-Stream-Id": "s1", "Content-Type": "application/json"}
+    async with http.post(router.url + "/stream/start", data="[" * 100_000, headers=headers) as r:
+        assert r.status == 400, await r.text()  # the pod's answer, passed on

@@ -57,13 +57,13 @@ async def _body(resp: aiohttp.ClientResponse) -> Any:
 
 @contextlib.asynccontextmanager
 async def running_worker(
-    processor: Any = "passthrough", capacity: int = 1, **config: Any
+    processor: Any = "passthrough", capacity: int = 1, listen: str = "127.0.0.1", **config: Any
 ) -> AsyncIterator[RunningWorker]:
-    """A worker behind a real aiohttp server on 127.0.0.1. ``processor`` is a spec or a factory."""
+    """A worker behind a real aiohttp server on ``listen`` (127.0.0.1). ``processor`` is a spec or a factory."""
     cfg = RuntimeConfig(capacity=capacity, heartbeat_interval=config.pop("heartbeat_interval", 1.0), **config)
     factory = resolve_processor(processor) if isinstance(processor, str) else processor
     worker = Worker(cfg, ProcessorPool(factory, capacity, cfg.params))
-    server = TestServer(create_app(worker), host="127.0.0.1")
+    server = TestServer(create_app(worker), host=listen)
     await server.start_server()
     try:
         async with aiohttp.ClientSession() as http:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 
 import pytest
 from byoc_runtime.bearer import BearerToken, Refusal
 from byoc_runtime.processors.builtin import PassthroughProcessor
 
-from .support import running_worker, unique
+from .support import Stream, running_worker, unique
 
 JSON = {"Content-Type": "application/json"}
 
@@ -275,3 +276,60 @@ def test_the_previous_token_is_accepted_for_a_grace_after_a_rotation_only(tmp_pa
     assert token.refusal("Bearer one") == Refusal(401, "invalid bearer token")
     assert token.refusal("") == Refusal(401, "missing bearer token: send Authorization: Bearer <token>")
     assert BearerToken().refusal("") is None  # no token configured: open
+
+
+async def test_status_carries_no_channel_urls(trickle_server) -> None:
+    # Channel URLs are credentials (anyone holding one reads or writes the stream); status is read by routers and
+    # anyone reaching the port (security review H3).
+    async with running_worker() as rt:
+        await rt.wait_health("IDLE")
+        stream = Stream.create(trickle_server)
+        assert (await rt.post("/stream/start", json=stream.start_body()))[0] == 200
+        for headers in ({}, {"X-Stream-Id": stream.sid}):
+            status, body = await rt.get("/stream/status", headers=headers)
+            assert status == 200 and stream.sid in json.dumps(body)
+            assert trickle_server.url("") not in json.dumps(body), body
+
+
+async def test_a_start_naming_a_running_streams_id_gets_that_stream_only_on_its_own_channels(trickle_server) -> None:
+    # go-livepeer copies the gateway's body over the ids it made: another caller naming a running stream's id must
+    # not get that session back, nor pin itself to it (security review L6).
+    async with running_worker(capacity=2) as rt:
+        await rt.wait_health("IDLE")
+        victim, other = Stream.create(trickle_server), Stream.create(trickle_server)
+        assert (await rt.post("/stream/start", json=victim.start_body()))[0] == 200
+        taken = other.start_body(gateway_request_id=victim.sid)
+        for headers in ({}, {"X-Stream-Id": other.sid}):
+            status, body = await rt.post("/stream/start", json=taken, headers=headers)
+            assert (status, body["reason"]) == (409, "conflict"), body
+        status, body = await rt.post("/stream/start", json=victim.start_body())  # the orchestrator's retry
+        assert status == 200 and body["message"] == "Stream already running"
+        assert len(rt.worker.sessions) == 1
+
+
+async def test_deeply_nested_json_is_a_400(trickle_server) -> None:
+    # json's parser recurses per level: 1 MiB of "[" was a RecursionError, a 500 and a traceback (review L2).
+    async with running_worker() as rt:
+        await rt.wait_health("IDLE")
+        for path in ("/stream/start", "/stream/params", "/stream/stop"):
+            status, body = await rt.post(path, data="[" * 100_000, headers=JSON)
+            assert status == 400 and body["status"] == "error", (path, body)
+        deep: dict = {}
+        for _ in range(40):
+            deep = {"x": deep}
+        status, body = await rt.post("/stream/start", json=start_body(params={"width": 64, "height": 64, "p": deep}))
+        assert status == 400 and "nested" in body["message"]
+        assert len(rt.worker.sessions) == 0
+
+
+async def test_requested_output_size_is_capped() -> None:
+    async with running_worker(max_output_pixels=256 * 256) as rt:
+        await rt.wait_health("IDLE")
+        status, body = await rt.post("/stream/start", json=start_body("big", params={"width": 8192, "height": 8192}))
+        assert (status, body["reason"]) == (400, "output_size") and "8192x8192" in body["message"]
+        assert (await rt.post("/stream/start", json=start_body("ok", params={"width": 256, "height": 256})))[0] == 200
+        status, body = await rt.post(
+            "/stream/params", json={"width": 512, "height": 512}, headers={"X-Stream-Id": "ok"}
+        )
+        assert (status, body["reason"]) == (400, "output_size")
+        assert rt.worker.sessions.get("ok").width == 256

@@ -4,7 +4,10 @@ on SIGTERM, streams still running at the end of the drain grace end with a stop 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import signal
+import sys
 from pathlib import Path
 
 import aiohttp
@@ -98,3 +101,37 @@ async def test_sigterm_ends_streams_at_the_grace_with_a_stop_event_and_closed_ou
         assert stream.event_types()[-2:] == ["stream_stopped", "status"]
         assert len(stream.output) >= 3  # it kept running for the grace (1 s segments)
     assert "drain grace over: stopping 2 sessions" in worker.log_tail(60)
+
+
+async def drain_from(rt, source: str, **headers: str) -> int:
+    """POST /drain from ``source``, as a caller on that address would."""
+    connector = aiohttp.TCPConnector(local_addr=(source, 0))
+    async with aiohttp.ClientSession(connector=connector) as http:
+        async with http.post(rt.base_url + "/drain", headers=headers) as resp:
+            return resp.status
+
+
+@pytest.mark.parametrize("token", [None, "s3cret"])
+async def test_drain_is_only_for_the_pod_itself_or_a_caller_with_the_token(token: str | None) -> None:
+    # Draining is for good: any other pod reaching the port must not take this one out of service (review M1).
+    async with running_worker("passthrough", listen="127.0.0.2", token=token) as rt:
+        assert await drain_from(rt, "127.0.0.3") == 403  # another host
+        assert await drain_from(rt, "127.0.0.3", Authorization="Bearer wrong") == 403
+        assert not rt.worker.draining
+        if token:
+            assert await drain_from(rt, "127.0.0.3", Authorization=f"Bearer {token}") == 200
+        else:
+            assert await drain_from(rt, "127.0.0.2") == 200  # the pod calling its own address (its registrar)
+        assert rt.worker.draining
+
+
+async def test_the_prestop_exec_hook_drains_over_loopback() -> None:
+    async with running_worker("passthrough", drain_seconds=5) as rt:
+        port = rt.base_url.rsplit(":", 1)[1]
+        env = {**os.environ, "BYOC_PORT": port}
+        hook = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "byoc_runtime.drain", env=env, stdout=asyncio.subprocess.PIPE
+        )
+        out, _ = await asyncio.wait_for(hook.communicate(), 30)
+        assert hook.returncode == 0 and json.loads(out)["drained"] is True
+        assert rt.worker.draining

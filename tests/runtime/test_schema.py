@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from byoc_runtime.api.schema import StreamParams, StreamStartRequest, field_errors
+from byoc_runtime.api.schema import StreamParams, StreamStartRequest, field_errors, nesting_depth
 from pydantic import ValidationError
 
 
@@ -51,3 +51,11 @@ def test_urls_must_be_http() -> None:
     with pytest.raises(ValidationError) as info:
         StreamStartRequest.model_validate({"gateway_request_id": "g", "publish_url": "ftp://x"})
     assert field_errors(info.value)[0]["field"] == "publish_url"
+
+
+def test_nesting_depth_is_counted_without_recursion() -> None:
+    assert nesting_depth(1) == 0 and nesting_depth({}) == 1 and nesting_depth({"a": [1, {"b": 2}]}) == 3
+    deep: list = []
+    for _ in range(100_000):
+        deep = [deep]
+    assert nesting_depth(deep) == 100_001

@@ -216,9 +216,7 @@ async def test_a_stream_with_neither_input_nor_control_does_not_live_forever(tri
     assert any("no input and no control channel" in r for r in stream.stop_reasons()), stream.events
 
 
-async def test_at_a_natural_end_the_output_channel_is_left_to_the_orchestrator(
-    trickle_server, make_segments
-) -> None:
+async def test_at_a_natural_end_the_output_channel_is_left_to_the_orchestrator(trickle_server, make_segments) -> None:
     # Deleting it would race the gateway's teardown into a needless swap (go-livepeer byoc/trickle.go).
     async with running_worker() as rt:
         await rt.wait_health("IDLE")

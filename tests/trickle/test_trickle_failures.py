@@ -201,3 +201,30 @@ async def test_a_failed_subscription_names_no_url(caplog) -> None:
                     pass
     assert "secret-stream-name" not in str(err.value)
     assert "secret-stream-name" not in caplog.text and "-out#" in caplog.text
+
+
+async def test_a_stalled_segment_body_is_cut_off() -> None:
+    """A server that sends a segment's first bytes and then nothing must not hold the session's slot forever
+    (review L11): the read times out and the segment ends with an error."""
+    release = asyncio.Event()
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Lp-Trickle-Seq": "0"})
+        await resp.prepare(request)
+        await resp.write(b"first bytes")
+        await release.wait()  # stalls
+        return resp
+
+    app = web.Application()
+    app.router.add_get("/ch/{seq}", handler)
+    async with serving(app) as base_url:
+        try:
+            async with Subscriber(f"{base_url}/ch", read_timeout=0.5) as sub:
+                segment = await asyncio.wait_for(sub.next(), 5)
+                assert segment is not None
+                began = time.monotonic()
+                with pytest.raises(SegmentError, match="cut off"):
+                    await asyncio.wait_for(segment.read(), 10)
+                assert time.monotonic() - began < 5
+        finally:
+            release.set()  # before the server shuts down: it waits for its handlers

@@ -77,3 +77,9 @@ def test_decode_segment() -> None:
     assert decode_segment(b"\x80") == []
     assert not is_keepalive({"keep": "alive", "x": 1})
     assert not is_keepalive("keepalive")
+
+
+def test_a_message_nested_too_deeply_is_skipped_not_raised() -> None:
+    # json recurses per level: this was a RecursionError that killed the control task (review L2).
+    assert decode_segment(b"[" * 100_000) == []
+    assert decode_segment(b"[1]\n" + b"[" * 100_000 + b"\n[2]\n") == [[1], [2]]

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 STREAM_ID_HEADER = "X-Stream-Id"
+URL_FIELDS = ("subscribe_url", "publish_url", "control_url", "events_url", "data_url")
 
 
 class StreamParams(BaseModel):
@@ -83,6 +84,10 @@ class StreamStartRequest(BaseModel):
     def reported_urls(self) -> dict[str, str]:
         return dict(self._reported) if self._reported is not None else self.urls()
 
+    def url_fields(self) -> dict[str, str | None]:
+        """The channel URLs by field name, as the worker opens them."""
+        return {name: getattr(self, name) for name in URL_FIELDS}
+
     def urls(self) -> dict[str, str]:
         """The trickle URLs in the shape pytrickle's heartbeat reports them."""
         return {
@@ -92,6 +97,33 @@ class StreamStartRequest(BaseModel):
             "events": self.events_url or "",
             "data": self.data_url or "",
         }
+
+
+# Params are flat; processors get nested values, but nothing a client needs goes this deep. A limit keeps
+# validation, echoes in events and json.dumps far from Python's recursion limit.
+MAX_JSON_DEPTH = 32
+
+
+def nesting_depth(value: Any) -> int:
+    """How deeply lists and objects nest in a parsed JSON value (a scalar is 0); iterative, so any depth works."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def output_size_refusal(params: dict[str, Any], max_pixels: int) -> str | None:
+    """Why the output size ``params`` ask for is too large for this worker, or None."""
+    width, height = params.get("width"), params.get("height")
+    if isinstance(width, int) and isinstance(height, int) and width * height > max_pixels:
+        return f"params width x height ({width}x{height}) is over this worker's maximum of {max_pixels} pixels"
+    return None
 
 
 def field_errors(error: ValidationError) -> list[dict[str, str]]:

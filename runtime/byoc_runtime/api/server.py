@@ -29,19 +29,29 @@ from pydantic import ValidationError
 
 from .. import __version__, hardware
 from ..bearer import BearerToken
-from ..capacity import StartRefused
+from ..capacity import StartInvalid, StartRefused
 from ..liverunner.control import CallbackError
-from ..liverunner.protocol import SESSION_HEADERS, SESSION_ID_HEADER, SessionContext
+from ..liverunner.protocol import SESSION_CONTROL_HEADER, SESSION_HEADERS, SESSION_ID_HEADER, SessionContext
 from ..liverunner.sessions import LiveRunnerSessions
 from ..metrics import CONTENT_TYPE
+from ..same_pod import from_this_pod
 from ..session import Session
 from ..worker import Health, Worker
-from .schema import STREAM_ID_HEADER, StreamParams, StreamStartRequest, field_errors
+from .schema import (
+    MAX_JSON_DEPTH,
+    STREAM_ID_HEADER,
+    StreamParams,
+    StreamStartRequest,
+    field_errors,
+    nesting_depth,
+    output_size_refusal,
+)
 
 log = logging.getLogger(__name__)
 
 WORKER_KEY = web.AppKey("worker", Worker)
 LIVE_RUNNER_KEY = web.AppKey("live_runner", LiveRunnerSessions)
+TOKEN_KEY = web.AppKey("token", BearerToken)
 PREFIXES = ("", "/api")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -71,6 +81,10 @@ async def json_object(request: web.Request) -> dict[str, Any]:
         body = await request.json()
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BadRequest(400, f"body is not valid JSON: {exc}") from exc
+    except RecursionError:  # json's parser recurses per nesting level
+        raise BadRequest(400, "body is nested too deeply") from None
+    if nesting_depth(body) > MAX_JSON_DEPTH:
+        raise BadRequest(400, f"body is nested deeper than {MAX_JSON_DEPTH} levels")
     if not isinstance(body, dict):
         raise BadRequest(400, "body must be a JSON object")
     return body
@@ -114,9 +128,14 @@ def _refused(worker: Worker, exc: StartRefused) -> web.Response:
 
 def _live_runner_context(request: web.Request) -> SessionContext | None:
     try:
-        return SessionContext.from_headers(request.headers)
+        context = SessionContext.from_headers(request.headers)
     except ValueError as exc:
         raise BadRequest(400, str(exc)) from None
+    if context is not None:
+        why = request.app[WORKER_KEY].origins.refusal(context.control_url)
+        if why is not None:  # checked before any callback: the worker never opens it
+            raise BadRequest(400, f"{SESSION_CONTROL_HEADER} {why}", reason="origin")
+    return context
 
 
 async def start_live_runner(request: web.Request, body: dict[str, Any], context: SessionContext) -> web.Response:
@@ -129,6 +148,10 @@ async def start_live_runner(request: web.Request, body: dict[str, Any], context:
         return _refused(worker, exc)
     except CallbackError as exc:
         return error_reply(502, str(exc), reason="orchestrator")
+    except StartInvalid as exc:
+        if exc.reason == "origin":  # the orchestrator's own channels are off the allowed origins
+            return error_reply(502, f"orchestrator channels refused: {exc}", reason="orchestrator")
+        return error_reply(exc.status, str(exc), reason=exc.reason)
     return web.json_response(reply)
 
 
@@ -151,6 +174,8 @@ async def start_stream(request: web.Request) -> web.Response:
         session, created = await worker.start_session(start, stream_id)
     except StartRefused as exc:
         return _refused(worker, exc)
+    except StartInvalid as exc:
+        return error_reply(exc.status, str(exc), reason=exc.reason)
     return web.json_response(
         {
             "status": "success",
@@ -168,7 +193,7 @@ async def stop_stream(request: web.Request) -> web.Response:
         try:
             parsed = await request.json()
             body = parsed if isinstance(parsed, dict) else None
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
             body = None  # go-livepeer may forward a plain-text reason; it does not matter here
     session = _select_session(worker, _session_key(request, body))
     await session.stop("stopped by request")
@@ -182,6 +207,9 @@ async def update_params(request: web.Request) -> web.Response:
         StreamParams.model_validate(body)
     except ValidationError as exc:
         return invalid(exc)
+    too_big = output_size_refusal(body, worker.config.max_output_pixels)
+    if too_big:
+        return error_reply(400, too_big, reason="output_size")
     session = _select_session(worker, _session_key(request))
     try:
         applied = await session.update_params(body)
@@ -203,11 +231,19 @@ async def stream_status(request: web.Request) -> web.Response:
 
 
 async def drain(request: web.Request) -> web.Response:
-    """Refuse new streams from now on; running ones continue. Only for the pod itself (its registrar, or the
-    kubelet's preStop ``GET /drain?wait=true``, which is answered once no stream runs or the drain grace is over,
-    holding the SIGTERM back until then)."""
+    """Refuse new streams from now on; running ones continue. Only for the pod itself (its registrar, or a preStop
+    ``exec`` hook: ``python3.11 -m byoc_runtime.drain``) or a caller with the worker's token: draining is for good,
+    and anyone else reaching the port could take the pod out of service. ``GET /drain?wait=true`` is answered once
+    no stream runs or the drain grace is over, holding the SIGTERM back until then."""
     if any(name in request.headers for name in SESSION_HEADERS):
         return error_reply(403, "drain is not available through an orchestrator")
+    if not from_this_pod(request):
+        token = request.app[TOKEN_KEY]
+        refusal = token.refusal(request.headers.get("Authorization", "")) if token.required else None
+        if not token.required or refusal is not None:
+            return error_reply(
+                403, "drain is only for this pod itself, or a caller with the worker's token", reason="forbidden"
+            )
     worker = request.app[WORKER_KEY]
     if request.query.get("wait", "").lower() in ("1", "true", "yes"):
         idle = await asyncio.shield(worker.drained())  # a hook that gives up must not cancel the drain
@@ -314,6 +350,7 @@ def create_app(worker: Worker) -> web.Application:
     token = BearerToken(worker.config.token, worker.config.token_file)
     app = web.Application(middlewares=[error_middleware, auth_middleware(token)])
     app[WORKER_KEY] = worker
+    app[TOKEN_KEY] = token
     app[LIVE_RUNNER_KEY] = live_runner = LiveRunnerSessions(worker)
     for prefix in PREFIXES:
         app.router.add_post(f"{prefix}/stream/start", start_stream)

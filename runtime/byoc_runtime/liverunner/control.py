@@ -60,6 +60,7 @@ async def create_channels(
             json=channels_request(specs),
             headers=context.auth_headers(),
             timeout=aiohttp.ClientTimeout(total=timeout_s),
+            allow_redirects=False,
         ) as resp:
             if resp.status != 200:
                 raise CallbackError(f"channel callback answered {resp.status}: {await _reason(resp)}", resp.status)
@@ -101,6 +102,7 @@ async def stop_session(
                 context.callback_url(STOP_CALLBACK),
                 headers=context.auth_headers(),
                 timeout=aiohttp.ClientTimeout(total=timeout_s),
+                allow_redirects=False,
             ) as resp:
                 if resp.status in (200, 204):
                     return True

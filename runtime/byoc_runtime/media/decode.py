@@ -15,6 +15,8 @@ Blocking: ``SegmentDecoder.decode`` runs in a worker thread (PyAV releases the G
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import threading
 from collections import deque
@@ -27,6 +29,13 @@ import av.error
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_FRAMERATE = 24  # pytrickle decoder.py
+DEFAULT_MAX_PIXELS = 4096 * 4096
+DEFAULT_MAX_BUFFERED = 4 * 1024 * 1024  # bytes fed but not yet read by the decode thread
+
+# Decoders the worker runs on untrusted input (FFmpeg's many others are attack surface no gateway needs):
+# what go-livepeer gateways and WHIP/RTMP ingest produce. A segment declaring anything else ends the stream.
+VIDEO_CODECS = frozenset({"h264", "hevc"})
+AUDIO_CODECS = frozenset({"aac", "opus", "mp3", "mp2"})
 
 
 class SegmentReader:
@@ -35,13 +44,17 @@ class SegmentReader:
     ``feed()`` and ``finish()`` never block; ``read()`` blocks until data, the end, or ``abort()``.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, max_buffered: int = DEFAULT_MAX_BUFFERED) -> None:
         self._chunks: deque[bytes] = deque()
         self._current = memoryview(b"")
         self._done = False
         self._aborted = False
         self._cond = threading.Condition()
         self.bytes_fed = 0
+        self._buffered = 0  # fed, not yet taken by read()
+        self._max_buffered = max_buffered
+        self._room: asyncio.Event | None = None  # set (on the feeding loop) when the reader caught up
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def feed(self, chunk: bytes) -> None:
         if not chunk:
@@ -49,7 +62,26 @@ class SegmentReader:
         with self._cond:
             self._chunks.append(chunk)
             self.bytes_fed += len(chunk)
+            self._buffered += len(chunk)
             self._cond.notify()
+
+    async def put(self, chunk: bytes) -> None:
+        """``feed``, then wait while more than ``max_buffered`` bytes wait for the decoder (back-pressure: the
+        network is not read faster than the decoder takes it)."""
+        self.feed(chunk)
+        with self._cond:
+            if self._buffered <= self._max_buffered or self._aborted:
+                return
+            if self._room is None:
+                self._loop, self._room = asyncio.get_running_loop(), asyncio.Event()
+            self._room.clear()
+        await self._room.wait()
+
+    def _wake_feeder(self) -> None:
+        """With the lock held: let a waiting ``put`` go on."""
+        if self._room is not None and self._loop is not None and not self._loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self._room.set)
 
     def finish(self) -> None:
         with self._cond:
@@ -61,7 +93,9 @@ class SegmentReader:
         with self._cond:
             self._aborted = True
             self._chunks.clear()
+            self._buffered = 0
             self._cond.notify()
+            self._wake_feeder()
 
     def read(self, size: int = -1) -> bytes:
         if not self._current:
@@ -71,6 +105,9 @@ class SegmentReader:
                 if self._aborted or not self._chunks:
                     return b""
                 self._current = memoryview(self._chunks.popleft())
+                self._buffered -= len(self._current)
+                if self._buffered <= self._max_buffered:
+                    self._wake_feeder()
         if size < 0 or size >= len(self._current):
             out, self._current = self._current, memoryview(b"")
         else:
@@ -87,6 +124,7 @@ class SegmentReport:
     video_frames: int = 0
     audio_frames: int = 0
     errors: list[str] = field(default_factory=list)
+    refused: str | None = None  # input this worker does not take (codec, size): the stream ends
 
     @property
     def ok(self) -> bool:
@@ -104,8 +142,9 @@ def _hw_decoder_name(codec: str) -> str | None:
 class SegmentDecoder:
     """Demuxes one segment at a time and decodes with codec contexts kept across segments."""
 
-    def __init__(self, hardware: bool = False) -> None:
+    def __init__(self, hardware: bool = False, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
         self._hardware = hardware
+        self._max_pixels = max_pixels
         self._video: av.CodecContext | None = None
         self._video_key: str | None = None
         self._audio: av.CodecContext | None = None
@@ -140,11 +179,14 @@ class SegmentDecoder:
             video_stream = container.streams.video[0] if container.streams.video else None
             audio_stream = container.streams.audio[0] if container.streams.audio else None
             self.has_audio = audio_stream is not None
+            report.video_codec = video_stream.codec_context.name if video_stream is not None else None
+            report.audio_codec = audio_stream.codec_context.name if audio_stream is not None else None
+            report.refused = self._refusal(video_stream, audio_stream)
+            if report.refused is not None:
+                return report
             if video_stream is not None:
-                report.video_codec = video_stream.codec_context.name
                 self._select_video_decoder(video_stream)
             if audio_stream is not None:
-                report.audio_codec = audio_stream.codec_context.name
                 self._select_audio_decoder(audio_stream)
             for packet in container.demux(*[s for s in (video_stream, audio_stream) if s is not None]):
                 if packet.size == 0:
@@ -159,12 +201,18 @@ class SegmentDecoder:
                     else:
                         frames = [f for p in self._audio_packets(packet) for f in decoder.decode(p)]
                 except av.error.FFmpegError as exc:
+                    if is_video and (too_big := self._size_refusal(decoder.width, decoder.height)):
+                        report.refused = too_big  # max_pixels stopped the decoder before it allocated the frame
+                        return report
                     if len(report.errors) < 10:
                         report.errors.append(f"decode: {exc}")
                     continue
                 for frame in frames:
                     if frame.pts is None:
                         continue
+                    if is_video and (too_big := self._size_refusal(frame.width, frame.height)):
+                        report.refused = too_big  # a decoder that ignores max_pixels (hardware)
+                        return report
                     if frame.time_base is None:
                         frame.time_base = packet.time_base
                     if is_video:
@@ -183,6 +231,24 @@ class SegmentDecoder:
             container.close()
             _drain(source)
         return report
+
+    def _size_refusal(self, width: int, height: int) -> str | None:
+        if width * height > self._max_pixels:
+            return f"input video is {width}x{height}, over this worker's maximum of {self._max_pixels} pixels"
+        return None
+
+    def _refusal(self, video: av.VideoStream | None, audio: av.AudioStream | None) -> str | None:
+        """Why this segment's streams are not decoded at all, from its program table (before any frame)."""
+        if video is not None:
+            ctx = video.codec_context
+            if ctx.name not in VIDEO_CODECS:
+                return f"input video codec {ctx.name} is not accepted ({', '.join(sorted(VIDEO_CODECS))})"
+            if too_big := self._size_refusal(ctx.width or 0, ctx.height or 0):
+                return too_big
+        if audio is not None and audio.codec_context.name not in AUDIO_CODECS:
+            name = audio.codec_context.name
+            return f"input audio codec {name} is not accepted ({', '.join(sorted(AUDIO_CODECS))})"
+        return None
 
     def _select_video_decoder(self, stream: av.VideoStream) -> None:
         name = stream.codec_context.name
@@ -203,6 +269,8 @@ class SegmentDecoder:
             if extradata:
                 decoder.extradata = extradata
             decoder.thread_type = "SLICE"  # frame threading would add one frame of latency per thread
+            # FFmpeg refuses larger pictures when it parses their size, before it allocates a frame.
+            decoder.options = {"max_pixels": str(self._max_pixels)}
         log.info("video decoder %s for input codec %s", decoder.name, name)
         self._video, self._video_key = decoder, name
 

@@ -96,7 +96,9 @@ class LocalWorker:
         prefixes = ("", "/api") if self._prefix is None or path == "/drain" else (self._prefix,)
         status, body = 404, None
         for prefix in prefixes:
-            async with self.http.request(method, self.url + prefix + path, timeout=self.timeout) as resp:
+            async with self.http.request(
+                method, self.url + prefix + path, timeout=self.timeout, allow_redirects=False
+            ) as resp:
                 status = resp.status
                 try:
                     body = await resp.json(content_type=None)

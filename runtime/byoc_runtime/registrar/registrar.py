@@ -49,6 +49,7 @@ class Registrar:
         self._probed = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._drain_task: asyncio.Task[None] | None = None
+        self._drain_started = asyncio.Event()
 
     # -- lifecycle ---------------------------------------------------------------------------------------
 
@@ -182,6 +183,15 @@ class Registrar:
         """Start draining (idempotent); the task ends once every orchestrator was told to forget the runner."""
         if self._drain_task is None:
             self._drain_task = asyncio.create_task(self._drain(), name="drain")
+            self._drain_started.set()
+        return self._drain_task
+
+    async def drain_requested(self, limit_s: float) -> asyncio.Task[None] | None:
+        """The drain task once something started one (within ``limit_s``), else None."""
+        try:
+            await asyncio.wait_for(self._drain_started.wait(), limit_s)
+        except TimeoutError:
+            return None
         return self._drain_task
 
     def hurry(self) -> None:

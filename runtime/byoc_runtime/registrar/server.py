@@ -12,6 +12,7 @@ import asyncio
 
 from aiohttp import web
 
+from ..same_pod import from_this_pod
 from .metrics import CONTENT_TYPE
 from .registrar import Registrar
 
@@ -37,9 +38,25 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=request.app[REGISTRAR_KEY].metrics.render(), headers={"Content-Type": CONTENT_TYPE})
 
 
+# How long a caller from outside the pod waits for the drain to begin (the kubelet sends this container its SIGTERM
+# while the worker's preStop calls here, in either order) before it is told nothing is draining.
+DRAIN_START_WAIT_S = 5.0
+
+
 async def drain(request: web.Request) -> web.Response:
+    """Answer once drained. Only a caller in this pod starts a drain; the kubelet's preStop ``httpGet`` comes from
+    the node and only waits for the drain this container's own SIGTERM starts (sent at the same time), so any
+    other pod reaching the port cannot take the runner out of service. A worker container restarted alone (its
+    liveness probe) runs the hook with no SIGTERM here: it is answered 409 after ``DRAIN_START_WAIT_S``."""
     registrar = request.app[REGISTRAR_KEY]
-    await asyncio.shield(registrar.drain())  # a hook that gives up must not cancel the drain
+    if from_this_pod(request):
+        task = registrar.drain()
+    else:
+        found = await registrar.drain_requested(DRAIN_START_WAIT_S)
+        if found is None:
+            return web.json_response({"drained": False, "message": "not draining"}, status=409)
+        task = found
+    await asyncio.shield(task)  # a hook that gives up must not cancel the drain
     return web.json_response({"drained": True, "orchestrators": [r.describe() for r in registrar.registrations]})
 
 

@@ -46,8 +46,18 @@ class Reply:
             return None
 
 
+# The router fronts BYOC only: a caller's Live Runner session headers (Livepeer-Session-Control above all) would
+# make the pod take the Live Runner path and call back a URL the caller chose. Nothing the BYOC orchestrator
+# sends a worker starts with this prefix.
+CALLER_ONLY_PREFIX = "livepeer-"
+
+
 def end_to_end(headers: Mapping[str, str]) -> dict[str, str]:
-    return {k: v for k, v in headers.items() if k.lower() not in HOP_HEADERS}
+    return {
+        k: v
+        for k, v in headers.items()
+        if k.lower() not in HOP_HEADERS and not k.lower().startswith(CALLER_ONLY_PREFIX)
+    }
 
 
 class PodClient:
@@ -59,7 +69,7 @@ class PodClient:
     async def _get_json(self, url: str) -> tuple[int, object]:
         timeout = aiohttp.ClientTimeout(total=self.status_timeout)
         try:
-            async with self.http.get(url, headers=self.token.header(), timeout=timeout) as resp:
+            async with self.http.get(url, headers=self.token.header(), timeout=timeout, allow_redirects=False) as resp:
                 body = await resp.read()
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise PodUnreachable(f"{url}: {exc!r}", sent=_sent(exc)) from exc

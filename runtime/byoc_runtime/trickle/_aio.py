@@ -38,9 +38,14 @@ class SessionHolder:
             await session.close()
 
 
-def request_timeout(connect_timeout: float) -> aiohttp.ClientTimeout:
-    """Bound connection setup only; bodies may stream (or wait for the next segment) for long."""
-    return aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout, connect=connect_timeout)
+# A body (or the headers) that sends nothing for this long is stalled: a live segment gets bytes every frame, and
+# subscribers re-issue a GET still waiting for its headers after 20 s (PRECONNECT_REFRESH_S) anyway.
+SOCK_READ_TIMEOUT_S = 30.0
+
+
+def request_timeout(connect_timeout: float, sock_read: float | None = SOCK_READ_TIMEOUT_S) -> aiohttp.ClientTimeout:
+    """Bound connection setup, and each wait for bytes; a whole body may stream for long."""
+    return aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout, connect=connect_timeout, sock_read=sock_read)
 
 
 async def cancel_and_wait(task: asyncio.Task[T]) -> T | None:

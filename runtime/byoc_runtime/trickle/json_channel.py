@@ -52,6 +52,9 @@ def decode_segment(data: bytes, where: str = "") -> list[Any]:
         return []
     try:
         return [json.loads(text)]
+    except RecursionError:
+        log.warning("trickle json %s: skipping a segment nested too deeply (%d bytes)", where, len(data))
+        return []
     except ValueError:
         pass
     out: list[Any] = []
@@ -60,6 +63,8 @@ def decode_segment(data: bytes, where: str = "") -> list[Any]:
             continue
         try:
             out.append(json.loads(line))
+        except RecursionError:
+            log.warning("trickle json %s: skipping a line nested too deeply", where)
         except ValueError:
             log.warning("trickle json %s: skipping garbage %r", where, line[:80])
     return out

@@ -100,7 +100,12 @@ class _Post:
         self, session: aiohttp.ClientSession, body: _QueueBody, mime_type: str, connect_timeout: float
     ) -> _Answer:
         async with session.post(
-            self.url, data=body, headers={"Content-Type": mime_type}, timeout=request_timeout(connect_timeout)
+            self.url,
+            data=body,
+            headers={"Content-Type": mime_type},
+            # No read timeout: a pre-connected POST waits, with nothing to read, until the next segment starts.
+            timeout=request_timeout(connect_timeout, sock_read=None),
+            allow_redirects=False,
         ) as resp:
             # An early answer (404, closed channel) arrives while the body is still open; leaving
             # the context cancels aiohttp's body writer, so nothing waits on the queue any more.
@@ -378,7 +383,9 @@ class Publisher:
 
     async def _delete(self, url: str, what: str) -> bool:
         try:
-            async with self._http.get().delete(url, timeout=aiohttp.ClientTimeout(total=5)) as resp:
+            async with self._http.get().delete(
+                url, timeout=aiohttp.ClientTimeout(total=5), allow_redirects=False
+            ) as resp:
                 if resp.status == 200:
                     return True
                 body = (await resp.content.read(256)).decode(errors="replace").strip()

@@ -15,7 +15,7 @@ from types import TracebackType
 
 import aiohttp
 
-from ._aio import SessionHolder, cancel_and_wait, describe, request_timeout
+from ._aio import SOCK_READ_TIMEOUT_S, SessionHolder, cancel_and_wait, describe, request_timeout
 from .errors import SegmentError, TrickleError
 from .protocol import (
     DEFAULT_RETRY,
@@ -142,6 +142,7 @@ class Subscriber:
         connect_timeout: float = 10.0,
         refresh_interval: float = PRECONNECT_REFRESH_S,
         verify_ssl: bool = False,
+        read_timeout: float = SOCK_READ_TIMEOUT_S,
     ) -> None:
         self.url = url.rstrip("/")
         self._http = SessionHolder(session, verify_ssl)
@@ -149,6 +150,7 @@ class Subscriber:
         self._retry = retry
         self._connect_timeout = connect_timeout
         self._refresh = refresh_interval
+        self._read_timeout = read_timeout  # a body that stalls this long is cut off (its slot is not held forever)
         self._current: Segment | None = None
         self._pending: asyncio.Task[Segment | None] | None = None
         self._ended = False
@@ -302,7 +304,9 @@ class Subscriber:
         while True:
             try:
                 async with asyncio.timeout(self._refresh) as deadline:
-                    return await session.get(url, timeout=request_timeout(self._connect_timeout))
+                    return await session.get(
+                        url, timeout=request_timeout(self._connect_timeout, self._read_timeout), allow_redirects=False
+                    )
             except TimeoutError:
                 if deadline.expired():
                     # Nothing published for a while: re-issue the waiting GET, as upstream does, so

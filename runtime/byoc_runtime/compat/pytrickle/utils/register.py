@@ -61,7 +61,11 @@ class RegisterCapability:
             for attempt in range(1, attempts + 1):
                 try:
                     async with http.post(
-                        f"{orch_url}/capability/register", json=body, headers=headers, ssl=False
+                        f"{orch_url}/capability/register",
+                        json=body,
+                        headers=headers,
+                        ssl=False,
+                        allow_redirects=False,  # the secret must not follow a redirect
                     ) as resp:
                         if resp.status == 200:
                             self.logger.info("capability %s registered", body["name"])

@@ -1,0 +1,30 @@
+"""``python3.11 -m byoc_runtime.drain``: the worker container's preStop hook for the bundled runtime.
+
+The runtime only drains for callers inside its pod (``api/server.py`` ``drain``), and the kubelet's ``httpGet``
+hooks come from the node, so the hook runs in the container and calls the runtime over loopback. It returns once
+no stream runs or the drain grace is over (``GET /drain?wait=true``), holding the SIGTERM back until then.
+Standard library only: it must start fast and never depend on the runtime's heavy imports.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import urllib.error
+import urllib.request
+
+
+def main() -> int:
+    port = os.environ.get("BYOC_PORT", "8000")
+    try:
+        # No timeout: the kubelet bounds the hook by the termination grace.
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/drain?wait=true") as reply:
+            print(reply.read().decode(errors="replace"))
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"drain hook: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
