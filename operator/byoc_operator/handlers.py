@@ -17,6 +17,7 @@ from lightkube import AsyncClient
 
 from byoc_operator import api, registration
 from byoc_operator.index import Key, slim_child, slim_configmap, slim_pod
+from byoc_operator.pod_policy import PodPolicy
 from byoc_operator.reconcile import Indexes, Reconciler
 from byoc_operator.registration import ORCHESTRATOR_LABEL
 from byoc_operator.render.worker import LABEL_WORKER
@@ -44,6 +45,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         token_propagation_seconds=float(
             os.environ.get("BYOC_TOKEN_PROPAGATION_SECONDS", str(registration.TOKEN_PROPAGATION_SECONDS))
         ),
+        policy=PodPolicy.from_env(os.environ),
     )
     memo.resync_seconds = float(os.environ.get("BYOC_RESYNC_SECONDS", "600"))
 

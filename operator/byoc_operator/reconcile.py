@@ -34,6 +34,8 @@ from byoc_operator.autoscale import Autoscaler
 from byoc_operator.drift import contains
 from byoc_operator.index import Key, first
 from byoc_operator.orchestrator import Fleet
+from byoc_operator.pod_policy import PodPolicy
+from byoc_operator.pod_policy import refusal as policy_refusal
 from byoc_operator.render import Worker, render_deployment, render_service
 from byoc_operator.render.deployment import node_refusal
 from byoc_operator.render.network import render_network_policy
@@ -95,6 +97,24 @@ def revision(obj: dict[str, Any]) -> str:
     the resourceVersion."""
     meta = obj.get("metadata") or {}
     return f"g{meta['generation']}" if meta.get("generation") else f"rv{meta.get('resourceVersion')}"
+
+
+CHILD_RESOURCES: dict[str, Any] = {
+    r.__name__: r for r in (Deployment, Service, ConfigMap, NetworkPolicy, PodDisruptionBudget)
+}
+
+
+def owned_by(obj: dict[str, Any], uid: str) -> bool:
+    """Whether this worker (by uid, so not an earlier worker of the same name) owns the object."""
+    return any(ref.get("uid") == uid for ref in (obj.get("metadata") or {}).get("ownerReferences") or [])
+
+
+def name_conflict_message(worker: Worker, taken: str) -> str:
+    return (
+        f"{taken} already exists and does not belong to this BYOCWorker, so the operator leaves it untouched and "
+        f"creates nothing: rename the BYOCWorker (its objects are named {worker.name}, {worker.router_name}, "
+        f"{worker.pods_service_name}, {configmap_name(worker)}) or remove that {taken.split()[0]}"
+    )
 
 
 def optional_children(worker: Worker) -> list[tuple[Any, str]]:
@@ -171,9 +191,11 @@ class Reconciler:
         post_event: EventPoster = post_kopf_event,
         clock: Callable[[], str] = utcnow,
         token_propagation_seconds: float = registration.TOKEN_PROPAGATION_SECONDS,
+        policy: PodPolicy | None = None,
     ) -> None:
         self.client = client
         self.runtime_image = runtime_image
+        self.policy = policy or PodPolicy()
         self.indexes: Indexes | None = None
         self._post_event = post_event
         self._clock = clock
@@ -260,7 +282,7 @@ class Reconciler:
             return  # gone: ownerReferences let the garbage collector remove the children
         deleting = bool(body["metadata"].get("deletionTimestamp"))
         try:
-            worker = Worker.from_body(body, self.runtime_image)
+            worker = Worker.from_body(body, self.runtime_image, self.policy)
         except pydantic.ValidationError as exc:
             if deleting:
                 await self._set_finalizer(key, body, present=False)
@@ -268,7 +290,7 @@ class Reconciler:
             # The API server's schema should have refused this; report it rather than crash.
             await self._write_status(key, body, invalid_spec_status(body, spec_error_message(exc), self._clock()))
             return
-        refusal = None if deleting else node_refusal(worker)
+        refusal = None if deleting else node_refusal(worker) or policy_refusal(worker.spec, self.policy)
         if refusal:
             await self._write_status(key, body, invalid_spec_status(body, f"invalid spec: {refusal}", self._clock()))
             return
@@ -288,6 +310,11 @@ class Reconciler:
         live = runner_entries(worker, pods, published)
         if uses_static_runners(worker):
             children.append(render_runners_configmap(worker, live))
+        taken = await self._name_taken(key, worker, children)
+        if taken:
+            message = name_conflict_message(worker, taken)
+            await self._write_status(key, body, invalid_spec_status(body, message, self._clock(), "NameConflict"))
+            return
         retry = False
         for desired in children:
             what = f"{desired['kind']} {desired['metadata']['name']}"
@@ -395,13 +422,37 @@ class Reconciler:
         children += [c for c in (render_disruption_budget(worker), render_network_policy(worker)) if c]
         return children
 
+    async def _name_taken(self, key: Key, worker: Worker, children: list[dict[str, Any]]) -> str | None:
+        """The first child ("Kind name") whose name an object this worker does not own holds. Server-side apply
+        would take such an object over (and the garbage collector delete it with the worker), so nothing is
+        written. Objects outside the index (not labelled as this worker's) are read once before their creation."""
+        assert self.indexes is not None
+        for desired in children:
+            kind, name = desired["kind"], desired["metadata"]["name"]
+            live = self._child(self.indexes.of_kind(kind), key, name)
+            if live is None:
+                applied = self._applied.get((kind, key[0], name))
+                if applied and time.monotonic() - applied.at < APPLY_SETTLE_SECONDS:
+                    continue  # ours, just created; the index has not caught up yet
+                try:
+                    found = await self.client.get(CHILD_RESOURCES[kind], name, namespace=key[0])
+                except ApiError as exc:
+                    if exc.status.code == 404:
+                        continue
+                    raise
+                live = found.to_dict()
+            if not owned_by(live, worker.uid):
+                return f"{kind} {name}"
+        return None
+
     async def _remove_unwanted(self, key: Key, worker: Worker, children: list[dict[str, Any]]) -> None:
         """Delete children the spec no longer asks for (the router once BYOC is off, a dropped budget...)."""
         assert self.indexes is not None
         wanted = {(c["kind"], c["metadata"]["name"]) for c in children}
         for resource, name in optional_children(worker):
             kind = resource.__name__
-            if (kind, name) in wanted or self._child(self.indexes.of_kind(kind), key, name) is None:
+            live = self._child(self.indexes.of_kind(kind), key, name)
+            if (kind, name) in wanted or live is None or not owned_by(live, worker.uid):
                 continue
             with contextlib.suppress(ApiError):
                 await self.client.delete(resource, name, namespace=key[0])

@@ -119,8 +119,20 @@ def test_user_image_keeps_its_user_but_may_not_escalate_unless_told() -> None:
             }
         }
     )["containers"][0]["securityContext"]
-    assert ctx["runAsUser"] == 1000 and ctx["capabilities"] == {"add": ["SYS_PTRACE"]}
-    assert pod_spec({"podSecurityContext": {"fsGroup": 2000}})["securityContext"] == {"fsGroup": 2000}
+    # What the spec sets replaces the default field by field: the rest of the hardening stays.
+    assert ctx == {
+        "runAsUser": 1000,
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"add": ["SYS_PTRACE"], "drop": ["ALL"]},
+    }
+    assert pod_spec({"podSecurityContext": {"fsGroup": 2000}})["securityContext"] == {
+        "fsGroup": 2000,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    localhost = {"type": "Localhost", "localhostProfile": "profiles/w.json"}
+    assert pod_spec({"podSecurityContext": {"seccompProfile": localhost}})["securityContext"] == {
+        "seccompProfile": localhost
+    }
 
 
 def test_a_user_variable_replaces_the_operators_of_the_same_name() -> None:

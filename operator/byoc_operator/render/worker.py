@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from byoc_operator import api
+from byoc_operator.pod_policy import PodPolicy
 
 LABEL_WORKER = f"{api.GROUP}/worker"
 LABEL_CAPABILITY = f"{api.GROUP}/capability"
@@ -25,9 +26,10 @@ class Worker:
     generation: int
     spec: api.BYOCWorkerSpec
     runtime_image: str
+    policy: PodPolicy = field(default_factory=PodPolicy)
 
     @classmethod
-    def from_body(cls, body: dict[str, Any], runtime_image: str) -> Worker:
+    def from_body(cls, body: dict[str, Any], runtime_image: str, policy: PodPolicy | None = None) -> Worker:
         """Parse an object as the API server returns it; raises pydantic.ValidationError on a bad spec."""
         meta = body["metadata"]
         return cls(
@@ -37,6 +39,7 @@ class Worker:
             generation=int(meta.get("generation", 0)),
             spec=api.BYOCWorkerSpec.model_validate(body.get("spec") or {}),
             runtime_image=runtime_image,
+            policy=policy or PodPolicy(),
         )
 
     @property
