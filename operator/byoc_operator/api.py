@@ -151,6 +151,13 @@ class EnvVar(Model):
 
 
 class SeccompProfile(Model):
+    model_config = checked(
+        rule(
+            "(self.type == 'Localhost') == has(self.localhostProfile)",
+            "seccompProfile.localhostProfile is required with type Localhost, and only then",
+        )
+    )
+
     type: Literal["RuntimeDefault", "Localhost", "Unconfined"] = Field(
         description="'RuntimeDefault' (the default), 'Localhost' (a profile installed on the node) or "
         "'Unconfined' (only where the operator's administrator allows privileged pods)."
@@ -159,6 +166,13 @@ class SeccompProfile(Model):
 
 
 class AppArmorProfile(Model):
+    model_config = checked(
+        rule(
+            "(self.type == 'Localhost') == has(self.localhostProfile)",
+            "appArmorProfile.localhostProfile is required with type Localhost, and only then",
+        )
+    )
+
     type: Literal["RuntimeDefault", "Localhost", "Unconfined"] = Field(
         description="'RuntimeDefault', 'Localhost' or 'Unconfined' (only where privileged pods are allowed)."
     )
@@ -332,7 +346,11 @@ class Probes(Model):
 class ModelCache(Model):
     claim_name: str = Field(min_length=1, max_length=253, description="PersistentVolumeClaim holding model weights.")
     mount_path: str = Field(default="/models", pattern=r"^/", description="Where the cache is mounted in the pod.")
-    read_only: bool = Field(default=False, description="Mount the cache read-only.")
+    read_only: bool = Field(
+        default=True,
+        description="Mount the cache read-only (the default: the claim may be another workload's too). Set false "
+        "for pods that fill the cache themselves.",
+    )
 
 
 # A positive decimal, as go-livepeer's LiveRunnerPriceInfo.priceRat reads price_info.price.
@@ -570,11 +588,16 @@ class DisruptionBudget(Model):
 
 
 class NetworkPolicy(Model):
-    """Only the worker's router, the operator and the peers named here may reach the worker pods."""
+    """Who may reach the worker and router pods. On by default: a routed (BYOC) worker's pods take calls from its
+    router and the operator only; the port that serves orchestrators or clients (the router's, or the pods' in Live
+    Runner mode or without registration) is open to any source unless allowFrom names who; no other port is
+    open (the sidecar's: the kubelet's probes and hooks are not subject to NetworkPolicies)."""
 
+    enabled: bool = Field(default=True, description="Render the NetworkPolicies (false: none).")
     allow_from: list[dict[str, Any]] | None = free_form(
-        "Kubernetes NetworkPolicyPeer objects that may also reach the pods: your orchestrators (ipBlock, or "
-        "namespaceSelector/podSelector), which call the pods directly in Live Runner mode."
+        "Kubernetes NetworkPolicyPeer objects that may reach the serving port: your orchestrators (ipBlock, or "
+        "namespaceSelector/podSelector), or clients. When set, no one else may (besides the router and the "
+        "operator)."
     )
 
 
@@ -657,10 +680,9 @@ class BYOCWorkerSpec(Model):
     disruption_budget: DisruptionBudget | None = Field(
         default=None, description="A PodDisruptionBudget for the worker pods."
     )
-    network_policy: NetworkPolicy | None = Field(
-        default=None,
-        description="When set, a NetworkPolicy lets only this worker's router, the operator and allowFrom reach "
-        "the pods.",
+    network_policy: NetworkPolicy = Field(
+        default_factory=NetworkPolicy,
+        description="NetworkPolicies for the worker and router pods (on by default).",
     )
     pod_security_context: PodSecurityContext | None = Field(
         default=None,

@@ -43,6 +43,10 @@ class PodPolicy:
     allowed_runtime_classes: frozenset[str] = frozenset()
     # security.defaultMemoryLimit: the worker container's memory limit when spec.resources names none ('' = none).
     default_memory_limit: str = DEFAULT_MEMORY_LIMIT
+    # Who the workers' NetworkPolicies admit as the operator (it reads the pods' and routers' /health): pods of
+    # this Helm release in this namespace (set by the chart; unset when the operator runs outside the cluster).
+    operator_namespace: str = ""
+    operator_instance: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> PodPolicy:
@@ -53,6 +57,8 @@ class PodPolicy:
             allowed_priority_classes=_names(env.get("BYOC_ALLOWED_PRIORITY_CLASSES", "")),
             allowed_runtime_classes=_names(env.get("BYOC_ALLOWED_RUNTIME_CLASSES", "")),
             default_memory_limit=env.get("BYOC_DEFAULT_MEMORY_LIMIT", DEFAULT_MEMORY_LIMIT).strip(),
+            operator_namespace=env.get("BYOC_OPERATOR_NAMESPACE", "").strip(),
+            operator_instance=env.get("BYOC_OPERATOR_INSTANCE", "").strip(),
         )
 
 

@@ -13,6 +13,7 @@ import datetime
 import hashlib
 import json
 import logging
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ import pydantic
 from lightkube import ApiError, AsyncClient, codecs
 from lightkube.generic_resource import create_namespaced_resource
 from lightkube.resources.apps_v1 import Deployment
-from lightkube.resources.core_v1 import ConfigMap, Service
+from lightkube.resources.core_v1 import ConfigMap, Secret, Service
 from lightkube.resources.networking_v1 import NetworkPolicy
 from lightkube.resources.policy_v1 import PodDisruptionBudget
 from lightkube.types import PatchType
@@ -38,7 +39,7 @@ from byoc_operator.pod_policy import PodPolicy
 from byoc_operator.pod_policy import refusal as policy_refusal
 from byoc_operator.render import Worker, render_deployment, render_service
 from byoc_operator.render.deployment import node_refusal
-from byoc_operator.render.network import render_network_policy
+from byoc_operator.render.network import render_network_policies
 from byoc_operator.render.placement import render_disruption_budget
 from byoc_operator.render.router import render_pods_service, render_router_deployment, render_router_service
 from byoc_operator.render.runners import (
@@ -48,6 +49,7 @@ from byoc_operator.render.runners import (
     runner_entries,
     uses_static_runners,
 )
+from byoc_operator.render.token import render_token_secret
 from byoc_operator.render.worker import FIELD_MANAGER
 from byoc_operator.slots import POLL_SECONDS as SLOTS_POLL_SECONDS
 from byoc_operator.slots import RouterSlots, Slots, router_addresses
@@ -100,7 +102,7 @@ def revision(obj: dict[str, Any]) -> str:
 
 
 CHILD_RESOURCES: dict[str, Any] = {
-    r.__name__: r for r in (Deployment, Service, ConfigMap, NetworkPolicy, PodDisruptionBudget)
+    r.__name__: r for r in (Deployment, Service, ConfigMap, NetworkPolicy, PodDisruptionBudget, Secret)
 }
 
 
@@ -125,7 +127,9 @@ def optional_children(worker: Worker) -> list[tuple[Any, str]]:
         (Service, worker.pods_service_name),
         (PodDisruptionBudget, worker.name),
         (NetworkPolicy, worker.name),
+        (NetworkPolicy, worker.router_name),
         (ConfigMap, configmap_name(worker)),
+        (Secret, worker.token_secret_name),
     ]
 
 
@@ -162,6 +166,7 @@ class Indexes:
     disruption_budgets: Any
     network_policies: Any
     configmaps: Any
+    token_secrets: Any
 
     def of_kind(self, kind: str) -> Any:
         """The index holding this worker child kind."""
@@ -171,6 +176,7 @@ class Indexes:
             "PodDisruptionBudget": self.disruption_budgets,
             "NetworkPolicy": self.network_policies,
             "ConfigMap": self.configmaps,
+            "Secret": self.token_secrets,
         }[kind]
 
 
@@ -310,12 +316,20 @@ class Reconciler:
         live = runner_entries(worker, pods, published)
         if uses_static_runners(worker):
             children.append(render_runners_configmap(worker, live))
-        taken = await self._name_taken(key, worker, children)
+        # The generated token is rendered with a placeholder here: only its name and kind are compared.
+        token = render_token_secret(worker, "") if worker.generates_token else None
+        taken = await self._name_taken(key, worker, [*children, *([token] if token else [])])
         if taken:
             message = name_conflict_message(worker, taken)
             await self._write_status(key, body, invalid_spec_status(body, message, self._clock(), "NameConflict"))
             return
         retry = False
+        if token:
+            try:
+                await self._ensure_token(key, worker)
+            except ApiError as exc:
+                error = f"Secret {worker.token_secret_name} was refused: {exc.status.message}"
+                retry = True
         for desired in children:
             what = f"{desired['kind']} {desired['metadata']['name']}"
             try:
@@ -329,7 +343,7 @@ class Reconciler:
             except (ValueError, TypeError, KeyError, AttributeError) as exc:
                 # The client library could not build the object from free-form parts of the spec.
                 error = f"{what} cannot be built from the spec: {exc}"
-        await self._remove_unwanted(key, worker, children)
+        await self._remove_unwanted(key, worker, [*children, *([token] if token else [])])
 
         deployment = self._child(self.indexes.deployments, key, worker.deployment_name)
         now = self._clock()
@@ -419,7 +433,8 @@ class Reconciler:
         children = [render_deployment(worker), render_service(worker)]
         if worker.uses_router:
             children += [render_pods_service(worker), render_router_deployment(worker), render_router_service(worker)]
-        children += [c for c in (render_disruption_budget(worker), render_network_policy(worker)) if c]
+        budget = render_disruption_budget(worker)
+        children += [*([budget] if budget else []), *render_network_policies(worker)]
         return children
 
     async def _name_taken(self, key: Key, worker: Worker, children: list[dict[str, Any]]) -> str | None:
@@ -444,6 +459,27 @@ class Reconciler:
             if not owned_by(live, worker.uid):
                 return f"{kind} {name}"
         return None
+
+    async def _ensure_token(self, key: Key, worker: Worker) -> None:
+        """Create the generated worker token once. Created, never applied: the token is random, and rewriting it
+        would rotate it on every run."""
+        assert self.indexes is not None
+        name = worker.token_secret_name
+        ref = ("Secret", key[0], name)
+        applied = self._applied.get(ref)
+        if self._child(self.indexes.token_secrets, key, name) is not None or (
+            applied and time.monotonic() - applied.at < APPLY_SETTLE_SECONDS
+        ):
+            return
+        log.info("creating Secret %s/%s (a generated worker token)", key[0], name)
+        secret = render_token_secret(worker, secrets.token_urlsafe(32))
+        try:
+            await self.client.create(codecs.from_dict(secret), field_manager=FIELD_MANAGER)
+        except ApiError as exc:
+            if exc.status.code != 409:  # 409: created meanwhile (ours: _name_taken saw to that)
+                raise
+        metrics.API_WRITES.labels("create", "Secret").inc()
+        self._applied[ref] = Applied("", "", time.monotonic())
 
     async def _remove_unwanted(self, key: Key, worker: Worker, children: list[dict[str, Any]]) -> None:
         """Delete children the spec no longer asks for (the router once BYOC is off, a dropped budget...)."""

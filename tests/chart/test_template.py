@@ -87,6 +87,8 @@ WORKER_RULES = {
     ("", "secrets", "get"),
     ("", "secrets", "list"),
     ("", "secrets", "watch"),
+    ("", "secrets", "create"),
+    ("", "secrets", "delete"),
     ("", "events", "create"),
 }
 KOPF_SCANNING = {("apiextensions.k8s.io", "customresourcedefinitions", v) for v in ("list", "watch")}

@@ -117,7 +117,10 @@ def test_a_user_image_is_ready_when_its_sidecar_says_its_health_status_is() -> N
 
 
 def test_model_cache_volume() -> None:
-    p = pod(render_deployment(worker({"modelCache": {"claimName": "weights", "readOnly": True}})))
+    # Read-only unless the spec says otherwise: the claim named may be another workload's.
+    writable = pod(render_deployment(worker({"modelCache": {"claimName": "weights", "readOnly": False}})))
+    assert writable["volumes"][0]["persistentVolumeClaim"]["readOnly"] is False
+    p = pod(render_deployment(worker({"modelCache": {"claimName": "weights"}})))
     assert p["volumes"] == [
         {"name": "model-cache", "persistentVolumeClaim": {"claimName": "weights", "readOnly": True}}
     ]

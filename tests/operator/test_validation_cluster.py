@@ -55,6 +55,10 @@ CASES = [
         'spec.podSecurityContext.seccompProfile.type: Unsupported value: "Loose"',
     ),
     (
+        {"podSecurityContext": {"seccompProfile": {"type": "Localhost"}}},
+        "seccompProfile.localhostProfile is required with type Localhost",
+    ),
+    (
         {"gpu": {"count": 0}, "container": {"image": "ghcr.io/a/b:1", "env": [{"name": "NVIDIA_VISIBLE_DEVICES"}]}},
         "may not set NVIDIA_* variables unless the pods request GPUs",
     ),
