@@ -19,6 +19,8 @@ SYSTEM_PRIORITY_PREFIX = "system-"
 # Host memory of a worker pod that names no memory limit: without one, a pod under load (large frames from a
 # client, a leak) takes the node into memory pressure and the kubelet evicts other tenants' pods.
 DEFAULT_MEMORY_LIMIT = "16Gi"
+# What such a pod reserves on its node (without it Kubernetes would reserve the whole limit).
+DEFAULT_MEMORY_REQUEST = "1Gi"
 
 
 def _names(value: str) -> frozenset[str]:
@@ -43,6 +45,8 @@ class PodPolicy:
     allowed_runtime_classes: frozenset[str] = frozenset()
     # security.defaultMemoryLimit: the worker container's memory limit when spec.resources names none ('' = none).
     default_memory_limit: str = DEFAULT_MEMORY_LIMIT
+    # security.defaultMemoryRequest: the memory request that goes with the default limit ('' = the limit).
+    default_memory_request: str = DEFAULT_MEMORY_REQUEST
     # Who the workers' NetworkPolicies admit as the operator (it reads the pods' and routers' /health): pods of
     # this Helm release in this namespace (set by the chart; unset when the operator runs outside the cluster).
     operator_namespace: str = ""
@@ -57,6 +61,7 @@ class PodPolicy:
             allowed_priority_classes=_names(env.get("BYOC_ALLOWED_PRIORITY_CLASSES", "")),
             allowed_runtime_classes=_names(env.get("BYOC_ALLOWED_RUNTIME_CLASSES", "")),
             default_memory_limit=env.get("BYOC_DEFAULT_MEMORY_LIMIT", DEFAULT_MEMORY_LIMIT).strip(),
+            default_memory_request=env.get("BYOC_DEFAULT_MEMORY_REQUEST", DEFAULT_MEMORY_REQUEST).strip(),
             operator_namespace=env.get("BYOC_OPERATOR_NAMESPACE", "").strip(),
             operator_instance=env.get("BYOC_OPERATOR_INSTANCE", "").strip(),
         )

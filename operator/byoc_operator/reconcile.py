@@ -115,7 +115,8 @@ def name_conflict_message(worker: Worker, taken: str) -> str:
     return (
         f"{taken} already exists and does not belong to this BYOCWorker, so the operator leaves it untouched and "
         f"creates nothing: rename the BYOCWorker (its objects are named {worker.name}, {worker.router_name}, "
-        f"{worker.pods_service_name}, {configmap_name(worker)}) or remove that {taken.split()[0]}"
+        f"{worker.pods_service_name}, {configmap_name(worker)}, {worker.token_secret_name}) or remove that "
+        f"{taken.split()[0]}"
     )
 
 
@@ -440,7 +441,7 @@ class Reconciler:
     async def _name_taken(self, key: Key, worker: Worker, children: list[dict[str, Any]]) -> str | None:
         """The first child ("Kind name") whose name an object this worker does not own holds. Server-side apply
         would take such an object over (and the garbage collector delete it with the worker), so nothing is
-        written. Objects outside the index (not labelled as this worker's) are read once before their creation."""
+        written. Objects outside the index (not labelled as this worker's) are looked up before their creation."""
         assert self.indexes is not None
         for desired in children:
             kind, name = desired["kind"], desired["metadata"]["name"]
@@ -449,13 +450,12 @@ class Reconciler:
                 applied = self._applied.get((kind, key[0], name))
                 if applied and time.monotonic() - applied.at < APPLY_SETTLE_SECONDS:
                     continue  # ours, just created; the index has not caught up yet
-                try:
-                    found = await self.client.get(CHILD_RESOURCES[kind], name, namespace=key[0])
-                except ApiError as exc:
-                    if exc.status.code == 404:
-                        continue
-                    raise
-                live = found.to_dict()
+                # A list by name, not a get: the operator's RBAC has list on its children's kinds, not get.
+                found = self.client.list(CHILD_RESOURCES[kind], namespace=key[0], fields={"metadata.name": name})
+                matches = [obj.to_dict() async for obj in found]
+                if not matches:
+                    continue
+                live = matches[0]
             if not owned_by(live, worker.uid):
                 return f"{kind} {name}"
         return None

@@ -215,11 +215,16 @@ def test_operator_pod_is_locked_down(helm: Helm) -> None:
 def test_security_values_reach_the_operator_as_its_pod_policy(helm: Helm) -> None:
     def policy(values: dict[str, Any]) -> PodPolicy:
         (c,) = one(render(helm, values, release="prod"), "Deployment")["spec"]["template"]["spec"]["containers"]
-        env = {e["name"]: e["value"] for e in c["env"] if "value" in e}
-        assert env["BYOC_OPERATOR_INSTANCE"] == "prod"
+        env = {e["name"]: e.get("value") for e in c["env"]}
+        # Worker NetworkPolicies admit the operator by its namespace (the pod's own) and release.
+        assert next(e for e in c["env"] if e["name"] == "BYOC_OPERATOR_NAMESPACE")["valueFrom"] == {
+            "fieldRef": {"fieldPath": "metadata.namespace"}
+        }
+        env["BYOC_OPERATOR_NAMESPACE"] = "byoc-system"
         return PodPolicy.from_env(env)
 
-    assert policy({}) == PodPolicy()  # the chart's defaults are the operator's: nothing beyond them allowed
+    # The chart's defaults are the operator's: nothing beyond them allowed.
+    assert policy({}) == PodPolicy(operator_namespace="byoc-system", operator_instance="prod")
     security = {
         "allowPrivileged": True,
         "allowRoot": True,
@@ -227,6 +232,7 @@ def test_security_values_reach_the_operator_as_its_pod_policy(helm: Helm) -> Non
         "allowedPriorityClasses": ["system-node-critical"],
         "allowedRuntimeClasses": ["nvidia", "kata"],
         "defaultMemoryLimit": "",
+        "defaultMemoryRequest": "2Gi",
     }
     assert policy({"security": security}) == PodPolicy(
         allow_privileged=True,
@@ -235,6 +241,9 @@ def test_security_values_reach_the_operator_as_its_pod_policy(helm: Helm) -> Non
         allowed_priority_classes=frozenset({"system-node-critical"}),
         allowed_runtime_classes=frozenset({"nvidia", "kata"}),
         default_memory_limit="",
+        default_memory_request="2Gi",
+        operator_namespace="byoc-system",
+        operator_instance="prod",
     )
     assert "/security/allowPrivileged" in render_error(helm, {"security": {"allowPrivileged": "yes"}})
 

@@ -157,6 +157,7 @@ def test_a_privileged_pod_is_refused_naming_the_field_and_the_admin_setting(
     env = {e.name: e.value for e in pod.containers[0].env}
     assert env["NVIDIA_VISIBLE_DEVICES"] == "void"
     assert pod.containers[0].resources.limits["memory"] == "16Gi"
+    assert pod.containers[0].resources.requests["memory"] == "1Gi"
 
 
 def test_a_byoc_worker_without_a_token_gets_a_generated_one(

@@ -172,9 +172,15 @@ def test_pods_without_gpus_see_none() -> None:
 
 
 def test_a_memory_limit_is_always_set() -> None:
-    limits = lambda body, policy=None: pod_spec(body, policy)["containers"][0]["resources"]["limits"]  # noqa: E731
-    assert limits({})["memory"] == "16Gi"
-    assert limits({"resources": {"requests": {"memory": "40Gi"}}})["memory"] == "40Gi"  # never below the request
-    assert limits({"resources": {"limits": {"memory": "2Gi"}}})["memory"] == "2Gi"
-    assert limits({}, PodPolicy.from_env({"BYOC_DEFAULT_MEMORY_LIMIT": "8Gi"}))["memory"] == "8Gi"
-    assert "memory" not in limits({}, PodPolicy.from_env({"BYOC_DEFAULT_MEMORY_LIMIT": ""}))
+    def resources(body: dict[str, Any], env: dict[str, str] | None = None) -> dict[str, Any]:
+        policy = PodPolicy.from_env(env) if env is not None else None
+        return pod_spec(body, policy)["containers"][0]["resources"]
+
+    # The default limit, reserving the default request (not the whole limit, as Kubernetes would).
+    assert resources({}) == {"limits": {"nvidia.com/gpu": 1, "memory": "16Gi"}, "requests": {"memory": "1Gi"}}
+    # Never below the spec's request; the spec's limit as given.
+    assert resources({"resources": {"requests": {"memory": "40Gi"}}})["limits"]["memory"] == "40Gi"
+    assert resources({"resources": {"limits": {"memory": "2Gi"}}}) == {"limits": {"memory": "2Gi", "nvidia.com/gpu": 1}}
+    env = {"BYOC_DEFAULT_MEMORY_LIMIT": "8Gi", "BYOC_DEFAULT_MEMORY_REQUEST": ""}
+    assert resources({}, env) == {"limits": {"nvidia.com/gpu": 1, "memory": "8Gi"}}
+    assert "memory" not in resources({}, {"BYOC_DEFAULT_MEMORY_LIMIT": ""})["limits"]

@@ -30,7 +30,7 @@ def test_minimal_spec_runs_the_bundled_runtime_on_one_gpu() -> None:
     assert env["BYOC_CAPACITY"] == "1"
     assert env["BYOC_CAPABILITY"] == "live-video-to-video"
     # No memory limit in the spec: the operator's default (a pod must not take its node into memory pressure).
-    assert c["resources"] == {"limits": {"nvidia.com/gpu": 1, "memory": "16Gi"}}
+    assert c["resources"] == {"limits": {"nvidia.com/gpu": 1, "memory": "16Gi"}, "requests": {"memory": "1Gi"}}
     assert "NVIDIA_VISIBLE_DEVICES" not in env  # the device plugin names the allocated GPU
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod(dep)["tolerations"]
     assert dep["spec"]["replicas"] == 1

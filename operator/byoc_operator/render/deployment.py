@@ -44,11 +44,16 @@ def resources(worker: Worker) -> dict[str, Any]:
     spec = worker.spec
     requests = dict(spec.resources.requests or {}) if spec.resources else {}
     limits = dict(spec.resources.limits or {}) if spec.resources else {}
-    if "memory" not in limits:
-        # No memory limit would let one pod take its node into memory pressure: the request, else the default.
-        default = requests.get("memory") or worker.policy.default_memory_limit
-        if default:
-            limits["memory"] = default
+    policy = worker.policy
+    if "memory" not in limits and (requests.get("memory") or policy.default_memory_limit):
+        # No memory limit would let one pod take its node into memory pressure: the request, else the default,
+        # with the default request (not the limit, as Kubernetes would take) when the spec names none.
+        if "memory" in requests:
+            limits["memory"] = requests["memory"]
+        else:
+            limits["memory"] = policy.default_memory_limit
+            if policy.default_memory_request:
+                requests["memory"] = policy.default_memory_request
     limits.update(gpu_resources(spec.gpu))
     out: dict[str, Any] = {}
     if requests:
