@@ -150,7 +150,8 @@ def test_operator_with_exactly_the_charts_rbac_reconciles_every_example(
         assert exists(cluster, "poddisruptionbudget", "autoscaled", namespace)
         assert exists(cluster, "networkpolicy", "autoscaled", namespace)
         mig = get(cluster, "deployment", "grayscale-mig", namespace)["spec"]["template"]["spec"]["containers"][0]
-        assert mig["resources"]["limits"] == {"nvidia.com/mig-1g.10gb": "1"}
+        # (and the chart's security.defaultMemoryLimit: the example names no memory)
+        assert mig["resources"]["limits"] == {"nvidia.com/mig-1g.10gb": "1", "memory": "16Gi"}
         runtime = get(cluster, "deployment", "passthrough", namespace)["spec"]["template"]["spec"]["containers"][0]
         assert runtime["image"] == VALUES["runtimeImage"]  # BYOC_RUNTIME_IMAGE from the chart
 
