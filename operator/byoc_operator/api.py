@@ -38,6 +38,22 @@ PROCESSOR_CLASS_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[
 MIG_PROFILE_PATTERN = r"^[1-9]g\.[0-9]+gb(\+me)?$"
 URL_PATTERN = r"^https?://[^\s/]+(/[^\s]*)?$"
 
+# Pod label keys the operator's selectors and NetworkPolicy peers match on (a tenant's pod carrying them could
+# pass for a router or the operator), and annotation keys that opt a pod out of the cluster's mesh or confinement.
+RESERVED_LABEL_PREFIXES = [f"{GROUP}/", "app.kubernetes.io/"]
+RESERVED_ANNOTATION_PREFIXES = [
+    f"{GROUP}/",
+    "controller.kubernetes.io/",
+    "sidecar.istio.io/",
+    "proxy.istio.io/",
+    "traffic.sidecar.istio.io/",
+    "linkerd.io/",
+    "config.linkerd.io/",
+    "config.alpha.linkerd.io/",
+    "container.apparmor.security.beta.kubernetes.io/",
+    "seccomp.security.alpha.kubernetes.io/",
+]
+
 
 def rule(expression: str, message: str) -> dict[str, str]:
     """A CEL validation rule as the API server wants it (x-kubernetes-validations)."""
@@ -120,6 +136,88 @@ class RuntimeContainer(Model):
     )
 
 
+ENV_NAME_PATTERN = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
+
+
+class EnvVar(Model):
+    """A Kubernetes EnvVar."""
+
+    name: str = Field(min_length=1, max_length=253, pattern=ENV_NAME_PATTERN, description="Variable name.")
+    value: str | None = Field(default=None, description="Value.")
+    value_from: dict[str, Any] | None = free_form(
+        "Where the value comes from (Kubernetes EnvVarSource: fieldRef, resourceFieldRef, configMapKeyRef, "
+        "secretKeyRef)."
+    )
+
+
+class SeccompProfile(Model):
+    model_config = checked(
+        rule(
+            "(self.type == 'Localhost') == has(self.localhostProfile)",
+            "seccompProfile.localhostProfile is required with type Localhost, and only then",
+        )
+    )
+
+    type: Literal["RuntimeDefault", "Localhost", "Unconfined"] = Field(
+        description="'RuntimeDefault' (the default), 'Localhost' (a profile installed on the node) or "
+        "'Unconfined' (only where the operator's administrator allows privileged pods)."
+    )
+    localhost_profile: str | None = Field(default=None, max_length=4096, description="Localhost: the profile file.")
+
+
+class AppArmorProfile(Model):
+    model_config = checked(
+        rule(
+            "(self.type == 'Localhost') == has(self.localhostProfile)",
+            "appArmorProfile.localhostProfile is required with type Localhost, and only then",
+        )
+    )
+
+    type: Literal["RuntimeDefault", "Localhost", "Unconfined"] = Field(
+        description="'RuntimeDefault', 'Localhost' or 'Unconfined' (only where privileged pods are allowed)."
+    )
+    localhost_profile: str | None = Field(default=None, max_length=4096, description="Localhost: the profile name.")
+
+
+class Capabilities(Model):
+    add: list[str] | None = Field(
+        default=None,
+        max_length=64,
+        description="Capabilities to add (only those the operator's administrator allows).",
+    )
+    drop: list[str] | None = Field(default=None, max_length=64, description="Capabilities to drop (default: ALL).")
+
+
+class ContainerSecurityContext(Model):
+    """The parts of a container securityContext a BYOCWorker may set. Some values (privileged, escalation,
+    added capabilities, Unconfined profiles, root) are refused unless the operator's administrator allows them."""
+
+    allow_privilege_escalation: bool | None = Field(default=None, description="Default false.")
+    privileged: bool | None = Field(default=None, description="Default false.")
+    capabilities: Capabilities | None = Field(default=None, description="Default: drop ALL, add none.")
+    read_only_root_filesystem: bool | None = Field(default=None, description="Mount the root filesystem read-only.")
+    run_as_non_root: bool | None = Field(default=None, description="Refuse to start as root.")
+    run_as_user: int | None = Field(default=None, ge=0, le=2147483647, description="User id (default: the image's).")
+    run_as_group: int | None = Field(default=None, ge=0, le=2147483647, description="Group id.")
+    seccomp_profile: SeccompProfile | None = Field(default=None, description="Default: the pod's (RuntimeDefault).")
+    app_armor_profile: AppArmorProfile | None = Field(default=None, description="AppArmor profile.")
+
+
+class PodSecurityContext(Model):
+    """The parts of a pod securityContext a BYOCWorker may set (seccomp RuntimeDefault stays unless replaced)."""
+
+    run_as_non_root: bool | None = Field(default=None, description="Refuse to start containers as root.")
+    run_as_user: int | None = Field(default=None, ge=0, le=2147483647, description="User id of every container.")
+    run_as_group: int | None = Field(default=None, ge=0, le=2147483647, description="Group id.")
+    fs_group: int | None = Field(default=None, ge=0, le=2147483647, description="Group owning mounted volumes.")
+    fs_group_change_policy: Literal["OnRootMismatch", "Always"] | None = Field(
+        default=None, description="When volume ownership is changed to fsGroup."
+    )
+    supplemental_groups: list[int] | None = Field(default=None, max_length=64, description="Extra group ids.")
+    seccomp_profile: SeccompProfile | None = Field(default=None, description="Default: RuntimeDefault.")
+    app_armor_profile: AppArmorProfile | None = Field(default=None, description="AppArmor profile.")
+
+
 class UserContainer(Model):
     """Any image that speaks the worker REST contract (PyTrickle's StreamServer or compatible)."""
 
@@ -131,14 +229,16 @@ class UserContainer(Model):
     )
     command: list[str] | None = Field(default=None, description="Entrypoint override.")
     args: list[str] | None = Field(default=None, description="Arguments to the entrypoint.")
-    env: list[dict[str, Any]] | None = free_form("Environment variables (Kubernetes EnvVar objects).")
+    env: list[EnvVar] | None = Field(default=None, max_length=256, description="Environment variables.")
     port: int = Field(default=DEFAULT_PORT, ge=1, le=65535, description="Port the worker REST API listens on.")
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = Field(
         default=None, description="Image pull policy."
     )
-    security_context: dict[str, Any] | None = free_form(
-        "Container securityContext (default: no privilege escalation, all capabilities dropped; set "
-        "runAsNonRoot/runAsUser here when your image allows)."
+    security_context: ContainerSecurityContext | None = Field(
+        default=None,
+        description="Container securityContext (default: no privilege escalation, all capabilities dropped; set "
+        "runAsNonRoot/runAsUser here when your image allows). Fields you set replace the default's, the others "
+        "stay.",
     )
 
 
@@ -246,7 +346,11 @@ class Probes(Model):
 class ModelCache(Model):
     claim_name: str = Field(min_length=1, max_length=253, description="PersistentVolumeClaim holding model weights.")
     mount_path: str = Field(default="/models", pattern=r"^/", description="Where the cache is mounted in the pod.")
-    read_only: bool = Field(default=False, description="Mount the cache read-only.")
+    read_only: bool = Field(
+        default=True,
+        description="Mount the cache read-only (the default: the claim may be another workload's too). Set false "
+        "for pods that fill the cache themselves.",
+    )
 
 
 # A positive decimal, as go-livepeer's LiveRunnerPriceInfo.priceRat reads price_info.price.
@@ -484,11 +588,16 @@ class DisruptionBudget(Model):
 
 
 class NetworkPolicy(Model):
-    """Only the worker's router, the operator and the peers named here may reach the worker pods."""
+    """Who may reach the worker and router pods. On by default: a routed (BYOC) worker's pods take calls from its
+    router and the operator only; the port that serves orchestrators or clients (the router's, or the pods' in Live
+    Runner mode or without registration) is open to any source unless allowFrom names who; no other port is
+    open (the sidecar's: the kubelet's probes and hooks are not subject to NetworkPolicies)."""
 
+    enabled: bool = Field(default=True, description="Render the NetworkPolicies (false: none).")
     allow_from: list[dict[str, Any]] | None = free_form(
-        "Kubernetes NetworkPolicyPeer objects that may also reach the pods: your orchestrators (ipBlock, or "
-        "namespaceSelector/podSelector), which call the pods directly in Live Runner mode."
+        "Kubernetes NetworkPolicyPeer objects that may reach the serving port: your orchestrators (ipBlock, or "
+        "namespaceSelector/podSelector), or clients. When set, no one else may (besides the router and the "
+        "operator)."
     )
 
 
@@ -515,6 +624,13 @@ class Rollout(Model):
 
 class BYOCWorkerSpec(Model):
     model_config = checked(
+        rule(
+            "!(has(self.gpu) && has(self.gpu.count) && self.gpu.count == 0 && !has(self.gpu.migProfile)) || "
+            "!has(self.container) || !has(self.container.env) || "
+            "self.container.env.all(e, !e.name.startsWith('NVIDIA_'))",
+            "spec.container.env may not set NVIDIA_* variables unless the pods request GPUs (spec.gpu): they would "
+            "make the node's GPUs visible to a pod that was allocated none",
+        ),
         rule(
             "!(has(self.runtime) && has(self.container))",
             "set either spec.runtime (the bundled runtime) or spec.container (your own image), not both",
@@ -564,13 +680,14 @@ class BYOCWorkerSpec(Model):
     disruption_budget: DisruptionBudget | None = Field(
         default=None, description="A PodDisruptionBudget for the worker pods."
     )
-    network_policy: NetworkPolicy | None = Field(
-        default=None,
-        description="When set, a NetworkPolicy lets only this worker's router, the operator and allowFrom reach "
-        "the pods.",
+    network_policy: NetworkPolicy = Field(
+        default_factory=NetworkPolicy,
+        description="NetworkPolicies for the worker and router pods (on by default).",
     )
-    pod_security_context: dict[str, Any] | None = free_form(
-        "Pod securityContext (default: seccomp RuntimeDefault; the bundled runtime also runs as non-root 65532)."
+    pod_security_context: PodSecurityContext | None = Field(
+        default=None,
+        description="Pod securityContext (default: seccomp RuntimeDefault; the bundled runtime also runs as "
+        "non-root 65532).",
     )
     image_pull_secrets: list[str] | None = Field(
         default=None,
@@ -578,9 +695,31 @@ class BYOCWorkerSpec(Model):
         json_schema_extra={"x-kubernetes-list-type": "set"},
     )
     pod_labels: dict[str, str] | None = Field(
-        default=None, description="Extra labels for the worker pods (the operator's own labels win on a clash)."
+        default=None,
+        max_length=64,
+        description="Extra labels for the worker pods. Keys under byoc.livepeer.org/ and app.kubernetes.io/ are "
+        "the operator's (its selectors and NetworkPolicies match them).",
+        json_schema_extra=validations(
+            rule(
+                "self.all(k, " + " && ".join(f"!k.startsWith('{p}')" for p in RESERVED_LABEL_PREFIXES) + ")",
+                "spec.podLabels may not use keys under " + ", ".join(RESERVED_LABEL_PREFIXES) + ": the operator's "
+                "selectors and NetworkPolicies match them",
+            )
+        ),
     )
-    pod_annotations: dict[str, str] | None = Field(default=None, description="Extra annotations for the worker pods.")
+    pod_annotations: dict[str, str] | None = Field(
+        default=None,
+        max_length=64,
+        description="Extra annotations for the worker pods. Service-mesh opt-outs, AppArmor/seccomp annotations "
+        "and the operator's own keys are refused.",
+        json_schema_extra=validations(
+            rule(
+                "self.all(k, " + " && ".join(f"!k.startsWith('{p}')" for p in RESERVED_ANNOTATION_PREFIXES) + ")",
+                "spec.podAnnotations may not use keys under " + ", ".join(RESERVED_ANNOTATION_PREFIXES) + " (mesh "
+                "injection, AppArmor and seccomp are the cluster's to decide, the rest are the operator's)",
+            )
+        ),
+    )
 
 
 class Condition(Model):

@@ -16,7 +16,8 @@ import kopf
 from lightkube import AsyncClient
 
 from byoc_operator import api, registration
-from byoc_operator.index import Key, slim_child, slim_configmap, slim_pod
+from byoc_operator.index import Key, slim_child, slim_configmap, slim_metadata, slim_pod
+from byoc_operator.pod_policy import PodPolicy
 from byoc_operator.reconcile import Indexes, Reconciler
 from byoc_operator.registration import ORCHESTRATOR_LABEL
 from byoc_operator.render.worker import LABEL_WORKER
@@ -44,6 +45,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         token_propagation_seconds=float(
             os.environ.get("BYOC_TOKEN_PROPAGATION_SECONDS", str(registration.TOKEN_PROPAGATION_SECONDS))
         ),
+        policy=PodPolicy.from_env(os.environ),
     )
     memo.resync_seconds = float(os.environ.get("BYOC_RESYNC_SECONDS", "600"))
 
@@ -89,6 +91,12 @@ def pods(body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]]:
     return {_worker_key(body): slim_pod(body)}
 
 
+@kopf.index("v1", "secrets", **CHILD_FILTER)
+def token_secrets(body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]]:
+    """The workers' generated token Secrets: their metadata only (whether one exists, and whose), never the data."""
+    return {_worker_key(body): {"kind": "Secret", "metadata": slim_metadata(dict(body.metadata))}}
+
+
 @kopf.index("v1", "secrets", labels={ORCHESTRATOR_LABEL: kopf.PRESENT})
 def orchestrator_secrets(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
     """Orchestrators described by labelled Secrets: their URL and labels only, never the secret."""
@@ -121,6 +129,7 @@ def _reconciler(memo: kopf.Memo, kwargs: dict[str, Any]) -> Reconciler:
                 disruption_budgets=kwargs["disruption_budgets"],
                 network_policies=kwargs["network_policies"],
                 configmaps=kwargs["configmaps"],
+                token_secrets=kwargs["token_secrets"],
             )
         )
         asyncio.get_running_loop().create_task(_resync(reconciler, memo.resync_seconds))
@@ -154,5 +163,6 @@ async def orchestrator_secret_event(namespace: str, memo: kopf.Memo, **kwargs: A
 @kopf.on.event("v1", "configmaps", **CHILD_FILTER)
 @kopf.on.event("policy", "v1", "poddisruptionbudgets", **CHILD_FILTER)
 @kopf.on.event("networking.k8s.io", "v1", "networkpolicies", **CHILD_FILTER)
+@kopf.on.event("v1", "secrets", **CHILD_FILTER)
 async def child_event(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
     _reconciler(memo, kwargs).trigger(_worker_key(body))

@@ -13,6 +13,7 @@ import datetime
 import hashlib
 import json
 import logging
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ import pydantic
 from lightkube import ApiError, AsyncClient, codecs
 from lightkube.generic_resource import create_namespaced_resource
 from lightkube.resources.apps_v1 import Deployment
-from lightkube.resources.core_v1 import ConfigMap, Service
+from lightkube.resources.core_v1 import ConfigMap, Secret, Service
 from lightkube.resources.networking_v1 import NetworkPolicy
 from lightkube.resources.policy_v1 import PodDisruptionBudget
 from lightkube.types import PatchType
@@ -34,9 +35,11 @@ from byoc_operator.autoscale import Autoscaler
 from byoc_operator.drift import contains
 from byoc_operator.index import Key, first
 from byoc_operator.orchestrator import Fleet
+from byoc_operator.pod_policy import PodPolicy
+from byoc_operator.pod_policy import refusal as policy_refusal
 from byoc_operator.render import Worker, render_deployment, render_service
 from byoc_operator.render.deployment import node_refusal
-from byoc_operator.render.network import render_network_policy
+from byoc_operator.render.network import render_network_policies
 from byoc_operator.render.placement import render_disruption_budget
 from byoc_operator.render.router import render_pods_service, render_router_deployment, render_router_service
 from byoc_operator.render.runners import (
@@ -46,6 +49,7 @@ from byoc_operator.render.runners import (
     runner_entries,
     uses_static_runners,
 )
+from byoc_operator.render.token import render_token_secret
 from byoc_operator.render.worker import FIELD_MANAGER
 from byoc_operator.slots import POLL_SECONDS as SLOTS_POLL_SECONDS
 from byoc_operator.slots import RouterSlots, Slots, router_addresses
@@ -97,6 +101,25 @@ def revision(obj: dict[str, Any]) -> str:
     return f"g{meta['generation']}" if meta.get("generation") else f"rv{meta.get('resourceVersion')}"
 
 
+CHILD_RESOURCES: dict[str, Any] = {
+    r.__name__: r for r in (Deployment, Service, ConfigMap, NetworkPolicy, PodDisruptionBudget, Secret)
+}
+
+
+def owned_by(obj: dict[str, Any], uid: str) -> bool:
+    """Whether this worker (by uid, so not an earlier worker of the same name) owns the object."""
+    return any(ref.get("uid") == uid for ref in (obj.get("metadata") or {}).get("ownerReferences") or [])
+
+
+def name_conflict_message(worker: Worker, taken: str) -> str:
+    return (
+        f"{taken} already exists and does not belong to this BYOCWorker, so the operator leaves it untouched and "
+        f"creates nothing: rename the BYOCWorker (its objects are named {worker.name}, {worker.router_name}, "
+        f"{worker.pods_service_name}, {configmap_name(worker)}, {worker.token_secret_name}) or remove that "
+        f"{taken.split()[0]}"
+    )
+
+
 def optional_children(worker: Worker) -> list[tuple[Any, str]]:
     """Children some specs have and others not, as (resource, name)."""
     return [
@@ -105,7 +128,9 @@ def optional_children(worker: Worker) -> list[tuple[Any, str]]:
         (Service, worker.pods_service_name),
         (PodDisruptionBudget, worker.name),
         (NetworkPolicy, worker.name),
+        (NetworkPolicy, worker.router_name),
         (ConfigMap, configmap_name(worker)),
+        (Secret, worker.token_secret_name),
     ]
 
 
@@ -142,6 +167,7 @@ class Indexes:
     disruption_budgets: Any
     network_policies: Any
     configmaps: Any
+    token_secrets: Any
 
     def of_kind(self, kind: str) -> Any:
         """The index holding this worker child kind."""
@@ -151,6 +177,7 @@ class Indexes:
             "PodDisruptionBudget": self.disruption_budgets,
             "NetworkPolicy": self.network_policies,
             "ConfigMap": self.configmaps,
+            "Secret": self.token_secrets,
         }[kind]
 
 
@@ -171,9 +198,11 @@ class Reconciler:
         post_event: EventPoster = post_kopf_event,
         clock: Callable[[], str] = utcnow,
         token_propagation_seconds: float = registration.TOKEN_PROPAGATION_SECONDS,
+        policy: PodPolicy | None = None,
     ) -> None:
         self.client = client
         self.runtime_image = runtime_image
+        self.policy = policy or PodPolicy()
         self.indexes: Indexes | None = None
         self._post_event = post_event
         self._clock = clock
@@ -260,7 +289,7 @@ class Reconciler:
             return  # gone: ownerReferences let the garbage collector remove the children
         deleting = bool(body["metadata"].get("deletionTimestamp"))
         try:
-            worker = Worker.from_body(body, self.runtime_image)
+            worker = Worker.from_body(body, self.runtime_image, self.policy)
         except pydantic.ValidationError as exc:
             if deleting:
                 await self._set_finalizer(key, body, present=False)
@@ -268,7 +297,7 @@ class Reconciler:
             # The API server's schema should have refused this; report it rather than crash.
             await self._write_status(key, body, invalid_spec_status(body, spec_error_message(exc), self._clock()))
             return
-        refusal = None if deleting else node_refusal(worker)
+        refusal = None if deleting else node_refusal(worker) or policy_refusal(worker.spec, self.policy)
         if refusal:
             await self._write_status(key, body, invalid_spec_status(body, f"invalid spec: {refusal}", self._clock()))
             return
@@ -288,7 +317,20 @@ class Reconciler:
         live = runner_entries(worker, pods, published)
         if uses_static_runners(worker):
             children.append(render_runners_configmap(worker, live))
+        # The generated token is rendered with a placeholder here: only its name and kind are compared.
+        token = render_token_secret(worker, "") if worker.generates_token else None
+        taken = await self._name_taken(key, worker, [*children, *([token] if token else [])])
+        if taken:
+            message = name_conflict_message(worker, taken)
+            await self._write_status(key, body, invalid_spec_status(body, message, self._clock(), "NameConflict"))
+            return
         retry = False
+        if token:
+            try:
+                await self._ensure_token(key, worker)
+            except ApiError as exc:
+                error = f"Secret {worker.token_secret_name} was refused: {exc.status.message}"
+                retry = True
         for desired in children:
             what = f"{desired['kind']} {desired['metadata']['name']}"
             try:
@@ -302,7 +344,7 @@ class Reconciler:
             except (ValueError, TypeError, KeyError, AttributeError) as exc:
                 # The client library could not build the object from free-form parts of the spec.
                 error = f"{what} cannot be built from the spec: {exc}"
-        await self._remove_unwanted(key, worker, children)
+        await self._remove_unwanted(key, worker, [*children, *([token] if token else [])])
 
         deployment = self._child(self.indexes.deployments, key, worker.deployment_name)
         now = self._clock()
@@ -392,8 +434,52 @@ class Reconciler:
         children = [render_deployment(worker), render_service(worker)]
         if worker.uses_router:
             children += [render_pods_service(worker), render_router_deployment(worker), render_router_service(worker)]
-        children += [c for c in (render_disruption_budget(worker), render_network_policy(worker)) if c]
+        budget = render_disruption_budget(worker)
+        children += [*([budget] if budget else []), *render_network_policies(worker)]
         return children
+
+    async def _name_taken(self, key: Key, worker: Worker, children: list[dict[str, Any]]) -> str | None:
+        """The first child ("Kind name") whose name an object this worker does not own holds. Server-side apply
+        would take such an object over (and the garbage collector delete it with the worker), so nothing is
+        written. Objects outside the index (not labelled as this worker's) are looked up before their creation."""
+        assert self.indexes is not None
+        for desired in children:
+            kind, name = desired["kind"], desired["metadata"]["name"]
+            live = self._child(self.indexes.of_kind(kind), key, name)
+            if live is None:
+                applied = self._applied.get((kind, key[0], name))
+                if applied and time.monotonic() - applied.at < APPLY_SETTLE_SECONDS:
+                    continue  # ours, just created; the index has not caught up yet
+                # A list by name, not a get: the operator's RBAC has list on its children's kinds, not get.
+                found = self.client.list(CHILD_RESOURCES[kind], namespace=key[0], fields={"metadata.name": name})
+                matches = [obj.to_dict() async for obj in found]
+                if not matches:
+                    continue
+                live = matches[0]
+            if not owned_by(live, worker.uid):
+                return f"{kind} {name}"
+        return None
+
+    async def _ensure_token(self, key: Key, worker: Worker) -> None:
+        """Create the generated worker token once. Created, never applied: the token is random, and rewriting it
+        would rotate it on every run."""
+        assert self.indexes is not None
+        name = worker.token_secret_name
+        ref = ("Secret", key[0], name)
+        applied = self._applied.get(ref)
+        if self._child(self.indexes.token_secrets, key, name) is not None or (
+            applied and time.monotonic() - applied.at < APPLY_SETTLE_SECONDS
+        ):
+            return
+        log.info("creating Secret %s/%s (a generated worker token)", key[0], name)
+        secret = render_token_secret(worker, secrets.token_urlsafe(32))
+        try:
+            await self.client.create(codecs.from_dict(secret), field_manager=FIELD_MANAGER)
+        except ApiError as exc:
+            if exc.status.code != 409:  # 409: created meanwhile (ours: _name_taken saw to that)
+                raise
+        metrics.API_WRITES.labels("create", "Secret").inc()
+        self._applied[ref] = Applied("", "", time.monotonic())
 
     async def _remove_unwanted(self, key: Key, worker: Worker, children: list[dict[str, Any]]) -> None:
         """Delete children the spec no longer asks for (the router once BYOC is off, a dropped budget...)."""
@@ -401,7 +487,8 @@ class Reconciler:
         wanted = {(c["kind"], c["metadata"]["name"]) for c in children}
         for resource, name in optional_children(worker):
             kind = resource.__name__
-            if (kind, name) in wanted or self._child(self.indexes.of_kind(kind), key, name) is None:
+            live = self._child(self.indexes.of_kind(kind), key, name)
+            if (kind, name) in wanted or live is None or not owned_by(live, worker.uid):
                 continue
             with contextlib.suppress(ApiError):
                 await self.client.delete(resource, name, namespace=key[0])

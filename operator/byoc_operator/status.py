@@ -232,8 +232,9 @@ def with_registration(
     return out
 
 
-def invalid_spec_status(body: dict[str, Any], message: str, now: str) -> dict[str, Any]:
-    """Status for an object whose spec the operator cannot parse (the CRD schema should have refused it)."""
+def invalid_spec_status(body: dict[str, Any], message: str, now: str, reason: str = "InvalidSpec") -> dict[str, Any]:
+    """Status for an object the operator will not reconcile: a spec it cannot parse or does not allow
+    (InvalidSpec), or a child name another object holds (NameConflict)."""
     previous = body.get("status") or {}
     old = {c["type"]: c for c in previous.get("conditions") or [] if "type" in c}
     generation = int(body["metadata"].get("generation", 0))
@@ -241,9 +242,9 @@ def invalid_spec_status(body: dict[str, Any], message: str, now: str) -> dict[st
         **previous,
         "observedGeneration": generation,
         "conditions": [
-            condition(READY, False, "InvalidSpec", message, generation, old, now),
-            condition(PROGRESSING, False, "InvalidSpec", message, generation, old, now),
-            condition(DEGRADED, True, "InvalidSpec", message, generation, old, now),
+            condition(READY, False, reason, message, generation, old, now),
+            condition(PROGRESSING, False, reason, message, generation, old, now),
+            condition(DEGRADED, True, reason, message, generation, old, now),
         ],
     }
 

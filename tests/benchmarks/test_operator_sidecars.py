@@ -61,7 +61,8 @@ def test_registrar_config_from_the_rendered_pod() -> None:
     container = registrar_container(pod)
     assert container is not None
     env = downward_env(pod, container)
-    assert env == {"POD_IP": "127.64.0.9", "POD_NAME": "lr-abc"}
+    # (the sidecar was allocated no GPU: it sees none)
+    assert env == {"POD_IP": "127.64.0.9", "POD_NAME": "lr-abc", "NVIDIA_VISIBLE_DEVICES": "void"}
     files = mounted_secret_files(pod, container)
     assert set(files.values()) == {("orch", "secret")} and len(files) == 2
     local = {path: f"/tmp/copy-{i}" for i, path in enumerate(sorted(files))}

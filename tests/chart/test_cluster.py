@@ -150,7 +150,8 @@ def test_operator_with_exactly_the_charts_rbac_reconciles_every_example(
         assert exists(cluster, "poddisruptionbudget", "autoscaled", namespace)
         assert exists(cluster, "networkpolicy", "autoscaled", namespace)
         mig = get(cluster, "deployment", "grayscale-mig", namespace)["spec"]["template"]["spec"]["containers"][0]
-        assert mig["resources"]["limits"] == {"nvidia.com/mig-1g.10gb": "1"}
+        # (and the chart's security.defaultMemoryLimit: the example names no memory)
+        assert mig["resources"]["limits"] == {"nvidia.com/mig-1g.10gb": "1", "memory": "16Gi"}
         runtime = get(cluster, "deployment", "passthrough", namespace)["spec"]["template"]["spec"]["containers"][0]
         assert runtime["image"] == VALUES["runtimeImage"]  # BYOC_RUNTIME_IMAGE from the chart
 
@@ -218,6 +219,7 @@ MISSING_RULES = [
     ("", "services", "patch", "apply"),
     ("", "pods", "list", "pods"),
     ("", "secrets", "get", "secret"),
+    ("", "secrets", "create", "token"),
     ("", "events", "create", "events"),
     ("apiextensions.k8s.io", "customresourcedefinitions", "list", "kopf"),
     ("policy", "poddisruptionbudgets", "list", "kopf"),
@@ -250,6 +252,16 @@ def test_a_missing_rule_makes_the_operator_fail(
         forbidden = _forbidden_waiter(op, resource, namespace)
         if scenario == "kopf":
             forbidden()  # kopf retries, then falls back to scanning once
+            return
+        if scenario == "token":
+            # A BYOC worker naming no token gets a generated one: without create, it is not reconciled.
+            apply(
+                cluster,
+                for_test_orchestrators(example("byoc-registration.yaml"), [orchestrators[0].url], SECRET),
+                namespace,
+            )
+            c = wait_condition(cluster, "cartoon", namespace, "Degraded", "True", "ReconcileError")
+            assert "Secret cartoon-token was refused" in c["message"] and "forbidden" in c["message"].lower()
             return
         if scenario in ("secret", "finalizer"):
             apply(

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import yaml
 from byoc_operator import api, crd
+from byoc_operator.pod_policy import PodPolicy
 
 from .conftest import CHART, CRD_NAME, ROOT, Helm, find, one, render, render_error
 
@@ -40,6 +41,7 @@ COMBINATIONS: dict[str, dict[str, Any]] = {
         "imagePullSecrets": ["regcred"],
         "extraEnv": [{"name": "BYOC_X", "value": "1"}],
         "operator": {"verbose": True},
+        "security": {"allowRoot": True, "allowedCapabilities": ["SYS_PTRACE"], "defaultMemoryLimit": ""},
     },
 }
 
@@ -85,6 +87,8 @@ WORKER_RULES = {
     ("", "secrets", "get"),
     ("", "secrets", "list"),
     ("", "secrets", "watch"),
+    ("", "secrets", "create"),
+    ("", "secrets", "delete"),
     ("", "events", "create"),
 }
 KOPF_SCANNING = {("apiextensions.k8s.io", "customresourcedefinitions", v) for v in ("list", "watch")}
@@ -206,6 +210,42 @@ def test_operator_pod_is_locked_down(helm: Helm) -> None:
     assert env["BYOC_RESYNC_SECONDS"] == "600" and "BYOC_RECONCILE_CONCURRENCY" in env
     app_version = yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]
     assert c["image"] == f"ghcr.io/livepeer-byoc/byoc-operator:{app_version}"
+
+
+def test_security_values_reach_the_operator_as_its_pod_policy(helm: Helm) -> None:
+    def policy(values: dict[str, Any]) -> PodPolicy:
+        (c,) = one(render(helm, values, release="prod"), "Deployment")["spec"]["template"]["spec"]["containers"]
+        env = {e["name"]: e.get("value") for e in c["env"]}
+        # Worker NetworkPolicies admit the operator by its namespace (the pod's own) and release.
+        assert next(e for e in c["env"] if e["name"] == "BYOC_OPERATOR_NAMESPACE")["valueFrom"] == {
+            "fieldRef": {"fieldPath": "metadata.namespace"}
+        }
+        env["BYOC_OPERATOR_NAMESPACE"] = "byoc-system"
+        return PodPolicy.from_env(env)
+
+    # The chart's defaults are the operator's: nothing beyond them allowed.
+    assert policy({}) == PodPolicy(operator_namespace="byoc-system", operator_instance="prod")
+    security = {
+        "allowPrivileged": True,
+        "allowRoot": True,
+        "allowedCapabilities": ["SYS_PTRACE", "NET_ADMIN"],
+        "allowedPriorityClasses": ["system-node-critical"],
+        "allowedRuntimeClasses": ["nvidia", "kata"],
+        "defaultMemoryLimit": "",
+        "defaultMemoryRequest": "2Gi",
+    }
+    assert policy({"security": security}) == PodPolicy(
+        allow_privileged=True,
+        allow_root=True,
+        allowed_capabilities=frozenset({"SYS_PTRACE", "NET_ADMIN"}),
+        allowed_priority_classes=frozenset({"system-node-critical"}),
+        allowed_runtime_classes=frozenset({"nvidia", "kata"}),
+        default_memory_limit="",
+        default_memory_request="2Gi",
+        operator_namespace="byoc-system",
+        operator_instance="prod",
+    )
+    assert "/security/allowPrivileged" in render_error(helm, {"security": {"allowPrivileged": "yes"}})
 
 
 def test_ha_runs_peered_replicas_with_distinct_priorities(helm: Helm) -> None:

@@ -38,8 +38,11 @@ def test_budget_policy_and_spread_follow_the_spec(
         "replicas": 2,
         "disruptionBudget": {"maxUnavailable": 1},
         "networkPolicy": {"allowFrom": [{"ipBlock": {"cidr": "127.0.0.0/8"}}]},
-        "scheduling": {"spread": {"acrossNodes": True}, "priorityClassName": "system-node-critical"},
+        # A class of its own: system ones need the administrator's consent (tests/operator/test_pod_policy.py).
+        "scheduling": {"spread": {"acrossNodes": True}, "priorityClassName": "byoc-test-live"},
     }
+    priority = {"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": {"name": "byoc-test-live"}}
+    kubectl_apply(cluster, {**priority, "value": 1000})
     kubectl_apply(cluster, worker_manifest("placed", namespace, spec))
 
     pdb = wait_for(lambda: present(kube, PodDisruptionBudget, "placed", namespace), 60, what="the PDB")
@@ -58,10 +61,10 @@ def test_budget_policy_and_spread_follow_the_spec(
     assert policy.spec.ingress[0].from_[-1].ipBlock.cidr == "127.0.0.0/8"
     template = kube.get(Deployment, "placed", namespace=namespace).spec.template.spec
     assert template.topologySpreadConstraints[0].topologyKey == "kubernetes.io/hostname"
-    assert template.priorityClassName == "system-node-critical"
+    assert template.priorityClassName == "byoc-test-live"
 
-    # Dropping the options removes the children and the constraints.
-    kubectl_apply(cluster, worker_manifest("placed", namespace, {"replicas": 2}))
+    # Dropping the options removes the children and the constraints (NetworkPolicies are on unless switched off).
+    kubectl_apply(cluster, worker_manifest("placed", namespace, {"replicas": 2, "networkPolicy": {"enabled": False}}))
     wait_for(lambda: absent(kube, PodDisruptionBudget, "placed", namespace), 60, what="the PDB removed")
     wait_for(lambda: absent(kube, NetworkPolicy, "placed", namespace), 60, what="the NetworkPolicy removed")
     wait_for(

@@ -29,7 +29,9 @@ def test_minimal_spec_runs_the_bundled_runtime_on_one_gpu() -> None:
     assert env["BYOC_PROCESSOR"] == "passthrough"
     assert env["BYOC_CAPACITY"] == "1"
     assert env["BYOC_CAPABILITY"] == "live-video-to-video"
-    assert c["resources"] == {"limits": {"nvidia.com/gpu": 1}}
+    # No memory limit in the spec: the operator's default (a pod must not take its node into memory pressure).
+    assert c["resources"] == {"limits": {"nvidia.com/gpu": 1, "memory": "16Gi"}, "requests": {"memory": "1Gi"}}
+    assert "NVIDIA_VISIBLE_DEVICES" not in env  # the device plugin names the allocated GPU
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod(dep)["tolerations"]
     assert dep["spec"]["replicas"] == 1
 
@@ -81,15 +83,15 @@ def test_gpu_product_mig_and_scheduling() -> None:
         },
     }
     p = pod(render_deployment(worker(spec)))
-    assert p["containers"][0]["resources"]["limits"] == {"nvidia.com/mig-1g.10gb": 1}
+    assert p["containers"][0]["resources"]["limits"] == {"nvidia.com/mig-1g.10gb": 1, "memory": "16Gi"}
     assert p["nodeSelector"] == {"pool": "gpu", GPU_PRODUCT_LABEL: "NVIDIA-A100-SXM4-80GB"}
     assert p["runtimeClassName"] == "nvidia" and p["priorityClassName"] == "live-video"
     assert [t["key"] for t in p["tolerations"]] == ["nvidia.com/gpu", "dedicated"]
 
 
 def test_cpu_only_worker_requests_no_gpu_and_no_toleration() -> None:
-    p = pod(render_deployment(worker({"gpu": {"count": 0}, "resources": {"limits": {"cpu": "2"}}})))
-    assert p["containers"][0]["resources"] == {"limits": {"cpu": "2"}}
+    p = pod(render_deployment(worker({"gpu": {"count": 0}, "resources": {"limits": {"cpu": "2", "memory": "1Gi"}}})))
+    assert p["containers"][0]["resources"] == {"limits": {"cpu": "2", "memory": "1Gi"}}
     assert "tolerations" not in p
 
 
@@ -115,7 +117,10 @@ def test_a_user_image_is_ready_when_its_sidecar_says_its_health_status_is() -> N
 
 
 def test_model_cache_volume() -> None:
-    p = pod(render_deployment(worker({"modelCache": {"claimName": "weights", "readOnly": True}})))
+    # Read-only unless the spec says otherwise: the claim named may be another workload's.
+    writable = pod(render_deployment(worker({"modelCache": {"claimName": "weights", "readOnly": False}})))
+    assert writable["volumes"][0]["persistentVolumeClaim"]["readOnly"] is False
+    p = pod(render_deployment(worker({"modelCache": {"claimName": "weights"}})))
     assert p["volumes"] == [
         {"name": "model-cache", "persistentVolumeClaim": {"claimName": "weights", "readOnly": True}}
     ]

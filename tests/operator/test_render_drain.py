@@ -49,7 +49,9 @@ def test_user_image_drains_through_a_drain_only_sidecar(spec: dict) -> None:
         "--port=8090",
     ]
     assert {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}} in sidecar["env"]
-    assert not sidecar["volumeMounts"] and "volumes" not in p  # no orchestrator, no secret
+    # No orchestrator secret in the sidecar; the worker container alone gets the (generated) token when routed.
+    assert not sidecar["volumeMounts"]
+    assert [v["name"] for v in p.get("volumes", [])] == (["byoc-token"] if spec else [])
     assert sidecar["ports"] == [{"name": "registrar", "containerPort": 8090, "protocol": "TCP"}]
     assert p["terminationGracePeriodSeconds"] == 30 + 15
 

@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 from byoc_operator import api
+from byoc_operator.pod_policy import PodPolicy
 from byoc_operator.render import Worker, render_deployment
-from byoc_operator.render.network import render_network_policy
+from byoc_operator.render.network import render_network_policies
 from byoc_operator.render.placement import render_disruption_budget
 from byoc_operator.render.registrar import registrar_container
 from byoc_operator.render.router import render_router_deployment
@@ -72,23 +73,54 @@ def test_disruption_budget_is_optional_and_takes_exactly_one_limit() -> None:
     assert api.DisruptionBudget.model_validate({"minAvailable": 1}).max_unavailable is None
 
 
-def test_network_policy_admits_router_operator_and_named_peers_on_the_worker_port() -> None:
+OPERATOR = PodPolicy(operator_namespace="byoc-system", operator_instance="prod")
+OPERATOR_PEER = {
+    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "byoc-system"}},
+    "podSelector": {"matchLabels": {"app.kubernetes.io/name": "byoc-operator", "app.kubernetes.io/instance": "prod"}},
+}
+ROUTER_PEER = {
+    "podSelector": {"matchLabels": {"byoc.livepeer.org/worker": "w", "app.kubernetes.io/component": "router"}}
+}
+BYOC = {"orchestrators": [{"url": "https://o:8935", "secretRef": {"name": "s"}}]}
+
+
+def policies(spec: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    body = {"metadata": {"name": "w", "namespace": "ns", "uid": "u1", "generation": 1}, "spec": spec}
+    out = render_network_policies(Worker.from_body(body, "registry.local/byoc-runtime:1", OPERATOR))
+    return {p["metadata"]["name"]: p["spec"] for p in out}
+
+
+def test_routed_worker_pods_take_calls_from_their_router_and_the_operator_only() -> None:
     orch = {"ipBlock": {"cidr": "10.0.0.0/24"}}
-    policy = render_network_policy(
-        worker({"container": {"image": "acme/w:1", "port": 9000}, "networkPolicy": {"allowFrom": [orch]}})
-    )
-    assert policy is not None
-    spec = policy["spec"]
-    assert spec["podSelector"]["matchLabels"] == worker({}).selector_labels and spec["policyTypes"] == ["Ingress"]
-    (rule,) = spec["ingress"]
-    assert rule["ports"] == [{"protocol": "TCP", "port": 9000}]
-    peers = rule["from"]
-    assert peers[0] == {
-        "podSelector": {"matchLabels": {"byoc.livepeer.org/worker": "w", "app.kubernetes.io/component": "router"}}
-    }
-    assert peers[1]["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "byoc-operator"}
-    assert peers[2] == orch
-    assert render_network_policy(worker({})) is None
+    got = policies({**BYOC, "container": {"image": "acme/w:1", "port": 9000}})
+    assert set(got) == {"w", "w-router"}
+    pods = got["w"]
+    assert pods["podSelector"]["matchLabels"] == worker({}).selector_labels and pods["policyTypes"] == ["Ingress"]
+    # One port (not the sidecar's 8090: /drain), and the operator by namespace and release, not by a label alone.
+    assert pods["ingress"] == [{"ports": [{"protocol": "TCP", "port": 9000}], "from": [ROUTER_PEER, OPERATOR_PEER]}]
+    # The router serves orchestrators, wherever they are, on its port only; allowFrom narrows both.
+    assert got["w-router"]["ingress"] == [{"ports": [{"protocol": "TCP", "port": 8080}]}]
+    assert got["w-router"]["podSelector"]["matchLabels"] == ROUTER_PEER["podSelector"]["matchLabels"]
+    narrowed = policies({**BYOC, "networkPolicy": {"allowFrom": [orch]}})
+    assert narrowed["w-router"]["ingress"][0]["from"] == [OPERATOR_PEER, orch]
+    assert narrowed["w"]["ingress"][0]["from"] == [ROUTER_PEER, OPERATOR_PEER, orch]
+
+
+def test_pods_called_directly_serve_their_port_only() -> None:
+    live_runner = {**BYOC, "registration": {"protocol": "live-runner"}}
+    for spec in (live_runner, {}):
+        (pods,) = policies(spec).values()
+        assert pods["ingress"] == [{"ports": [{"protocol": "TCP", "port": 8000}]}], spec
+    orch = {"namespaceSelector": {"matchLabels": {"team": "orchestrators"}}}
+    (pods,) = policies({**live_runner, "networkPolicy": {"allowFrom": [orch]}}).values()
+    assert pods["ingress"][0]["from"] == [OPERATOR_PEER, orch]
+
+
+def test_network_policies_can_be_switched_off() -> None:
+    assert policies({**BYOC, "networkPolicy": {"enabled": False}}) == {}
+    # Without the chart's identity (an operator outside the cluster) no operator peer is rendered.
+    (pods,) = [p for p in render_network_policies(worker(BYOC)) if p["metadata"]["name"] == "w"]
+    assert pods["spec"]["ingress"][0]["from"] == [ROUTER_PEER]
 
 
 def test_bundled_images_run_non_root_without_escalation() -> None:
@@ -119,8 +151,20 @@ def test_user_image_keeps_its_user_but_may_not_escalate_unless_told() -> None:
             }
         }
     )["containers"][0]["securityContext"]
-    assert ctx["runAsUser"] == 1000 and ctx["capabilities"] == {"add": ["SYS_PTRACE"]}
-    assert pod_spec({"podSecurityContext": {"fsGroup": 2000}})["securityContext"] == {"fsGroup": 2000}
+    # What the spec sets replaces the default field by field: the rest of the hardening stays.
+    assert ctx == {
+        "runAsUser": 1000,
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"add": ["SYS_PTRACE"], "drop": ["ALL"]},
+    }
+    assert pod_spec({"podSecurityContext": {"fsGroup": 2000}})["securityContext"] == {
+        "fsGroup": 2000,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    localhost = {"type": "Localhost", "localhostProfile": "profiles/w.json"}
+    assert pod_spec({"podSecurityContext": {"seccompProfile": localhost}})["securityContext"] == {
+        "seccompProfile": localhost
+    }
 
 
 def test_a_user_variable_replaces_the_operators_of_the_same_name() -> None:

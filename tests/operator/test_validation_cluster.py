@@ -43,6 +43,27 @@ CASES = [
         {"orchestrators": [{"url": "http://o:8935"}], "registration": {"protocol": "live-runner"}},
         "needs a secretRef",
     ),
+    # Pod fields no administrator setting allows are not in the API (security contexts are typed, not free-form).
+    ({"hostNetwork": True}, 'unknown field "spec.hostNetwork"'),
+    (
+        {"container": {"image": "ghcr.io/a/b:1", "securityContext": {"procMount": "Unmasked"}}},
+        'unknown field "spec.container.securityContext.procMount"',
+    ),
+    ({"podSecurityContext": {"seLinuxOptions": {"type": "spc_t"}}}, "spec.podSecurityContext.seLinuxOptions"),
+    (
+        {"podSecurityContext": {"seccompProfile": {"type": "Loose"}}},
+        'spec.podSecurityContext.seccompProfile.type: Unsupported value: "Loose"',
+    ),
+    (
+        {"podSecurityContext": {"seccompProfile": {"type": "Localhost"}}},
+        "seccompProfile.localhostProfile is required with type Localhost",
+    ),
+    (
+        {"gpu": {"count": 0}, "container": {"image": "ghcr.io/a/b:1", "env": [{"name": "NVIDIA_VISIBLE_DEVICES"}]}},
+        "may not set NVIDIA_* variables unless the pods request GPUs",
+    ),
+    ({"podLabels": {"app.kubernetes.io/name": "byoc-operator"}}, "spec.podLabels may not use keys under"),
+    ({"podAnnotations": {"sidecar.istio.io/inject": "false"}}, "spec.podAnnotations may not use keys under"),
 ]
 
 
@@ -64,6 +85,9 @@ def test_valid_specs_are_accepted_and_defaulted(cluster: Any, namespace: str, cr
     }
     spec.pop("container")
     kubectl_apply(cluster, worker_manifest("valid", namespace, spec))
+    # With GPUs, a user image may name the NVIDIA variables it needs.
+    user = {"image": "ghcr.io/a/b:1", "env": [{"name": "NVIDIA_DRIVER_CAPABILITIES", "value": "compute,video"}]}
+    kubectl_apply(cluster, worker_manifest("gpu-env", namespace, {"container": user}))
     import json
 
     obj = json.loads(cluster.kubectl("get", "byocworker", "valid", "-n", namespace, "-o", "json").stdout)

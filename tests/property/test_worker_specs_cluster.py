@@ -36,7 +36,7 @@ from lightkube import AsyncClient, KubeConfig
 from lightkube.config.client_adapter import Client as HttpClient
 from lightkube.config.client_adapter import ConnectionParams
 
-from .worker_specs import CLOSED_PORT_URL, Mutation, mutations, valid_specs
+from .worker_specs import CLOSED_PORT_URL, POLICY, Mutation, mutations, valid_specs
 
 pytestmark = pytest.mark.cluster
 
@@ -135,6 +135,7 @@ async def reconcile_all(kubeconfig: str, bodies: list[dict[str, Any]]) -> list[t
         AsyncClient(config=KubeConfig.from_file(kubeconfig), field_manager="byoc-operator"),
         RUNTIME_IMAGE,
         post_event=lambda body, type_, reason, message: events.append((body["metadata"]["name"], reason, message)),
+        policy=POLICY,
     )
     indexes = Indexes(**{f.name: {} for f in dataclasses.fields(Indexes)})
     indexes.workers = {(b["metadata"]["namespace"], b["metadata"]["name"]): [b] for b in bodies}

@@ -19,12 +19,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from byoc_operator import api
+from byoc_operator.pod_policy import PodPolicy
 from hypothesis import strategies as st
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 # An orchestrator nobody listens on: registration fails fast and never leaves the machine.
 CLOSED_PORT_URL = "http://127.0.0.1:9"
+# What the administrator allows the generated specs (the Reconciler in the property tests runs with it).
+POLICY = PodPolicy(allowed_runtime_classes=frozenset({"nvidia", "kata"}))
 
 # Text without control characters: the API server stores them in a spec, but some make the operator's apply of
 # the children fail ("yaml: control characters are not allowed"), which it reports as ReconcileError.
@@ -107,8 +110,9 @@ KUBERNETES_CONTENT: dict[str, st.SearchStrategy[Any]] = {
         max_size=2,
         unique_by=lambda c: (c["topologyKey"], c["whenUnsatisfiable"]),
     ),
-    "scheduling.runtimeClassName": DNS_SUBDOMAIN,
-    "scheduling.priorityClassName": DNS_SUBDOMAIN,
+    # Runtime classes and system priority classes need the administrator's consent (POLICY allows these).
+    "scheduling.runtimeClassName": st.sampled_from(sorted(POLICY.allowed_runtime_classes)),
+    "scheduling.priorityClassName": DNS_SUBDOMAIN.filter(lambda name: not name.startswith("system-")),
     "resources": RESOURCES,
     "container.env": st.lists(
         st.fixed_dictionaries({"name": st.from_regex(r"\AUSER_[A-Za-z0-9_]{0,15}\Z"), "value": text(40)}),
@@ -131,9 +135,20 @@ KUBERNETES_CONTENT: dict[str, st.SearchStrategy[Any]] = {
         | st.builds(lambda labels: {"podSelector": {"matchLabels": labels}}, LABELS),
         max_size=2,
     ),
+    "container.securityContext": st.fixed_dictionaries(
+        {},
+        # (what needs no administrator's consent: tests/operator/test_pod_policy.py has the rest)
+        optional={
+            "runAsUser": st.integers(1, 65535),
+            "runAsNonRoot": st.just(True),
+            "readOnlyRootFilesystem": st.booleans(),
+            "capabilities": st.fixed_dictionaries({"drop": st.lists(st.sampled_from(["ALL", "NET_RAW"]), max_size=1)}),
+        },
+    ),
     "podSecurityContext": st.fixed_dictionaries(
         {},
-        optional={"runAsNonRoot": st.booleans(), "runAsUser": st.integers(1, 65535), "fsGroup": st.integers(1, 65535)},
+        # (root needs the administrator's consent)
+        optional={"runAsNonRoot": st.just(True), "runAsUser": st.integers(1, 65535), "fsGroup": st.integers(1, 65535)},
     ),
     "runtime.processor": st.sampled_from(api.BUILTIN_PROCESSORS) | st.from_regex(api.PROCESSOR_CLASS_PATTERN),
 }

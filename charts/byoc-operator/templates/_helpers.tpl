@@ -87,10 +87,11 @@ orchestrator.py) and checked by running it under exactly these rules (tests/char
   resources: [pods]
   verbs: [list, watch, patch]
 # Secrets: orchestrator secrets are read by name when registering (get); Secrets labelled
-# byoc.livepeer.org/orchestrator are watched to follow a fleet (list+watch; RBAC cannot filter by label).
+# byoc.livepeer.org/orchestrator are watched to follow a fleet (list+watch; RBAC cannot filter by label). A BYOC
+# worker that names no token gets a generated one (create once; delete when the spec names its own).
 - apiGroups: [""]
   resources: [secrets]
-  verbs: [get, list, watch]
+  verbs: [get, list, watch, create, delete]
 # Events on BYOCWorkers (Ready/Degraded transitions, registration), posted through kopf.
 - apiGroups: [""]
   resources: [events]

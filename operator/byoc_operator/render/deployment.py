@@ -40,9 +40,20 @@ def needs_gpu(gpu: api.GPU) -> bool:
     return bool(gpu.mig_profile) or gpu.count > 0
 
 
-def resources(spec: api.BYOCWorkerSpec) -> dict[str, Any]:
+def resources(worker: Worker) -> dict[str, Any]:
+    spec = worker.spec
     requests = dict(spec.resources.requests or {}) if spec.resources else {}
     limits = dict(spec.resources.limits or {}) if spec.resources else {}
+    policy = worker.policy
+    if "memory" not in limits and (requests.get("memory") or policy.default_memory_limit):
+        # No memory limit would let one pod take its node into memory pressure: the request, else the default,
+        # with the default request (not the limit, as Kubernetes would take) when the spec names none.
+        if "memory" in requests:
+            limits["memory"] = requests["memory"]
+        else:
+            limits["memory"] = policy.default_memory_limit
+            if policy.default_memory_request:
+                requests["memory"] = policy.default_memory_request
     limits.update(gpu_resources(spec.gpu))
     out: dict[str, Any] = {}
     if requests:
@@ -99,8 +110,9 @@ def container(worker: Worker) -> dict[str, Any]:
         if user.args:
             out["args"] = user.args
         # A user variable of the same name replaces ours (Kubernetes refuses duplicate names).
-        mine = {e.get("name") for e in user.env or []}
-        env = [*(e for e in identity_env(worker) if e["name"] not in mine), *(user.env or [])]
+        theirs = [e.model_dump(by_alias=True, exclude_none=True) for e in user.env or []]
+        mine = {e["name"] for e in theirs}
+        env = [*(e for e in identity_env(worker) if e["name"] not in mine), *theirs]
         out["securityContext"] = security.user_container(user.security_context)
     else:
         runtime = spec.runtime or api.RuntimeContainer()
@@ -114,9 +126,11 @@ def container(worker: Worker) -> dict[str, Any]:
             {"name": "BYOC_DRAIN_SECONDS", "value": str(spec.drain.grace_period_seconds)},
         ]
         out["securityContext"] = security.hardened()
+    if not needs_gpu(spec.gpu):
+        env.append(security.NO_GPUS_ENV)
     out["env"] = env
     out["ports"] = [{"name": "http", "containerPort": worker.port, "protocol": "TCP"}]
-    res = resources(spec)
+    res = resources(worker)
     if res:
         out["resources"] = res
     out.update(probes(worker))

@@ -82,7 +82,11 @@ def registrar_container(worker: Worker) -> dict[str, Any]:
         "image": worker.runtime_image,
         "command": ["byoc-registrar"],
         "args": args,
-        "env": [{"name": "POD_IP", **field("status.podIP")}, {"name": "POD_NAME", **field("metadata.name")}],
+        "env": [
+            {"name": "POD_IP", **field("status.podIP")},
+            {"name": "POD_NAME", **field("metadata.name")},
+            security.NO_GPUS_ENV,
+        ],
         "ports": [{"name": "registrar", "containerPort": REGISTRAR_PORT, "protocol": "TCP"}],
         "livenessProbe": health,
         "volumeMounts": mounts,

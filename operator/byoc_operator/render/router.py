@@ -51,6 +51,7 @@ def render_router_deployment(worker: Worker) -> dict[str, Any]:
             f"--pod-port={worker.port}",
             f"--sessions-per-pod={worker.spec.sessions_per_pod}",
         ],
+        "env": [security.NO_GPUS_ENV],
         "ports": [{"name": "http", "containerPort": ROUTER_PORT, "protocol": "TCP"}],
         "readinessProbe": {"httpGet": {"path": "/health", "port": "http"}, "periodSeconds": 5},
         "livenessProbe": {"httpGet": {"path": "/health", "port": "http"}, "periodSeconds": 10},
@@ -61,6 +62,7 @@ def render_router_deployment(worker: Worker) -> dict[str, Any]:
         "containers": [with_token(worker, container, "BYOC_ROUTER_")],
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
+        "securityContext": dict(security.ROUTER_POD_SECURITY_CONTEXT),
     }
     if uses_token(worker):
         pod["volumes"] = [token_volume(worker)]

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from byoc_operator import api
+from byoc_operator.pod_policy import PodPolicy
 
 LABEL_WORKER = f"{api.GROUP}/worker"
 LABEL_CAPABILITY = f"{api.GROUP}/capability"
@@ -13,6 +14,7 @@ LABEL_COMPONENT = "app.kubernetes.io/component"
 MANAGED_BY = "byoc-operator"
 FIELD_MANAGER = "byoc-operator"
 ROUTER_PORT = 8080
+GENERATED_TOKEN_KEY = "token"
 
 
 @dataclass(frozen=True)
@@ -25,19 +27,32 @@ class Worker:
     generation: int
     spec: api.BYOCWorkerSpec
     runtime_image: str
+    policy: PodPolicy = field(default_factory=PodPolicy)
+    # Whether spec.registration.tokenSecretRef is the operator's generated Secret (the spec named none).
+    generates_token: bool = False
 
     @classmethod
-    def from_body(cls, body: dict[str, Any], runtime_image: str) -> Worker:
-        """Parse an object as the API server returns it; raises pydantic.ValidationError on a bad spec."""
+    def from_body(cls, body: dict[str, Any], runtime_image: str, policy: PodPolicy | None = None) -> Worker:
+        """Parse an object as the API server returns it; raises pydantic.ValidationError on a bad spec.
+
+        A routed worker whose spec names no token gets the generated one (`render/token.py`) as its
+        tokenSecretRef, so everything that reads the token (the pods' mounts, registration) reads it alike."""
         meta = body["metadata"]
-        return cls(
+        spec = api.BYOCWorkerSpec.model_validate(body.get("spec") or {})
+        worker = cls(
             name=meta["name"],
             namespace=meta["namespace"],
             uid=meta.get("uid", ""),
             generation=int(meta.get("generation", 0)),
-            spec=api.BYOCWorkerSpec.model_validate(body.get("spec") or {}),
+            spec=spec,
             runtime_image=runtime_image,
+            policy=policy or PodPolicy(),
         )
+        if not worker.uses_router or spec.registration.token_secret_ref is not None:
+            return worker
+        generated = api.SecretKeyRef(name=worker.token_secret_name, key=GENERATED_TOKEN_KEY)
+        registration = spec.registration.model_copy(update={"token_secret_ref": generated})
+        return replace(worker, spec=spec.model_copy(update={"registration": registration}), generates_token=True)
 
     @property
     def selector_labels(self) -> dict[str, str]:
@@ -79,6 +94,11 @@ class Worker:
     @property
     def router_name(self) -> str:
         return f"{self.name}-router"
+
+    @property
+    def token_secret_name(self) -> str:
+        """The Secret holding the generated worker token (when the spec names none)."""
+        return f"{self.name}-token"
 
     @property
     def registers(self) -> bool:
