@@ -149,7 +149,10 @@ def test_every_command_the_operator_runs_from_the_runtime_image_is_in_it() -> No
             for c in deployment["spec"]["template"]["spec"]["containers"]:
                 if c["image"] == "runtime:1":
                     commands.add((c.get("command") or final_stage(RUNTIME).entrypoint)[0])
-    assert {"byoc-runtime", "byoc-router", "byoc-registrar"} <= commands
+                    hook = (c.get("lifecycle") or {}).get("preStop", {}).get("exec")
+                    if hook:
+                        commands.add(hook["command"][0])
+    assert {"byoc-runtime", "byoc-router", "byoc-registrar", "byoc-drain"} <= commands
     assert commands <= scripts
 
 

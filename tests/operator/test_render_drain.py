@@ -29,8 +29,9 @@ def test_bundled_runtime_drains_itself(spec: dict) -> None:
     p = pod(render_deployment(worker({**spec, "drain": {"gracePeriodSeconds": 42}})))
     assert [c["name"] for c in p["containers"]] == ["worker"]
     c = p["containers"][0]
-    # The runtime's own /drain?wait=true holds SIGTERM back until its streams ended or the grace is over.
-    assert c["lifecycle"] == {"preStop": {"httpGet": {"path": "/drain?wait=true", "port": "http"}}}
+    # The runtime's own /drain?wait=true, asked from inside the pod (the only caller it drains for), holds SIGTERM
+    # back until its streams ended or the grace is over.
+    assert c["lifecycle"] == {"preStop": {"exec": {"command": ["byoc-drain"]}}}
     assert env_of(c)["BYOC_DRAIN_SECONDS"] == "42"
     assert p["terminationGracePeriodSeconds"] == 42 + 15
 

@@ -7,7 +7,8 @@ secrets reach it as files from the Secrets the BYOCWorker names.
 Draining, in every mode: the worker container's preStop hook blocks until live streams ended or the drain grace
 is over, then the kubelet sends SIGTERM.
 - Live Runner dynamic: the hook asks the sidecar, which also unregisters the runner.
-- The bundled runtime otherwise: the hook asks the runtime itself (``GET /drain?wait=true``).
+- The bundled runtime otherwise: the hook (``byoc-drain``, run in the container) asks the runtime itself
+  (``GET /drain?wait=true`` over loopback).
 - Any other image otherwise: a drain-only sidecar (no orchestrators) serves the hook; it waits until the
   worker's ``/health`` says idle.
 """
@@ -114,4 +115,5 @@ def drain_hook(worker: Worker) -> dict[str, Any]:
     (the registrar also unregisters), then the worker gets its SIGTERM."""
     if uses_registrar(worker) or uses_drain_sidecar(worker):
         return {"preStop": {"httpGet": {"path": "/drain", "port": REGISTRAR_PORT}}}
-    return {"preStop": {"httpGet": {"path": "/drain?wait=true", "port": "http"}}}
+    # The runtime drains only for callers in its pod, and a kubelet's httpGet comes from the node: exec it.
+    return {"preStop": {"exec": {"command": ["byoc-drain"]}}}

@@ -232,7 +232,7 @@ async def stream_status(request: web.Request) -> web.Response:
 
 async def drain(request: web.Request) -> web.Response:
     """Refuse new streams from now on; running ones continue. Only for the pod itself (its registrar, or a preStop
-    ``exec`` hook: ``python3.11 -m byoc_runtime.drain``) or a caller with the worker's token: draining is for good,
+    ``exec`` hook: ``byoc-drain``) or a caller with the worker's token: draining is for good,
     and anyone else reaching the port could take the pod out of service. ``GET /drain?wait=true`` is answered once
     no stream runs or the drain grace is over, holding the SIGTERM back until then."""
     if any(name in request.headers for name in SESSION_HEADERS):

@@ -18,7 +18,7 @@ from typing import Any
 
 # The operator's default (byoc_operator.handlers.DEFAULT_RUNTIME_IMAGE; testenv does not import the operator).
 DEFAULT_RUNTIME_IMAGE = "ghcr.io/livepeer-byoc/byoc-runtime:0.1.0"
-RUNTIME_EXECUTABLES = ("byoc-runtime", "byoc-router", "byoc-registrar")
+RUNTIME_EXECUTABLES = ("byoc-runtime", "byoc-router", "byoc-registrar", "byoc-drain")
 RUNTIME_HOST_ENV = {
     "byoc-runtime": "BYOC_HOST",
     "byoc-router": "BYOC_ROUTER_HOST",
