@@ -7,9 +7,10 @@ Field descriptions here are what `kubectl explain` shows, so they are written fo
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import re
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 GROUP = "byoc.livepeer.org"
@@ -36,7 +37,9 @@ IMAGE_PATTERN = (
 CAPABILITY_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 PROCESSOR_CLASS_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$"
 MIG_PROFILE_PATTERN = r"^[1-9]g\.[0-9]+gb(\+me)?$"
-URL_PATTERN = r"^https?://[^\s/]+(/[^\s]*)?$"
+# An http(s) base URL without user info, query or fragment: the operator joins paths to it (orchestrator.endpoint),
+# and a '?' or '#' would turn them into a query or fragment that is never sent (another path on the same host).
+URL_PATTERN = r"^https?://[^\s/?#@]+(/[^\s?#]*)?$"
 
 
 def rule(expression: str, message: str) -> dict[str, str]:
@@ -51,6 +54,30 @@ def validations(*rules: dict[str, str]) -> dict[str, Any]:
 def checked(*rules: dict[str, str]) -> ConfigDict:
     """A model whose object carries CEL rules."""
     return ConfigDict(json_schema_extra=validations(*rules))
+
+
+URL_MESSAGE = "must be an http(s) URL without user info, query or fragment, e.g. 'https://orch-0.example:8935'"
+
+
+def checked_url(value: str) -> str:
+    """The same check in code, for URLs the API server has not seen (fleet Secrets) and for clear pydantic errors."""
+    if not re.fullmatch(URL_PATTERN, value):
+        raise ValueError(URL_MESSAGE)
+    return value
+
+
+def url_field(description: str, default: Any = ...) -> Any:
+    """A base URL field: the API server checks it with a CEL rule (a user-readable message), pydantic with
+    `checked_url` (BaseURL)."""
+    return Field(
+        default=default,
+        max_length=2048,
+        description=description,
+        json_schema_extra=validations(rule(f"self.matches(r'{URL_PATTERN}')", URL_MESSAGE)),
+    )
+
+
+BaseURL = Annotated[str, AfterValidator(checked_url)]
 
 
 def image_rule(field: str) -> dict[str, str]:
@@ -305,22 +332,16 @@ class SecretKeyRef(Model):
 
 
 class OrchestratorRef(Model):
-    url: str = Field(
-        pattern=URL_PATTERN,
-        max_length=2048,
-        description="Orchestrator base URL, e.g. 'https://orch-0.example:8935'.",
-    )
+    url: BaseURL = url_field("Orchestrator base URL, e.g. 'https://orch-0.example:8935'.")
     secret_ref: SecretKeyRef | None = Field(
         default=None,
         description="Secret holding the orchestrator secret (-orchSecret). Required except for Live Runner "
         "static mode, whose upserts carry no authorisation.",
     )
-    cli_url: str | None = Field(
-        default=None,
-        pattern=URL_PATTERN,
-        max_length=2048,
-        description="Live Runner static mode: the orchestrator's CLI URL (-cliAddr, e.g. 'http://orch-0:7935'), "
+    cli_url: BaseURL | None = url_field(
+        "Live Runner static mode: the orchestrator's CLI URL (-cliAddr, e.g. 'http://orch-0:7935'), "
         "where runners are upserted through POST /registerLiveRunners.",
+        None,
     )
     tls: OrchestratorTLS | None = Field(default=None, description="How to trust the orchestrator's certificate.")
 
@@ -409,12 +430,10 @@ class Registration(Model):
         description="Also register with every orchestrator described by a Secret in this namespace carrying these "
         "labels (keys 'url' and 'secret', optional 'ca.crt'), so a fleet that grows or shrinks is picked up.",
     )
-    advertise_url: str | None = Field(
-        default=None,
-        pattern=URL_PATTERN,
-        max_length=2048,
-        description="BYOC: the URL orchestrators reach the router at (an Ingress, a fixed address); wins over "
+    advertise_url: BaseURL | None = url_field(
+        "BYOC: the URL orchestrators reach the router at (an Ingress, a fixed address); wins over "
         "expose. Default: what expose gives.",
+        None,
     )
     expose: Expose = Field(
         default_factory=Expose, description="BYOC: how the router is exposed, and so which URL is registered."
@@ -599,6 +618,11 @@ class OrchestratorStatus(Model):
     capacity: int = 0
     runners: int | None = Field(default=None, description="Live Runner: this worker's pods the orchestrator lists.")
     last_error: str | None = None
+    held_by: str | None = Field(
+        default=None,
+        description="BYOC: another BYOCWorker (namespace/name, created first) registers this capability name with "
+        "this orchestrator, so this one is not registered there.",
+    )
 
 
 class BYOCWorkerStatus(Model):

@@ -194,6 +194,13 @@ def registered_condition(
         return False, "NoOrchestrators", "no orchestrator named or selected"
     if address is not None and address.url is None:
         return False, "AddressPending", f"not registered yet: {address.note}"
+    held = [e for e in entries if e.get("heldBy")]
+    if held:
+        first = held[0]
+        return False, "CapabilityConflict", (
+            f"{len(held)}/{len(entries)} orchestrator(s) have this capability name registered for another worker; "
+            f"{first['url']}: held by BYOCWorker {first['heldBy']} (created first), not registered there"
+        )
     failed = [e for e in entries if e.get("lastError")]
     if failed:
         first = failed[0]
@@ -229,4 +236,5 @@ def sanitise(message: str, *secrets: str) -> str:
     for secret in secrets:
         if secret:
             message = message.replace(secret, "***")
-    return message.strip().replace("\n", " ")[:300]
+    printable = "".join(c if c.isprintable() else " " for c in message[:1000])
+    return " ".join(printable.split())[:300]
