@@ -16,6 +16,7 @@ import kopf
 from lightkube import AsyncClient
 
 from byoc_operator import api, registration
+from byoc_operator.claims import capability_of
 from byoc_operator.index import Key, slim_child, slim_configmap, slim_pod
 from byoc_operator.reconcile import Indexes, Reconciler
 from byoc_operator.registration import ORCHESTRATOR_LABEL
@@ -135,8 +136,14 @@ async def _resync(reconciler: Reconciler, period: float) -> None:
 
 
 @kopf.on.event(api.GROUP, api.VERSION, api.PLURAL)
-async def worker_event(namespace: str, name: str, memo: kopf.Memo, **kwargs: Any) -> None:
-    _reconciler(memo, kwargs).trigger((namespace, name))
+async def worker_event(
+    namespace: str, name: str, memo: kopf.Memo, type: str | None, body: kopf.Body, **kwargs: Any
+) -> None:
+    reconciler = _reconciler(memo, kwargs)
+    reconciler.trigger((namespace, name))
+    if type == "DELETED" and (capability := capability_of(dict(body))):
+        # It may have held a capability name other workers wait for (claims.py): they may register now.
+        reconciler.trigger_capability(capability)
 
 
 @kopf.on.event("v1", "secrets", labels={ORCHESTRATOR_LABEL: kopf.PRESENT})

@@ -31,6 +31,7 @@ from lightkube.types import PatchType
 from byoc_operator import api, metrics, registration
 from byoc_operator.advertise import Address, advertised_address
 from byoc_operator.autoscale import Autoscaler
+from byoc_operator.claims import Claim, capability_of, holders
 from byoc_operator.drift import contains
 from byoc_operator.index import Key, first
 from byoc_operator.orchestrator import Fleet
@@ -219,6 +220,15 @@ class Reconciler:
         for key in list(self.indexes.workers.keys()):
             self.trigger(key)
 
+    def trigger_capability(self, capability: str) -> None:
+        """Reconcile every BYOC worker registering this capability name."""
+        if self.indexes is None:
+            return
+        for key in list(self.indexes.workers.keys()):
+            body = first(self.indexes.workers.get(key))
+            if body is not None and capability_of(body) == capability:
+                self.trigger(key)
+
     async def idle(self) -> None:
         """Wait until no reconcile is queued or running (tests and the benchmark use this)."""
         while self._running:
@@ -351,6 +361,7 @@ class Reconciler:
                     self._ref(body),
                     now,
                     active=slots.active if slots else 0,
+                    held=self._held(key, body, targets),
                 )
             status = with_registration(
                 status,
@@ -383,6 +394,36 @@ class Reconciler:
         if not worker.uses_router:
             return None
         return await self.router_slots.read(router_addresses(worker, list(self.indexes.pods.get(key) or ())))
+
+    def _held(self, key: Key, body: dict[str, Any], targets: list[registration.Target]) -> dict[str, Key]:
+        """This worker's orchestrators where another worker holds its capability name (`claims.py`)."""
+        assert self.indexes is not None
+        capability = capability_of(body)
+        if capability is None or not targets:
+            return {}
+        mine = Claim(
+            str(body["metadata"].get("creationTimestamp") or ""), key, capability, frozenset(t.url for t in targets)
+        )
+        return holders(mine, self._claims(capability, key))
+
+    def _claims(self, capability: str, skip: Key) -> list[Claim]:
+        """Every other BYOC worker registering `capability`, with the orchestrators it registers with."""
+        assert self.indexes is not None
+        out = []
+        for other_key in list(self.indexes.workers.keys()):
+            other = first(self.indexes.workers.get(other_key))
+            if other_key == skip or other is None or capability_of(other) != capability:
+                continue
+            try:
+                worker = Worker.from_body(other, self.runtime_image)
+            except pydantic.ValidationError:
+                continue
+            if not worker.registers:
+                continue
+            secrets = list(self.indexes.orchestrator_secrets.get(other_key[0]) or ())
+            urls = frozenset(t.url for t in registration.targets(worker, secrets))
+            out.append(Claim(str(other["metadata"].get("creationTimestamp") or ""), other_key, capability, urls))
+        return out
 
     def _address(self, key: Key, worker: Worker) -> Address:
         assert self.indexes is not None
@@ -425,7 +466,16 @@ class Reconciler:
             address = self._address(key, worker)
             if slots is not None and slots.active and address.url and not self._grace_over(body, worker):
                 entries = await self.fleet.sync(
-                    key, worker, targets, 0, address.url, previous, self._ref(body), self._clock(), active=slots.active
+                    key,
+                    worker,
+                    targets,
+                    0,
+                    address.url,
+                    previous,
+                    self._ref(body),
+                    self._clock(),
+                    active=slots.active,
+                    held=self._held(key, body, targets),
                 )
                 status = with_registration(
                     body.get("status") or {},
@@ -441,7 +491,16 @@ class Reconciler:
                 self._schedule_refresh(key, SLOTS_POLL_SECONDS)
                 return
             entries = await self.fleet.sync(
-                key, worker, targets, 0, "", previous, self._ref(body), self._clock(), deleting=True
+                key,
+                worker,
+                targets,
+                0,
+                "",
+                previous,
+                self._ref(body),
+                self._clock(),
+                deleting=True,
+                held=self._held(key, body, targets),
             )
         else:
             assert self.indexes is not None
