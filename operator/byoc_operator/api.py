@@ -21,6 +21,12 @@ SINGULAR = "byocworker"
 SHORT_NAMES = ["bw", "byoc"]
 CATEGORIES = ["livepeer", "byoc"]
 
+# BYOCOrchestrator: an orchestrator the cluster administrator offers to namespaces (cluster-scoped).
+ORCHESTRATOR_KIND = "BYOCOrchestrator"
+ORCHESTRATOR_PLURAL = "byocorchestrators"
+ORCHESTRATOR_SINGULAR = "byocorchestrator"
+ORCHESTRATOR_SHORT_NAMES = ["borch"]
+
 DEFAULT_CAPABILITY = "live-video-to-video"
 DEFAULT_PORT = 8000
 
@@ -364,6 +370,76 @@ class OrchestratorTLS(Model):
     )
 
 
+class OperatorSecretKeyRef(Model):
+    name: str = Field(min_length=1, max_length=253, description="Secret in the operator's namespace.")
+    key: str = Field(default="secret", min_length=1, max_length=253, description="Key in the Secret.")
+
+
+class OrchestratorTrust(Model):
+    """How the operator verifies a BYOCOrchestrator's certificate; for its calls to that orchestrator only."""
+
+    model_config = checked(
+        rule(
+            "!(has(self.caBundleSecretRef) && has(self.insecureSkipVerify) && self.insecureSkipVerify)",
+            "tls: set either caBundleSecretRef or insecureSkipVerify, not both",
+        )
+    )
+
+    ca_bundle_secret_ref: OperatorSecretKeyRef | None = Field(
+        default=None, description="Secret key (operator's namespace) holding PEM CA certificates to verify it with."
+    )
+    insecure_skip_verify: bool = Field(default=False, description="Do not verify the orchestrator's certificate.")
+
+
+class NamespaceSelector(Model):
+    match_labels: dict[str, str] = Field(
+        default_factory=dict, description="Labels a namespace must carry to use it; {} offers it to every namespace."
+    )
+
+
+class BYOCOrchestratorSpec(Model):
+    url: BaseURL = url_field("Orchestrator base URL, e.g. 'https://orch-0.example:8935'.")
+    cli_url: BaseURL | None = url_field(
+        "Live Runner static mode: the orchestrator's CLI URL (-cliAddr), where runners are upserted. It must not be "
+        "reachable by anything a tenant steers: only set it here, never in a BYOCWorker.",
+        None,
+    )
+    secret_ref: OperatorSecretKeyRef | None = Field(
+        default=None,
+        description="Secret in the operator's namespace holding the orchestrator secret (-orchSecret). It is only "
+        "ever sent to url. Required by BYOC workers; Live Runner static upserts carry no secret.",
+    )
+    tls: OrchestratorTrust | None = Field(default=None, description="How to trust the orchestrator's certificate.")
+    namespace_selector: NamespaceSelector = Field(
+        description="Namespaces whose BYOCWorkers may register with it ({} : every namespace)."
+    )
+
+
+class BYOCOrchestrator(Model):
+    """An orchestrator the cluster administrator offers to BYOCWorkers of the namespaces it selects."""
+
+    api_version: str = f"{GROUP}/{VERSION}"
+    kind: str = ORCHESTRATOR_KIND
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    spec: BYOCOrchestratorSpec
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+
+class OrchestratorSelection(Model):
+    """BYOCOrchestrators by name, or every one whose labels match."""
+
+    model_config = checked(
+        rule(
+            "has(self.name) != has(self.selector)",
+            "each spec.orchestratorRefs entry sets either name or selector",
+        )
+    )
+
+    name: str | None = Field(default=None, min_length=1, max_length=253, description="A BYOCOrchestrator's name.")
+    selector: LabelSelector | None = Field(default=None, description="Every BYOCOrchestrator carrying these labels.")
+
+
 class Drain(Model):
     grace_period_seconds: int = Field(
         default=600,
@@ -545,6 +621,13 @@ class BYOCWorkerSpec(Model):
             "self.registration.liveRunnerMode == 'static')",
             "every spec.orchestrators entry needs a secretRef (only Live Runner static mode can do without)",
         ),
+        rule(
+            "!has(self.orchestratorRefs) || !(has(self.registration) && has(self.registration.protocol) && "
+            "self.registration.protocol == 'live-runner' && (!has(self.registration.liveRunnerMode) || "
+            "self.registration.liveRunnerMode == 'dynamic'))",
+            "spec.orchestratorRefs cannot be used in Live Runner dynamic mode (the pods would need the "
+            "orchestrator secret): use BYOC or Live Runner static mode",
+        ),
     )
 
     capability: Capability = Field(default_factory=Capability, description="What gateways route to this worker.")
@@ -575,7 +658,16 @@ class BYOCWorkerSpec(Model):
     model_cache: ModelCache | None = Field(default=None, description="A PVC with model weights, shared by the pods.")
     pricing: Pricing = Field(default_factory=Pricing, description="Price advertised to orchestrators.")
     orchestrators: list[OrchestratorRef] | None = Field(
-        default=None, max_length=64, description="Orchestrators to register this worker with."
+        default=None,
+        max_length=64,
+        description="Orchestrators this namespace brings itself (URL and a Secret of this namespace), where the "
+        "operator allows it (chart value orchestrators.allowNamespaceOrchestrators); else use orchestratorRefs.",
+    )
+    orchestrator_refs: list[OrchestratorSelection] | None = Field(
+        default=None,
+        max_length=16,
+        description="BYOCOrchestrators (set up by the cluster administrator, offered to this namespace) to register "
+        "with, by name or label selector. A new matching one is picked up at once.",
     )
     drain: Drain = Field(default_factory=lambda: Drain(), description="How pods leave without cutting live streams.")
     registration: Registration = Field(default_factory=Registration, description="How orchestrators learn of it.")

@@ -45,6 +45,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         token_propagation_seconds=float(
             os.environ.get("BYOC_TOKEN_PROPAGATION_SECONDS", str(registration.TOKEN_PROPAGATION_SECONDS))
         ),
+        operator_namespace=os.environ.get("BYOC_OPERATOR_NAMESPACE") or None,
+        namespace_orchestrators=os.environ.get("BYOC_ALLOW_NAMESPACE_ORCHESTRATORS", "false").lower() == "true",
     )
     memo.resync_seconds = float(os.environ.get("BYOC_RESYNC_SECONDS", "600"))
 
@@ -109,6 +111,18 @@ def orchestrator_secrets(namespace: str, name: str, body: kopf.Body, **_: Any) -
     }
 
 
+@kopf.index(api.GROUP, api.VERSION, api.ORCHESTRATOR_PLURAL)
+def orchestrators(name: str, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
+    """BYOCOrchestrators: labels and spec (references to Secrets, never a secret)."""
+    return {name: {"labels": dict(body.metadata.labels or {}), "spec": dict(body.spec)}}
+
+
+@kopf.index("v1", "namespaces")
+def namespaces(name: str, body: kopf.Body, **_: Any) -> dict[str, dict[str, str]]:
+    """Namespace labels, which BYOCOrchestrators' namespaceSelector matches."""
+    return {name: dict(body.metadata.labels or {})}
+
+
 def _reconciler(memo: kopf.Memo, kwargs: dict[str, Any]) -> Reconciler:
     reconciler: Reconciler = memo.reconciler
     if reconciler.indexes is None:
@@ -119,6 +133,8 @@ def _reconciler(memo: kopf.Memo, kwargs: dict[str, Any]) -> Reconciler:
                 services=kwargs["services"],
                 pods=kwargs["pods"],
                 orchestrator_secrets=kwargs["orchestrator_secrets"],
+                orchestrators=kwargs["orchestrators"],
+                namespaces=kwargs["namespaces"],
                 disruption_budgets=kwargs["disruption_budgets"],
                 network_policies=kwargs["network_policies"],
                 configmaps=kwargs["configmaps"],
@@ -152,6 +168,21 @@ async def orchestrator_secret_event(namespace: str, memo: kopf.Memo, **kwargs: A
     reconciler = _reconciler(memo, kwargs)
     for key in list(kwargs["workers"].keys()):
         if key[0] == namespace:
+            reconciler.trigger(key)
+
+
+@kopf.on.event(api.GROUP, api.VERSION, api.ORCHESTRATOR_PLURAL)
+async def orchestrator_event(memo: kopf.Memo, **kwargs: Any) -> None:
+    """An administrator added, changed or removed an orchestrator: every worker re-checks its registrations."""
+    _reconciler(memo, kwargs).trigger_all()
+
+
+@kopf.on.event("v1", "namespaces")
+async def namespace_event(name: str, memo: kopf.Memo, **kwargs: Any) -> None:
+    """A namespace's labels decide which BYOCOrchestrators it may use."""
+    reconciler = _reconciler(memo, kwargs)
+    for key in list(kwargs["workers"].keys()):
+        if key[0] == name:
             reconciler.trigger(key)
 
 

@@ -413,7 +413,8 @@ class Fleet:
 
     async def _ca(self, namespace: str, target: registration.Target) -> str | None:
         if target.ca_secret_name and target.ca_secret_key:
-            return await self._secret_value(namespace, target.ca_secret_name, target.ca_secret_key)
+            where = target.secret_namespace or namespace
+            return await self._secret_value(where, target.ca_secret_name, target.ca_secret_key)
         return None
 
     def _http(self) -> aiohttp.ClientSession:
@@ -425,7 +426,8 @@ class Fleet:
     async def _credentials(self, namespace: str, target: registration.Target) -> tuple[str, ssl.SSLContext | bool]:
         if target.secret_name is None:
             raise RegistrationError("no secretRef: the orchestrator secret is needed to register")
-        secret = await self._secret_value(namespace, target.secret_name, target.secret_key)
+        # A BYOCOrchestrator's secret is read from the operator's namespace, and only ever sent to its own URL.
+        secret = await self._secret_value(target.secret_namespace or namespace, target.secret_name, target.secret_key)
         return secret, ssl_context(await self._ca(namespace, target), target.insecure)
 
     async def _secret_value(self, namespace: str, name: str, key: str) -> str:

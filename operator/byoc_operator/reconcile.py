@@ -140,6 +140,8 @@ class Indexes:
     services: Any
     pods: Any
     orchestrator_secrets: Any
+    orchestrators: Any  # BYOCOrchestrators by name
+    namespaces: Any  # namespace labels by name
     disruption_budgets: Any
     network_policies: Any
     configmaps: Any
@@ -172,9 +174,15 @@ class Reconciler:
         post_event: EventPoster = post_kopf_event,
         clock: Callable[[], str] = utcnow,
         token_propagation_seconds: float = registration.TOKEN_PROPAGATION_SECONDS,
+        operator_namespace: str | None = None,
+        namespace_orchestrators: bool = False,
     ) -> None:
         self.client = client
         self.runtime_image = runtime_image
+        # Where BYOCOrchestrators' Secrets are (None: unknown, so none can be used).
+        self.operator_namespace = operator_namespace
+        # Whether a namespace may bring its own orchestrators (spec.orchestrators, labelled fleet Secrets).
+        self.namespace_orchestrators = namespace_orchestrators
         self.indexes: Indexes | None = None
         self._post_event = post_event
         self._clock = clock
@@ -282,7 +290,9 @@ class Reconciler:
         if refusal:
             await self._write_status(key, body, invalid_spec_status(body, f"invalid spec: {refusal}", self._clock()))
             return
-        targets = registration.targets(worker, list(self.indexes.orchestrator_secrets.get(key[0]) or ()))
+        targets, refused = self._targets(key[0], worker)
+        if not self.namespace_orchestrators:
+            worker = registration.without_own(worker)  # nor rendered (a registrar mounting the namespace's Secret)
         if deleting:
             await self._unregister_all(key, worker, body, targets)
             return
@@ -323,7 +333,7 @@ class Reconciler:
                 names = [p["metadata"]["name"] for p in pods]
                 entries = await self.fleet.observe_runners(key, targets, names, status.get("orchestrators") or [], now)
                 status = with_registration(
-                    status, entries, targets, deleting=False, now=now, generation=worker.generation
+                    status, [*entries, *refused], targets, deleting=False, now=now, generation=worker.generation
                 )
                 # Pods register themselves a heartbeat after they change: look again soon while the
                 # orchestrators' lists still differ from the ready pods, so status follows within seconds.
@@ -338,7 +348,7 @@ class Reconciler:
                 )
                 status = with_registration(
                     status,
-                    entries,
+                    [*entries, *refused],
                     targets,
                     deleting=False,
                     now=now,
@@ -346,7 +356,7 @@ class Reconciler:
                     note=static_note(worker, targets),
                 )
                 self._schedule_refresh(key, reg.refresh_seconds)
-        elif worker.registers or (body.get("status") or {}).get("orchestrators"):
+        elif worker.registers or ((body.get("status") or {}).get("orchestrators") and not refused):
             slots = await self._placeable(key, worker)
             address = self._address(key, worker)
             entries = status.get("orchestrators") or []
@@ -365,7 +375,7 @@ class Reconciler:
                 )
             status = with_registration(
                 status,
-                entries,
+                [*entries, *refused],
                 targets,
                 deleting=False,
                 now=now,
@@ -377,6 +387,9 @@ class Reconciler:
             # The routers' counts are polled while registered: the orchestrators' figure is only right until they
             # change (slots.py).
             self._schedule_refresh(key, min(float(reg.refresh_seconds), SLOTS_POLL_SECONDS))
+        elif refused:
+            # Nothing it may register with: say why.
+            status = with_registration(status, refused, [], deleting=False, now=now, generation=worker.generation)
         if worker.spec.autoscaling:
             if self.autoscaler.due(key, worker.spec.autoscaling):
                 await self.autoscaler.evaluate(key, worker, pods, self._ref(body))
@@ -394,6 +407,25 @@ class Reconciler:
         if not worker.uses_router:
             return None
         return await self.router_slots.read(router_addresses(worker, list(self.indexes.pods.get(key) or ())))
+
+    def _targets(self, namespace: str, worker: Worker) -> tuple[list[registration.Target], list[dict[str, Any]]]:
+        """The orchestrators this worker registers with, and status entries for those it may not use: named
+        BYOCOrchestrators not offered to its namespace, and its own ones where the operator does not allow them."""
+        assert self.indexes is not None
+        orchestrators = {
+            name: value
+            for name in list(self.indexes.orchestrators.keys())
+            if (value := first(self.indexes.orchestrators.get(name)))
+        }
+        labels = first(self.indexes.namespaces.get(namespace)) or {}
+        admin, refused = registration.cluster_targets(worker, orchestrators, labels, self.operator_namespace)
+        if not self.namespace_orchestrators:
+            return registration.targets(registration.without_own(worker), [], admin), [
+                *registration.own_refusals(worker),
+                *refused,
+            ]
+        secrets = list(self.indexes.orchestrator_secrets.get(namespace) or ())
+        return registration.targets(worker, secrets, admin), refused
 
     def _held(self, key: Key, body: dict[str, Any], targets: list[registration.Target]) -> dict[str, Key]:
         """This worker's orchestrators where another worker holds its capability name (`claims.py`)."""
@@ -420,8 +452,7 @@ class Reconciler:
                 continue
             if not worker.registers:
                 continue
-            secrets = list(self.indexes.orchestrator_secrets.get(other_key[0]) or ())
-            urls = frozenset(t.url for t in registration.targets(worker, secrets))
+            urls = frozenset(t.url for t in self._targets(other_key[0], worker)[0])
             out.append(Claim(str(other["metadata"].get("creationTimestamp") or ""), other_key, capability, urls))
         return out
 
