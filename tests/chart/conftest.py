@@ -176,6 +176,8 @@ class ChartOperator:
                 self.env[var["name"]] = var["value"]
             elif var.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == "metadata.name":
                 self.env[var["name"]] = pod_name
+            elif var.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == "metadata.namespace":
+                self.env[var["name"]] = deployment["metadata"]["namespace"]
             else:
                 raise AssertionError(f"cannot run the operator outside a pod with env {var}")
         self.log_path = log_path
