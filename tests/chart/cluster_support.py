@@ -169,8 +169,8 @@ def example(name: str) -> list[dict[str, Any]]:
 
 
 def for_test_orchestrators(docs: list[dict[str, Any]], urls: list[str], secret: str) -> list[dict[str, Any]]:
-    """The example with its orchestrator URLs and secrets pointed at the test orchestrators, and its router
-    exposed in-cluster (no load balancer assigns addresses here), nothing else changed (they serve HTTPS with a
+    """The example with its own orchestrator URLs and secrets (if any) pointed at the test orchestrators, and its
+    router exposed in-cluster (no load balancer assigns addresses here), nothing else changed (they serve HTTPS with a
     self-signed certificate, as go-livepeer orchestrators do by default)."""
     docs = copy.deepcopy(docs)
     next_url = iter(urls * 4)

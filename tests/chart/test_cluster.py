@@ -234,6 +234,8 @@ MISSING_RULES = [
     ("apiextensions.k8s.io", "customresourcedefinitions", "list", "kopf"),
     ("policy", "poddisruptionbudgets", "list", "kopf"),
     ("networking.k8s.io", "networkpolicies", "watch", "kopf"),
+    ("byoc.livepeer.org", "byocorchestrators", "watch", "kopf"),
+    ("", "namespaces", "list", "kopf"),
 ]
 
 
@@ -269,7 +271,11 @@ def test_a_missing_rule_makes_the_operator_fail(
                 cluster, [orchestrators[0].url], SECRET, [orchestrators[0].ca_file], release.namespace, namespace
             )
             stack.enter_context(admin)
-            apply(cluster, example("byoc-registration.yaml"), namespace)
+            apply(
+                cluster,
+                for_test_orchestrators(example("byoc-registration.yaml"), [orchestrators[0].url], SECRET),
+                namespace,
+            )
             if scenario == "secret":
                 c = wait_condition(cluster, "cartoon", namespace, "Registered", "False", "RegistrationFailed")
                 assert "cannot read key 'secret' of Secret orchestrator-0" in c["message"]
