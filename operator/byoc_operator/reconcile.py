@@ -419,13 +419,11 @@ class Reconciler:
         }
         labels = first(self.indexes.namespaces.get(namespace)) or {}
         admin, refused = registration.cluster_targets(worker, orchestrators, labels, self.operator_namespace)
-        if not self.namespace_orchestrators:
-            return registration.targets(registration.without_own(worker), [], admin), [
-                *registration.own_refusals(worker),
-                *refused,
-            ]
-        secrets = list(self.indexes.orchestrator_secrets.get(namespace) or ())
-        return registration.targets(worker, secrets, admin), refused
+        if self.namespace_orchestrators:
+            secrets = list(self.indexes.orchestrator_secrets.get(namespace) or ())
+            return registration.targets(worker, secrets, admin), refused
+        own = registration.own_refusals(worker)
+        return registration.targets(registration.without_own(worker), [], admin), [*own, *refused]
 
     def _held(self, key: Key, body: dict[str, Any], targets: list[registration.Target]) -> dict[str, Key]:
         """This worker's orchestrators where another worker holds its capability name (`claims.py`)."""
