@@ -9,8 +9,10 @@ import time
 import aiohttp
 import pytest
 from aiohttp import web
+from byoc_operator.autoscale import Autoscaler
 from byoc_operator.orchestrator import RegistrationError, discovery, endpoint, register, upsert_runners
 from byoc_operator.replies import read_bounded
+from byoc_operator.slots import RouterSlots
 from byoc_testenv.local_http import serving
 
 SECRET = "orch-secret-NEVER-SHOWN-5e2a"
@@ -125,3 +127,27 @@ async def test_read_bounded_stops_at_the_limit() -> None:
         async with session.get(url) as resp:
             data, more = await read_bounded(resp, 100_000)
     assert len(data) == 100_000 and more
+
+
+async def test_pod_health_polls_follow_no_redirect() -> None:
+    """A tenant's image answering /health with a redirect (review C1) steers neither the autoscaler nor the
+    router slot poller to another URL."""
+    app, seen = recorder()
+
+    async def healthy_elsewhere(request: web.Request) -> web.Response:
+        raise web.HTTPFound(f"{target}/health")
+
+    async with serving(app) as target:
+        redirecting = web.Application()
+        redirecting.router.add_get("/{tail:.*}", healthy_elsewhere)
+        async with serving(redirecting) as url:
+            host, port = url.removeprefix("http://").split(":")
+            autoscaler = Autoscaler(None, None, lambda *a: None, lambda: "")  # type: ignore[arg-type]
+            slots = RouterSlots()
+            try:
+                assert await autoscaler._health(host, int(port)) is None
+                assert await slots.read([url]) is None
+            finally:
+                await autoscaler.close()
+                await slots.close()
+    assert seen == []
