@@ -7,9 +7,10 @@ Field descriptions here are what `kubectl explain` shows, so they are written fo
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import re
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 GROUP = "byoc.livepeer.org"
@@ -19,6 +20,12 @@ PLURAL = "byocworkers"
 SINGULAR = "byocworker"
 SHORT_NAMES = ["bw", "byoc"]
 CATEGORIES = ["livepeer", "byoc"]
+
+# BYOCOrchestrator: an orchestrator the cluster administrator offers to namespaces (cluster-scoped).
+ORCHESTRATOR_KIND = "BYOCOrchestrator"
+ORCHESTRATOR_PLURAL = "byocorchestrators"
+ORCHESTRATOR_SINGULAR = "byocorchestrator"
+ORCHESTRATOR_SHORT_NAMES = ["borch"]
 
 DEFAULT_CAPABILITY = "live-video-to-video"
 DEFAULT_PORT = 8000
@@ -36,7 +43,9 @@ IMAGE_PATTERN = (
 CAPABILITY_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 PROCESSOR_CLASS_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$"
 MIG_PROFILE_PATTERN = r"^[1-9]g\.[0-9]+gb(\+me)?$"
-URL_PATTERN = r"^https?://[^\s/]+(/[^\s]*)?$"
+# An http(s) base URL without user info, query or fragment: the operator joins paths to it (orchestrator.endpoint),
+# and a '?' or '#' would turn them into a query or fragment that is never sent (another path on the same host).
+URL_PATTERN = r"^https?://[^\s/?#@]+(/[^\s?#]*)?$"
 
 # Pod label keys the operator's selectors and NetworkPolicy peers match on (a tenant's pod carrying them could
 # pass for a router or the operator), and annotation keys that opt a pod out of the cluster's mesh or confinement.
@@ -67,6 +76,30 @@ def validations(*rules: dict[str, str]) -> dict[str, Any]:
 def checked(*rules: dict[str, str]) -> ConfigDict:
     """A model whose object carries CEL rules."""
     return ConfigDict(json_schema_extra=validations(*rules))
+
+
+URL_MESSAGE = "must be an http(s) URL without user info, query or fragment, e.g. 'https://orch-0.example:8935'"
+
+
+def checked_url(value: str) -> str:
+    """The same check in code, for URLs the API server has not seen (fleet Secrets) and for clear pydantic errors."""
+    if not re.fullmatch(URL_PATTERN, value):
+        raise ValueError(URL_MESSAGE)
+    return value
+
+
+def url_field(description: str, default: Any = ...) -> Any:
+    """A base URL field: the API server checks it with a CEL rule (a user-readable message), pydantic with
+    `checked_url` (BaseURL)."""
+    return Field(
+        default=default,
+        max_length=2048,
+        description=description,
+        json_schema_extra=validations(rule(f"self.matches(r'{URL_PATTERN}')", URL_MESSAGE)),
+    )
+
+
+BaseURL = Annotated[str, AfterValidator(checked_url)]
 
 
 def image_rule(field: str) -> dict[str, str]:
@@ -409,22 +442,16 @@ class SecretKeyRef(Model):
 
 
 class OrchestratorRef(Model):
-    url: str = Field(
-        pattern=URL_PATTERN,
-        max_length=2048,
-        description="Orchestrator base URL, e.g. 'https://orch-0.example:8935'.",
-    )
+    url: BaseURL = url_field("Orchestrator base URL, e.g. 'https://orch-0.example:8935'.")
     secret_ref: SecretKeyRef | None = Field(
         default=None,
         description="Secret holding the orchestrator secret (-orchSecret). Required except for Live Runner "
         "static mode, whose upserts carry no authorisation.",
     )
-    cli_url: str | None = Field(
-        default=None,
-        pattern=URL_PATTERN,
-        max_length=2048,
-        description="Live Runner static mode: the orchestrator's CLI URL (-cliAddr, e.g. 'http://orch-0:7935'), "
+    cli_url: BaseURL | None = url_field(
+        "Live Runner static mode: the orchestrator's CLI URL (-cliAddr, e.g. 'http://orch-0:7935'), "
         "where runners are upserted through POST /registerLiveRunners.",
+        None,
     )
     tls: OrchestratorTLS | None = Field(default=None, description="How to trust the orchestrator's certificate.")
 
@@ -445,6 +472,76 @@ class OrchestratorTLS(Model):
     insecure_skip_verify: bool = Field(
         default=False, description="Do not verify the orchestrator's certificate (self-signed, no CA at hand)."
     )
+
+
+class OperatorSecretKeyRef(Model):
+    name: str = Field(min_length=1, max_length=253, description="Secret in the operator's namespace.")
+    key: str = Field(default="secret", min_length=1, max_length=253, description="Key in the Secret.")
+
+
+class OrchestratorTrust(Model):
+    """How the operator verifies a BYOCOrchestrator's certificate; for its calls to that orchestrator only."""
+
+    model_config = checked(
+        rule(
+            "!(has(self.caBundleSecretRef) && has(self.insecureSkipVerify) && self.insecureSkipVerify)",
+            "tls: set either caBundleSecretRef or insecureSkipVerify, not both",
+        )
+    )
+
+    ca_bundle_secret_ref: OperatorSecretKeyRef | None = Field(
+        default=None, description="Secret key (operator's namespace) holding PEM CA certificates to verify it with."
+    )
+    insecure_skip_verify: bool = Field(default=False, description="Do not verify the orchestrator's certificate.")
+
+
+class NamespaceSelector(Model):
+    match_labels: dict[str, str] = Field(
+        default_factory=dict, description="Labels a namespace must carry to use it; {} offers it to every namespace."
+    )
+
+
+class BYOCOrchestratorSpec(Model):
+    url: BaseURL = url_field("Orchestrator base URL, e.g. 'https://orch-0.example:8935'.")
+    cli_url: BaseURL | None = url_field(
+        "Live Runner static mode: the orchestrator's CLI URL (-cliAddr), where runners are upserted. It must not be "
+        "reachable by anything a tenant steers: only set it here, never in a BYOCWorker.",
+        None,
+    )
+    secret_ref: OperatorSecretKeyRef | None = Field(
+        default=None,
+        description="Secret in the operator's namespace holding the orchestrator secret (-orchSecret). It is only "
+        "ever sent to url. Required by BYOC workers; Live Runner static upserts carry no secret.",
+    )
+    tls: OrchestratorTrust | None = Field(default=None, description="How to trust the orchestrator's certificate.")
+    namespace_selector: NamespaceSelector = Field(
+        description="Namespaces whose BYOCWorkers may register with it ({} : every namespace)."
+    )
+
+
+class BYOCOrchestrator(Model):
+    """An orchestrator the cluster administrator offers to BYOCWorkers of the namespaces it selects."""
+
+    api_version: str = f"{GROUP}/{VERSION}"
+    kind: str = ORCHESTRATOR_KIND
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    spec: BYOCOrchestratorSpec
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+
+class OrchestratorSelection(Model):
+    """BYOCOrchestrators by name, or every one whose labels match."""
+
+    model_config = checked(
+        rule(
+            "has(self.name) != has(self.selector)",
+            "each spec.orchestratorRefs entry sets either name or selector",
+        )
+    )
+
+    name: str | None = Field(default=None, min_length=1, max_length=253, description="A BYOCOrchestrator's name.")
+    selector: LabelSelector | None = Field(default=None, description="Every BYOCOrchestrator carrying these labels.")
 
 
 class Drain(Model):
@@ -513,12 +610,10 @@ class Registration(Model):
         description="Also register with every orchestrator described by a Secret in this namespace carrying these "
         "labels (keys 'url' and 'secret', optional 'ca.crt'), so a fleet that grows or shrinks is picked up.",
     )
-    advertise_url: str | None = Field(
-        default=None,
-        pattern=URL_PATTERN,
-        max_length=2048,
-        description="BYOC: the URL orchestrators reach the router at (an Ingress, a fixed address); wins over "
+    advertise_url: BaseURL | None = url_field(
+        "BYOC: the URL orchestrators reach the router at (an Ingress, a fixed address); wins over "
         "expose. Default: what expose gives.",
+        None,
     )
     expose: Expose = Field(
         default_factory=Expose, description="BYOC: how the router is exposed, and so which URL is registered."
@@ -642,6 +737,13 @@ class BYOCWorkerSpec(Model):
             "self.registration.liveRunnerMode == 'static')",
             "every spec.orchestrators entry needs a secretRef (only Live Runner static mode can do without)",
         ),
+        rule(
+            "!has(self.orchestratorRefs) || !(has(self.registration) && has(self.registration.protocol) && "
+            "self.registration.protocol == 'live-runner' && (!has(self.registration.liveRunnerMode) || "
+            "self.registration.liveRunnerMode == 'dynamic'))",
+            "spec.orchestratorRefs cannot be used in Live Runner dynamic mode (the pods would need the "
+            "orchestrator secret): use BYOC or Live Runner static mode",
+        ),
     )
 
     capability: Capability = Field(default_factory=Capability, description="What gateways route to this worker.")
@@ -672,7 +774,16 @@ class BYOCWorkerSpec(Model):
     model_cache: ModelCache | None = Field(default=None, description="A PVC with model weights, shared by the pods.")
     pricing: Pricing = Field(default_factory=Pricing, description="Price advertised to orchestrators.")
     orchestrators: list[OrchestratorRef] | None = Field(
-        default=None, max_length=64, description="Orchestrators to register this worker with."
+        default=None,
+        max_length=64,
+        description="Orchestrators this namespace brings itself (URL and a Secret of this namespace), where the "
+        "operator allows it (chart value orchestrators.allowNamespaceOrchestrators); else use orchestratorRefs.",
+    )
+    orchestrator_refs: list[OrchestratorSelection] | None = Field(
+        default=None,
+        max_length=16,
+        description="BYOCOrchestrators (set up by the cluster administrator, offered to this namespace) to register "
+        "with, by name or label selector. A new matching one is picked up at once.",
     )
     drain: Drain = Field(default_factory=lambda: Drain(), description="How pods leave without cutting live streams.")
     registration: Registration = Field(default_factory=Registration, description="How orchestrators learn of it.")
@@ -738,6 +849,11 @@ class OrchestratorStatus(Model):
     capacity: int = 0
     runners: int | None = Field(default=None, description="Live Runner: this worker's pods the orchestrator lists.")
     last_error: str | None = None
+    held_by: str | None = Field(
+        default=None,
+        description="BYOC: another BYOCWorker (namespace/name, created first) registers this capability name with "
+        "this orchestrator, so this one is not registered there.",
+    )
 
 
 class BYOCWorkerStatus(Model):

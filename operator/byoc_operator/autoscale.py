@@ -28,6 +28,7 @@ from lightkube.types import PatchType
 from byoc_operator import api, metrics
 from byoc_operator.index import Key
 from byoc_operator.render.worker import Worker
+from byoc_operator.replies import json_reply
 
 DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
 HEALTH_TIMEOUT_SECONDS = 3.0
@@ -209,13 +210,17 @@ class Autoscaler:
 
     async def _health(self, ip: str, port: int) -> int | None:
         if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=HEALTH_TIMEOUT_SECONDS))
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=HEALTH_TIMEOUT_SECONDS), cookie_jar=aiohttp.DummyCookieJar()
+            )
         for prefix in ("", "/api"):
             try:
-                async with self._session.get(f"http://{ip}:{port}{prefix}/health") as resp:
+                # The pod runs the tenant's image: never follow where it points, never read more than a health answer.
+                url = f"http://{ip}:{port}{prefix}/health"
+                async with self._session.get(url, allow_redirects=False) as resp:
                     if resp.status == 404:
                         continue
-                    return active_sessions(await resp.json(content_type=None))
+                    return active_sessions(await json_reply(resp))
             except (aiohttp.ClientError, TimeoutError, ValueError):
                 return None
         return None

@@ -16,6 +16,7 @@ import kopf
 from lightkube import AsyncClient
 
 from byoc_operator import api, registration
+from byoc_operator.claims import capability_of
 from byoc_operator.index import Key, slim_child, slim_configmap, slim_metadata, slim_pod
 from byoc_operator.pod_policy import PodPolicy
 from byoc_operator.reconcile import Indexes, Reconciler
@@ -46,6 +47,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
             os.environ.get("BYOC_TOKEN_PROPAGATION_SECONDS", str(registration.TOKEN_PROPAGATION_SECONDS))
         ),
         policy=PodPolicy.from_env(os.environ),
+        operator_namespace=os.environ.get("BYOC_OPERATOR_NAMESPACE") or None,
+        namespace_orchestrators=os.environ.get("BYOC_ALLOW_NAMESPACE_ORCHESTRATORS", "false").lower() == "true",
     )
     memo.resync_seconds = float(os.environ.get("BYOC_RESYNC_SECONDS", "600"))
 
@@ -116,6 +119,18 @@ def orchestrator_secrets(namespace: str, name: str, body: kopf.Body, **_: Any) -
     }
 
 
+@kopf.index(api.GROUP, api.VERSION, api.ORCHESTRATOR_PLURAL)
+def orchestrators(name: str, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
+    """BYOCOrchestrators: labels and spec (references to Secrets, never a secret)."""
+    return {name: {"labels": dict(body.metadata.labels or {}), "spec": dict(body.spec)}}
+
+
+@kopf.index("v1", "namespaces")
+def namespaces(name: str, body: kopf.Body, **_: Any) -> dict[str, dict[str, str]]:
+    """Namespace labels, which BYOCOrchestrators' namespaceSelector matches."""
+    return {name: dict(body.metadata.labels or {})}
+
+
 def _reconciler(memo: kopf.Memo, kwargs: dict[str, Any]) -> Reconciler:
     reconciler: Reconciler = memo.reconciler
     if reconciler.indexes is None:
@@ -126,6 +141,8 @@ def _reconciler(memo: kopf.Memo, kwargs: dict[str, Any]) -> Reconciler:
                 services=kwargs["services"],
                 pods=kwargs["pods"],
                 orchestrator_secrets=kwargs["orchestrator_secrets"],
+                orchestrators=kwargs["orchestrators"],
+                namespaces=kwargs["namespaces"],
                 disruption_budgets=kwargs["disruption_budgets"],
                 network_policies=kwargs["network_policies"],
                 configmaps=kwargs["configmaps"],
@@ -144,8 +161,14 @@ async def _resync(reconciler: Reconciler, period: float) -> None:
 
 
 @kopf.on.event(api.GROUP, api.VERSION, api.PLURAL)
-async def worker_event(namespace: str, name: str, memo: kopf.Memo, **kwargs: Any) -> None:
-    _reconciler(memo, kwargs).trigger((namespace, name))
+async def worker_event(
+    namespace: str, name: str, memo: kopf.Memo, type: str | None, body: kopf.Body, **kwargs: Any
+) -> None:
+    reconciler = _reconciler(memo, kwargs)
+    reconciler.trigger((namespace, name))
+    if type == "DELETED" and (capability := capability_of(dict(body))):
+        # It may have held a capability name other workers wait for (claims.py): they may register now.
+        reconciler.trigger_capability(capability)
 
 
 @kopf.on.event("v1", "secrets", labels={ORCHESTRATOR_LABEL: kopf.PRESENT})
@@ -154,6 +177,21 @@ async def orchestrator_secret_event(namespace: str, memo: kopf.Memo, **kwargs: A
     reconciler = _reconciler(memo, kwargs)
     for key in list(kwargs["workers"].keys()):
         if key[0] == namespace:
+            reconciler.trigger(key)
+
+
+@kopf.on.event(api.GROUP, api.VERSION, api.ORCHESTRATOR_PLURAL)
+async def orchestrator_event(memo: kopf.Memo, **kwargs: Any) -> None:
+    """An administrator added, changed or removed an orchestrator: every worker re-checks its registrations."""
+    _reconciler(memo, kwargs).trigger_all()
+
+
+@kopf.on.event("v1", "namespaces")
+async def namespace_event(name: str, memo: kopf.Memo, **kwargs: Any) -> None:
+    """A namespace's labels decide which BYOCOrchestrators it may use."""
+    reconciler = _reconciler(memo, kwargs)
+    for key in list(kwargs["workers"].keys()):
+        if key[0] == name:
             reconciler.trigger(key)
 
 

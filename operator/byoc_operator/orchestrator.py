@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 import aiohttp
+import yarl
 from lightkube import ApiError, AsyncClient
 from lightkube.resources.core_v1 import Secret
 
@@ -24,16 +25,34 @@ from byoc_operator import api, metrics, registration, static_runners
 from byoc_operator.index import Key
 from byoc_operator.registration import sanitise
 from byoc_operator.render.worker import Worker
+from byoc_operator.replies import read_bounded
 
 TIMEOUT = aiohttp.ClientTimeout(total=10, connect=5)
 STATIC_HEALTH_CHECK_SECONDS = 3.0
+# Replies are read this far at most: an orchestrator's JSON answer (a /discovery list, upserted runners) ...
+REPLY_LIMIT = 1 << 20
+# ... and an error reply's excerpt, of which a sanitised start goes into status and Events.
+ERROR_BODY_LIMIT = 4096
+ERROR_EXCERPT_CHARS = 200
 
 
 class RegistrationError(Exception):
     """A failed call, with a message already safe to show."""
 
 
+def endpoint(base: str, *segments: str) -> yarl.URL:
+    """The URL of one call: path segments joined to the orchestrator's base URL (never concatenated, so nothing in
+    the base can turn them into a query or fragment). A base that is not a plain http(s) URL is refused here too:
+    fleet Secrets' URLs never passed the API server's check."""
+    try:
+        api.checked_url(base)
+    except ValueError:
+        raise RegistrationError(f"URL refused: {api.URL_MESSAGE}") from None
+    return yarl.URL(base).joinpath(*segments)
+
+
 def ssl_context(ca_pem: str | None, insecure: bool) -> ssl.SSLContext | bool:
+    """One orchestrator's TLS settings, for its calls only."""
     if insecure:
         return False
     if ca_pem:
@@ -47,26 +66,45 @@ def upsert_timeout(entries: int) -> aiohttp.ClientTimeout:
     return aiohttp.ClientTimeout(total=TIMEOUT.total + STATIC_HEALTH_CHECK_SECONDS * entries, connect=5)
 
 
-async def _post(
+async def refusal(resp: aiohttp.ClientResponse, *hide: str) -> RegistrationError:
+    """The error for a reply that is not a 200: status code, and a short sanitised excerpt of the body (never a
+    redirect's target, which is not followed)."""
+    if 300 <= resp.status < 400:
+        return RegistrationError(f"HTTP {resp.status}: the orchestrator redirected; redirects are not followed")
+    body, _ = await read_bounded(resp, ERROR_BODY_LIMIT)
+    excerpt = sanitise(body.decode(errors="replace"), *hide)[:ERROR_EXCERPT_CHARS]
+    return RegistrationError(f"HTTP {resp.status}: {excerpt}" if excerpt else f"HTTP {resp.status}")
+
+
+async def _call(
     session: aiohttp.ClientSession,
-    url: str,
+    method: str,
+    url: yarl.URL,
     secret: str | None,
     tls: ssl.SSLContext | bool,
     limit: aiohttp.ClientTimeout = TIMEOUT,
+    reply: bool = False,
     **body: Any,
-) -> str:
-    """POST, the reply's text on 200; `secret` (if any) as raw Authorization. Errors never carry the secret or
-    the worker token (a JSON body's `token`)."""
-    call = url.rsplit("/", 1)[-1]
+) -> bytes:
+    """One request, never following a redirect; `secret` (if any) as raw Authorization. On 200 the reply's body
+    when `reply` (bounded), else nothing is read. Errors never carry the secret or the worker token (a JSON
+    body's `token`)."""
+    call = url.name
     hide = (secret or "", str((body.get("json") or {}).get("token") or ""))
     headers = {"Authorization": secret} if secret is not None else {}
     try:
-        async with session.post(url, headers=headers, ssl=tls, timeout=limit, **body) as resp:
-            text = await resp.text(errors="replace")
+        async with session.request(
+            method, url, headers=headers, ssl=tls, timeout=limit, allow_redirects=False, **body
+        ) as resp:
             metrics.REGISTRATION_CALLS.labels(call, str(resp.status)).inc()
             if resp.status != 200:
-                raise RegistrationError(sanitise(f"HTTP {resp.status}: {text}", *hide))
-            return text
+                raise await refusal(resp, *hide)
+            if not reply:
+                return b""
+            data, more = await read_bounded(resp, REPLY_LIMIT)
+            if more:
+                raise RegistrationError(f"/{call} answered more than {REPLY_LIMIT} bytes")
+            return data
     except RegistrationError:
         raise
     except (TimeoutError, aiohttp.ClientError, ssl.SSLError) as exc:
@@ -77,7 +115,7 @@ async def _post(
 async def register(
     session: aiohttp.ClientSession, base_url: str, secret: str, payload: dict[str, Any], tls: ssl.SSLContext | bool
 ) -> None:
-    await _post(session, f"{base_url}/capability/register", secret, tls, json=payload)
+    await _call(session, "POST", endpoint(base_url, "capability", "register"), secret, tls, json=payload)
 
 
 async def upsert_runners(
@@ -85,18 +123,28 @@ async def upsert_runners(
 ) -> list[dict[str, Any]]:
     """POST {cli}/registerLiveRunners (no auth, as upstream's CLI port); the registrations it answers with."""
     timeout = upsert_timeout(len(document.get("runners") or []))
-    text = await _post(session, f"{cli_url}/registerLiveRunners", None, tls, timeout, json=document)
+    url = endpoint(cli_url, "registerLiveRunners")
+    data = await _call(session, "POST", url, None, tls, timeout, reply=True, json=document)
     try:
-        runners = json.loads(text).get("runners")
+        runners = json.loads(data).get("runners")
     except (ValueError, AttributeError):
-        raise RegistrationError(sanitise(f"/registerLiveRunners answered no JSON: {text}")) from None
+        raise RegistrationError("/registerLiveRunners answered no JSON object") from None
     return [r for r in runners or [] if isinstance(r, dict)]
 
 
 async def unregister(
     session: aiohttp.ClientSession, base_url: str, secret: str, name: str, tls: ssl.SSLContext | bool
 ) -> None:
-    await _post(session, f"{base_url}/capability/unregister", secret, tls, data=name.encode())
+    await _call(session, "POST", endpoint(base_url, "capability", "unregister"), secret, tls, data=name.encode())
+
+
+async def discovery(session: aiohttp.ClientSession, base_url: str, tls: ssl.SSLContext | bool) -> Any:
+    """An orchestrator's public GET /discovery answer."""
+    data = await _call(session, "GET", endpoint(base_url, "discovery"), None, tls, reply=True)
+    try:
+        return json.loads(data)
+    except ValueError:
+        raise RegistrationError("/discovery answered no JSON") from None
 
 
 class Fleet:
@@ -143,12 +191,15 @@ class Fleet:
         now: str,
         deleting: bool = False,
         active: int = 0,
+        held: dict[str, Key] | None = None,
     ) -> list[dict[str, Any]]:
         """Make every orchestrator's view match: registered with `capacity` free slots (0 included: a
         capability stays registered while streams may run on it, or their params and stop calls would go
         nowhere), or, `deleting` or gone from the spec, unregistered. `active` is the streams running when
         `capacity` was measured: when it changes the orchestrator's count has drifted (slots.py), so that too
-        registers again. Returns the per-orchestrator status entries (deleting: those whose unregister failed)."""
+        registers again. Orchestrators in `held` (URL -> worker, `claims.py`) hold this capability for another
+        worker: no call at all goes there, neither register nor unregister. Returns the per-orchestrator status
+        entries (deleting: those whose unregister failed)."""
         payload = registration.capability_payload(worker, capacity, url)
         digest = registration.payload_digest({**payload, "active": active})
         refresh = float(worker.spec.registration.refresh_seconds)
@@ -158,6 +209,14 @@ class Fleet:
         wanted = {t.url for t in targets}
         gone = [self._known.get((key, url)) for url in old if url not in wanted]
         for target in [*targets, *(t for t in gone if t)]:
+            holder = (held or {}).get(target.url)
+            if holder is not None:
+                # Whatever this worker did there before, the registration is the holder's now.
+                self._memory.pop((key, target.url), None)
+                self._known.pop((key, target.url), None)
+                if not deleting:
+                    entries.append({"url": target.url, "registered": False, "capacity": 0, "heldBy": "/".join(holder)})
+                continue
             keep = target.url in wanted and not deleting
             self._known[(key, target.url)] = target
             entry = await self._sync_one(
@@ -349,37 +408,37 @@ class Fleet:
 
     async def _discovery(self, namespace: str, target: registration.Target) -> Any:
         """An orchestrator's public GET /discovery answer."""
-        try:
-            tls = ssl_context(await self._ca(namespace, target), target.insecure)
-            async with self._http().get(f"{target.url}/discovery", ssl=tls, timeout=TIMEOUT) as resp:
-                if resp.status != 200:
-                    raise RegistrationError(f"discovery answered HTTP {resp.status}")
-                return await resp.json(content_type=None)
-        except (TimeoutError, aiohttp.ClientError, ssl.SSLError, ValueError) as exc:
-            raise RegistrationError(sanitise(f"{type(exc).__name__}: {exc}")) from None
+        tls = ssl_context(await self._ca(namespace, target), target.insecure)
+        return await discovery(self._http(), target.url, tls)
 
     async def _ca(self, namespace: str, target: registration.Target) -> str | None:
         if target.ca_secret_name and target.ca_secret_key:
-            return await self._secret_value(namespace, target.ca_secret_name, target.ca_secret_key)
+            where = target.secret_namespace or namespace
+            return await self._secret_value(where, target.ca_secret_name, target.ca_secret_key)
         return None
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None:
-            self._session = aiohttp.ClientSession()
+            # No cookie jar: a cookie one orchestrator sets must never travel with another worker's calls.
+            self._session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
         return self._session
 
     async def _credentials(self, namespace: str, target: registration.Target) -> tuple[str, ssl.SSLContext | bool]:
         if target.secret_name is None:
             raise RegistrationError("no secretRef: the orchestrator secret is needed to register")
-        secret = await self._secret_value(namespace, target.secret_name, target.secret_key)
+        # A BYOCOrchestrator's secret is read from the operator's namespace, and only ever sent to its own URL.
+        secret = await self._secret_value(target.secret_namespace or namespace, target.secret_name, target.secret_key)
         return secret, ssl_context(await self._ca(namespace, target), target.insecure)
 
     async def _secret_value(self, namespace: str, name: str, key: str) -> str:
+        # One message whatever went wrong (no Secret, no such key, no access): it must not tell a tenant which
+        # Secrets or keys exist.
+        unreadable = RegistrationError(f"cannot read key '{key}' of Secret {name}")
         try:
             obj = await self.client.get(Secret, name, namespace=namespace)
-        except ApiError as exc:
-            raise RegistrationError(f"cannot read Secret {name}: {exc.status.reason or exc.status.code}") from None
+        except ApiError:
+            raise unreadable from None
         data = obj.data or {}
         if key not in data:
-            raise RegistrationError(f"Secret {name} has no key '{key}'")
+            raise unreadable
         return base64.b64decode(data[key]).decode().strip()

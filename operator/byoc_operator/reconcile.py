@@ -32,6 +32,7 @@ from lightkube.types import PatchType
 from byoc_operator import api, metrics, registration
 from byoc_operator.advertise import Address, advertised_address
 from byoc_operator.autoscale import Autoscaler
+from byoc_operator.claims import Claim, capability_of, holders
 from byoc_operator.drift import contains
 from byoc_operator.index import Key, first
 from byoc_operator.orchestrator import Fleet
@@ -164,6 +165,8 @@ class Indexes:
     services: Any
     pods: Any
     orchestrator_secrets: Any
+    orchestrators: Any  # BYOCOrchestrators by name
+    namespaces: Any  # namespace labels by name
     disruption_budgets: Any
     network_policies: Any
     configmaps: Any
@@ -199,10 +202,16 @@ class Reconciler:
         clock: Callable[[], str] = utcnow,
         token_propagation_seconds: float = registration.TOKEN_PROPAGATION_SECONDS,
         policy: PodPolicy | None = None,
+        operator_namespace: str | None = None,
+        namespace_orchestrators: bool = False,
     ) -> None:
         self.client = client
         self.runtime_image = runtime_image
         self.policy = policy or PodPolicy()
+        # Where BYOCOrchestrators' Secrets are (None: unknown, so none can be used).
+        self.operator_namespace = operator_namespace
+        # Whether a namespace may bring its own orchestrators (spec.orchestrators, labelled fleet Secrets).
+        self.namespace_orchestrators = namespace_orchestrators
         self.indexes: Indexes | None = None
         self._post_event = post_event
         self._clock = clock
@@ -247,6 +256,15 @@ class Reconciler:
             return
         for key in list(self.indexes.workers.keys()):
             self.trigger(key)
+
+    def trigger_capability(self, capability: str) -> None:
+        """Reconcile every BYOC worker registering this capability name."""
+        if self.indexes is None:
+            return
+        for key in list(self.indexes.workers.keys()):
+            body = first(self.indexes.workers.get(key))
+            if body is not None and capability_of(body) == capability:
+                self.trigger(key)
 
     async def idle(self) -> None:
         """Wait until no reconcile is queued or running (tests and the benchmark use this)."""
@@ -301,7 +319,9 @@ class Reconciler:
         if refusal:
             await self._write_status(key, body, invalid_spec_status(body, f"invalid spec: {refusal}", self._clock()))
             return
-        targets = registration.targets(worker, list(self.indexes.orchestrator_secrets.get(key[0]) or ()))
+        targets, refused = self._targets(key[0], worker)
+        if not self.namespace_orchestrators:
+            worker = registration.without_own(worker)  # nor rendered (a registrar mounting the namespace's Secret)
         if deleting:
             await self._unregister_all(key, worker, body, targets)
             return
@@ -355,7 +375,7 @@ class Reconciler:
                 names = [p["metadata"]["name"] for p in pods]
                 entries = await self.fleet.observe_runners(key, targets, names, status.get("orchestrators") or [], now)
                 status = with_registration(
-                    status, entries, targets, deleting=False, now=now, generation=worker.generation
+                    status, [*entries, *refused], targets, deleting=False, now=now, generation=worker.generation
                 )
                 # Pods register themselves a heartbeat after they change: look again soon while the
                 # orchestrators' lists still differ from the ready pods, so status follows within seconds.
@@ -370,7 +390,7 @@ class Reconciler:
                 )
                 status = with_registration(
                     status,
-                    entries,
+                    [*entries, *refused],
                     targets,
                     deleting=False,
                     now=now,
@@ -378,7 +398,7 @@ class Reconciler:
                     note=static_note(worker, targets),
                 )
                 self._schedule_refresh(key, reg.refresh_seconds)
-        elif worker.registers or (body.get("status") or {}).get("orchestrators"):
+        elif worker.registers or ((body.get("status") or {}).get("orchestrators") and not refused):
             slots = await self._placeable(key, worker)
             address = self._address(key, worker)
             entries = status.get("orchestrators") or []
@@ -393,10 +413,11 @@ class Reconciler:
                     self._ref(body),
                     now,
                     active=slots.active if slots else 0,
+                    held=self._held(key, body, targets),
                 )
             status = with_registration(
                 status,
-                entries,
+                [*entries, *refused],
                 targets,
                 deleting=False,
                 now=now,
@@ -408,6 +429,9 @@ class Reconciler:
             # The routers' counts are polled while registered: the orchestrators' figure is only right until they
             # change (slots.py).
             self._schedule_refresh(key, min(float(reg.refresh_seconds), SLOTS_POLL_SECONDS))
+        elif refused:
+            # Nothing it may register with: say why.
+            status = with_registration(status, refused, [], deleting=False, now=now, generation=worker.generation)
         if worker.spec.autoscaling:
             if self.autoscaler.due(key, worker.spec.autoscaling):
                 await self.autoscaler.evaluate(key, worker, pods, self._ref(body))
@@ -425,6 +449,52 @@ class Reconciler:
         if not worker.uses_router:
             return None
         return await self.router_slots.read(router_addresses(worker, list(self.indexes.pods.get(key) or ())))
+
+    def _targets(self, namespace: str, worker: Worker) -> tuple[list[registration.Target], list[dict[str, Any]]]:
+        """The orchestrators this worker registers with, and status entries for those it may not use: named
+        BYOCOrchestrators not offered to its namespace, and its own ones where the operator does not allow them."""
+        assert self.indexes is not None
+        orchestrators = {
+            name: value
+            for name in list(self.indexes.orchestrators.keys())
+            if (value := first(self.indexes.orchestrators.get(name)))
+        }
+        labels = first(self.indexes.namespaces.get(namespace)) or {}
+        admin, refused = registration.cluster_targets(worker, orchestrators, labels, self.operator_namespace)
+        if self.namespace_orchestrators:
+            secrets = list(self.indexes.orchestrator_secrets.get(namespace) or ())
+            return registration.targets(worker, secrets, admin), refused
+        own = registration.own_refusals(worker)
+        return registration.targets(registration.without_own(worker), [], admin), [*own, *refused]
+
+    def _held(self, key: Key, body: dict[str, Any], targets: list[registration.Target]) -> dict[str, Key]:
+        """This worker's orchestrators where another worker holds its capability name (`claims.py`)."""
+        assert self.indexes is not None
+        capability = capability_of(body)
+        if capability is None or not targets:
+            return {}
+        mine = Claim(
+            str(body["metadata"].get("creationTimestamp") or ""), key, capability, frozenset(t.url for t in targets)
+        )
+        return holders(mine, self._claims(capability, key))
+
+    def _claims(self, capability: str, skip: Key) -> list[Claim]:
+        """Every other BYOC worker registering `capability`, with the orchestrators it registers with."""
+        assert self.indexes is not None
+        out = []
+        for other_key in list(self.indexes.workers.keys()):
+            other = first(self.indexes.workers.get(other_key))
+            if other_key == skip or other is None or capability_of(other) != capability:
+                continue
+            try:
+                worker = Worker.from_body(other, self.runtime_image)
+            except pydantic.ValidationError:
+                continue
+            if not worker.registers:
+                continue
+            urls = frozenset(t.url for t in self._targets(other_key[0], worker)[0])
+            out.append(Claim(str(other["metadata"].get("creationTimestamp") or ""), other_key, capability, urls))
+        return out
 
     def _address(self, key: Key, worker: Worker) -> Address:
         assert self.indexes is not None
@@ -512,7 +582,16 @@ class Reconciler:
             address = self._address(key, worker)
             if slots is not None and slots.active and address.url and not self._grace_over(body, worker):
                 entries = await self.fleet.sync(
-                    key, worker, targets, 0, address.url, previous, self._ref(body), self._clock(), active=slots.active
+                    key,
+                    worker,
+                    targets,
+                    0,
+                    address.url,
+                    previous,
+                    self._ref(body),
+                    self._clock(),
+                    active=slots.active,
+                    held=self._held(key, body, targets),
                 )
                 status = with_registration(
                     body.get("status") or {},
@@ -528,7 +607,16 @@ class Reconciler:
                 self._schedule_refresh(key, SLOTS_POLL_SECONDS)
                 return
             entries = await self.fleet.sync(
-                key, worker, targets, 0, "", previous, self._ref(body), self._clock(), deleting=True
+                key,
+                worker,
+                targets,
+                0,
+                "",
+                previous,
+                self._ref(body),
+                self._clock(),
+                deleting=True,
+                held=self._held(key, body, targets),
             )
         else:
             assert self.indexes is not None

@@ -9,11 +9,16 @@ a capability is only unregistered when the worker goes (or leaves an orchestrato
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import pydantic
+
+from byoc_operator import api
 from byoc_operator.advertise import Address
 from byoc_operator.render.worker import Worker
 from byoc_operator.slots import Slots
@@ -33,6 +38,8 @@ class Target:
     ca_secret_key: str | None = None
     insecure: bool = False
     cli_url: str | None = None  # Live Runner static mode: where /registerLiveRunners is served
+    # Where the secret and CA are read: None for the worker's namespace; a BYOCOrchestrator's are in the operator's.
+    secret_namespace: str | None = None
 
 
 def capability_payload(worker: Worker, capacity: int, url: str, token: str = "") -> dict[str, Any]:
@@ -98,10 +105,102 @@ def selected_targets(worker: Worker, secrets: list[dict[str, Any]]) -> list[Targ
     return out
 
 
-def targets(worker: Worker, secrets: list[dict[str, Any]]) -> list[Target]:
-    """Every orchestrator this worker should be registered with, explicit ones first, each URL once."""
+def labels_match(labels: dict[str, str] | None, wanted: dict[str, str]) -> bool:
+    return all((labels or {}).get(k) == v for k, v in wanted.items())
+
+
+def offered(orchestrator: dict[str, Any], namespace_labels: dict[str, str]) -> bool:
+    """Whether a BYOCOrchestrator (as indexed: labels and spec) is offered to a namespace with these labels."""
+    wanted = ((orchestrator.get("spec") or {}).get("namespaceSelector") or {}).get("matchLabels") or {}
+    return labels_match(namespace_labels, wanted)
+
+
+def orchestrator_target(orchestrator: dict[str, Any], operator_namespace: str) -> Target:
+    """A BYOCOrchestrator as a target: its URL, its Secret and CA in the operator's namespace, nothing else."""
+    spec = api.BYOCOrchestratorSpec.model_validate(orchestrator.get("spec") or {})
+    ca = spec.tls.ca_bundle_secret_ref if spec.tls else None
+    return Target(
+        url=spec.url.rstrip("/"),
+        secret_name=spec.secret_ref.name if spec.secret_ref else None,
+        secret_key=spec.secret_ref.key if spec.secret_ref else "secret",
+        ca_secret_name=ca.name if ca else None,
+        ca_secret_key=ca.key if ca else None,
+        insecure=bool(spec.tls and spec.tls.insecure_skip_verify),
+        cli_url=spec.cli_url.rstrip("/") if spec.cli_url else None,
+        secret_namespace=operator_namespace,
+    )
+
+
+def unavailable(name: str, namespace: str) -> dict[str, Any]:
+    """The status entry of a named BYOCOrchestrator that is missing, invalid or not offered to the namespace: one
+    message for all (a tenant must not learn which orchestrators exist)."""
+    return {
+        "url": f"byocorchestrator/{name}",
+        "registered": False,
+        "capacity": 0,
+        "lastError": f"no BYOCOrchestrator '{name}' is offered to namespace {namespace}",
+    }
+
+
+def cluster_targets(
+    worker: Worker,
+    orchestrators: dict[str, dict[str, Any]],
+    namespace_labels: dict[str, str],
+    operator_namespace: str | None,
+) -> tuple[list[Target], list[dict[str, Any]]]:
+    """The BYOCOrchestrators (by name -> indexed object) this worker references and its namespace is offered, and
+    status entries for the named ones it cannot use."""
+    found: dict[str, Target] = {}
+    refused: list[dict[str, Any]] = []
+    for ref in worker.spec.orchestrator_refs or []:
+        if ref.name is not None:
+            names = [ref.name]
+        else:
+            assert ref.selector is not None
+            match = ref.selector.match_labels
+            names = sorted(n for n, o in orchestrators.items() if labels_match(o.get("labels"), match))
+        for name in names:
+            orchestrator = orchestrators.get(name)
+            target = None
+            if orchestrator is not None and operator_namespace and offered(orchestrator, namespace_labels):
+                with contextlib.suppress(pydantic.ValidationError):  # the API server's schema should refuse it
+                    target = orchestrator_target(orchestrator, operator_namespace)
+            if target is not None:
+                found.setdefault(name, target)
+            elif ref.name is not None:
+                refused.append(unavailable(name, worker.namespace))
+    return list(found.values()), refused
+
+
+def own_refusals(worker: Worker) -> list[dict[str, Any]]:
+    """Status entries for the orchestrators a namespace brings itself where the operator does not allow it."""
+    reason = (
+        "orchestrators named in a BYOCWorker are not allowed by this operator (nothing was sent): use "
+        "spec.orchestratorRefs, the BYOCOrchestrators your cluster administrator offers"
+    )
+    where = [ref.url for ref in worker.spec.orchestrators or []]
+    if worker.spec.registration.orchestrator_selector is not None:
+        where.append("registration.orchestratorSelector")
+    return [{"url": url, "registered": False, "capacity": 0, "lastError": reason} for url in where]
+
+
+def without_own(worker: Worker) -> Worker:
+    """The worker without the orchestrators its namespace brings itself: what is rendered and registered where the
+    operator does not allow them."""
+    spec = worker.spec
+    if not spec.orchestrators and spec.registration.orchestrator_selector is None:
+        return worker
+    registration = spec.registration.model_copy(update={"orchestrator_selector": None})
+    return dataclasses.replace(
+        worker, spec=spec.model_copy(update={"orchestrators": None, "registration": registration})
+    )
+
+
+def targets(worker: Worker, secrets: list[dict[str, Any]], admin: list[Target] | None = None) -> list[Target]:
+    """Every orchestrator this worker should be registered with, explicit ones first, each URL once; `admin`: the
+    BYOCOrchestrators it may use (`cluster_targets`)."""
     seen: dict[str, Target] = {}
-    for target in [*explicit_targets(worker), *selected_targets(worker, secrets)]:
+    for target in [*explicit_targets(worker), *selected_targets(worker, secrets), *(admin or [])]:
         seen.setdefault(target.url, target)
     return list(seen.values())
 
@@ -194,6 +293,13 @@ def registered_condition(
         return False, "NoOrchestrators", "no orchestrator named or selected"
     if address is not None and address.url is None:
         return False, "AddressPending", f"not registered yet: {address.note}"
+    held = [e for e in entries if e.get("heldBy")]
+    if held:
+        first = held[0]
+        return False, "CapabilityConflict", (
+            f"{len(held)}/{len(entries)} orchestrator(s) have this capability name registered for another worker; "
+            f"{first['url']}: held by BYOCWorker {first['heldBy']} (created first), not registered there"
+        )
     failed = [e for e in entries if e.get("lastError")]
     if failed:
         first = failed[0]
@@ -229,4 +335,5 @@ def sanitise(message: str, *secrets: str) -> str:
     for secret in secrets:
         if secret:
             message = message.replace(secret, "***")
-    return message.strip().replace("\n", " ")[:300]
+    printable = "".join(c if c.isprintable() else " " for c in message[:1000])
+    return " ".join(printable.split())[:300]

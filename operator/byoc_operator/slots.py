@@ -28,6 +28,7 @@ import aiohttp
 
 from byoc_operator.render.router import router_selector
 from byoc_operator.render.worker import ROUTER_PORT, Worker
+from byoc_operator.replies import json_reply
 
 ROUTER_TIMEOUT_SECONDS = 3.0
 # How often the routers are asked while a worker is registered: the orchestrators' figure is wrong from a change
@@ -100,11 +101,13 @@ class RouterSlots:
 
     async def _health(self, base_url: str) -> Slots | None:
         if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=ROUTER_TIMEOUT_SECONDS))
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=ROUTER_TIMEOUT_SECONDS), cookie_jar=aiohttp.DummyCookieJar()
+            )
         try:
-            async with self._session.get(f"{base_url}/health") as resp:
+            async with self._session.get(f"{base_url}/health", allow_redirects=False) as resp:
                 if resp.status != 200:
                     return None
-                return parse_router_health(await resp.json(content_type=None))
+                return parse_router_health(await json_reply(resp))
         except (aiohttp.ClientError, TimeoutError, ValueError):
             return None

@@ -10,6 +10,7 @@ import ssl
 import subprocess
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -168,8 +169,8 @@ def example(name: str) -> list[dict[str, Any]]:
 
 
 def for_test_orchestrators(docs: list[dict[str, Any]], urls: list[str], secret: str) -> list[dict[str, Any]]:
-    """The example with its orchestrator URLs and secrets pointed at the test orchestrators, and its router
-    exposed in-cluster (no load balancer assigns addresses here), nothing else changed (they serve HTTPS with a
+    """The example with its own orchestrator URLs and secrets (if any) pointed at the test orchestrators, and its
+    router exposed in-cluster (no load balancer assigns addresses here), nothing else changed (they serve HTTPS with a
     self-signed certificate, as go-livepeer orchestrators do by default)."""
     docs = copy.deepcopy(docs)
     next_url = iter(urls * 4)
@@ -184,6 +185,40 @@ def for_test_orchestrators(docs: list[dict[str, Any]], urls: list[str], secret: 
                 ref["url"] = urls[0]
             (doc["spec"].get("registration") or {}).pop("expose", None)
     return docs
+
+
+ADMIN_EXAMPLE = "admin/orchestrators.yaml"
+
+
+@contextlib.contextmanager
+def admin_orchestrators(
+    cluster: Any, urls: list[str], secret: str, ca_files: list[Path], operator_ns: str, worker_ns: str
+) -> Iterator[None]:
+    """examples/admin/orchestrators.yaml pointed at the test orchestrators (their CAs trusted, the Secrets in the
+    operator's namespace), offered to `worker_ns`; the cluster-scoped BYOCOrchestrators deleted afterwards."""
+    docs = example(ADMIN_EXAMPLE)
+    next_url = iter([urls[0], urls[0], urls[-1]])
+    for doc in docs:
+        if doc["kind"] == "Secret":
+            doc["metadata"]["namespace"] = operator_ns
+            data = doc["stringData"]
+            if "secret" in data:
+                data["secret"] = secret
+            else:
+                data["ca.crt"] = "".join(f.read_text() for f in ca_files)
+        elif doc["metadata"]["name"] == "static-orchestrator":
+            doc["spec"]["url"] = urls[0]
+            doc["spec"].pop("cliUrl")
+        else:
+            doc["spec"]["url"] = next(next_url)
+    cluster.kubectl("label", "namespace", worker_ns, "byoc.livepeer.org/workers=true", "--overwrite")
+    cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(docs))
+    try:
+        yield
+    finally:
+        for doc in docs:
+            if doc["kind"] == "BYOCOrchestrator":
+                cluster.kubectl("delete", "byocorchestrator", doc["metadata"]["name"], "--ignore-not-found")
 
 
 def apply(cluster: Any, docs: list[dict[str, Any]], namespace: str) -> subprocess.CompletedProcess[str]:

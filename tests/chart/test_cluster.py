@@ -7,6 +7,7 @@ here as a process, with the Deployment's command line and environment and the Se
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
@@ -24,6 +25,7 @@ from byoc_testenv.polling import wait_for
 from .cluster_support import (
     EXAMPLES,
     Release,
+    admin_orchestrators,
     apply,
     assert_no_other_operator,
     example,
@@ -128,11 +130,19 @@ def test_operator_with_exactly_the_charts_rbac_reconciles_every_example(
     orchestrators: list[OrchestratorProcess],
 ) -> None:
     urls = [o.url for o in orchestrators]
-    with finalizers_dropped(cluster, namespace), operator_for(release, sa_kubeconfig, tmp_path) as op:
+    cas = [o.ca_file for o in orchestrators]
+    with (
+        finalizers_dropped(cluster, namespace),
+        admin_orchestrators(cluster, urls, SECRET, cas, release.namespace, namespace),
+        operator_for(release, sa_kubeconfig, tmp_path) as op,
+    ):
         for name in ("minimal.yaml", "user-image.yaml", "mig.yaml"):
             apply(cluster, example(name), namespace)
-        for name in ("byoc-registration.yaml", "orchestrator-fleet.yaml", "live-runner.yaml"):
+        for name in ("byoc-registration.yaml", "orchestrator-fleet.yaml"):
             apply(cluster, for_test_orchestrators(example(name), urls, SECRET), namespace)
+        # Dynamic Live Runner takes the namespace's own orchestrators, which the chart does not allow by default:
+        # reconciled, and its Registered condition says why nothing is registered.
+        apply(cluster, for_test_orchestrators(example("live-runner.yaml"), urls, SECRET), namespace)
 
         autoscaled = example("autoscaling.yaml")
         # Its pods run no process here, and pods that do not answer count as full: keep the ceiling low.
@@ -164,9 +174,11 @@ def test_operator_with_exactly_the_charts_rbac_reconciles_every_example(
         )
         if live.get("reason") == "UnsupportedProtocol":  # operator versions before Live Runner support
             assert "live-runner" in live["message"]
+        else:
+            assert live["reason"] == "RegistrationFailed" and "not allowed by this operator" in live["message"]
 
-        # The labelled-Secret fleet: registered with both orchestrators (the orchestrators' own tables; the
-        # per-orchestrator status is the operator's business and tested in tests/operator).
+        # The fleet of BYOCOrchestrators selected by label: registered with both orchestrators (the orchestrators'
+        # own tables; the per-orchestrator status is the operator's business and tested in tests/operator).
         def fleet_registered() -> bool:
             return all(
                 orchestrator_capabilities(o.url, o.ca_file).get("green-tint", {}).get("capacity") == 0
@@ -187,7 +199,7 @@ def test_operator_with_exactly_the_charts_rbac_reconciles_every_example(
             namespace,
             "--type=json",
             "-p",
-            '[{"op": "remove", "path": "/spec/orchestrators"}]',
+            '[{"op": "remove", "path": "/spec/orchestratorRefs"}]',
         )
         wait_for(lambda: not exists(cluster, "deployment", "cartoon-router", namespace), 60, what="router deleted")
         wait_for(lambda: not exists(cluster, "service", "cartoon-pods", namespace), 30, what="pods Service deleted")
@@ -224,6 +236,8 @@ MISSING_RULES = [
     ("apiextensions.k8s.io", "customresourcedefinitions", "list", "kopf"),
     ("policy", "poddisruptionbudgets", "list", "kopf"),
     ("networking.k8s.io", "networkpolicies", "watch", "kopf"),
+    ("byoc.livepeer.org", "byocorchestrators", "watch", "kopf"),
+    ("", "namespaces", "list", "kopf"),
 ]
 
 
@@ -245,6 +259,7 @@ def test_a_missing_rule_makes_the_operator_fail(
     role = one(release.docs, "ClusterRole")["metadata"]["name"]
     # (Finalizers go once the operator has stopped: while it runs it would put them back.)
     with (
+        contextlib.ExitStack() as stack,
         finalizers_dropped(cluster, namespace),
         rule_removed(cluster, "clusterrole", role, None, group, resource, verb),
         operator_for(release, sa_kubeconfig, tmp_path) as op,
@@ -264,6 +279,10 @@ def test_a_missing_rule_makes_the_operator_fail(
             assert "Secret cartoon-token was refused" in c["message"] and "forbidden" in c["message"].lower()
             return
         if scenario in ("secret", "finalizer"):
+            admin = admin_orchestrators(
+                cluster, [orchestrators[0].url], SECRET, [orchestrators[0].ca_file], release.namespace, namespace
+            )
+            stack.enter_context(admin)
             apply(
                 cluster,
                 for_test_orchestrators(example("byoc-registration.yaml"), [orchestrators[0].url], SECRET),
@@ -271,7 +290,7 @@ def test_a_missing_rule_makes_the_operator_fail(
             )
             if scenario == "secret":
                 c = wait_condition(cluster, "cartoon", namespace, "Registered", "False", "RegistrationFailed")
-                assert "cannot read Secret orchestrator-0" in c["message"]
+                assert "cannot read key 'secret' of Secret orchestrator-0" in c["message"]
             else:
                 forbidden()
                 obj = get(cluster, "byocworker", "cartoon", namespace)

@@ -81,6 +81,10 @@ def test_namespaced_install_grants_only_the_watched_namespaces(
         assert not can("list", resource, None), f"{resource} cluster-wide"
     assert can("list", "namespaces", None) and can("watch", "customresourcedefinitions", None)  # kopf's discovery
     assert not can("patch", "namespaces", None)
+    # BYOCOrchestrators: read cluster-wide; their Secrets read by name in the release namespace, not listed.
+    assert can("watch", "byocorchestrators.byoc.livepeer.org", None)
+    assert not can("patch", "byocorchestrators.byoc.livepeer.org", None)
+    assert can("get", "secrets", release.namespace) and not can("list", "secrets", release.namespace)
     deployment = get(cluster, "deployment", release.deployment["metadata"]["name"], release.namespace)
     assert deployment["spec"]["replicas"] == 2 and find(release.docs, "PodDisruptionBudget")
 

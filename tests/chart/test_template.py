@@ -92,12 +92,19 @@ WORKER_RULES = {
     ("", "events", "create"),
 }
 KOPF_SCANNING = {("apiextensions.k8s.io", "customresourcedefinitions", v) for v in ("list", "watch")}
+# BYOCOrchestrators (cluster-scoped) and the namespace labels their namespaceSelector matches.
+ORCHESTRATOR_RULES = {
+    ("byoc.livepeer.org", "byocorchestrators", "list"),
+    ("byoc.livepeer.org", "byocorchestrators", "watch"),
+    ("", "namespaces", "list"),
+    ("", "namespaces", "watch"),
+}
 
 
 def test_cluster_wide_rbac_is_one_cluster_role(helm: Helm) -> None:
     docs = render(helm)
     role = one(docs, "ClusterRole")
-    assert rules(role) == WORKER_RULES | KOPF_SCANNING
+    assert rules(role) == WORKER_RULES | KOPF_SCANNING | ORCHESTRATOR_RULES
     binding = one(docs, "ClusterRoleBinding")
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
     sa = one(docs, "ServiceAccount")
@@ -114,7 +121,7 @@ def test_cluster_wide_rbac_is_one_cluster_role(helm: Helm) -> None:
 
 def test_namespaced_rbac_is_a_role_per_namespace(helm: Helm) -> None:
     docs = render(helm, {"watchNamespaces": ["team-a", "team-b"]})
-    roles = find(docs, "Role")
+    roles = [r for r in find(docs, "Role") if not r["metadata"]["name"].endswith("-orchestrator-secrets")]
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
     for role in roles:
         assert rules(role) == WORKER_RULES
@@ -126,13 +133,19 @@ def test_namespaced_rbac_is_a_role_per_namespace(helm: Helm) -> None:
         }
         assert binding["subjects"][0]["namespace"] == "byoc-system"
     # kopf's discovery: read-only, cluster-scoped, nothing of the workers'.
-    (discovery,) = find(docs, "ClusterRole")
-    assert rules(discovery) == KOPF_SCANNING | {("", "namespaces", "list"), ("", "namespaces", "watch")}
+    cluster_roles = {r["metadata"]["name"].rsplit("-", 1)[-1]: r for r in find(docs, "ClusterRole")}
+    namespaces = {("", "namespaces", "list"), ("", "namespaces", "watch")}
+    assert rules(cluster_roles["discovery"]) == KOPF_SCANNING | namespaces
+    # BYOCOrchestrators: read-only, cluster-scoped; their Secrets read by name in the release namespace only.
+    assert rules(cluster_roles["orchestrators"]) == ORCHESTRATOR_RULES
+    (secrets,) = [r for r in find(docs, "Role") if r["metadata"]["name"].endswith("-orchestrator-secrets")]
+    assert secrets["metadata"]["namespace"] == "byoc-system" and rules(secrets) == {("", "secrets", "get")}
     args = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
     assert [a for a in args if a.startswith("--namespace")] == ["--namespace=team-a", "--namespace=team-b"]
 
     strict = render(helm, {"watchNamespaces": ["team-a"], "rbac": {"discovery": False}})
-    assert not find(strict, "ClusterRole") and not find(strict, "ClusterRoleBinding")
+    left = [r["metadata"]["name"] for r in find(strict, "ClusterRole")]
+    assert left == [cluster_roles["orchestrators"]["metadata"]["name"]]
 
 
 def test_no_rbac_and_no_service_account_when_managed_elsewhere(helm: Helm) -> None:
@@ -152,11 +165,11 @@ def test_no_rbac_and_no_service_account_when_managed_elsewhere(helm: Helm) -> No
 
 def test_crd_is_the_generated_one_kept_on_uninstall(helm: Helm) -> None:
     docs = render(helm)
-    rendered = one(docs, "CustomResourceDefinition", CRD_NAME)
-    generated = crd.definition()
-    assert rendered["spec"] == generated["spec"]
-    assert rendered["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
-    assert generated["metadata"]["labels"].items() <= rendered["metadata"]["labels"].items()
+    for name, generated in [(CRD_NAME, crd.definition()), (crd.ORCHESTRATOR_CRD_NAME, crd.orchestrator_definition())]:
+        rendered = one(docs, "CustomResourceDefinition", name)
+        assert rendered["spec"] == generated["spec"]
+        assert rendered["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
+        assert generated["metadata"]["labels"].items() <= rendered["metadata"]["labels"].items()
     assert not find(render(helm, {"crds": {"install": False}}), "CustomResourceDefinition")
     # Never in crds/ (Helm would not upgrade it there) nor as a plain template (it could not be switched off).
     assert not (CHART / "crds" / crd.CRD_FILE).exists()
@@ -164,10 +177,11 @@ def test_crd_is_the_generated_one_kept_on_uninstall(helm: Helm) -> None:
 
 
 def test_chart_crd_copy_is_fresh() -> None:
-    path = CHART / "files" / "crds" / crd.CRD_FILE
-    assert path.read_text() == crd.render(), (
-        f"{path} is stale: run `python -m byoc_operator.crd crds charts/byoc-operator/files/crds`"
-    )
+    for name, text in crd.files().items():
+        path = CHART / "files" / "crds" / name
+        assert path.read_text() == text, (
+            f"{path} is stale: run `python -m byoc_operator.crd crds charts/byoc-operator/files/crds`"
+        )
 
 
 def test_kopf_peering_crds_are_shipped(helm: Helm) -> None:
@@ -283,7 +297,8 @@ def test_ha_runs_peered_replicas_with_distinct_priorities(helm: Helm) -> None:
     assert sorted(p["metadata"]["namespace"] for p in find(namespaced, "KopfPeering", "byoc")) == ["a", "b"]
     assert not find(namespaced, "ClusterKopfPeering")
     for role in find(namespaced, "Role"):
-        assert ("kopf.dev", "kopfpeerings", "patch@named") in rules(role)
+        if not role["metadata"]["name"].endswith("-orchestrator-secrets"):
+            assert ("kopf.dev", "kopfpeerings", "patch@named") in rules(role)
 
 
 def test_priority_wrapper_appends_a_random_priority() -> None:
@@ -371,6 +386,12 @@ def test_operator_settings_and_pull_secrets(helm: Helm) -> None:
     c = container(docs)
     env = {e["name"]: e.get("value") for e in c["env"]}
     assert env["BYOC_RUNTIME_IMAGE"] == "registry.local:5000/byoc/runtime:2.0" and env["BYOC_RESYNC_SECONDS"] == "30"
+    # Namespaces bring no orchestrators of their own unless the administrator allows it.
+    assert env["BYOC_ALLOW_NAMESPACE_ORCHESTRATORS"] == "false"
+    operator_ns = next(e for e in c["env"] if e["name"] == "BYOC_OPERATOR_NAMESPACE")
+    assert operator_ns["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+    allowed = container(render(helm, {"orchestrators": {"allowNamespaceOrchestrators": True}}))
+    assert {"name": "BYOC_ALLOW_NAMESPACE_ORCHESTRATORS", "value": "true"} in allowed["env"]
     assert c["image"] == "ghcr.io/livepeer-byoc/byoc-operator@sha256:" + "a" * 64
 
 

@@ -48,10 +48,10 @@ def test_deleted_secret_is_a_clear_error_and_recreating_it_recovers(
 
     faults_cluster.kubectl("delete", "secret", "orch-a", "-n", ns)
     obj = registered_with(kube, "victim", ns, "RegistrationFailed", timeout=60)
-    assert "cannot read Secret orch-a: NotFound" in condition(obj, "Registered")["message"]
+    assert "cannot read key 'secret' of Secret orch-a" in condition(obj, "Registered")["message"]
     entry = orchestrator_entry(obj, orch.url)
-    assert entry["lastError"] == "cannot read Secret orch-a: NotFound", entry
-    wait_event(faults_cluster, ns, "victim", "Warning", "RegistrationFailed", "cannot read Secret orch-a")
+    assert entry["lastError"] == "cannot read key 'secret' of Secret orch-a", entry
+    wait_event(faults_cluster, ns, "victim", "Warning", "RegistrationFailed", "of Secret orch-a")
     # Nothing else suffers: the operator runs, the other worker keeps being refreshed and registered.
     refreshed = len(journal(orch.url, "/capability/register"))
     wait_for(lambda: len(journal(orch.url, "/capability/register")) > refreshed, 30, what="refreshes going on")

@@ -19,6 +19,8 @@ from lightkube.generic_resource import create_namespaced_resource
 
 ROOT = Path(__file__).resolve().parents[2]
 BYOCWorker = create_namespaced_resource(api.GROUP, api.VERSION, api.KIND, api.PLURAL)
+# The operator's own namespace in these tests: BYOCOrchestrators' Secrets live there.
+OPERATOR_NAMESPACE = "byoc-operator-tests"
 T = TypeVar("T")
 
 
@@ -53,6 +55,10 @@ class OperatorProcess:
             "KUBECONFIG": self.kubeconfig,
             "BYOC_RESYNC_SECONDS": "2",
             "BYOC_RUNTIME_IMAGE": "registry.local/byoc-runtime:test",
+            "BYOC_OPERATOR_NAMESPACE": OPERATOR_NAMESPACE,
+            # Most tests bring their orchestrators in the worker's namespace; test_byoc_orchestrators_cluster.py
+            # runs an operator that does not allow it (the chart's default).
+            "BYOC_ALLOW_NAMESPACE_ORCHESTRATORS": "true",
             **self.env,
         }
         log = self.log_path.open("ab")
@@ -101,12 +107,15 @@ def kube(cluster: Any) -> Client:
 
 @pytest.fixture(scope="session")
 def crd_installed(cluster: Any) -> None:
-    cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "crds" / crd.CRD_FILE))
-    cluster.kubectl("wait", "--for=condition=Established", f"crd/{crd.CRD_NAME}", "--timeout=60s")
+    for name in crd.files():
+        cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "crds" / name))
+    for name in (crd.CRD_NAME, crd.ORCHESTRATOR_CRD_NAME):
+        cluster.kubectl("wait", "--for=condition=Established", f"crd/{name}", "--timeout=60s")
 
 
 @pytest.fixture(scope="session")
 def operator(cluster: Any, crd_installed: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
+    cluster.create_namespace(OPERATOR_NAMESPACE)
     proc = OperatorProcess(str(cluster.kubeconfig), tmp_path_factory.mktemp("operator") / "operator.log")
     proc.start()
     yield proc

@@ -160,7 +160,7 @@ def test_missing_secret_is_a_clear_error(
         90,
         what="RegistrationFailed",
     )
-    assert "Secret absent" in c["message"]
+    assert "cannot read key 'secret' of Secret absent" in c["message"]
 
 
 def test_selected_orchestrator_secrets_are_picked_up_as_the_fleet_changes(

@@ -30,6 +30,21 @@ CASES = [
     ({"pricing": {"liveRunner": {"price": "1", "unit": "minute"}}}, "spec.pricing.liveRunner.unit"),
     ({"registration": {"expose": {"type": "NodePort"}}}, "registration.expose.nodeAddress is required"),
     ({"orchestrators": [{"url": "ftp://x", "secretRef": {"name": "s"}}]}, "spec.orchestrators[0].url"),
+    # A '?' or '#' would turn the path the operator joins into a query or fragment (another URL on that host).
+    (
+        {"orchestrators": [{"url": "http://o:7935/transferTokens?to=0xA#", "secretRef": {"name": "s"}}]},
+        'spec.orchestrators[0].url: Invalid value: "http://o:7935/transferTokens?to=0xA#": must be an http(s) URL '
+        "without user info, query or fragment",
+    ),
+    (
+        {"orchestrators": [{"url": "http://o:8935", "cliUrl": "http://o:7935/signMessage#"}]},
+        'spec.orchestrators[0].cliUrl: Invalid value: "http://o:7935/signMessage#": must be an http(s) URL',
+    ),
+    (
+        {"orchestrators": [{"url": "http://admin:pw@o:8935", "secretRef": {"name": "s"}}]},
+        "must be an http(s) URL without user info",
+    ),
+    ({"registration": {"advertiseUrl": "https://r.example/?x=1"}}, "spec.registration.advertiseUrl: Invalid"),
     ({"gpu": {"cuont": 1}}, 'unknown field "spec.gpu.cuont"'),
     ({"autoscaling": {"minReplicas": 4, "maxReplicas": 2}}, "minReplicas must not be greater than"),
     ({"autoscaling": {"minReplicas": 1}}, "spec.autoscaling.maxReplicas: Required value"),

@@ -136,6 +136,7 @@ async def reconcile_all(kubeconfig: str, bodies: list[dict[str, Any]]) -> list[t
         RUNTIME_IMAGE,
         post_event=lambda body, type_, reason, message: events.append((body["metadata"]["name"], reason, message)),
         policy=POLICY,
+        namespace_orchestrators=True,  # the specs name their orchestrators (docs/security.md)
     )
     indexes = Indexes(**{f.name: {} for f in dataclasses.fields(Indexes)})
     indexes.workers = {(b["metadata"]["namespace"], b["metadata"]["name"]): [b] for b in bodies}

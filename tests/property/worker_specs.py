@@ -194,10 +194,12 @@ def alias(name: str, field: FieldInfo) -> str:
 
 
 def _args(annotation: Any) -> tuple[Any, ...]:
-    """The non-None members of an optional or union annotation, or the annotation itself."""
+    """The non-None members of an optional or union annotation, or the annotation itself; an Annotated member as its
+    type (its validator is the model's, e.g. api.BaseURL: the CEL rule says the same)."""
+    members: tuple[Any, ...] = (annotation,)
     if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
-        return tuple(a for a in typing.get_args(annotation) if a is not type(None))
-    return (annotation,)
+        members = tuple(a for a in typing.get_args(annotation) if a is not type(None))
+    return tuple(typing.get_args(a)[0] if typing.get_origin(a) is typing.Annotated else a for a in members)
 
 
 def _strings(c: Constraints) -> st.SearchStrategy[str]:

@@ -97,3 +97,16 @@ orchestrator.py) and checked by running it under exactly these rules (tests/char
   resources: [events]
   verbs: [create]
 {{- end }}
+
+{{/*
+Cluster-scoped reads for BYOCOrchestrators: the orchestrators themselves (kept in a kopf index) and namespace
+labels, which their namespaceSelector matches (handlers.py).
+*/}}
+{{- define "byoc-operator.orchestratorRules" -}}
+- apiGroups: [byoc.livepeer.org]
+  resources: [byocorchestrators]
+  verbs: [list, watch]
+- apiGroups: [""]
+  resources: [namespaces]
+  verbs: [list, watch]
+{{- end }}

@@ -103,7 +103,9 @@ class Worker:
     @property
     def registers(self) -> bool:
         """Whether orchestrators are named or selected at all."""
-        return bool(self.spec.orchestrators or self.spec.registration.orchestrator_selector)
+        return bool(
+            self.spec.orchestrators or self.spec.registration.orchestrator_selector or self.spec.orchestrator_refs
+        )
 
     @property
     def uses_router(self) -> bool:
