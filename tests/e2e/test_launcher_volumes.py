@@ -1,6 +1,7 @@
-"""The launcher's Secret volumes: which mounts map where (pure), the kubelet-style atomic writer on a real
-directory, and, on the real control plane, a pod that waits in ContainerCreating with a FailedMount event until
-its Secret exists, then reads the file through the mapped path and sees it change when the Secret does."""
+"""The launcher's Secret and ConfigMap volumes: which mounts map where and what files a volume projects (pure),
+the kubelet-style atomic writer on a real directory, and, on the real control plane, a pod that waits in
+ContainerCreating with a FailedMount event until its Secret (or ConfigMap) exists, then reads the file through
+the mapped path and sees it change when the Secret (or ConfigMap) does."""
 
 from __future__ import annotations
 
@@ -15,11 +16,14 @@ import yaml
 from byoc_testenv import Cluster
 from byoc_testenv.launcher import Launcher
 from byoc_testenv.launcher.volumes import (
+    CONFIG_MAP,
+    SECRET,
     MountFailed,
-    SecretVolume,
+    Volume,
     container_mounts,
     local_container,
     map_paths,
+    pod_volumes,
     project,
     write_atomic,
 )
@@ -33,6 +37,7 @@ POD: dict[str, Any] = {
         "volumes": [
             {"name": "tok", "secret": {"secretName": "t", "items": [{"key": "k", "path": "token"}]}},
             {"name": "orch", "secret": {"secretName": "o"}},
+            {"name": "conf", "configMap": {"name": "c", "defaultMode": 0o644}},
             {"name": "cache", "persistentVolumeClaim": {"claimName": "c"}},
         ],
         "containers": [],
@@ -41,12 +46,13 @@ POD: dict[str, Any] = {
 POD_DIR = Path("/launcher/volumes/ns_w_u")
 
 
-def test_mounts_of_secret_volumes_only_longest_first_subpath_to_the_file() -> None:
+def test_mounts_of_secret_and_config_map_volumes_only_longest_first_subpath_to_the_file() -> None:
     container = {
         "volumeMounts": [
             {"name": "orch", "mountPath": "/s"},
             {"name": "tok", "mountPath": "/var/run/byoc/token/"},
-            {"name": "cache", "mountPath": "/models"},  # not a Secret: not emulated, left as written
+            {"name": "conf", "mountPath": "/etc/byoc"},
+            {"name": "cache", "mountPath": "/models"},  # not a Secret or ConfigMap: not emulated, left as written
             {"name": "orch", "mountPath": "/etc/one", "subPath": "secret"},
             {"name": "orch", "mountPath": "/etc/bad", "subPath": "../../x"},  # the API server refuses these
             {"name": "orch", "mountPath": "/etc/expr", "subPathExpr": "$(POD_NAME)"},
@@ -54,6 +60,7 @@ def test_mounts_of_secret_volumes_only_longest_first_subpath_to_the_file() -> No
     }
     assert container_mounts(POD, container, POD_DIR) == [
         ("/var/run/byoc/token", POD_DIR / "tok"),
+        ("/etc/byoc", POD_DIR / "conf"),
         ("/etc/one", POD_DIR / "orch" / "secret"),
         ("/s", POD_DIR / "orch"),
     ]
@@ -96,20 +103,46 @@ def test_local_container_rewrites_env_values_command_and_args_only() -> None:
     assert container["env"][0]["value"] == "/var/run/byoc/token/token"  # the pod's own spec is untouched
 
 
+def test_volumes_of_a_pod_by_kind() -> None:
+    volumes = pod_volumes(POD)
+    assert volumes == {
+        "tok": Volume("tok", SECRET, "t", (("k", "token"),), False),
+        "orch": Volume("orch", SECRET, "o", None, False),
+        "conf": Volume("conf", CONFIG_MAP, "c", None, False),
+    }
+
+
 def test_project_items_all_keys_optional_and_missing() -> None:
     data = {"k": b"v1", "other": b"x"}
-    with_items = SecretVolume("tok", "t", (("k", "token"),), False)
+    with_items = Volume("tok", SECRET, "t", (("k", "token"),), False)
     assert project(with_items, data, "ns") == {"token": b"v1"}
-    assert project(SecretVolume("all", "t", None, False), data, "ns") == data
+    assert project(Volume("all", SECRET, "t", None, False), data, "ns") == data
     with pytest.raises(MountFailed, match='volume "tok" : secret "t" not found'):
         project(with_items, None, "ns")
     with pytest.raises(MountFailed, match="couldn't find key k in Secret ns/t"):
         project(with_items, {"other": b"x"}, "ns")
-    optional = SecretVolume("tok", "t", (("k", "token"),), True)
+    optional = Volume("tok", SECRET, "t", (("k", "token"),), True)
     assert project(optional, None, "ns") == {}
     assert project(optional, {"other": b"x"}, "ns") == {}
     with pytest.raises(MountFailed, match="invalid item path"):
-        project(SecretVolume("tok", "t", (("k", "../escape"),), False), data, "ns")
+        project(Volume("tok", SECRET, "t", (("k", "../escape"),), False), data, "ns")
+
+
+def test_config_map_files_from_text_and_binary_data_and_its_kubelet_messages() -> None:
+    config_map = {"data": {"app.conf": "name=é\n"}, "binaryData": {"blob": base64.b64encode(b"\x00\xff").decode()}}
+    data = CONFIG_MAP.files(config_map)
+    assert data == {"app.conf": "name=é\n".encode(), "blob": b"\x00\xff"}
+    assert CONFIG_MAP.files({"metadata": {"name": "empty"}}) == {}
+    assert SECRET.files({"data": {"k": base64.b64encode(b"v").decode()}}) == {"k": b"v"}
+    everything = Volume("conf", CONFIG_MAP, "c", None, False)
+    assert project(everything, data, "ns") == data
+    picked = Volume("conf", CONFIG_MAP, "c", (("blob", "bin/blob"),), False)
+    assert project(picked, data, "ns") == {"bin/blob": b"\x00\xff"}
+    with pytest.raises(MountFailed, match='volume "conf" : configmap "c" not found'):
+        project(everything, None, "ns")
+    with pytest.raises(MountFailed, match="configmap references non-existent config key: nope"):
+        project(Volume("conf", CONFIG_MAP, "c", (("nope", "x"),), False), data, "ns")
+    assert project(Volume("conf", CONFIG_MAP, "c", None, True), None, "ns") == {}
 
 
 def test_write_atomic_swaps_data_and_the_path_sees_a_new_file(tmp_path: Path) -> None:
@@ -159,21 +192,24 @@ def secret(value: str) -> dict[str, Any]:
     }
 
 
-@pytest.mark.cluster
-def test_pod_waits_for_its_secret_then_reads_the_mounted_file_and_follows_rotation(
-    e2e_cluster: Cluster, e2e_namespace: str, launcher: Launcher
-) -> None:
-    ns, cluster = e2e_namespace, e2e_cluster
+def config_map(value: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "conf"},
+        "data": {"value": value},
+        "binaryData": {"blob": base64.b64encode(b"\x00" + value.encode()).decode()},
+    }
 
-    def apply(*manifests: dict[str, Any]) -> None:
-        cluster.kubectl("apply", "-n", ns, "-f", "-", input=yaml.safe_dump_all(manifests))
 
-    pod = {
+def reader_pod(volume: dict[str, Any]) -> dict[str, Any]:
+    """A pod whose container prints the file ``value`` of the volume (named ``t``) mounted at /var/run/t."""
+    return {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"name": "reader"},
         "spec": {
-            "volumes": [{"name": "t", "secret": {"secretName": "tok", "items": [{"key": "token", "path": "value"}]}}],
+            "volumes": [{"name": "t", **volume}],
             "containers": [
                 {
                     "name": "main",
@@ -189,15 +225,17 @@ def test_pod_waits_for_its_secret_then_reads_the_mounted_file_and_follows_rotati
             ],
         },
     }
-    apply(pod)
 
-    # No Secret yet: the kubelet's FailedMount event, and the container waits in ContainerCreating.
-    def failed_mount() -> list[dict[str, Any]]:
-        return [e for e in cluster.get("events", namespace=ns)["items"] if e.get("reason") == "FailedMount"]
 
-    (event,) = wait_for(failed_mount, 60, "a FailedMount event")
+def failed_mounts(cluster: Cluster, ns: str) -> list[dict[str, Any]]:
+    return [e for e in cluster.get("events", namespace=ns)["items"] if e.get("reason") == "FailedMount"]
+
+
+def wait_for_failed_mount(cluster: Cluster, ns: str, launcher: Launcher, message: str) -> None:
+    """The kubelet's FailedMount event, and the container waits in ContainerCreating with no process."""
+    (event,) = wait_for(lambda: failed_mounts(cluster, ns), 60, "a FailedMount event")
     assert event["involvedObject"]["name"] == "reader" and event["type"] == "Warning"
-    assert event["message"] == 'MountVolume.SetUp failed for volume "t" : secret "tok" not found'
+    assert event["message"] == message
     waiting = {"waiting": {"reason": "ContainerCreating"}}  # kwok may report it running first; the launcher corrects
 
     def states() -> list[Any]:
@@ -206,18 +244,67 @@ def test_pod_waits_for_its_secret_then_reads_the_mounted_file_and_follows_rotati
     wait_for(lambda: states() == [waiting], 60, "the container to wait in ContainerCreating")
     assert launcher.state()["pods"][f"{ns}/reader"]["containers"]["main"]["pid"] is None
 
-    apply(secret("first-value"))
-    wait_for(lambda: "TOKEN first-value" in launcher.logs(f"{ns}/reader"), 60, "the process to read the file")
+
+def local_path(launcher: Launcher, ns: str) -> str:
+    """The file's path as the process was given it, in env and args alike: mapped into the launcher's volumes."""
     logs = launcher.logs(f"{ns}/reader")
     local = next(line for line in logs.splitlines() if line.startswith("PATH ")).split()
     assert local[1] == local[3] and local[1].startswith(str(launcher.root / "volumes"))  # env and args both mapped
     assert local[1].endswith("/t/value")
     assert stat.S_IMODE(os.stat(local[1]).st_mode) == 0o600
+    return local[1]
+
+
+def delete_reader(cluster: Cluster, ns: str, launcher: Launcher, path: str) -> None:
+    cluster.kubectl("delete", "-n", ns, "pod/reader", "--wait=false")
+    wait_for(lambda: f"{ns}/reader" not in launcher.state()["pods"], 60, "the process stopped")
+    assert not Path(path).exists()  # the pod's volumes go with it
+
+
+@pytest.mark.cluster
+def test_pod_waits_for_its_secret_then_reads_the_mounted_file_and_follows_rotation(
+    e2e_cluster: Cluster, e2e_namespace: str, launcher: Launcher
+) -> None:
+    ns, cluster = e2e_namespace, e2e_cluster
+
+    def apply(*manifests: dict[str, Any]) -> None:
+        cluster.kubectl("apply", "-n", ns, "-f", "-", input=yaml.safe_dump_all(manifests))
+
+    apply(reader_pod({"secret": {"secretName": "tok", "items": [{"key": "token", "path": "value"}]}}))
+    wait_for_failed_mount(cluster, ns, launcher, 'MountVolume.SetUp failed for volume "t" : secret "tok" not found')
+
+    apply(secret("first-value"))
+    wait_for(lambda: "TOKEN first-value" in launcher.logs(f"{ns}/reader"), 60, "the process to read the file")
+    path = local_path(launcher, ns)
 
     apply(secret("second-value"))
     wait_for(lambda: "TOKEN second-value" in launcher.logs(f"{ns}/reader"), 60, "the rotated value in the file")
-    assert len(failed_mount()) == 1  # one event for one failure, none after the mount
+    assert len(failed_mounts(cluster, ns)) == 1  # one event for one failure, none after the mount
+    delete_reader(cluster, ns, launcher, path)
 
-    cluster.kubectl("delete", "-n", ns, "pod/reader", "--wait=false")
-    wait_for(lambda: f"{ns}/reader" not in launcher.state()["pods"], 60, "the process stopped")
-    assert not Path(local[1]).exists()  # the pod's volumes go with it
+
+@pytest.mark.cluster
+def test_pod_waits_for_its_config_map_then_reads_text_and_binary_files_and_follows_updates(
+    e2e_cluster: Cluster, e2e_namespace: str, launcher: Launcher
+) -> None:
+    ns, cluster = e2e_namespace, e2e_cluster
+
+    def apply(*manifests: dict[str, Any]) -> None:
+        cluster.kubectl("apply", "-n", ns, "-f", "-", input=yaml.safe_dump_all(manifests))
+
+    # Every key of the ConfigMap, data and binaryData alike; defaultMode is the kubelet's, not the launcher's.
+    apply(reader_pod({"configMap": {"name": "conf", "defaultMode": 0o644}}))
+    wait_for_failed_mount(cluster, ns, launcher, 'MountVolume.SetUp failed for volume "t" : configmap "conf" not found')
+
+    apply(config_map("first-välue"))
+    wait_for(lambda: "TOKEN first-välue" in launcher.logs(f"{ns}/reader"), 60, "the process to read the file")
+    path = local_path(launcher, ns)
+    assert Path(path).read_bytes() == "first-välue".encode()  # text data, as UTF-8
+    blob = Path(path).parent / "blob"
+    assert blob.read_bytes() == b"\x00first-v\xc3\xa4lue"  # binaryData, decoded
+
+    apply(config_map("second-value"))
+    wait_for(lambda: "TOKEN second-value" in launcher.logs(f"{ns}/reader"), 60, "the updated value in the file")
+    assert blob.read_bytes() == b"\x00second-value"  # the one write swapped both files
+    assert len(failed_mounts(cluster, ns)) == 1  # one event for one failure, none after the mount
+    delete_reader(cluster, ns, launcher, path)

@@ -1,24 +1,28 @@
-"""Secret volumes, as the kubelet mounts them, for processes that have no mount namespace.
+"""Secret and ConfigMap volumes, as the kubelet mounts them, for processes that have no mount namespace.
 
-The kubelet writes a ``secret`` volume's keys (all of them, or the ``items`` it names) as files into a per-pod
-directory, bind-mounts that at each container's ``mountPath`` and refreshes the files in place when the Secret
-changes (its atomic writer: the files live in a timestamped directory, ``..data`` links to it, and each visible
-name links through ``..data``; an update swaps the ``..data`` link). The launcher does the same, with two
-liberties, since it runs containers as local processes without root:
+The kubelet writes a ``secret`` or ``configMap`` volume's keys (all of them, or the ``items`` it names) as files
+into a per-pod directory, bind-mounts that at each container's ``mountPath`` and refreshes the files in place
+when the Secret or ConfigMap changes (its atomic writer: the files live in a timestamped directory, ``..data``
+links to it, and each visible name links through ``..data``; an update swaps the ``..data`` link). A Secret's
+``data`` is base64; a ConfigMap's ``data`` is text, written as UTF-8, and its ``binaryData`` base64, and both
+become files. The launcher does the same, with two liberties, since it runs containers as local processes
+without root:
 
-- the files are written under ``<launcher root>/volumes/<pod>/<volume>/``, mode 0600 (the kubelet's default is
-  0644, for the container's user; here every process is the launcher's user, on a shared machine);
+- the files are written under ``<launcher root>/volumes/<pod>/<volume>/``, mode 0600 whatever ``defaultMode``
+  or ``items[].mode`` say (the kubelet's default is 0644, for the container's user; here every process is the
+  launcher's user, on a shared machine);
 - a process cannot see them at ``mountPath``, so that path prefix is rewritten to the local directory wherever
   the container spec writes it literally: ``env[].value``, ``command`` and ``args`` (before ``$(VAR)``
-  expansion, so expanded references follow). A path that reaches the process some other way (a ConfigMap
-  value, a default compiled into the program) is not rewritten.
+  expansion, so expanded references follow). A path that reaches the process some other way (a value from a
+  ConfigMap or Secret key, a default compiled into the program) is not rewritten.
 
 Refresh: every ``REFRESH_SECONDS`` (the kubelet takes up to about a minute), rewritten only when the data
-changed. A Secret that cannot be read keeps the pod's containers waiting in ``ContainerCreating`` and posts a
-``FailedMount`` Warning event on the pod, as the kubelet does, retrying until it appears (``optional: true``:
-an empty volume instead). Once mounted, a Secret that goes away leaves the last files in place. A ``subPath``
-mount maps to the file in the volume, which (unlike the kubelet's bind mount of it) follows updates;
-``subPathExpr`` mounts and other volume types are not emulated: their ``mountPath`` is left as written.
+changed. A Secret or ConfigMap that cannot be read keeps the pod's containers waiting in ``ContainerCreating``
+and posts a ``FailedMount`` Warning event on the pod, as the kubelet does, retrying until it appears
+(``optional: true``: an empty volume instead). Once mounted, an object that goes away leaves the last files in
+place. A ``subPath`` mount maps to the file in the volume, which (unlike the kubelet's bind mount of it)
+follows updates. ``subPathExpr`` mounts and every other volume type (``emptyDir``, ``projected``,
+``downwardAPI``, ``persistentVolumeClaim``, ...) are still not emulated: their ``mountPath`` is left as written.
 """
 
 from __future__ import annotations
@@ -53,30 +57,60 @@ class MountFailed(Exception):
 
 
 @dataclass(frozen=True)
-class SecretVolume:
+class VolumeKind:
+    """A kind of object whose keys a volume projects as files."""
+
+    field: str  # the volume source's field in the pod spec: ``volumes[].secret``
+    name_field: str  # the object's name within it
+    resource: str  # the API's plural
+    noun: str  # as the kubelet's messages name it
+    missing_key: str  # the kubelet's message for an item whose key the object lacks
+    text_fields: tuple[str, ...]  # the object's fields of keys with text values (UTF-8 on disk)
+    base64_fields: tuple[str, ...]  # ... and those with base64-encoded bytes
+
+    def files(self, obj: Obj) -> dict[str, bytes]:
+        """The object's keys and their contents, decoded (the API server keeps the keys of its fields apart)."""
+        out = {k: str(v).encode() for f in self.text_fields for k, v in (obj.get(f) or {}).items()}
+        out.update({k: base64.b64decode(v) for f in self.base64_fields for k, v in (obj.get(f) or {}).items()})
+        return out
+
+
+SECRET = VolumeKind("secret", "secretName", "secrets", "secret",
+                    "couldn't find key {key} in Secret {namespace}/{name}", (), ("data",))
+CONFIG_MAP = VolumeKind("configMap", "name", "configmaps", "configmap",
+                        "configmap references non-existent config key: {key}", ("data",), ("binaryData",))
+KINDS = (SECRET, CONFIG_MAP)
+
+
+@dataclass(frozen=True)
+class Volume:
+    """A pod's volume that projects a Secret's or ConfigMap's keys."""
+
     name: str
-    secret: str
+    kind: VolumeKind
+    source: str  # the Secret's or ConfigMap's name
     items: tuple[tuple[str, str], ...] | None  # (key, path); None: every key under its own name
     optional: bool
 
     @classmethod
-    def from_spec(cls, volume: Obj) -> SecretVolume:
-        source = volume["secret"]
+    def from_spec(cls, volume: Obj, kind: VolumeKind) -> Volume:
+        source = volume[kind.field]
         items = source.get("items")
-        return cls(volume["name"], str(source.get("secretName", "")),
+        return cls(volume["name"], kind, str(source.get(kind.name_field, "")),
                    None if items is None else tuple((i["key"], i["path"]) for i in items),
                    bool(source.get("optional")))
 
 
-def secret_volumes(pod: Obj) -> dict[str, SecretVolume]:
-    """The pod's ``secret`` volumes by name."""
-    return {v["name"]: SecretVolume.from_spec(v) for v in (pod.get("spec") or {}).get("volumes") or []
-            if "secret" in v}
+def pod_volumes(pod: Obj) -> dict[str, Volume]:
+    """The pod's ``secret`` and ``configMap`` volumes by name (the volumes this module emulates)."""
+    return {v["name"]: Volume.from_spec(v, kind) for v in (pod.get("spec") or {}).get("volumes") or []
+            for kind in KINDS if kind.field in v}
 
 
 def container_mounts(pod: Obj, container: Obj, pod_dir: Path) -> list[tuple[str, Path]]:
-    """(mountPath, local directory) of the container's Secret volume mounts, longest mountPath first."""
-    volumes = secret_volumes(pod)
+    """(mountPath, local directory) of the container's Secret and ConfigMap volume mounts, longest mountPath
+    first."""
+    volumes = pod_volumes(pod)
     out = []
     for mount in container.get("volumeMounts") or []:
         volume = volumes.get(mount["name"])
@@ -113,12 +147,13 @@ def local_container(container: Obj, mounts: list[tuple[str, Path]]) -> Obj:
     return out
 
 
-def project(volume: SecretVolume, data: Mapping[str, bytes] | None, namespace: str) -> dict[str, bytes]:
-    """The volume's files (relative path -> content) from the Secret's decoded data (None: no such Secret)."""
+def project(volume: Volume, data: Mapping[str, bytes] | None, namespace: str) -> dict[str, bytes]:
+    """The volume's files (relative path -> content) from the object's decoded keys (None: no such object)."""
     if data is None:
         if volume.optional:
             return {}
-        raise MountFailed(f'MountVolume.SetUp failed for volume "{volume.name}" : secret "{volume.secret}" not found')
+        raise MountFailed(f'MountVolume.SetUp failed for volume "{volume.name}" : '
+                          f'{volume.kind.noun} "{volume.source}" not found')
     if volume.items is None:
         return {_safe(key): value for key, value in data.items()}
     files = {}
@@ -126,8 +161,8 @@ def project(volume: SecretVolume, data: Mapping[str, bytes] | None, namespace: s
         if key not in data:
             if volume.optional:
                 continue
-            raise MountFailed(f'MountVolume.SetUp failed for volume "{volume.name}" : couldn\'t find key {key} '
-                              f"in Secret {namespace}/{volume.secret}")
+            missing = volume.kind.missing_key.format(key=key, namespace=namespace, name=volume.source)
+            raise MountFailed(f'MountVolume.SetUp failed for volume "{volume.name}" : {missing}')
         files[_safe(path)] = data[key]
     return files
 
@@ -177,14 +212,14 @@ def write_atomic(directory: Path, files: Mapping[str, bytes]) -> None:
 
 
 class PodVolumes:
-    """One pod's Secret volumes: mounted before its containers start, refreshed while it runs."""
+    """One pod's Secret and ConfigMap volumes: mounted before its containers start, refreshed while it runs."""
 
     def __init__(self, client: KubeClient, pod: Obj, directory: Path) -> None:
         self.client = client
         self.pod = pod
         self.directory = directory
         self.namespace: str = pod["metadata"]["namespace"]
-        self.volumes = secret_volumes(pod)
+        self.volumes = pod_volumes(pod)
         self._written: dict[str, dict[str, bytes]] = {}
         self._mounted = asyncio.Event()
         self._reported: dict[str, str] = {}  # volume -> the failure last posted as an event
@@ -195,7 +230,7 @@ class PodVolumes:
         return local_container(container, container_mounts(self.pod, container, self.directory))
 
     async def mounted(self) -> None:
-        """Returns once every Secret volume has its files (at once for a pod without any)."""
+        """Returns once every Secret and ConfigMap volume has its files (at once for a pod without any)."""
         await self._mounted.wait()
 
     async def run(self, refresh: float = REFRESH_SECONDS) -> None:
@@ -205,34 +240,36 @@ class PodVolumes:
             await asyncio.sleep(refresh)
 
     async def sync(self) -> None:
-        secrets: dict[str, dict[str, bytes] | None] = {}
+        objects: dict[tuple[str, str], dict[str, bytes] | None] = {}  # one read per object per sync
         for volume in self.volumes.values():
             try:
-                if volume.secret not in secrets:
-                    secrets[volume.secret] = await self._secret(volume.secret)
-                files = project(volume, secrets[volume.secret], self.namespace)
+                key = (volume.kind.resource, volume.source)
+                if key not in objects:
+                    objects[key] = await self._read(volume.kind, volume.source)
+                files = project(volume, objects[key], self.namespace)
             except (MountFailed, KubeError, aiohttp.ClientError, OSError, TimeoutError) as exc:
                 await self._failed(volume, str(exc))
                 continue
             if files != self._written.get(volume.name):
                 await asyncio.to_thread(write_atomic, self.directory / volume.name, files)
                 if volume.name in self._written:
-                    log.info("%s/%s: volume %s updated from secret %s", self.namespace, self.pod["metadata"]["name"],
-                             volume.name, volume.secret)
+                    log.info("%s/%s: volume %s updated from %s %s", self.namespace, self.pod["metadata"]["name"],
+                             volume.name, volume.kind.noun, volume.source)
                 self._written[volume.name] = files
         if len(self._written) == len(self.volumes) and not self._mounted.is_set():
             self._mounted.set()
 
-    async def _secret(self, name: str) -> dict[str, bytes] | None:
+    async def _read(self, kind: VolumeKind, name: str) -> dict[str, bytes] | None:
+        """The object's decoded keys; None when there is no such object."""
         try:
-            obj = await self.client.get(f"/api/v1/namespaces/{self.namespace}/secrets/{name}")
+            obj = await self.client.get(f"/api/v1/namespaces/{self.namespace}/{kind.resource}/{name}")
         except KubeError as exc:
             if exc.status == 404:
                 return None
             raise
-        return {k: base64.b64decode(v) for k, v in (obj.get("data") or {}).items()}
+        return kind.files(obj)
 
-    async def _failed(self, volume: SecretVolume, message: str) -> None:
+    async def _failed(self, volume: Volume, message: str) -> None:
         """Before the mount: an event, once per distinct message. After it: the last files stay, as they do
         with the kubelet, and the launcher's log says why the refresh failed."""
         if volume.name in self._written:
