@@ -46,6 +46,7 @@ MIG_PROFILE_PATTERN = r"^[1-9]g\.[0-9]+gb(\+me)?$"
 # An http(s) base URL without user info, query or fragment: the operator joins paths to it (orchestrator.endpoint),
 # and a '?' or '#' would turn them into a query or fragment that is never sent (another path on the same host).
 URL_PATTERN = r"^https?://[^\s/?#@]+(/[^\s?#]*)?$"
+ORIGIN_PATTERN = r"^https?://[^\s/?#@]+$"
 
 # Pod label keys the operator's selectors and NetworkPolicy peers match on (a tenant's pod carrying them could
 # pass for a router or the operator), and annotation keys that opt a pod out of the cluster's mesh or confinement.
@@ -100,6 +101,35 @@ def url_field(description: str, default: Any = ...) -> Any:
 
 
 BaseURL = Annotated[str, AfterValidator(checked_url)]
+ORIGIN_MESSAGE = "channelOrigins entries must be origins: scheme://host[:port], no path, user info, query or fragment"
+
+
+def checked_origin(value: str) -> str:
+    if not re.fullmatch(ORIGIN_PATTERN, value):
+        raise ValueError(ORIGIN_MESSAGE)
+    return value
+
+
+Origin = Annotated[str, AfterValidator(checked_origin)]
+
+
+def channel_origins_field() -> Any:
+    return Field(
+        default_factory=list,
+        max_length=8,
+        description="Origins (scheme://host[:port]) of the trickle channels and Live Runner callbacks this "
+        "orchestrator hands workers, where they are not on url's own origin (its trickle server published on another "
+        "address). Workers open channel URLs on url's origin and these only.",
+        json_schema_extra={
+            "items": {
+                "type": "string",
+                "maxLength": 512,
+                **validations(
+                    rule(f"self.matches(r'{ORIGIN_PATTERN}')", ORIGIN_MESSAGE)
+                ),
+            }
+        },
+    )
 
 
 def image_rule(field: str) -> dict[str, str]:
@@ -454,6 +484,7 @@ class OrchestratorRef(Model):
         None,
     )
     tls: OrchestratorTLS | None = Field(default=None, description="How to trust the orchestrator's certificate.")
+    channel_origins: list[Origin] = channel_origins_field()
 
 
 class OrchestratorTLS(Model):
@@ -514,6 +545,7 @@ class BYOCOrchestratorSpec(Model):
         "ever sent to url. Required by BYOC workers; Live Runner static upserts carry no secret.",
     )
     tls: OrchestratorTrust | None = Field(default=None, description="How to trust the orchestrator's certificate.")
+    channel_origins: list[Origin] = channel_origins_field()
     namespace_selector: NamespaceSelector = Field(
         description="Namespaces whose BYOCWorkers may register with it ({} : every namespace)."
     )

@@ -41,6 +41,7 @@ from byoc_operator.pod_policy import refusal as policy_refusal
 from byoc_operator.render import Worker, render_deployment, render_service
 from byoc_operator.render.deployment import node_refusal
 from byoc_operator.render.network import render_network_policies
+from byoc_operator.render.origins import origins_configmap_name, render_origins_configmap, restricts_origins
 from byoc_operator.render.placement import render_disruption_budget
 from byoc_operator.render.router import render_pods_service, render_router_deployment, render_router_service
 from byoc_operator.render.runners import (
@@ -131,6 +132,7 @@ def optional_children(worker: Worker) -> list[tuple[Any, str]]:
         (NetworkPolicy, worker.name),
         (NetworkPolicy, worker.router_name),
         (ConfigMap, configmap_name(worker)),
+        (ConfigMap, origins_configmap_name(worker)),
         (Secret, worker.token_secret_name),
     ]
 
@@ -337,6 +339,8 @@ class Reconciler:
         live = runner_entries(worker, pods, published)
         if uses_static_runners(worker):
             children.append(render_runners_configmap(worker, live))
+        if restricts_origins(worker):  # before the pods that read it
+            children.insert(0, render_origins_configmap(worker, registration.allowed_origins(targets)))
         # The generated token is rendered with a placeholder here: only its name and kind are compared.
         token = render_token_secret(worker, "") if worker.generates_token else None
         taken = await self._name_taken(key, worker, [*children, *([token] if token else [])])

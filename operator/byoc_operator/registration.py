@@ -15,6 +15,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import pydantic
 
@@ -40,6 +41,7 @@ class Target:
     cli_url: str | None = None  # Live Runner static mode: where /registerLiveRunners is served
     # Where the secret and CA are read: None for the worker's namespace; a BYOCOrchestrator's are in the operator's.
     secret_namespace: str | None = None
+    channel_origins: tuple[str, ...] = ()  # where its channels are, besides url's origin
 
 
 def capability_payload(worker: Worker, capacity: int, url: str, token: str = "") -> dict[str, Any]:
@@ -63,6 +65,17 @@ def payload_digest(payload: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def allowed_origins(targets: list[Target]) -> list[str]:
+    """The origins a worker's pods may open channel and callback URLs on: each orchestrator's own, and the
+    channel origins it declares."""
+    found = set()
+    for target in targets:
+        parts = urlsplit(target.url)
+        found.add(f"{parts.scheme}://{parts.netloc}".lower())
+        found.update(origin.lower() for origin in target.channel_origins)
+    return sorted(found)
+
+
 def explicit_targets(worker: Worker) -> list[Target]:
     out = []
     for ref in worker.spec.orchestrators or []:
@@ -77,6 +90,7 @@ def explicit_targets(worker: Worker) -> list[Target]:
                 ca_secret_key=ca.key if ca else None,
                 insecure=bool(tls and tls.insecure_skip_verify),
                 cli_url=ref.cli_url.rstrip("/") if ref.cli_url else None,
+                channel_origins=tuple(ref.channel_origins),
             )
         )
     return out
@@ -128,6 +142,7 @@ def orchestrator_target(orchestrator: dict[str, Any], operator_namespace: str) -
         insecure=bool(spec.tls and spec.tls.insecure_skip_verify),
         cli_url=spec.cli_url.rstrip("/") if spec.cli_url else None,
         secret_namespace=operator_namespace,
+        channel_origins=tuple(spec.channel_origins),
     )
 
 

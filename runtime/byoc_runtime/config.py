@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .origins import AllowedOrigins
+from .origins import AllowedOrigins, OriginSource
 from .settings import Flags, gather
 from .settings import build_parser as build_parser_for
 
@@ -53,6 +53,7 @@ class RuntimeConfig(BaseModel):
     pytrickle_shim: Literal["auto", "always", "never"] = "auto"
     # Origins (scheme://host:port) the URLs of a start may be on (origins.py); empty: any (local use).
     allowed_origins: tuple[str, ...] = ()
+    allowed_origins_file: Path | None = None  # more origins, one per line, re-read when it changes
     # Untrusted media: decoded input frames, one input segment and requested output frames are capped.
     max_input_pixels: Annotated[int, Field(ge=1)] = 4096 * 4096
     max_segment_bytes: Annotated[int, Field(ge=1024)] = 64 * 1024 * 1024
@@ -69,8 +70,8 @@ class RuntimeConfig(BaseModel):
         AllowedOrigins.parse(value)
         return value
 
-    def origins(self) -> AllowedOrigins:
-        return AllowedOrigins.parse(self.allowed_origins)
+    def origins(self) -> OriginSource:
+        return OriginSource(AllowedOrigins.parse(self.allowed_origins), self.allowed_origins_file)
 
     @field_validator("params", mode="before")
     @classmethod
@@ -114,6 +115,7 @@ _FLAGS: Flags = {
         "comma-separated origins (scheme://host:port) that start requests' trickle and callback URLs must be on; "
         "empty: any",
     ),
+    "allowed-origins-file": (Path, "file of more allowed origins, one per line, re-read when it changes"),
     "max-input-pixels": (int, "largest input frame (width x height) decoded; a larger one ends the stream"),
     "max-segment-bytes": (int, "largest input segment read; a larger one ends the stream"),
     "max-output-pixels": (int, "largest output frame (params width x height) a stream may ask for"),

@@ -20,6 +20,7 @@ from .capacity import SessionTable, StartInvalid, StartRefused
 from .config import RuntimeConfig
 from .media.encode import EncoderSettings, encoder_available
 from .metrics import Metrics
+from .origins import AllowedOrigins
 from .processors.pool import PoolState, ProcessorPool
 from .session import Session, SessionSettings
 
@@ -79,7 +80,7 @@ class Worker:
         self.metrics = metrics or Metrics()
         self.settings = settings or session_settings(config)
         self.sessions: SessionTable[Session] = SessionTable(pool.size)
-        self.origins = config.origins()
+        self._origins = config.origins()
         # Draining: running sessions go on, new ones are refused (a Live Runner registrar asks for it before
         # unregistering, since a non-ready heartbeat would break the running sessions).
         self.draining = False
@@ -91,9 +92,13 @@ class Worker:
         """Begin loading processors in the background (``/health`` says LOADING meanwhile)."""
         self.metrics.capacity.set(self.pool.size)
         if self.origins.any:
-            log.warning("BYOC_ALLOWED_ORIGINS is empty: start requests may name trickle URLs on any origin")
+            log.warning("no allowed origins configured: start requests may name trickle URLs on any origin")
         torch.set_num_threads(torch_threads(self.config))
         self._load_task = asyncio.create_task(self.pool.start())
+
+    @property
+    def origins(self) -> AllowedOrigins:
+        return self._origins.current()
 
     @property
     def health(self) -> Health:

@@ -288,13 +288,12 @@ def secret_manifest(name: str, secret: str) -> dict[str, Any]:
             "data": {"secret": base64.b64encode(secret.encode()).decode()}}
 
 
-def worker_with_orchestrator(example: Path, orch_url: str, secret_name: str, processor: str | None
-                             ) -> dict[str, Any]:
+def worker_with_orchestrator(example: Path, orchestrator: dict[str, Any], processor: str | None) -> dict[str, Any]:
     """The example's BYOCWorker, naming the orchestrator (and the processor, for the bundled runtime)."""
     docs = [d for d in yaml.safe_load_all(example.read_text()) if d]
     worker = next(d for d in docs if d.get("kind") == "BYOCWorker")
     spec = worker.setdefault("spec", {})
-    spec["orchestrators"] = [{"url": orch_url, "secretRef": {"name": secret_name}}]
+    spec["orchestrators"] = [orchestrator]
     spec.setdefault("registration", {}).setdefault("refreshSeconds", 10)
     if processor and "container" not in spec:
         spec.setdefault("runtime", {})["processor"] = processor
@@ -393,7 +392,7 @@ def run(args: argparse.Namespace) -> int:
         stack.enter_context(operator_process(cluster, log_path, {"BYOC_RUNTIME_IMAGE": DEFAULT_RUNTIME_IMAGE}))
 
         cluster.apply(secret_manifest("orchestrator", DEMO_SECRET), namespace="default")
-        worker = worker_with_orchestrator(example, orch.url, "orchestrator", args.processor)
+        worker = worker_with_orchestrator(example, orch.worker_ref("orchestrator"), args.processor)
         name = worker["metadata"]["name"]
         progress.say(f"applying {example} (processor {args.processor}, registered with the test orchestrator)")
         print(cluster.apply(worker, namespace="default").stdout, flush=True)

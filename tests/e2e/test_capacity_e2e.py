@@ -64,7 +64,7 @@ def free_slots(launcher: Launcher, namespace: str) -> int:
     return free
 
 
-def manifests(orch_url: str, replicas: int) -> str:
+def manifests(orch: OrchestratorProcess, replicas: int) -> str:
     secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "orch"},
               "data": {"secret": base64.b64encode(SECRET.encode()).decode()}}  # fmt: skip
     worker = {
@@ -79,7 +79,7 @@ def manifests(orch_url: str, replicas: int) -> str:
             "gpu": {"count": 1},
             "drain": {"gracePeriodSeconds": 60},
             "registration": {"refreshSeconds": 5},
-            "orchestrators": [{"url": orch_url, "secretRef": {"name": "orch"}}],
+            "orchestrators": [orch.worker_ref("orch")],
         },
     }
     return yaml.safe_dump_all([secret, worker])
@@ -105,7 +105,7 @@ async def test_advertised_capacity_is_the_free_slots_through_everything(
     operator = contextlib.ExitStack()
     operator.enter_context(operator_process(cluster, logs[-1], env))
     try:
-        cluster.kubectl("apply", "-n", ns, "-f", "-", input=manifests(orch.url, 2))
+        cluster.kubectl("apply", "-n", ns, "-f", "-", input=manifests(orch, 2))
         await settled(orch.url, launcher, ns, 4, "two idle pods")
 
         async with Gateway([orch.url]) as gateway:

@@ -89,9 +89,13 @@ def caught_up(stream: GatewayStream, sent: list[bytes]) -> bool:
 async def finished(stream: GatewayStream, sent: list[bytes], limit_s: float) -> None:
     """Input sent to its end and the output caught up with it; then stopped at the orchestrator, as a gateway does
     once its client has left (a live source going quiet does not end a stream by itself)."""
-    async with asyncio.timeout(limit_s):
-        while not (stream.input_done and caught_up(stream, sent)):  # noqa: ASYNC110
-            await asyncio.sleep(0.2)
+    try:
+        async with asyncio.timeout(limit_s):
+            while not (stream.input_done and caught_up(stream, sent)):  # noqa: ASYNC110
+                await asyncio.sleep(0.2)
+    except TimeoutError:
+        got = (stream.input_done, last_pts(stream.record.output), last_pts(sent), stream.output_segments)
+        raise AssertionError(f"input done, last out/in pts, segments: {got}; {described(stream)}") from None
     reply = await stream.stop()
     assert reply is not None and reply.status == 200, (stream.stream_id, reply, stream.end)
 
@@ -125,7 +129,7 @@ async def test_deleted_pod_and_rollout_keep_live_streams_until_they_end(
         "replicas": 2,
         "drain": {"gracePeriodSeconds": 90},
         "registration": {"refreshSeconds": 5},
-        "orchestrators": [{"url": orch.url, "secretRef": {"name": "orch"}}],
+        "orchestrators": [orch.worker_ref("orch")],
     }
     await asyncio.to_thread(apply, cluster, ns, secret, byoc_worker(name, spec))
     await eventually(lambda: advertised(orch.url, capability) == 2, 240, "capacity 2 advertised")

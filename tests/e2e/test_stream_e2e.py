@@ -34,7 +34,7 @@ def apply(cluster: Cluster, manifest: dict[str, Any], namespace: str) -> None:
     cluster.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(manifest))
 
 
-def worker_manifest(orch_url: str) -> dict[str, Any]:
+def worker_manifest(orch: OrchestratorProcess) -> dict[str, Any]:
     return {
         "apiVersion": "byoc.livepeer.org/v1alpha1",
         "kind": "BYOCWorker",
@@ -46,7 +46,7 @@ def worker_manifest(orch_url: str) -> dict[str, Any]:
             "sessionsPerPod": 1,
             "gpu": {"count": 1},
             "registration": {"refreshSeconds": 5},
-            "orchestrators": [{"url": orch_url, "secretRef": {"name": "orch"}}],
+            "orchestrators": [orch.worker_ref("orch")],
         },
     }
 
@@ -97,7 +97,7 @@ async def test_worker_registers_streams_scales_and_goes(
         },
         ns,
     )
-    apply(cluster, worker_manifest(orch.url), ns)
+    apply(cluster, worker_manifest(orch), ns)
 
     # Registered at 2 = two pods whose processes answered their readiness probes.
     await eventually(lambda: advertised(orch.url, CAPABILITY) == 2, 240, "capacity 2 advertised")

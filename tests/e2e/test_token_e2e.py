@@ -41,7 +41,7 @@ def secret(name: str, key: str, value: str) -> dict[str, Any]:
     }
 
 
-def worker(orch_url: str) -> dict[str, Any]:
+def worker(orch: OrchestratorProcess) -> dict[str, Any]:
     return {
         "apiVersion": "byoc.livepeer.org/v1alpha1",
         "kind": "BYOCWorker",
@@ -53,7 +53,7 @@ def worker(orch_url: str) -> dict[str, Any]:
             "sessionsPerPod": 2,
             "gpu": {"count": 1},
             "registration": {"refreshSeconds": 5, "tokenSecretRef": {"name": "worker-token", "key": "token"}},
-            "orchestrators": [{"url": orch_url, "secretRef": {"name": "orch"}}],
+            "orchestrators": [orch.worker_ref("orch")],
         },
     }
 
@@ -96,7 +96,7 @@ async def test_token_from_secret_guards_router_and_pod_and_rotates(
     def apply(*manifests: dict[str, Any]) -> None:
         cluster.kubectl("apply", "-n", ns, "-f", "-", input=yaml.safe_dump_all(manifests))
 
-    apply(secret("orch", "secret", SECRET), secret("worker-token", "token", FIRST), worker(orch.url))
+    apply(secret("orch", "secret", SECRET), secret("worker-token", "token", FIRST), worker(orch))
     await eventually(lambda: advertised(orch.url, CAPABILITY) == 2, 240, "capacity 2 (1 pod x 2) advertised")
     assert registered_token(orch.url) == FIRST
     url = capabilities(orch.url)["capabilities"][CAPABILITY]["url"]

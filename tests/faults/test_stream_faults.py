@@ -68,7 +68,7 @@ def streaming(
         "sessionsPerPod": 1,
         "gpu": {"count": 0},
         "registration": {"refreshSeconds": 5},
-        "orchestrators": [{"url": stream_orch.url, "secretRef": {"name": "orch"}}],
+        "orchestrators": [stream_orch.worker_ref("orch")],
     }
     apply_worker(faults_cluster, ns, "gray", spec)
     wait_for(lambda: (advertised(stream_orch.url, CAP) or {}).get("capacity") == 2, 240, what="capacity 2")

@@ -192,7 +192,7 @@ def test_live_runner_dynamic_adds_a_registrar_sidecar_with_secret_files_and_drai
     assert "--app=live-video-to-video" in args and "--worker-url=http://$(POD_IP):8000" in args
     # secrets arrive as files, never as args or env values
     assert not any("secret" in str(e.get("value", "")) for e in registrar["env"])
-    volumes = {v["name"]: v["secret"] for v in p["volumes"]}
+    volumes = {v["name"]: v["secret"] for v in p["volumes"] if "secret" in v}
     assert volumes["orchestrator-0"] == {"secretName": "o1", "items": [{"key": "s", "path": "secret"}]}
     assert volumes["orchestrator-1-ca"]["secretName"] == "ca"
     assert worker_c["lifecycle"]["preStop"]["httpGet"] == {"path": "/drain", "port": 8090}

@@ -16,7 +16,7 @@ from byoc_runtime import trickle
 from byoc_runtime.api.schema import URL_FIELDS
 from byoc_runtime.liverunner.control import CallbackError, create_channels, stop_session
 from byoc_runtime.liverunner.protocol import SessionContext
-from byoc_runtime.origins import AllowedOrigins, origin_of
+from byoc_runtime.origins import AllowedOrigins, OriginSource, origin_of
 
 from .support import Stream, running_worker
 
@@ -145,3 +145,41 @@ async def test_live_runner_callbacks_do_not_follow_redirects() -> None:
                 await create_channels(http, context)
             assert await stop_session(http, context, retry_for_s=0) is False
         assert len(redirector.hits) == 2 and target.hits == []
+
+
+async def test_origins_from_a_file_follow_it_and_an_unreadable_one_allows_nothing(trickle_server, tmp_path) -> None:
+    """What the operator's ConfigMap volume gives: a start is taken once its origin is listed in the file, refused
+    again when the file no longer lists it, and refused while the file is missing or broken."""
+    listed = tmp_path / "origins"
+    allowed = origin_of(trickle_server.url("x"))
+    assert allowed is not None
+    async with running_worker(allowed_origins_file=listed) as rt:
+        await rt.wait_health("IDLE")
+
+        async def start() -> tuple[int, dict]:
+            stream = Stream.create(trickle_server)
+            status, body = await rt.post("/stream/start", json=stream.start_body())
+            if status == 200:
+                await rt.post("/stream/stop", json={}, headers={"X-Stream-Id": stream.sid})
+            return status, body
+
+        assert (await start())[1]["reason"] == "origin"  # no file yet: nothing allowed
+        listed.write_text(f"http://127.0.0.9:1\n{allowed}\n")
+        assert (await start())[0] == 200
+        listed.write_text("http://127.0.0.9:1\n")  # a new file (a ConfigMap update swaps it)
+        assert (await start())[1]["reason"] == "origin"
+        listed.write_text(f"{allowed}/a/path\n")  # not an origin: the whole file is refused
+        assert (await start())[1]["reason"] == "origin"
+        listed.write_text(f"{allowed}\n")
+        assert (await start())[0] == 200
+
+
+def test_an_empty_file_restricts_and_fixed_origins_still_apply(tmp_path) -> None:
+    listed = tmp_path / "origins"
+    listed.write_text("")
+    source = OriginSource(AllowedOrigins.parse(["https://fixed.example:8935"]), listed)
+    current = source.current()
+    assert not current.any and current.origins == {"https://fixed.example:8935"}
+    assert current.refusal("https://fixed.example:8935/ai/trickle/x") is None
+    assert current.refusal("http://127.0.0.2:80/x") is not None
+    assert OriginSource(AllowedOrigins()).current().any  # nothing configured: local use

@@ -7,6 +7,7 @@ from typing import Any
 
 from byoc_operator import api
 from byoc_operator.render import security
+from byoc_operator.render.origins import ORIGINS_ENV, ORIGINS_MOUNT, origins_volume, restricts_origins
 from byoc_operator.render.placement import topology_spread
 from byoc_operator.render.probes import probes
 from byoc_operator.render.registrar import (
@@ -124,6 +125,7 @@ def container(worker: Worker) -> dict[str, Any]:
             {"name": "BYOC_CAPACITY", "value": str(spec.sessions_per_pod)},
             {"name": "BYOC_PORT", "value": str(worker.port)},
             {"name": "BYOC_DRAIN_SECONDS", "value": str(spec.drain.grace_period_seconds)},
+            *([ORIGINS_ENV] if restricts_origins(worker) else []),
         ]
         out["securityContext"] = security.hardened()
     if not needs_gpu(spec.gpu):
@@ -134,14 +136,17 @@ def container(worker: Worker) -> dict[str, Any]:
     if res:
         out["resources"] = res
     out.update(probes(worker))
+    mounts = [ORIGINS_MOUNT] if restricts_origins(worker) else []
     if spec.model_cache:
-        out["volumeMounts"] = [
+        mounts.append(
             {
                 "name": MODEL_CACHE_VOLUME,
                 "mountPath": spec.model_cache.mount_path,
                 "readOnly": spec.model_cache.read_only,
             }
-        ]
+        )
+    if mounts:
+        out["volumeMounts"] = mounts
     return out
 
 
@@ -151,6 +156,8 @@ def pod_spec(worker: Worker) -> dict[str, Any]:
     containers = [with_token(worker, container(worker), "BYOC_")]
     containers[0]["lifecycle"] = drain_hook(worker)
     volumes = [token_volume(worker)] if uses_token(worker) else []
+    if restricts_origins(worker):
+        volumes.append(origins_volume(worker))
     if uses_registrar(worker):
         containers.append(registrar_container(worker))
         volumes += secret_volumes(worker)

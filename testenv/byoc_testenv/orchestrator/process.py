@@ -15,6 +15,8 @@ import sys
 import tempfile
 from pathlib import Path
 from types import TracebackType
+from typing import Any
+from urllib.parse import urlsplit
 
 from byoc_testenv.polling import read_first_line, stop_child
 
@@ -32,6 +34,7 @@ class OrchestratorProcess:
         self.ca_file = ca_file
         self.log_path = log_path
         self._secret_file = secret_file
+        self.trickle_base_url: str | None = None
         self.cli_url = ""  # the CLI port (POST /registerLiveRunners)
 
     @classmethod
@@ -84,7 +87,17 @@ class OrchestratorProcess:
         ca = Path(fields["ca"]) if "ca" in fields else None
         orch = cls(proc, fields["url"], ca, Path(log_name), Path(secret_name))
         orch.cli_url = fields.get("cli", "")
+        orch.trickle_base_url = trickle_base_url
         return orch
+
+    def worker_ref(self, secret_name: str) -> dict[str, Any]:
+        """This orchestrator as a BYOCWorker's ``orchestrators[]`` entry. go-livepeer serves its trickle channels on
+        its own address; this one's are on a separate trickle server, which is named as a channel origin."""
+        ref: dict[str, Any] = {"url": self.url, "secretRef": {"name": secret_name}}
+        if self.trickle_base_url:
+            parts = urlsplit(self.trickle_base_url)
+            ref["channelOrigins"] = [f"{parts.scheme}://{parts.netloc}"]
+        return ref
 
     def read_log(self) -> str:
         try:
