@@ -175,14 +175,9 @@ class ContainerRunner:
     async def _start(self) -> None:
         await self.pod.volumes.mounted()  # waits in ContainerCreating, as a kubelet does until volumes are set up
         pod = self.pod.pod
-        lookup = await self.pod.env_sources()
-        env = container_env(pod, self.spec, lookup)
+        env = container_env(pod, self.spec, await self.pod.env_sources())
         argv = command_line(self.spec, self.image, env, self.pod.rewrite_dns)
-        exe_name = Path(argv[0]).name
-        full_env = {**self.pod.settings.base_env, "HOSTNAME": pod["metadata"]["name"], **env}
-        host_var = self.image.host_env.get(exe_name)
-        if host_var:
-            full_env[host_var] = self.pod.ip
+        full_env = self._process_env(env, argv)
         with _open_log(self.log_path, f"--- {now_rfc3339()} launcher: {' '.join(argv)}\n") as out:
             self.proc = await asyncio.create_subprocess_exec(
                 *argv, stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=asyncio.subprocess.STDOUT,
@@ -278,12 +273,21 @@ class ContainerRunner:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
 
+    def _process_env(self, env: dict[str, str], argv: list[str]) -> dict[str, str]:
+        """The container's environment as its process gets it, with the pod IP in the image's host variable."""
+        full_env = {**self.pod.settings.base_env, "HOSTNAME": self.pod.pod["metadata"]["name"], **env}
+        host_var = self.image.host_env.get(Path(argv[0]).name)
+        if host_var:
+            full_env[host_var] = self.pod.ip
+        return full_env
+
     async def _run_hook(self, hook: Obj) -> str:
         if "httpGet" in hook:
             return await hooks.run_http(hook["httpGet"], self.pod.ip, self.spec, self.pod.settings.http)
         if "exec" in hook:
             env = container_env(self.pod.pod, self.spec, await self.pod.env_sources())
-            full_env = {**self.pod.settings.base_env, "HOSTNAME": self.pod.pod["metadata"]["name"], **env}
+            # In the container: what its process sees, the address it listens on included.
+            full_env = self._process_env(env, command_line(self.spec, self.image, env, self.pod.rewrite_dns))
             return await hooks.run_exec(list(hook["exec"].get("command") or []), full_env, self.pod.log_dir,
                                         self.log_path, self.image.executable)
         raise hooks.HookFailed(f"unknown hook {sorted(hook)}")
