@@ -8,6 +8,7 @@ free again) and new streams work once the server is back."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import signal
@@ -82,10 +83,17 @@ def routers(launcher: Launcher, namespace: str) -> dict[str, dict[str, Any]]:
     return {k: v for k, v in launcher.state()["pods"].items() if k.startswith(f"{namespace}/gray-router-")}
 
 
-def pinned_status(ip: str, stream_id: str) -> dict[str, Any]:
+def worker_token(cluster: Cluster, namespace: str) -> str:
+    """The token the operator generated for the worker (no tokenSecretRef): routers and pods want it."""
+    data = json.loads(cluster.kubectl("get", "secret", "gray-token", "-n", namespace, "-o", "json").stdout)["data"]
+    return base64.b64decode(data["token"]).decode()
+
+
+def pinned_status(ip: str, stream_id: str, token: str) -> dict[str, Any]:
     """The stream's status through one router replica, asked of it directly: a pinned call, answered by the
     session on the pod the replica believes runs it (404 when it knows of no such stream)."""
-    req = urllib.request.Request(f"http://{ip}:8080/stream/status", headers={"X-Stream-Id": stream_id})
+    headers = {"X-Stream-Id": stream_id, "Authorization": f"Bearer {token}"}
+    req = urllib.request.Request(f"http://{ip}:8080/stream/status", headers=headers)
     with urllib.request.urlopen(req, timeout=10) as resp:
         return json.loads(resp.read())
 
@@ -104,12 +112,15 @@ def health_of(launcher: Launcher, namespace: str) -> dict[str, Any]:
     return out
 
 
-def sessions(launcher: Launcher, namespace: str) -> dict[str, list[str]]:
+def sessions(launcher: Launcher, namespace: str, token: str) -> dict[str, list[str]]:
     """The stream ids each worker pod runs, by pod (for failure messages)."""
     out = {}
     for key, entry in launcher.state()["pods"].items():
         if key.startswith(f"{namespace}/") and "worker" in entry["containers"]:
-            with urllib.request.urlopen(f"http://{entry['ip']}:8000/stream/status", timeout=5) as resp:
+            req = urllib.request.Request(
+                f"http://{entry['ip']}:8000/stream/status", headers={"Authorization": f"Bearer {token}"}
+            )
+            with urllib.request.urlopen(req, timeout=5) as resp:
                 out[key] = [s.get("gateway_request_id") for s in json.loads(resp.read()).get("sessions", [])]
     return out
 
@@ -119,7 +130,7 @@ def busy(launcher: Launcher, namespace: str) -> list[int]:
 
 
 async def test_routers_restarted_mid_stream(
-    streaming: str, launcher: Launcher, stream_orch: OrchestratorProcess
+    faults_cluster: Cluster, streaming: str, launcher: Launcher, stream_orch: OrchestratorProcess
 ) -> None:
     ns, orch_url = streaming, stream_orch.url
     segments = await asyncio.to_thread(generated_segments, PARAMS["width"], PARAMS["height"], 8.0)
@@ -151,7 +162,8 @@ async def test_routers_restarted_mid_stream(
             await eventually(restarted, 90, "both routers restarted and ready")
             # Each restarted replica finds rr-a again (from the pods' own stream lists) and reaches its pod.
             for router in routers(launcher, ns).values():
-                status = await asyncio.to_thread(pinned_status, router["ip"], "rr-a")
+                token = await asyncio.to_thread(worker_token, faults_cluster, ns)
+                status = await asyncio.to_thread(pinned_status, router["ip"], "rr-a", token)
                 assert status["stream_id"] == "rr-a" and status["segments_out"] > 0, status
 
             # No slot handed out twice: the next stream lands on the other pod, the third finds no slot.
@@ -168,7 +180,11 @@ async def test_routers_restarted_mid_stream(
 
 
 async def test_trickle_server_restarted_mid_stream(
-    streaming: str, launcher: Launcher, stream_orch: OrchestratorProcess, trickle: TrickleServer
+    faults_cluster: Cluster,
+    streaming: str,
+    launcher: Launcher,
+    stream_orch: OrchestratorProcess,
+    trickle: TrickleServer,
 ) -> None:
     ns, orch_url = streaming, stream_orch.url
     segments = await asyncio.to_thread(generated_segments, PARAMS["width"], PARAMS["height"], 3.0)
@@ -177,7 +193,9 @@ async def test_trickle_server_restarted_mid_stream(
         assert a.status == 200, a.reply
         await play(http, a, segments, first_output_timeout=90)
         assert a.frames_out > 0
-        assert await asyncio.to_thread(busy, launcher, ns) == [0, 1], await asyncio.to_thread(sessions, launcher, ns)
+        assert await asyncio.to_thread(busy, launcher, ns) == [0, 1], await asyncio.to_thread(
+            sessions, launcher, ns, worker_token(faults_cluster, ns)
+        )
 
         await asyncio.to_thread(trickle.restart)  # every channel of the stream is gone
         # The worker notices (its subscriber and publisher find the channels gone) and ends the session itself.
