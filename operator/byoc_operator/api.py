@@ -487,15 +487,16 @@ class OrchestratorRef(Model):
     channel_origins: list[Origin] = channel_origins_field()
 
 
+ONE_WAY_OF_TRUST = rule(
+    "!(has(self.caBundleSecretRef) && has(self.insecureSkipVerify) && self.insecureSkipVerify)",
+    "tls: set either caBundleSecretRef or insecureSkipVerify, not both",
+)
+
+
 class OrchestratorTLS(Model):
     """Orchestrators serve HTTPS with a self-signed certificate by default: trust a CA bundle, or opt out."""
 
-    model_config = checked(
-        rule(
-            "!(has(self.caBundleSecretRef) && has(self.insecureSkipVerify) && self.insecureSkipVerify)",
-            "tls: set either caBundleSecretRef or insecureSkipVerify, not both",
-        )
-    )
+    model_config = checked(ONE_WAY_OF_TRUST)
 
     ca_bundle_secret_ref: SecretKeyRef | None = Field(
         default=None, description="Secret key holding PEM CA certificates to verify the orchestrator with."
@@ -513,12 +514,7 @@ class OperatorSecretKeyRef(Model):
 class OrchestratorTrust(Model):
     """How the operator verifies a BYOCOrchestrator's certificate; for its calls to that orchestrator only."""
 
-    model_config = checked(
-        rule(
-            "!(has(self.caBundleSecretRef) && has(self.insecureSkipVerify) && self.insecureSkipVerify)",
-            "tls: set either caBundleSecretRef or insecureSkipVerify, not both",
-        )
-    )
+    model_config = checked(ONE_WAY_OF_TRUST)
 
     ca_bundle_secret_ref: OperatorSecretKeyRef | None = Field(
         default=None, description="Secret key (operator's namespace) holding PEM CA certificates to verify it with."
