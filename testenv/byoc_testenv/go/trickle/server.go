@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -203,15 +204,21 @@ func (s *server) handleNext(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.WriteString(w, strconv.Itoa(next))
 }
 
-// parseSeq accepts non-negative seqs plus the two specials -1 and -2.
-// Upstream uses strconv.Atoi alone and would panic indexing its ring with
-// other negatives; we answer 400 instead.
+// parseSeq is strconv.Atoi, as upstream's handlers parse the seq.
 func parseSeq(raw string) (int, bool) {
 	seq, err := strconv.Atoi(raw)
-	if err != nil || seq < -2 {
+	if err != nil {
 		return 0, false
 	}
 	return seq, true
+}
+
+// ringPanic imitates upstream with a negative seq it has no special meaning
+// for (below -1 on POST, below -2 on GET): it indexes its ring with it and
+// panics, and net/http drops the connection without an answer
+// (trickle_server.go getForWrite/getForRead).
+func ringPanic(seq int) {
+	panic(fmt.Sprintf("runtime error: index out of range [%d]", seq%ringSize))
 }
 
 // handlePost: POST {base}{name}/{seq} streams one segment (upstream:
@@ -225,9 +232,12 @@ func (s *server) handlePost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	seq, ok := parseSeq(r.PathValue("seq"))
-	if !ok || seq == -2 {
+	if !ok {
 		http.Error(w, "Invalid idx", http.StatusBadRequest)
 		return
+	}
+	if seq < -1 {
+		ringPanic(seq)
 	}
 	seg := ch.forWrite(seq)
 	if r.Header.Get(hdrReset) != "" {
@@ -320,6 +330,9 @@ func (s *server) handleGet(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "Invalid idx", http.StatusBadRequest)
 		return
 	}
+	if seq < -2 {
+		ringPanic(seq)
+	}
 	res := ch.forRead(seq)
 	if !res.exists {
 		w.Header().Set(hdrLatest, strconv.Itoa(res.nextWrite))
@@ -350,9 +363,8 @@ func (s *server) handleGet(w http.ResponseWriter, r *http.Request) {
 					w.Header().Set(hdrLatest, strconv.Itoa(res.nextWrite))
 				}
 				w.Header().Set(hdrSeq, strconv.Itoa(seg.seq))
-				if ch.mimeType != "" { // upstream sends it even when empty
-					w.Header().Set("Content-Type", ch.mimeType)
-				}
+				// Even when empty, as upstream: an empty value also stops net/http sniffing one.
+				w.Header().Set("Content-Type", ch.mimeType)
 			}
 			n, err := w.Write(data)
 			sent += n
