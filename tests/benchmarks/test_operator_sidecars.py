@@ -91,7 +91,7 @@ def test_unsupported_pod_specs_are_refused_with_a_reason() -> None:
     deployment = live_runner_deployment("ns", ["http://orch-0:8935"], 1)
     spec = deployment["spec"]["template"]["spec"]
     spec["containers"][1]["env"].append({"name": "T", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}})
-    spec["volumes"][0]["secret"].pop("items")
+    next(v for v in spec["volumes"] if "secret" in v)["secret"].pop("items")
     pod = pod_from(deployment, "lr-x", "127.64.0.2")
     container = registrar_container(pod)
     assert container is not None
