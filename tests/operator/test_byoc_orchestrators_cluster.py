@@ -100,8 +100,13 @@ def test_one_orchestrator_resource_wires_every_matching_worker(
     for name in ("a", "b"):
         want = f"http://{name}-router.{namespace}.svc:8080"
         wait_for(lambda n=name, w=want: registered_name(orch, f"{n}-{tag}") == w, 60, what=f"{name} registered")
-        (entry,) = get_worker(kube, name, namespace)["status"]["orchestrators"]
-        assert entry["url"] == orch.url
+        # The status is written after the registration: wait for it to say so.
+        entries = wait_for(
+            lambda n=name: (get_worker(kube, n, namespace).get("status") or {}).get("orchestrators"),
+            30,
+            what=f"{name}'s status to list its orchestrator",
+        )
+        assert [e["url"] for e in entries] == [orch.url]
     dump = cluster.kubectl("get", "byocworker", "-n", namespace, "-o", "yaml").stdout
     dump += cluster.kubectl("get", "events", "-n", namespace, "-o", "yaml").stdout
     assert SECRET not in dump
