@@ -213,13 +213,15 @@ class EnvVar(Model):
     )
 
 
-class SeccompProfile(Model):
-    model_config = checked(
-        rule(
-            "(self.type == 'Localhost') == has(self.localhostProfile)",
-            "seccompProfile.localhostProfile is required with type Localhost, and only then",
-        )
+def localhost_profile_rule(field: str) -> dict[str, str]:
+    return rule(
+        "(self.type == 'Localhost') == has(self.localhostProfile)",
+        f"{field}.localhostProfile is required with type Localhost, and only then",
     )
+
+
+class SeccompProfile(Model):
+    model_config = checked(localhost_profile_rule("seccompProfile"))
 
     type: Literal["RuntimeDefault", "Localhost", "Unconfined"] = Field(
         description="'RuntimeDefault' (the default), 'Localhost' (a profile installed on the node) or "
@@ -229,12 +231,7 @@ class SeccompProfile(Model):
 
 
 class AppArmorProfile(Model):
-    model_config = checked(
-        rule(
-            "(self.type == 'Localhost') == has(self.localhostProfile)",
-            "appArmorProfile.localhostProfile is required with type Localhost, and only then",
-        )
-    )
+    model_config = checked(localhost_profile_rule("appArmorProfile"))
 
     type: Literal["RuntimeDefault", "Localhost", "Unconfined"] = Field(
         description="'RuntimeDefault', 'Localhost' or 'Unconfined' (only where privileged pods are allowed)."

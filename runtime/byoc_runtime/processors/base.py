@@ -90,27 +90,22 @@ class FrameProcessor:
     async def send_input_frame(self, frame: VideoFrame | AudioFrame) -> bool:
         """Put a frame into the session's input as if it had been decoded from the stream (pytrickle
         ``StreamProcessor.send_input_frame``): it is processed and published like the others."""
-        sink = getattr(self, "_input_sink", None)
-        if sink is None:
-            log.debug("send_input_frame with no stream running; dropped")
-            return False
-        sink(frame)
-        return True
+        return _hand_to(getattr(self, "_input_sink", None), "send_input_frame", frame)
 
     async def send_monitoring_event(self, event: dict[str, Any], queue_event_type: str = "stream_events") -> bool:
         """Publish a monitoring event on the session's events channel (pytrickle ``emit_monitoring_event``)."""
-        sink = getattr(self, "_event_sink", None)
-        if sink is None:
-            log.debug("send_monitoring_event with no events channel attached; dropped")
-            return False
-        sink(event, queue_event_type)
-        return True
+        return _hand_to(getattr(self, "_event_sink", None), "send_monitoring_event", event, queue_event_type)
 
     async def send_data(self, data: Any) -> bool:
         """Publish ``data`` (any JSON-serialisable value) on the session's data channel, if it has one."""
-        sink = getattr(self, "_data_sink", None)
-        if sink is None:
-            log.debug("send_data with no data channel attached; dropped")
-            return False
-        sink(data)
-        return True
+        return _hand_to(getattr(self, "_data_sink", None), "send_data", data)
+
+
+def _hand_to(sink: Callable[..., None] | None, what: str, *args: Any) -> bool:
+    """Give an item to the sink the running session attached; False (dropped) when none is attached. ``getattr``
+    at the call sites: subclasses that skip ``__init__`` (pytrickle's examples do) have no sinks at all."""
+    if sink is None:
+        log.debug("%s with no stream attached; dropped", what)
+        return False
+    sink(*args)
+    return True
