@@ -410,7 +410,7 @@ def test_upgrade_upgrades_the_crd(cluster: Any, release: Release, namespace: str
     assert refused.returncode != 0 and "upgradeProbe" in refused.stderr
 
     # --force-conflicts: the CRD may also have been applied by `kubectl apply --server-side` (tests/operator
-    # does; users who installed it by hand first do too), which co-owns .spec.versions (see README).
+    # does; users who installed it by hand first do too), which co-owns .spec.versions (see docs/install.md).
     release.helm.run(
         "upgrade",
         release.name,

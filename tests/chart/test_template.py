@@ -427,13 +427,14 @@ def test_schema_image_rule_is_the_crds() -> None:
     assert schema["properties"]["runtimeImage"]["pattern"] == api.IMAGE_PATTERN
 
 
-def test_notes_and_readme(helm: Helm) -> None:
+def test_notes_and_install_docs(helm: Helm) -> None:
     res = helm.run(
         "install", "rel", str(CHART), "-n", "byoc-system", "--dry-run=client", "--set", "watchNamespaces={team-a}"
     )
     assert "It serves BYOCWorkers in: team-a." in res.stdout and "kubectl apply -n team-a" in res.stdout
-    readme = (ROOT / "README.md").read_text()
-    section = readme.split("## Install with Helm", 1)[1]
+    readme = (ROOT / "README.md").read_text().split("## Install with Helm", 1)[1].split("\n## ", 1)[0]
+    assert "docs/install.md" in readme and "helm install byoc charts/byoc-operator " in readme
+    section = (ROOT / "docs" / "install.md").read_text()
     for needed in (
         "helm install",
         "helm upgrade",
