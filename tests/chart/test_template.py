@@ -448,3 +448,21 @@ def test_notes_and_install_docs(helm: Helm) -> None:
     for line in section.splitlines():
         if line.startswith(("helm install", "helm upgrade")):
             assert " charts/byoc-operator " in line, line
+
+
+def test_the_admission_policy_binds_the_operators_user_and_follows_the_security_values(helm: Helm) -> None:
+    docs = render(helm)
+    policy = one(docs, "ValidatingAdmissionPolicy")
+    binding = one(docs, "ValidatingAdmissionPolicyBinding")
+    assert binding["spec"]["policyName"] == policy["metadata"]["name"]
+    assert binding["spec"]["validationActions"] == ["Deny"]
+    sa = one(docs, "ServiceAccount")["metadata"]["name"]
+    (match,) = policy["spec"]["matchConditions"]
+    assert match["expression"] == f'request.userInfo.username == "system:serviceaccount:byoc-system:{sa}"'
+    messages = [v.get("message", "") for v in policy["spec"]["validations"]]
+    assert any("privileged" in m for m in messages)
+    # An administrator who allows privileged workers does not have the policy refuse what the operator allows.
+    allowed = one(render(helm, {"security": {"allowPrivileged": True}}), "ValidatingAdmissionPolicy")
+    assert not any("privileged" in v.get("message", "") for v in allowed["spec"]["validations"])
+    off = render(helm, {"admissionPolicy": {"enabled": False}})
+    assert not [d for d in off if d["kind"].startswith("ValidatingAdmissionPolicy")]
