@@ -37,7 +37,7 @@ from typing import Any
 import yaml
 
 from byoc_testenv.cluster import Cluster
-from byoc_testenv.polling import free_port, stop_child
+from byoc_testenv.polling import free_port, stop_child, wait_for
 from byoc_testenv.progress import Progress
 
 DEMO_SECRET = "demo-orchestrator-secret"
@@ -266,18 +266,11 @@ def worker_streams(launcher: Any, namespace: str, port: int = 8000) -> dict[str,
 
 
 def wait_until(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-        except Exception as exc:  # not there yet
-            last = exc
-        else:
-            if last:
-                return last
-        time.sleep(interval)
-    raise SystemExit(f"timed out after {timeout:.0f}s waiting for {what}; last seen: {last!r}")
+    """``polling.wait_for``, ending the demo with the reason instead of a traceback."""
+    try:
+        return wait_for(check, timeout, what, interval)
+    except AssertionError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 # -- the demo ------------------------------------------------------------------------------------------------

@@ -45,7 +45,7 @@ from .cluster_support import (
     worker_condition,
     working,
 )
-from .conftest import CHART, CRD_NAME, ChartOperator, chart_operator, one, render, service_account_kubeconfig
+from .helm import CHART, CRD_NAME, ChartOperator, chart_operator, one, render, service_account_kubeconfig
 
 pytestmark = pytest.mark.cluster
 

@@ -11,7 +11,7 @@ import yaml
 from byoc_operator import api, crd
 from byoc_operator.pod_policy import PodPolicy
 
-from .conftest import CHART, CRD_NAME, ROOT, Helm, find, one, render, render_error
+from .helm import CHART, CRD_NAME, ROOT, Helm, find, one, render, render_error
 
 COMBINATIONS: dict[str, dict[str, Any]] = {
     "defaults": {},

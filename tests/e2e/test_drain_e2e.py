@@ -26,11 +26,12 @@ from byoc_testenv.devstream import mpegts, sources
 from byoc_testenv.gateway import Gateway, GatewayStream, NoOrchestrators
 from byoc_testenv.launcher import Launcher
 from byoc_testenv.orchestrator import OrchestratorProcess
+from byoc_testenv.polling import eventually
 from byoc_testenv.trickle import TrickleServer
 
 from tests.runtime.support import Stream, publish
 
-from .conftest import IMAGE, SECRET, eventually
+from .conftest import IMAGE, SECRET
 
 pytestmark = [pytest.mark.cluster, pytest.mark.trickle]
 

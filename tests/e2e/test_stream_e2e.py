@@ -21,8 +21,9 @@ from byoc_testenv.devstream.sources import generated_segments
 from byoc_testenv.gateway import Gateway, GatewayStream, NoOrchestrators
 from byoc_testenv.launcher import Launcher
 from byoc_testenv.orchestrator import OrchestratorProcess
+from byoc_testenv.polling import eventually
 
-from .conftest import SECRET, eventually
+from .conftest import SECRET
 
 pytestmark = [pytest.mark.cluster, pytest.mark.trickle]
 
