@@ -23,9 +23,6 @@ import base64
 import contextlib
 import json
 import os
-import socket
-import subprocess
-import sys
 import time
 import urllib.request
 import uuid
@@ -37,7 +34,8 @@ from typing import Any
 import yaml
 
 from byoc_testenv.cluster import Cluster
-from byoc_testenv.polling import free_port, stop_child, wait_for
+from byoc_testenv.operator_process import OperatorProcess
+from byoc_testenv.polling import wait_for
 from byoc_testenv.progress import Progress
 
 DEMO_SECRET = "demo-orchestrator-secret"
@@ -46,35 +44,16 @@ PARAMS = {"width": 320, "height": 180}
 
 
 
-def start_operator(cluster: Cluster, log_path: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "byoc_operator.main", "--liveness", f"http://127.0.0.1:{port}/healthz",
-         "--metrics-host", "127.0.0.1", "--metrics-port", str(free_port())],
-        # The demo and the e2e tests name their orchestrator in the worker's namespace, which the operator (like
-        # the chart) only allows when told so (docs/security.md).
-        env={**os.environ, "KUBECONFIG": str(cluster.kubeconfig), "BYOC_ALLOW_NAMESPACE_ORCHESTRATORS": "true",
-             **(env or {})},
-        stdout=log_path.open("wb"), stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"the operator exited early; its log:\n{log_path.read_text()}")
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return proc
-        time.sleep(0.3)
-    raise SystemExit("the operator did not come up within 60 s")
-
-
 @contextlib.contextmanager
-def operator_process(cluster: Cluster, log_path: Path, env: dict[str, str] | None = None) -> Iterator[Any]:
-    proc = start_operator(cluster, log_path, env)
+def operator_process(cluster: Cluster, log_path: Path, env: dict[str, str] | None = None) -> Iterator[OperatorProcess]:
+    """The operator for the demo and the e2e tests. They name their orchestrator in the worker's namespace, which
+    the operator (like the chart) only allows when told so (docs/security.md)."""
+    defaults = {"KUBECONFIG": str(cluster.kubeconfig), "BYOC_ALLOW_NAMESPACE_ORCHESTRATORS": "true"}
+    proc = OperatorProcess({**os.environ, **defaults, **(env or {})}, log_path).start()
     try:
         yield proc
     finally:
-        stop_child(proc, 15)
+        proc.stop(15)
 
 
 # -- a stream through the test gateway ------------------------------------------------------------------------
@@ -372,7 +351,7 @@ def run(args: argparse.Namespace) -> int:
         print(cluster.kubectl("get", "nodes", "-L", "nvidia.com/gpu.product").stdout, flush=True)
         progress.say("installing the BYOCWorker CRD")
         cluster.kubectl("apply", "--server-side", "-f", str(args.repo / "crds"))
-        cluster.kubectl("wait", "--for=condition=Established", "crd/byocworkers.byoc.livepeer.org")
+        cluster.wait_established("byocworkers.byoc.livepeer.org")
 
         progress.say("starting the launcher: runtime pods run as local processes on their pod IPs")
         launcher = stack.enter_context(Launcher.start(cluster, image_map=images))

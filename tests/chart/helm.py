@@ -7,7 +7,6 @@ import contextlib
 import os
 import re
 import secrets
-import socket
 import subprocess
 import sys
 import tempfile
@@ -18,7 +17,8 @@ from typing import Any, TypeVar
 import yaml
 from byoc_operator import crd
 from byoc_testenv import tools
-from byoc_testenv.polling import free_port, stop_child, wait_for
+from byoc_testenv.operator_process import OperatorProcess
+from byoc_testenv.polling import free_port
 
 from tests.images.dockerfile import final_stage
 
@@ -125,7 +125,7 @@ def service_account_kubeconfig(cluster: Any, service_account: str, namespace: st
     return path
 
 
-class ChartOperator:
+class ChartOperator(OperatorProcess):
     """The operator with exactly the command line and environment of the chart's Deployment (the image's
     ENTRYPOINT where the chart sets no command), authenticated as the chart's ServiceAccount."""
 
@@ -139,54 +139,33 @@ class ChartOperator:
     ) -> None:
         container = deployment["spec"]["template"]["spec"]["containers"][0]
         entrypoint = final_stage(ROOT / "Dockerfile.operator").entrypoint
-        self.port = free_port()
-        self.metrics_port = free_port()
+        port, metrics_port = free_port(), free_port()
         argv = [*(container.get("command") or entrypoint), *container.get("args", [])]
         # The one change: free loopback ports instead of the pod's own 0.0.0.0:8080 (liveness) and :8081
         # (metrics), which other processes on this machine may hold.
-        self.argv = [
-            a.replace("http://0.0.0.0:8080/", f"http://127.0.0.1:{self.port}/").replace(
-                "--metrics-port=8081", f"--metrics-port={self.metrics_port}"
+        local = [
+            a.replace("http://0.0.0.0:8080/", f"http://127.0.0.1:{port}/").replace(
+                "--metrics-port=8081", f"--metrics-port={metrics_port}"
             )
             for a in argv
         ]
-        self.argv += ["--metrics-host=127.0.0.1"]
-        changed = [a for a in self.argv if a not in argv]
+        local += ["--metrics-host=127.0.0.1"]
+        changed = [a for a in local if a not in argv]
         assert len(changed) == 3, f"the chart's operator arguments changed: {argv}"
-        self.env = {**os.environ, "KUBECONFIG": str(kubeconfig), **(env or {})}
-        self.env.pop("KUBERNETES_SERVICE_HOST", None)
+        run_env = {**os.environ, "KUBECONFIG": str(kubeconfig), **(env or {})}
+        run_env.pop("KUBERNETES_SERVICE_HOST", None)
         # The image has its console scripts (and python) on PATH; here they are in this venv.
-        self.env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+        run_env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
         for var in container.get("env", []):
             if "value" in var:
-                self.env[var["name"]] = var["value"]
+                run_env[var["name"]] = var["value"]
             elif var.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == "metadata.name":
-                self.env[var["name"]] = pod_name
+                run_env[var["name"]] = pod_name
             elif var.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == "metadata.namespace":
-                self.env[var["name"]] = deployment["metadata"]["namespace"]
+                run_env[var["name"]] = deployment["metadata"]["namespace"]
             else:
                 raise AssertionError(f"cannot run the operator outside a pod with env {var}")
-        self.log_path = log_path
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self, wait: bool = True) -> ChartOperator:
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(self.argv, env=self.env, stdout=log, stderr=subprocess.STDOUT)
-        if wait:
-            wait_for(self._alive, 60, what="the operator's liveness endpoint", interval=0.25)
-        return self
-
-    def _alive(self) -> bool:
-        assert self.proc is not None and self.proc.poll() is None, f"operator exited:\n{self.log()}"
-        with socket.socket() as s:
-            return s.connect_ex(("127.0.0.1", self.port)) == 0
-
-    def stop(self) -> None:
-        if self.proc:
-            stop_child(self.proc, 20)
-
-    def log(self, lines: int = 80) -> str:
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        super().__init__(run_env, log_path, local, port, metrics_port)
 
     def permission_problems(self, namespace: str | None = None) -> list[str]:
         """Log lines that say the operator (or kopf) lacked a permission: cluster-wide ones, and with a namespace

@@ -97,7 +97,7 @@ def test_install_creates_what_the_chart_renders(cluster: Any, release: Release) 
     assert crd_obj["metadata"]["annotations"]["meta.helm.sh/release-name"] == release.name
     for name in ("clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev"):
         assert exists(cluster, "crd", name)
-    cluster.kubectl("wait", "--for=condition=Established", f"crd/{CRD_NAME}", "--timeout=30s")
+    cluster.wait_established(CRD_NAME, timeout=30)
     explained = cluster.kubectl("explain", "byocworker.spec.gpu.migProfile").stdout
     assert "MIG" in explained
     status = json.loads(release.helm.run("status", release.name, "-n", release.namespace, "-o", "json").stdout)

@@ -39,7 +39,7 @@ def e2e_cluster() -> Iterator[Cluster]:
             groups = [GPUNodeGroup("gpu", count=1, gpus_per_node=4), CPUNodeGroup("cpu", count=1)]
             cluster = stack.enter_context(Cluster.start(groups, extra_stages=launcher_stages(IMAGES)))
         cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
-        cluster.kubectl("wait", "--for=condition=Established", "crd/byocworkers.byoc.livepeer.org")
+        cluster.wait_established("byocworkers.byoc.livepeer.org")
         yield cluster
 
 

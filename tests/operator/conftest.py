@@ -21,8 +21,7 @@ def kube(cluster: Any) -> Client:
 def crd_installed(cluster: Any) -> None:
     for name in crd.files():
         cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "crds" / name))
-    for name in (crd.CRD_NAME, crd.ORCHESTRATOR_CRD_NAME):
-        cluster.kubectl("wait", "--for=condition=Established", f"crd/{name}", "--timeout=60s")
+    cluster.wait_established(crd.CRD_NAME, crd.ORCHESTRATOR_CRD_NAME)
 
 
 @pytest.fixture(scope="session")

@@ -35,12 +35,13 @@ SECRET = "admin-orch-secret-NEVER-SHOWN-c41e"
 @pytest.fixture(scope="module")
 def admin_only(operator: OperatorProcess) -> Iterator[OperatorProcess]:
     """The session's operator, restarted with namespace orchestrators not allowed (the chart's default)."""
+    before = dict(operator.env)
     operator.stop()
-    operator.env = {**operator.env, "BYOC_ALLOW_NAMESPACE_ORCHESTRATORS": "false"}
+    operator.env["BYOC_ALLOW_NAMESPACE_ORCHESTRATORS"] = "false"
     operator.start()
     yield operator
     operator.stop()
-    operator.env = {k: v for k, v in operator.env.items() if k != "BYOC_ALLOW_NAMESPACE_ORCHESTRATORS"}
+    operator.env = before
     operator.start()
 
 
