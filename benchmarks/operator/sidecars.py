@@ -3,7 +3,7 @@
 kwok pods run no containers, and a thousand real sidecar processes (about 40 MB of Python each) do not fit the
 benchmark machine, so a shard process stands in for the kubelets. It watches the pods of a namespace and, for
 each pod whose spec has the `byoc-registrar` container the operator renders, runs the REAL registrar
-(`byoc_runtime.registrar.Registrar`) as an asyncio task:
+(`byoc_edge.registrar.Registrar`) as an asyncio task:
 
 - configured from that container's own args and env, with the downward API resolved from the pod (POD_IP,
   POD_NAME) and the Secret volumes it mounts copied from the API server into local files;
@@ -50,9 +50,9 @@ from typing import Any, ClassVar
 
 import psutil
 from aiohttp import web
-from byoc_runtime.registrar.config import RegistrarConfig, default_runner_url, load_config
-from byoc_runtime.registrar.registrar import Registrar
-from byoc_runtime.registrar.registration import Registration
+from byoc_edge.registrar.config import RegistrarConfig, default_runner_url, load_config
+from byoc_edge.registrar.registrar import Registrar
+from byoc_edge.registrar.registration import Registration
 from byoc_testenv.polling import read_first_line, stop_child
 from lightkube import AsyncClient, KubeConfig
 from lightkube.core.exceptions import ApiError

@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from byoc_runtime.registrar.server import create_app
+from byoc_edge.registrar.server import create_app
 from byoc_testenv.orchestrator import TestOrchestrator
 
 from tests.liverunner.support import SECRET, registrar_args, running_registrar, wait_for
@@ -252,7 +252,7 @@ async def test_drain_grace_period_and_the_registrar_port(make_orch, stub_worker,
 
 @pytest.mark.parametrize("missing", ["--app", "--orchestrator"])
 async def test_refuses_to_start_without_essentials(missing: str, secret_file) -> None:
-    from byoc_runtime.registrar.config import load_config
+    from byoc_edge.registrar.config import load_config
 
     args = registrar_args("http://127.0.0.1:1", "http://127.0.0.1:2", secret_file)
     index = args.index(missing)
@@ -267,8 +267,8 @@ def test_secret_constant_is_not_trivial() -> None:
 
 async def test_drained_before_it_started_never_registers(make_orch, stub_worker, secret_file) -> None:
     """SIGTERM can arrive while the sidecar is still starting: nothing may be left registered behind it."""
-    from byoc_runtime.registrar.config import load_config
-    from byoc_runtime.registrar.registrar import Registrar
+    from byoc_edge.registrar.config import load_config
+    from byoc_edge.registrar.registrar import Registrar
 
     orch = await make_orch()
     registrar = Registrar(load_config(registrar_args(orch, stub_worker.url, secret_file), {}))

@@ -6,10 +6,10 @@ import logging
 from pathlib import Path
 
 import pytest
-from byoc_runtime.registrar.advert import advertised_capacity, build_advert, runner_status
-from byoc_runtime.registrar.config import default_runner_url, load_config
-from byoc_runtime.registrar.credentials import CredentialError, Redactor, SecretSource
-from byoc_runtime.registrar.local_worker import WorkerState, parse_gpu, parse_health
+from byoc_edge.registrar.advert import advertised_capacity, build_advert, runner_status
+from byoc_edge.registrar.config import default_runner_url, load_config
+from byoc_edge.registrar.credentials import CredentialError, Redactor, SecretSource
+from byoc_edge.registrar.local_worker import WorkerState, parse_gpu, parse_health
 
 
 def test_config_from_flags_and_environment(tmp_path: Path) -> None:

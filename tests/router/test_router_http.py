@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from byoc_runtime.router.pods import DnsPods, FilePods, StaticPods
+from byoc_edge.router.pods import DnsPods, FilePods, StaticPods
 
 from .fake_pod import FakePod
 

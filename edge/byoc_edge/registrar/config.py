@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ..liverunner.protocol import MODE_PERSISTENT, MODE_SINGLE_SHOT, RunnerAdvert, advert_errors
+from ..liverunner import MODE_PERSISTENT, MODE_SINGLE_SHOT, RunnerAdvert, advert_errors
 from .credentials import SecretSource
 
 ENV_PREFIX = "BYOC_REGISTRAR_"

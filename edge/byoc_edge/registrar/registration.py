@@ -22,8 +22,7 @@ from typing import Any
 
 import aiohttp
 
-from ..liverunner.control import describe
-from ..liverunner.protocol import (
+from ..liverunner import (
     DEFAULT_HEARTBEAT_INTERVAL,
     HEARTBEAT_PATH,
     HeartbeatReply,
@@ -31,6 +30,7 @@ from ..liverunner.protocol import (
     join_url,
     unregister_path,
 )
+from ..rest import describe_client_error as describe
 from .credentials import CredentialError, Redactor, SecretSource
 
 log = logging.getLogger(__name__)
