@@ -7,11 +7,11 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test setup build lint crds clean
 
-$(STAMP): operator/pyproject.toml runtime/pyproject.toml testenv/pyproject.toml requirements-dev.txt
+$(STAMP): operator/pyproject.toml edge/pyproject.toml runtime/pyproject.toml testenv/pyproject.toml requirements-dev.txt
 	@echo "== setting up $(VENV) (Python deps pinned in the pyproject files)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip==25.3
-	$(BIN)/python -m pip install --progress-bar off -e operator -e runtime -e testenv -r requirements-dev.txt
+	$(BIN)/python -m pip install --progress-bar off -e operator -e edge -e runtime -e testenv -r requirements-dev.txt
 	touch $(STAMP)
 
 setup: $(STAMP)

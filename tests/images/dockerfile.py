@@ -1,5 +1,6 @@
 """Just enough of a Dockerfile parser to run an image's entrypoint outside Docker: the final stage's ENV,
-ENTRYPOINT, CMD, EXPOSE, USER and HEALTHCHECK (exec/JSON forms only: ours use nothing else)."""
+ENTRYPOINT, CMD, EXPOSE, USER and HEALTHCHECK (exec/JSON forms only: ours use nothing else), and ``ARG``
+defaults declared before the first ``FROM`` expanded in ``FROM`` lines."""
 
 from __future__ import annotations
 
@@ -66,9 +67,14 @@ def expand(value: str, env: dict[str, str]) -> str:
 
 def stages(path: Path) -> list[Stage]:
     out: list[Stage] = []
+    build_args: dict[str, str] = {}
     for word, args in instructions(path.read_text()):
+        if word == "ARG" and not out:
+            name, _, default = args.partition("=")
+            build_args[name.strip()] = default.strip()
+            continue
         if word == "FROM":
-            parts = args.split()
+            parts = expand(args, build_args).split()
             parts = [p for p in parts if not p.startswith("--")]
             out.append(Stage(base=parts[0], name=parts[2] if len(parts) > 2 and parts[1].upper() == "AS" else None))
             continue

