@@ -188,7 +188,15 @@ def test_live_runner_dynamic_adds_a_registrar_sidecar_with_secret_files_and_drai
     assert registrar["command"] == ["byoc-registrar"] and registrar["image"] == IMAGE
     args = registrar["args"]
     assert "--orchestrator=https://o1:8935" in args and "--orchestrator=https://o2:8935" in args
-    assert "--capacity=2" in args and "--drain-seconds=300" in args and "--insecure-skip-verify=true" in args
+    assert "--capacity=2" in args and "--drain-seconds=300" in args
+    # One TLS setting per orchestrator, right after it: o1's insecureSkipVerify is not o2's.
+    tls = [a for a in args if a.startswith(("--orchestrator=", "--orchestrator-tls="))]
+    assert tls == [
+        "--orchestrator=https://o1:8935",
+        "--orchestrator-tls=insecure",
+        "--orchestrator=https://o2:8935",
+        "--orchestrator-tls=/var/run/byoc/orchestrators/1-ca/ca.crt",
+    ]
     assert "--app=live-video-to-video" in args and "--worker-url=http://$(POD_IP):8000" in args
     # secrets arrive as files, never as args or env values
     assert not any("secret" in str(e.get("value", "")) for e in registrar["env"])
