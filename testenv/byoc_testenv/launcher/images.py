@@ -73,7 +73,7 @@ def bundled_runtime() -> LocalImage:
     )
 
 
-def edge() -> LocalImage:
+def bundled_edge() -> LocalImage:
     """The edge image (Dockerfile.edge: ENTRYPOINT byoc-router; routers and registrar/drain sidecars)."""
     return LocalImage(
         entrypoint=("byoc-router",),
@@ -87,7 +87,7 @@ def runtime_images(*images: str) -> ImageMap:
     """Map each image (default: the operator's default runtime image) to this venv's runtime executables, and the
     operator's default edge image to its edge executables (routers and sidecars run it)."""
     local = bundled_runtime()
-    return {DEFAULT_EDGE_IMAGE: edge(), **{image: local for image in images or (DEFAULT_RUNTIME_IMAGE,)}}
+    return {DEFAULT_EDGE_IMAGE: bundled_edge(), **{image: local for image in images or (DEFAULT_RUNTIME_IMAGE,)}}
 
 
 def dump_image_map(images: Mapping[str, LocalImage]) -> str:
