@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 from byoc_testenv.polling import wait_for
 
-from .conftest import CHART, CRD_NAME, ROOT, Helm, one, render
+from .helm import CHART, CRD_NAME, ROOT, Helm, one, render
 
 EXAMPLES = ROOT / "examples"
 

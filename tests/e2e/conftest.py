@@ -4,14 +4,12 @@ trickle server (the ``trickle_server`` fixture)."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import sys
-import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import pytest
 from byoc_testenv import Cluster, CPUNodeGroup, GPUNodeGroup
@@ -28,24 +26,6 @@ IMAGES = {**runtime_images(IMAGE), PY_IMAGE: LocalImage(entrypoint=("python",), 
 SECRET = "e2e-orch-secret-9d2f"
 EXTERNAL = os.environ.get("BYOC_TESTENV_KUBECONFIG")  # a running cluster: kwok marks pods Ready before the probe
 T = TypeVar("T")
-
-
-async def eventually(check: Callable[[], T | Awaitable[T]], seconds: float, what: str, interval: float = 0.5) -> T:
-    """Poll until check() returns something truthy; fail with the last value seen."""
-    deadline = time.monotonic() + seconds
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-            if asyncio.iscoroutine(last):
-                last = await last
-        except Exception as exc:  # not there yet
-            last = exc
-        else:
-            if last:
-                return last
-        await asyncio.sleep(interval)
-    raise AssertionError(f"timed out after {seconds:.0f}s waiting for {what}; last seen: {last!r}")
 
 
 @pytest.fixture(scope="package")

@@ -18,7 +18,7 @@ from byoc_testenv.orchestrator import OrchestratorProcess
 from byoc_testenv.pytest_plugin import namespace_name
 from lightkube import Client, KubeConfig
 
-from tests.operator.conftest import OperatorProcess
+from tests.support.operator import OperatorProcess
 
 from .support import SECRET
 

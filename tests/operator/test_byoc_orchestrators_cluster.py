@@ -15,7 +15,15 @@ from byoc_testenv.orchestrator.process import OrchestratorProcess
 from byoc_testenv.polling import wait_for
 from lightkube import Client
 
-from .conftest import OPERATOR_NAMESPACE, OperatorProcess, condition, get_worker, kubectl_apply, worker_manifest
+from tests.support.operator import (
+    OPERATOR_NAMESPACE,
+    OperatorProcess,
+    condition,
+    get_worker,
+    kubectl_apply,
+    worker_manifest,
+)
+
 from .test_orchestrator_requests_cluster import Peer, answering
 from .test_registration_cluster import capabilities
 
