@@ -3,7 +3,7 @@
 kwok pods run no containers, and the operator registers the free slots the routers report
 (``byoc_operator/slots.py``), so with no router answering it registers 0. This stands in for the router replicas:
 it serves ``/health`` on each running router pod's own IP and port (kwok pod IPs are loopback addresses) with what
-the real router (``byoc_runtime/router/server.py``) reports with no stream running: one free slot per session of
+the real router (``byoc_edge/router/fleet.py``) reports with no stream running: one free slot per session of
 every Ready worker pod. The Ready pods are the worker Deployment's ``readyReplicas``, read every ``poll_s``: the
 router learns pods from the headless Service, which lists the Ready ones, so it lags the Deployment by its own DNS
 poll; this stand-in does not, and the benchmark's "after the pods" time is the operator's share alone.

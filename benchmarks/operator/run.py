@@ -465,7 +465,7 @@ NOTES = [
 LIVE_RUNNER_NOTES = [
     "Live Runner dynamic, what the stand-in is: kwok pods run no containers and a thousand registrar processes "
     "(about 40 MB of Python each) do not fit this machine, so two shard processes (`sidecars.py`) play the kubelets: "
-    "they watch the pods and run the real `byoc_runtime.registrar.Registrar` for each, configured by parsing the "
+    "they watch the pods and run the real `byoc_edge.registrar.Registrar` for each, configured by parsing the "
     "registrar container the operator rendered (args, downward-API env, Secret volumes copied from the API server), "
     "started once the pod runs, drained as the preStop hook would when it is deleted. Only the worker it polls is "
     "a stand-in (one HTTP endpoint per shard answering /health from the pod's readiness), and the shard shares one "

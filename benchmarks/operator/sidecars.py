@@ -3,7 +3,7 @@
 kwok pods run no containers, and a thousand real sidecar processes (about 40 MB of Python each) do not fit the
 benchmark machine, so a shard process stands in for the kubelets. It watches the pods of a namespace and, for
 each pod whose spec has the `byoc-registrar` container the operator renders, runs the REAL registrar
-(`byoc_runtime.registrar.Registrar`) as an asyncio task:
+(`byoc_edge.registrar.Registrar`) as an asyncio task:
 
 - configured from that container's own args and env, with the downward API resolved from the pod (POD_IP,
   POD_NAME) and the Secret volumes it mounts copied from the API server into local files;
@@ -50,9 +50,9 @@ from typing import Any, ClassVar
 
 import psutil
 from aiohttp import web
-from byoc_runtime.registrar.config import RegistrarConfig, default_runner_url, load_config
-from byoc_runtime.registrar.registrar import Registrar
-from byoc_runtime.registrar.registration import Registration
+from byoc_edge.registrar.config import OrchestratorTLS, RegistrarConfig, default_runner_url, load_config
+from byoc_edge.registrar.registrar import Registrar
+from byoc_edge.registrar.registration import Registration
 from byoc_testenv.polling import read_first_line, stop_child
 from lightkube import AsyncClient, KubeConfig
 from lightkube.core.exceptions import ApiError
@@ -164,20 +164,16 @@ def shard_of(name: str, shards: int) -> int:
 # -- the registrars ---------------------------------------------------------------------------------------
 
 
-class SharedTLSConfig(RegistrarConfig):
-    """The registrar's configuration with one TLS context per trust setting for the whole shard."""
-
-    _contexts: ClassVar[dict[tuple[Any, ...], ssl.SSLContext]] = {}
-
-    def ssl_context(self) -> ssl.SSLContext:
-        key = (self.ca_files, self.insecure_skip_verify)
-        if key not in self._contexts:
-            self._contexts[key] = super().ssl_context()
-        return self._contexts[key]
-
-
 class TimedRegistrar(Registrar):
-    """The real registrar, noting when every orchestrator first accepted a "ready" heartbeat, and counting."""
+    """The real registrar, noting when every orchestrator first accepted a "ready" heartbeat, and counting; with
+    one SSL context per orchestrator trust setting for the whole shard, not one per registration."""
+
+    _contexts: ClassVar[dict[OrchestratorTLS, ssl.SSLContext]] = {}
+
+    def ssl_context(self, tls: OrchestratorTLS) -> ssl.SSLContext:
+        if tls not in self._contexts:
+            self._contexts[tls] = super().ssl_context(tls)
+        return self._contexts[tls]
 
     def __init__(self, config: RegistrarConfig, beats: Counter[tuple[str, str]]) -> None:
         super().__init__(config)
@@ -331,7 +327,7 @@ class Shard:
         for path, (secret, key) in mounted_secret_files(pod, container).items():
             files[path] = await self._secret_file(secret, key)
         argv = registrar_argv(list(container.args or []), env, files, f"{self.worker_base}/pods/{pod.metadata.name}")
-        return SharedTLSConfig(**dict(load_config(argv, env)))
+        return load_config(argv, env)
 
     async def _secret_file(self, name: str, key: str) -> str:
         """A local copy of one Secret key, as the kubelet's Secret volume would hold it."""

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 CHILD_FILTER = {"labels": {LABEL_WORKER: kopf.PRESENT, "app.kubernetes.io/managed-by": "byoc-operator"}}
 DEFAULT_RUNTIME_IMAGE = "ghcr.io/livepeer-byoc/byoc-runtime:0.1.0"
+DEFAULT_EDGE_IMAGE = "ghcr.io/livepeer-byoc/byoc-edge:0.1.0"
 
 
 def _worker_key(body: Any) -> Key:
@@ -49,6 +50,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         policy=PodPolicy.from_env(os.environ),
         operator_namespace=os.environ.get("BYOC_OPERATOR_NAMESPACE") or None,
         namespace_orchestrators=os.environ.get("BYOC_ALLOW_NAMESPACE_ORCHESTRATORS", "false").lower() == "true",
+        edge_image=os.environ.get("BYOC_EDGE_IMAGE", DEFAULT_EDGE_IMAGE),
     )
     memo.resync_seconds = float(os.environ.get("BYOC_RESYNC_SECONDS", "600"))
 

@@ -206,9 +206,11 @@ class Reconciler:
         policy: PodPolicy | None = None,
         operator_namespace: str | None = None,
         namespace_orchestrators: bool = False,
+        edge_image: str = "",
     ) -> None:
         self.client = client
         self.runtime_image = runtime_image
+        self.edge_image = edge_image
         self.policy = policy or PodPolicy()
         # Where BYOCOrchestrators' Secrets are (None: unknown, so none can be used).
         self.operator_namespace = operator_namespace
@@ -309,7 +311,7 @@ class Reconciler:
             return  # gone: ownerReferences let the garbage collector remove the children
         deleting = bool(body["metadata"].get("deletionTimestamp"))
         try:
-            worker = Worker.from_body(body, self.runtime_image, self.policy)
+            worker = Worker.from_body(body, self.runtime_image, self.policy, self.edge_image)
         except pydantic.ValidationError as exc:
             if deleting:
                 await self._set_finalizer(key, body, present=False)
@@ -491,7 +493,7 @@ class Reconciler:
             if other_key == skip or other is None or capability_of(other) != capability:
                 continue
             try:
-                worker = Worker.from_body(other, self.runtime_image)
+                worker = Worker.from_body(other, self.runtime_image, edge_image=self.edge_image)
             except pydantic.ValidationError:
                 continue
             if not worker.registers:

@@ -222,7 +222,7 @@ def targets(worker: Worker, secrets: list[dict[str, Any]], admin: list[Target] |
 
 # A rotated worker token reaches the pods at the kubelet's next Secret sync (about a minute, often less), and
 # the orchestrator at the next registration; the pods accept the previous token for a while after a change
-# (byoc_runtime/bearer.py), but cannot accept one they have not read yet. So a new token is registered only
+# (byoc_edge/bearer.py), but cannot accept one they have not read yet. So a new token is registered only
 # once it has been in the Secret this long: a 401 would make the orchestrator drop the capability.
 TOKEN_PROPAGATION_SECONDS = 120.0
 

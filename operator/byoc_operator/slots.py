@@ -52,7 +52,7 @@ def _count(value: Any) -> int | None:
 
 
 def parse_router_health(data: Any) -> Slots | None:
-    """A router's ``GET /health`` (``byoc_runtime/router/server.py`` ``Router.health``); None when unreadable."""
+    """A router's ``GET /health`` (``byoc_edge/router/fleet.py`` ``Fleet.health``); None when unreadable."""
     if not isinstance(data, dict):
         return None
     free, active = _count(data.get("available")), _count(data.get("active_streams"))

@@ -13,11 +13,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+from byoc_edge.settings import Flags, gather
+from byoc_edge.settings import build_parser as build_parser_for
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .origins import AllowedOrigins, OriginSource
-from .settings import Flags, gather
-from .settings import build_parser as build_parser_for
 
 ENV_PREFIX = "BYOC_"
 

@@ -32,10 +32,10 @@ from typing import Any
 import aiohttp
 import av
 import torch
+from byoc_edge.schema import MAX_JSON_DEPTH, StreamParams, StreamStartRequest, nesting_depth, output_size_refusal
 from pydantic import ValidationError
 
 from . import data_channel, events, trickle
-from .api.schema import MAX_JSON_DEPTH, StreamParams, StreamStartRequest, nesting_depth, output_size_refusal
 from .frames import DEFAULT_HEIGHT, DEFAULT_WIDTH, AudioFrame, FrameOrigin, VideoFrame, is_video_frame
 from .media.convert import DEFAULT_INTERPOLATION, rgb_to_tensor, rgb_to_video_frame, tensor_to_rgb, video_frame_to_rgb
 from .media.decode import FrameRateLimiter, SegmentDecoder, SegmentReader, SegmentReport

@@ -14,8 +14,8 @@ import os
 from typing import Any
 
 import torch
+from byoc_edge.schema import StreamStartRequest, output_size_refusal
 
-from .api.schema import StreamStartRequest, output_size_refusal
 from .capacity import SessionTable, StartInvalid, StartRefused
 from .config import RuntimeConfig
 from .media.encode import EncoderSettings, encoder_available
@@ -136,7 +136,8 @@ class Worker:
         if host is None:
             reason = "error" if self.pool.state is PoolState.ERROR else "capacity"
             self.metrics.sessions_rejected.labels(reason).inc()
-            detail = f": {self.pool.error}" if self.pool.error else ""
+            # The load error's text is in the log (processors/host.py), not in a reply a gateway may see.
+            detail = ": the processor failed to load" if self.pool.error else ""
             raise StartRefused(f"no processor instance available{detail}", reason)
         session = Session(
             request,

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from byoc_edge.registrar.config import load_config
 from byoc_operator.render import Worker, render_deployment
-from byoc_runtime.registrar.config import load_config
 from byoc_testenv.orchestrator.process import OrchestratorProcess
 from byoc_testenv.polling import wait_for
 from lightkube.resources.core_v1 import Pod

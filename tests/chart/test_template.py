@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import yaml
 from byoc_operator import api, crd
+from byoc_operator.handlers import DEFAULT_EDGE_IMAGE
 from byoc_operator.pod_policy import PodPolicy
 
 from .helm import CHART, CRD_NAME, ROOT, Helm, find, one, render, render_error
@@ -221,6 +222,7 @@ def test_operator_pod_is_locked_down(helm: Helm) -> None:
     assert not find(docs, "ClusterKopfPeering") and not find(docs, "PodDisruptionBudget")
     env = {e["name"]: e.get("value") for e in c["env"]}
     assert env["BYOC_RUNTIME_IMAGE"] == "ghcr.io/livepeer-byoc/byoc-runtime:0.1.0"
+    assert env["BYOC_EDGE_IMAGE"] == DEFAULT_EDGE_IMAGE  # routers and sidecars: the operator's own default
     assert env["BYOC_RESYNC_SECONDS"] == "600" and "BYOC_RECONCILE_CONCURRENCY" in env
     app_version = yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]
     assert c["image"] == f"ghcr.io/livepeer-byoc/byoc-operator:{app_version}"
@@ -379,6 +381,7 @@ def test_operator_settings_and_pull_secrets(helm: Helm) -> None:
         helm,
         {
             "runtimeImage": "registry.local:5000/byoc/runtime:2.0",
+            "edgeImage": "registry.local:5000/byoc/edge:2.0",
             "image": {"digest": "sha256:" + "a" * 64},
             "operator": {"resyncSeconds": 30},
         },
@@ -386,6 +389,7 @@ def test_operator_settings_and_pull_secrets(helm: Helm) -> None:
     c = container(docs)
     env = {e["name"]: e.get("value") for e in c["env"]}
     assert env["BYOC_RUNTIME_IMAGE"] == "registry.local:5000/byoc/runtime:2.0" and env["BYOC_RESYNC_SECONDS"] == "30"
+    assert env["BYOC_EDGE_IMAGE"] == "registry.local:5000/byoc/edge:2.0"
     # Namespaces bring no orchestrators of their own unless the administrator allows it.
     assert env["BYOC_ALLOW_NAMESPACE_ORCHESTRATORS"] == "false"
     operator_ns = next(e for e in c["env"] if e["name"] == "BYOC_OPERATOR_NAMESPACE")
@@ -399,6 +403,7 @@ def test_operator_settings_and_pull_secrets(helm: Helm) -> None:
     "values,message",
     [
         ({"runtimeImage": "Not An Image"}, "at '/runtimeImage'"),
+        ({"edgeImage": "Not An Image"}, "at '/edgeImage'"),
         ({"watchNamespaces": "team-a"}, "at '/watchNamespaces': got string, want array"),
         ({"watchNamespaces": ["Team_A"]}, "at '/watchNamespaces/0'"),
         ({"replicas": 2}, "additional properties 'replicas' not allowed"),
@@ -425,6 +430,7 @@ def test_bad_values_fail_with_a_clear_message(helm: Helm, values: dict[str, Any]
 def test_schema_image_rule_is_the_crds() -> None:
     schema = json.loads((CHART / "values.schema.json").read_text())
     assert schema["properties"]["runtimeImage"]["pattern"] == api.IMAGE_PATTERN
+    assert schema["properties"]["edgeImage"]["pattern"] == api.IMAGE_PATTERN
 
 
 def test_notes_and_install_docs(helm: Helm) -> None:

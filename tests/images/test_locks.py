@@ -61,7 +61,13 @@ def install_commands(text: str) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    "path,lock", [("Makefile", "dev"), ("Dockerfile.operator", "operator"), ("Dockerfile.runtime", "runtime")]
+    "path,lock",
+    [
+        ("Makefile", "dev"),
+        ("Dockerfile.operator", "operator"),
+        ("Dockerfile.edge", "edge"),
+        ("Dockerfile.runtime", "runtime"),
+    ],
 )
 def test_installs_go_through_the_lock_with_hashes(path: str, lock: str) -> None:
     commands = install_commands((ROOT / path).read_text())

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from byoc_edge.registrar.config import load_config
+from byoc_edge.registrar.registrar import Registrar
 from byoc_runtime.media.testsource import SourceSpec, generate_segments
-from byoc_runtime.registrar.config import load_config
-from byoc_runtime.registrar.registrar import Registrar
 from byoc_testenv.orchestrator import TestOrchestrator
 
 SECRET = "orch-secret-Zq8w"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from byoc_runtime.liverunner.protocol import (
+from byoc_edge.liverunner import (
     LIVE_VIDEO_CHANNELS,
     Channel,
     HeartbeatReply,

@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 from aiohttp import web
+from byoc_edge.liverunner import SessionContext
 from byoc_runtime.liverunner.control import stop_session
-from byoc_runtime.liverunner.protocol import SessionContext
 from byoc_testenv.local_http import serving
 
 

@@ -188,7 +188,15 @@ def test_live_runner_dynamic_adds_a_registrar_sidecar_with_secret_files_and_drai
     assert registrar["command"] == ["byoc-registrar"] and registrar["image"] == IMAGE
     args = registrar["args"]
     assert "--orchestrator=https://o1:8935" in args and "--orchestrator=https://o2:8935" in args
-    assert "--capacity=2" in args and "--drain-seconds=300" in args and "--insecure-skip-verify=true" in args
+    assert "--capacity=2" in args and "--drain-seconds=300" in args
+    # One TLS setting per orchestrator, right after it: o1's insecureSkipVerify is not o2's.
+    tls = [a for a in args if a.startswith(("--orchestrator=", "--orchestrator-tls="))]
+    assert tls == [
+        "--orchestrator=https://o1:8935",
+        "--orchestrator-tls=insecure",
+        "--orchestrator=https://o2:8935",
+        "--orchestrator-tls=/var/run/byoc/orchestrators/1-ca/ca.crt",
+    ]
     assert "--app=live-video-to-video" in args and "--worker-url=http://$(POD_IP):8000" in args
     # secrets arrive as files, never as args or env values
     assert not any("secret" in str(e.get("value", "")) for e in registrar["env"])
@@ -216,3 +224,24 @@ def test_an_environment_entry_no_linux_node_can_start_is_refused() -> None:
     assert "environment variable HUGE is 131073 bytes" in (
         node_refusal(worker({"container": {"image": "ghcr.io/a/b:1", "env": env}})) or ""
     )
+
+
+def test_routers_and_sidecars_run_the_edge_image_and_the_bundled_worker_the_runtime_image() -> None:
+    from byoc_operator.render.router import render_router_deployment
+
+    edge = "registry.local/byoc-edge:test"
+    orchestrators = [{"url": "https://o:8935", "secretRef": {"name": "s"}}]
+
+    def rendered(spec: dict) -> tuple[Worker, dict]:
+        body = {"metadata": {"name": "w", "namespace": "ns", "uid": "u-1", "generation": 3}, "spec": spec}
+        w = Worker.from_body(body, IMAGE, edge_image=edge)
+        return w, {c["name"]: c["image"] for c in pod(render_deployment(w))["containers"]}
+
+    routed, images = rendered({"orchestrators": orchestrators})
+    assert images == {"worker": IMAGE}  # the bundled runtime, which drains itself (byoc-drain is in its image)
+    (router,) = pod(render_router_deployment(routed))["containers"]
+    assert (router["image"], router["command"]) == (edge, ["byoc-router"])
+    _, images = rendered({"orchestrators": orchestrators, "registration": {"protocol": "live-runner"}})
+    assert images == {"worker": IMAGE, "registrar": edge}
+    _, images = rendered({"container": {"image": "user/app:1"}})
+    assert images == {"worker": "user/app:1", "drain": edge}

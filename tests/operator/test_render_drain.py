@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from byoc_edge.registrar.config import load_config
 from byoc_operator.render import render_deployment
-from byoc_runtime.registrar.config import load_config
 
 from .test_render import pod, worker
 

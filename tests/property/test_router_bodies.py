@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import aiohttp
 import pydantic
 import pytest_asyncio
-from byoc_runtime.api.schema import StreamStartRequest
-from byoc_runtime.router.pods import StaticPods
+from byoc_edge.router.pods import StaticPods
+from byoc_edge.schema import StreamStartRequest
 from hypothesis import HealthCheck, given, settings
 
 from ..router.conftest import RunningRouter, serve_router

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import aiohttp
 import pydantic
 import pytest_asyncio
-from byoc_runtime.api.schema import StreamParams, StreamStartRequest
+from byoc_edge.schema import StreamParams, StreamStartRequest
 from hypothesis import HealthCheck, example, given, settings
 
 from ..runtime.support import RunningWorker, running_worker

@@ -40,7 +40,7 @@ async def test_sigterm_drains_then_unregisters(make_orch, trickle_server, client
     async with running_worker("grayscale", capacity=2) as rt:
         env = {**os.environ, "ORCH_SECRET": SECRET, "POD_IP": "127.0.0.1", "POD_NAME": "pod-cli"}
         cmd = [
-            sys.executable, "-m", "byoc_runtime.registrar", "--orchestrator", orch.url, "--app", APP,
+            sys.executable, "-m", "byoc_edge.registrar", "--orchestrator", orch.url, "--app", APP,
             "--worker-url", rt.base_url, "--port", str(free_port()), "--probe-interval", "0.1",
             "--log-format", "text", "--log-level", "DEBUG",
         ]  # fmt: skip

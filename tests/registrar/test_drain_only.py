@@ -7,10 +7,10 @@ import asyncio
 
 import aiohttp
 from aiohttp.test_utils import TestServer
-from byoc_runtime.registrar import server as registrar_server
-from byoc_runtime.registrar.config import load_config
-from byoc_runtime.registrar.registrar import Registrar
-from byoc_runtime.registrar.server import create_app
+from byoc_edge.registrar import server as registrar_server
+from byoc_edge.registrar.config import load_config
+from byoc_edge.registrar.registrar import Registrar
+from byoc_edge.registrar.server import create_app
 
 from .stub_worker import StubWorker
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from byoc_runtime.registrar.server import create_app
+from byoc_edge.registrar.server import create_app
 from byoc_testenv.orchestrator import TestOrchestrator
 from byoc_testenv.polling import eventually
 
@@ -182,7 +183,8 @@ async def test_several_orchestrators_tls_and_secrets_stay_out_of_logs(
     args = [
         "--orchestrator", plain.url, "--orchestrator", tls.url, "--orchestrator", wrong.url,
         *[arg for f in files for arg in ("--secret-file", str(f))],
-        "--ca-file", str(tls.certificate.cert_file),
+        "--orchestrator-tls", "system", "--orchestrator-tls", str(tls.certificate.cert_file),
+        "--orchestrator-tls", "system",
         "--app", "live-video-to-video/grayscale", "--worker-url", stub_worker.url, "--runner-id", "pod-0",
         "--probe-interval", "0.1", "--request-timeout", "2",
     ]  # fmt: skip
@@ -210,6 +212,38 @@ async def test_several_orchestrators_tls_and_secrets_stay_out_of_logs(
     for secret in ("plain-secret-1", "tls-secret-22", "not-it-4444", *heartbeat_secrets):
         assert secret not in logged  # ...without any secret
     assert logged.count("refused (401") == 1  # once, not every retry
+
+
+async def test_each_orchestrator_has_its_own_tls_and_an_insecure_one_relaxes_no_other(
+    make_orch, stub_worker, secret_file
+) -> None:
+    """Security review M7: one orchestrator's ``insecure`` (or CA) is not a global setting. Three HTTPS
+    orchestrators with self-signed certificates: the insecure one and the one whose CA is given register; the one
+    left on system trust is refused its certificate, although another orchestrator of the same runner is
+    insecure."""
+    insecure, own_ca, system = [await make_orch(tls=True) for _ in range(3)]
+    assert own_ca.certificate is not None
+    args = [
+        "--orchestrator", insecure.url, "--orchestrator-tls", "insecure",
+        "--orchestrator", own_ca.url, "--orchestrator-tls", str(own_ca.certificate.cert_file),
+        "--orchestrator", system.url, "--orchestrator-tls", "system",
+        "--secret-file", str(secret_file), "--app", "live-video-to-video/grayscale", "--worker-url", stub_worker.url,
+        "--runner-id", "pod-0", "--runner-url", "http://10.1.2.3:8000", "--probe-interval", "0.1",
+        "--request-timeout", "2",
+    ]  # fmt: skip
+    async with running_registrar(args) as registrar:
+        first, second, third = registrar.registrations
+        await eventually(
+            lambda: first.registered and second.registered and third.last_error != "",
+            10,
+            "two orchestrators registered and the third refused",
+            interval=0.05,
+        )
+        assert "pod-0" in insecure.live_runners.runners and "pod-0" in own_ca.live_runners.runners
+        assert not third.registered and "pod-0" not in system.live_runners.runners
+        assert system.url in third.last_error and "cannot connect" in third.last_error  # the certificate failed
+        assert first.tls.verify_mode is ssl.CERT_NONE
+        assert second.tls.verify_mode is third.tls.verify_mode is ssl.CERT_REQUIRED
 
 
 async def test_drain_without_worker_support_waits_for_the_stream(make_orch, make_pod, secret_file, client_for) -> None:
@@ -288,7 +322,7 @@ async def test_drain_grace_period_and_the_registrar_port(make_orch, stub_worker,
 
 @pytest.mark.parametrize("missing", ["--app", "--orchestrator"])
 async def test_refuses_to_start_without_essentials(missing: str, secret_file) -> None:
-    from byoc_runtime.registrar.config import load_config
+    from byoc_edge.registrar.config import load_config
 
     args = registrar_args("http://127.0.0.1:1", "http://127.0.0.1:2", secret_file)
     index = args.index(missing)
@@ -303,8 +337,8 @@ def test_secret_constant_is_not_trivial() -> None:
 
 async def test_drained_before_it_started_never_registers(make_orch, stub_worker, secret_file) -> None:
     """SIGTERM can arrive while the sidecar is still starting: nothing may be left registered behind it."""
-    from byoc_runtime.registrar.config import load_config
-    from byoc_runtime.registrar.registrar import Registrar
+    from byoc_edge.registrar.config import load_config
+    from byoc_edge.registrar.registrar import Registrar
 
     orch = await make_orch()
     registrar = Registrar(load_config(registrar_args(orch, stub_worker.url, secret_file), {}))

@@ -6,23 +6,28 @@ import logging
 from pathlib import Path
 
 import pytest
-from byoc_runtime.registrar.advert import advertised_capacity, build_advert, runner_status
-from byoc_runtime.registrar.config import default_runner_url, load_config
-from byoc_runtime.registrar.credentials import CredentialError, Redactor, SecretSource
-from byoc_runtime.registrar.local_worker import WorkerState, parse_gpu, parse_health
+from byoc_edge.registrar.advert import advertised_capacity, build_advert, runner_status
+from byoc_edge.registrar.config import OrchestratorTLS, default_runner_url, load_config
+from byoc_edge.registrar.credentials import CredentialError, Redactor, SecretSource
+from byoc_edge.registrar.local_worker import WorkerState, parse_gpu, parse_health
 
 
 def test_config_from_flags_and_environment(tmp_path: Path) -> None:
     a, b = tmp_path / "a", tmp_path / "b"
     config = load_config(
         ["--orchestrator", "https://o1:8935/", "--orchestrator", "http://o2:8935", "--secret-file", str(a),
-         "--secret-file", str(b), "--app", "live-video-to-video/x", "--insecure-skip-verify"],
+         "--secret-file", str(b), "--app", "live-video-to-video/x", "--orchestrator-tls", "insecure",
+         "--orchestrator-tls", str(tmp_path / "ca.pem")],
         {"POD_IP": "10.0.0.9", "POD_NAME": "worker-7f9-abc"},
     )  # fmt: skip
     assert [o.url for o in config.orchestrators] == ["https://o1:8935", "http://o2:8935"]
     assert [o.secret.path for o in config.orchestrators] == [a, b]
     assert config.runner_url == "http://10.0.0.9:8000" and config.runner_id == "worker-7f9-abc"
-    assert config.insecure_skip_verify and config.mode == "persistent" and config.capacity == 0
+    assert [o.tls for o in config.orchestrators] == [
+        OrchestratorTLS(insecure_skip_verify=True),
+        OrchestratorTLS(ca_file=tmp_path / "ca.pem"),
+    ]
+    assert config.mode == "persistent" and config.capacity == 0
 
     env = {
         "BYOC_REGISTRAR_ORCHESTRATORS": "http://o1:1, http://o2:2",
@@ -37,6 +42,9 @@ def test_config_from_flags_and_environment(tmp_path: Path) -> None:
     assert config.app == "cap" and config.mode == "single-shot" and config.price_info == {"price": 3.5, "unit": "hour"}
     assert config.runner_url == "http://[fd00::5]:9000"
     assert [o.secret.read() for o in config.orchestrators] == ["s3cret-value"] * 2
+    assert [o.tls for o in config.orchestrators] == [OrchestratorTLS()] * 2  # system trust unless told
+    env["BYOC_REGISTRAR_ORCHESTRATOR_TLS"] = "insecure"  # one for all
+    assert [o.tls.insecure_skip_verify for o in load_config([], env).orchestrators] == [True, True]
     assert "s3cret-value" not in repr(config)
 
 
@@ -52,8 +60,11 @@ def test_config_from_flags_and_environment(tmp_path: Path) -> None:
           "--secret-file", "b", "--secret-file", "c", "--runner-url", "http://p:1"], {}, "one each"),
         (["--app", "x", "--orchestrator", "http://o", "--runner-url", "http://p:1", "--metadata", "m" * 1025],
          {}, "1024"),
-        (["--app", "x", "--orchestrator", "http://o", "--runner-url", "http://p:1", "--ca-file", "c",
-          "--insecure-skip-verify"], {}, "either"),
+        (["--app", "x", "--orchestrator", "http://o", "--orchestrator", "http://p", "--runner-url", "http://p:1",
+          "--orchestrator-tls", "system", "--orchestrator-tls", "insecure", "--orchestrator-tls", "c"], {},
+         "3 --orchestrator-tls for 2 --orchestrator"),
+        (["--app", "x", "--orchestrator", "http://o", "--runner-url", "http://p:1", "--orchestrator-tls", " "], {},
+         "empty --orchestrator-tls"),
     ],
 )  # fmt: skip
 def test_config_errors(args, env, message) -> None:

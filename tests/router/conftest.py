@@ -9,9 +9,10 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from byoc_runtime.router.config import RouterConfig
-from byoc_runtime.router.pods import PodSource, StaticPods
-from byoc_runtime.router.server import Router, create_app
+from byoc_edge.router.app import create_app
+from byoc_edge.router.config import RouterConfig
+from byoc_edge.router.pods import PodSource, StaticPods
+from byoc_edge.router.streams import Router
 
 from .fake_pod import FakePod
 

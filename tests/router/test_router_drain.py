@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from byoc_runtime.router.load import IDLE, OK, parse_health, parse_status
-from byoc_runtime.router.placement import Pod, start_order, totals
+from byoc_edge.router.load import IDLE, OK, parse_health, parse_status
+from byoc_edge.router.placement import Pod, start_order, totals
 
 
 def test_draining_pod_is_left_out_of_placement_and_capacity() -> None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import socket
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-from byoc_runtime.router.pods import DnsPods, FilePods, StaticPods
+from byoc_edge.router.pods import DnsPods, FilePods, StaticPods
 
 from .fake_pod import FakePod
 
@@ -174,6 +176,39 @@ async def test_unreachable_pods(http, make_pod, make_router):
     assert (status, body["reason"]) == (502, "pod_unreachable")
     status, body = await start(http, router, "s2")
     assert (status, body["reason"]) == (503, "unreachable")
+    assert body["refusals"] == [{"status": None, "reason": "unreachable"}] * 2
+
+
+async def test_refusals_name_no_pod_address_and_no_exception_text(http, make_pod, make_router, caplog):
+    """Security review L3: go-livepeer passes a worker's error body on to the gateway, so the router's own
+    refusals carry a fixed text and a reason; the pod and the error are in the router's log only."""
+    caplog.set_level(logging.INFO)
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    full, slow, live = await make_pod(), await make_pod(start_delay=1.0), await make_pod()
+    router = await make_router([full], start_timeout=0.3)
+    assert (await start(http, router, "s1"))[0] == 200
+    replies = [await start(http, router, "s2")]  # full: 503 capacity, with the pod's 503 among the refusals
+    await full.close()
+    replies.append(await call(http, router, "POST", "/stream/stop", "s1"))  # 502: its pod went away
+    for pods in ([dead], [slow], [live]):
+        router = await make_router(StaticPods([p if isinstance(p, str) else p.url for p in pods]), start_timeout=0.3)
+        if pods == [live]:
+            await live.close()  # known to the router, gone when the stream call comes
+        replies.append(await start(http, router, "s3"))
+    assert [(status, body["reason"]) for status, body in replies] == [
+        (503, "capacity"),
+        (502, "pod_unreachable"),
+        (503, "unreachable"),
+        (504, "pod_timeout"),
+        (503, "unreachable"),
+    ]
+    for _, body in replies:
+        assert body["status"] == "error" and body["message"]
+        text = json.dumps(body)
+        assert "127.0.0.1" not in text and "Error" not in text and "http://" not in text, body
+    assert dead in caplog.text or any(dead in str(vars(r)) for r in caplog.records)  # the detail is logged
 
 
 async def test_start_that_timed_out_is_not_retried_elsewhere(http, make_pod, make_router):

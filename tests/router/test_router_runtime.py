@@ -18,7 +18,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from byoc_runtime.router.pods import StaticPods
+from byoc_edge.router.pods import StaticPods
 from byoc_testenv.orchestrator import TestOrchestrator
 from byoc_testenv.polling import free_port
 
@@ -121,7 +121,7 @@ async def test_orchestrator_router_runtime(trickle_server, runtime_url, make_rou
 def test_byoc_router_command(runtime_url):
     """The console script: flags, token from the environment, JSON logs, SIGTERM."""
     port = free_port()
-    cmd = [sys.executable, "-m", "byoc_runtime.router.main", "--host", "127.0.0.1", "--port", str(port)]
+    cmd = [sys.executable, "-m", "byoc_edge.router.main", "--host", "127.0.0.1", "--port", str(port)]
     cmd += ["--pods", runtime_url, "--sessions-per-pod", "2", "--token-env", "MY_TOKEN", "--status-interval", "0.5"]
     began = time.monotonic()
     proc = spawn(cmd, {"MY_TOKEN": TOKEN})

@@ -6,11 +6,11 @@ import socket
 from pathlib import Path
 
 import pytest
-from byoc_runtime.router.config import load_config
-from byoc_runtime.router.load import IDLE, LOADING, OK, PodLoad, parse_health, parse_status
-from byoc_runtime.router.pins import PinTable
-from byoc_runtime.router.placement import Pod, start_order, totals
-from byoc_runtime.router.pods import DnsPods, FilePods, PodSourceError, normalize_pod_url, parse_pod_list
+from byoc_edge.router.config import load_config
+from byoc_edge.router.load import IDLE, LOADING, OK, PodLoad, parse_health, parse_status
+from byoc_edge.router.pins import PinTable
+from byoc_edge.router.placement import Pod, start_order, totals
+from byoc_edge.router.pods import DnsPods, FilePods, PodSourceError, normalize_pod_url, parse_pod_list
 
 # -- payloads ----------------------------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ import json
 import threading
 
 import pytest
-from byoc_runtime.bearer import BearerToken, Refusal
+from byoc_edge.bearer import BearerToken, Refusal
 from byoc_runtime.processors.builtin import PassthroughProcessor
 
 from .support import Stream, running_worker, unique
@@ -47,7 +47,7 @@ async def test_health_error_when_model_fails_to_load() -> None:
     async with running_worker(Broken) as rt:
         await rt.wait_health("ERROR")
         status, body = await rt.post("/stream/start", json=start_body())
-        assert status == 503 and "no weights" in body["message"]
+        assert status == 503 and "failed to load" in body["message"] and "no weights" not in str(body)
         # /health stays pytrickle's 200; /ready is what probes and static runner health checks ask.
         assert (await rt.get("/health"))[0] == 200
         status, body = await rt.get("/ready")
@@ -219,7 +219,8 @@ async def test_params_reach_the_processor_and_processor_errors_are_500() -> None
         assert (await rt.post("/stream/params", json={"prompt": "a cat", "max_framerate": "12"}))[0] == 200
         assert seen == [{"prompt": "a cat", "max_framerate": 12}]
         status, body = await rt.post("/stream/params", json={"explode": True})
-        assert status == 500 and "boom" in body["message"]
+        # The exception's text stays in the worker's log (L3): go-livepeer passes the body on to the gateway.
+        assert (status, body["reason"]) == (500, "params_failed") and "boom" not in str(body), body
 
 
 async def test_metrics_exposition() -> None:

@@ -130,7 +130,7 @@ async def test_the_prestop_exec_hook_drains_over_loopback() -> None:
         port = rt.base_url.rsplit(":", 1)[1]
         env = {**os.environ, "BYOC_PORT": port}
         hook = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "byoc_runtime.drain", env=env, stdout=asyncio.subprocess.PIPE
+            sys.executable, "-m", "byoc_edge.drain", env=env, stdout=asyncio.subprocess.PIPE
         )
         out, _ = await asyncio.wait_for(hook.communicate(), 30)
         assert hook.returncode == 0 and json.loads(out)["drained"] is True

@@ -12,10 +12,10 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from byoc_edge.liverunner import SessionContext
+from byoc_edge.schema import URL_FIELDS
 from byoc_runtime import trickle
-from byoc_runtime.api.schema import URL_FIELDS
 from byoc_runtime.liverunner.control import CallbackError, create_channels, stop_session
-from byoc_runtime.liverunner.protocol import SessionContext
 from byoc_runtime.origins import AllowedOrigins, OriginSource, origin_of
 
 from .support import Stream, running_worker

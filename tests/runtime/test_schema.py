@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from byoc_runtime.api.schema import StreamParams, StreamStartRequest, field_errors, nesting_depth
+from byoc_edge.schema import StreamParams, StreamStartRequest, field_errors, nesting_depth
 from pydantic import ValidationError
 
 

@@ -1,6 +1,6 @@
 """The registrar sidecar and how every worker pod drains.
 
-Live Runner dynamic mode: the sidecar (`byoc-registrar`, in the runtime image) heartbeats the pod to every named
+Live Runner dynamic mode: the sidecar (`byoc-registrar`, in the edge image) heartbeats the pod to every named
 orchestrator. It only talks HTTP to the worker in the pod, so it works with any worker image. Orchestrator
 secrets reach it as files from the Secrets the BYOCWorker names.
 
@@ -71,16 +71,17 @@ def registrar_container(worker: Worker) -> dict[str, Any]:
     for i, ref in enumerate(spec.orchestrators or []):
         args += [f"--orchestrator={ref.url.rstrip('/')}", f"--secret-file={SECRETS_DIR}/{i}/secret"]
         mounts.append({"name": f"orchestrator-{i}", "mountPath": f"{SECRETS_DIR}/{i}", "readOnly": True})
+        # One TLS setting per orchestrator, in the same order: its CA or "insecure" never applies to another.
         if ref.tls and ref.tls.ca_bundle_secret_ref:
-            args.append(f"--ca-file={SECRETS_DIR}/{i}-ca/ca.crt")
+            args.append(f"--orchestrator-tls={SECRETS_DIR}/{i}-ca/ca.crt")
             mounts.append({"name": f"orchestrator-{i}-ca", "mountPath": f"{SECRETS_DIR}/{i}-ca", "readOnly": True})
-    if any(ref.tls and ref.tls.insecure_skip_verify for ref in spec.orchestrators or []):
-        args.append("--insecure-skip-verify=true")
+        else:
+            args.append(f"--orchestrator-tls={'insecure' if ref.tls and ref.tls.insecure_skip_verify else 'system'}")
     field = lambda path: {"valueFrom": {"fieldRef": {"fieldPath": path}}}  # noqa: E731
     health = {"httpGet": {"path": "/health", "port": "registrar"}, "periodSeconds": 10}
     return {
         "name": "registrar",
-        "image": worker.runtime_image,
+        "image": worker.edge_image,
         "command": ["byoc-registrar"],
         "args": args,
         "env": [

@@ -43,7 +43,7 @@ def render_router_deployment(worker: Worker) -> dict[str, Any]:
     meta["labels"] = labels
     container = {
         "name": "router",
-        "image": worker.runtime_image,
+        "image": worker.edge_image,
         "command": ["byoc-router"],
         "args": [
             f"--port={ROUTER_PORT}",

@@ -27,16 +27,21 @@ class Worker:
     generation: int
     spec: api.BYOCWorkerSpec
     runtime_image: str
+    # The torch-free image (Dockerfile.edge) that routers and registrar/drain sidecars run.
+    edge_image: str = ""
     policy: PodPolicy = field(default_factory=PodPolicy)
     # Whether spec.registration.tokenSecretRef is the operator's generated Secret (the spec named none).
     generates_token: bool = False
 
     @classmethod
-    def from_body(cls, body: dict[str, Any], runtime_image: str, policy: PodPolicy | None = None) -> Worker:
+    def from_body(
+        cls, body: dict[str, Any], runtime_image: str, policy: PodPolicy | None = None, edge_image: str = ""
+    ) -> Worker:
         """Parse an object as the API server returns it; raises pydantic.ValidationError on a bad spec.
 
         A routed worker whose spec names no token gets the generated one (`render/token.py`) as its
-        tokenSecretRef, so everything that reads the token (the pods' mounts, registration) reads it alike."""
+        tokenSecretRef, so everything that reads the token (the pods' mounts, registration) reads it alike.
+        Without an edge image, routers and sidecars run the runtime image (which holds the edge commands too)."""
         meta = body["metadata"]
         spec = api.BYOCWorkerSpec.model_validate(body.get("spec") or {})
         worker = cls(
@@ -46,6 +51,7 @@ class Worker:
             generation=int(meta.get("generation", 0)),
             spec=spec,
             runtime_image=runtime_image,
+            edge_image=edge_image or runtime_image,
             policy=policy or PodPolicy(),
         )
         if not worker.uses_router or spec.registration.token_secret_ref is not None:

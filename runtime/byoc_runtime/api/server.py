@@ -4,6 +4,8 @@ Routes follow pytrickle ``server.py`` (v0.1.6) and what go-livepeer ``byoc/strea
 ``/stream/start|stop|params`` (POST), ``/stream/status`` (GET), the ``/live-video-to-video`` start alias,
 ``/health``, ``/ready``, ``/version``, ``/app-version``, ``/hardware/info|stats``, all at the root and again
 under ``/api`` (older pytrickle releases and the public docs use the prefix). ``/metrics`` adds Prometheus.
+Prefixes, the stream key, JSON bodies, the error body and the middlewares are ``byoc_edge.rest``, shared with the
+router, so a router in front of pods answers as they do.
 
 go-livepeer sends ``X-Stream-Id`` on every call and ``Authorization: Bearer <token>`` when the capability was
 registered with a token; a 401 makes it drop the capability, so it is only sent for a wrong/missing token.
@@ -19,96 +21,63 @@ preStop hook) also waits until they ended or the drain grace is over. Both are r
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from byoc_edge.bearer import BearerToken
+from byoc_edge.liverunner import SESSION_CONTROL_HEADER, SESSION_HEADERS, SESSION_ID_HEADER, SessionContext
+from byoc_edge.rest import (
+    PREFIXES,
+    STREAM_ID_HEADER,
+    HttpError,
+    error_reply,
+    is_json,
+    json_body,
+    json_object,
+    middlewares,
+    stream_key,
+)
+from byoc_edge.same_pod import from_this_pod
+from byoc_edge.schema import StreamParams, StreamStartRequest, field_errors, output_size_refusal
 from pydantic import ValidationError
 
 from .. import __version__, hardware
-from ..bearer import BearerToken
 from ..capacity import StartInvalid, StartRefused
 from ..liverunner.control import CallbackError
-from ..liverunner.protocol import SESSION_CONTROL_HEADER, SESSION_HEADERS, SESSION_ID_HEADER, SessionContext
 from ..liverunner.sessions import LiveRunnerSessions
 from ..metrics import CONTENT_TYPE
-from ..same_pod import from_this_pod
 from ..session import Session
 from ..worker import Health, Worker
-from .schema import (
-    MAX_JSON_DEPTH,
-    STREAM_ID_HEADER,
-    StreamParams,
-    StreamStartRequest,
-    field_errors,
-    nesting_depth,
-    output_size_refusal,
-)
 
 log = logging.getLogger(__name__)
 
 WORKER_KEY = web.AppKey("worker", Worker)
 LIVE_RUNNER_KEY = web.AppKey("live_runner", LiveRunnerSessions)
 TOKEN_KEY = web.AppKey("token", BearerToken)
-PREFIXES = ("", "/api")
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def error_reply(status: int, message: str, **extra: Any) -> web.Response:
-    return web.json_response({"status": "error", "message": message, **extra}, status=status)
 
 
 def invalid(exc: ValidationError) -> web.Response:
     """A body that does not validate: 400 with the field, as pytrickle answers (not aiohttp's 422)."""
     errors = field_errors(exc)
-    return error_reply(400, f"invalid {errors[0]['field']}: {errors[0]['message']}", errors=errors)
-
-
-class BadRequest(Exception):
-    def __init__(self, status: int, message: str, **extra: Any) -> None:
-        super().__init__(message)
-        self.status = status
-        self.extra = extra
-
-
-async def json_object(request: web.Request) -> dict[str, Any]:
-    """The body as a JSON object; a non-JSON content type or body is a 400 (as in pytrickle)."""
-    if not request.content_type.startswith("application/json"):
-        raise BadRequest(400, f"Content-Type must be application/json, got {request.content_type or 'none'!r}")
-    try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BadRequest(400, f"body is not valid JSON: {exc}") from exc
-    except RecursionError:  # json's parser recurses per nesting level
-        raise BadRequest(400, "body is nested too deeply") from None
-    if nesting_depth(body) > MAX_JSON_DEPTH:
-        raise BadRequest(400, f"body is nested deeper than {MAX_JSON_DEPTH} levels")
-    if not isinstance(body, dict):
-        raise BadRequest(400, "body must be a JSON object")
-    return body
+    return error_reply(400, f"invalid {errors[0]['field']}: {errors[0]['message']}", "invalid_field", errors=errors)
 
 
 def _session_key(request: web.Request, body: dict[str, Any] | None = None) -> str | None:
     if request.headers.get(SESSION_ID_HEADER):
         return request.headers[SESSION_ID_HEADER]  # set by the orchestrator's proxy: a client's own session only
-    key = request.headers.get(STREAM_ID_HEADER)
-    if not key and body:
-        key = body.get("gateway_request_id") or body.get("stream_id")
-    if not key:
-        key = request.query.get("stream_id")
-    return key or None
+    return stream_key(request, body or {})
 
 
 def _select_session(worker: Worker, key: str | None) -> Session:
     if not len(worker.sessions):
-        raise BadRequest(400, "No active stream")
+        raise HttpError(400, "No active stream", "no_stream_id")
     session = worker.find(key)
     if session is None:
         if key:
-            raise BadRequest(404, f"no stream {key!r}", active_streams=len(worker.sessions))
-        raise BadRequest(400, f"{STREAM_ID_HEADER} header required: {len(worker.sessions)} streams are running")
+            raise HttpError(404, f"no stream {key!r}", "unknown_stream", active_streams=len(worker.sessions))
+        message = f"{STREAM_ID_HEADER} header required: {len(worker.sessions)} streams are running"
+        raise HttpError(400, message, "no_stream_id")
     return session
 
 
@@ -119,7 +88,7 @@ def _refused(worker: Worker, exc: StartRefused) -> web.Response:
     return error_reply(
         503,
         str(exc),
-        reason=exc.reason,
+        exc.reason,
         current_state=worker.health.value,
         capacity=worker.sessions.capacity,
         active_streams=len(worker.sessions),
@@ -130,11 +99,11 @@ def _live_runner_context(request: web.Request) -> SessionContext | None:
     try:
         context = SessionContext.from_headers(request.headers)
     except ValueError as exc:
-        raise BadRequest(400, str(exc)) from None
+        raise HttpError(400, str(exc), "invalid_session") from None
     if context is not None:
         why = request.app[WORKER_KEY].origins.refusal(context.control_url)
         if why is not None:  # checked before any callback: the worker never opens it
-            raise BadRequest(400, f"{SESSION_CONTROL_HEADER} {why}", reason="origin")
+            raise HttpError(400, f"{SESSION_CONTROL_HEADER} {why}", "origin")
     return context
 
 
@@ -147,17 +116,19 @@ async def start_live_runner(request: web.Request, body: dict[str, Any], context:
     except StartRefused as exc:
         return _refused(worker, exc)
     except CallbackError as exc:
-        return error_reply(502, str(exc), reason="orchestrator")
+        # Its text may name the orchestrator's internal address: the log has it, the client a fixed reason.
+        log.warning("session %s: %s", context.session_id, exc)
+        return error_reply(502, "the orchestrator's session callback failed", "orchestrator")
     except StartInvalid as exc:
         if exc.reason == "origin":  # the orchestrator's own channels are off the allowed origins
-            return error_reply(502, f"orchestrator channels refused: {exc}", reason="orchestrator")
-        return error_reply(exc.status, str(exc), reason=exc.reason)
+            return error_reply(502, f"orchestrator channels refused: {exc}", "orchestrator")
+        return error_reply(exc.status, str(exc), exc.reason)
     return web.json_response(reply)
 
 
 async def start_stream(request: web.Request) -> web.Response:
     worker = request.app[WORKER_KEY]
-    body = await json_object(request)
+    body = await json_body(request)
     context = _live_runner_context(request)
     if context is not None:
         return await start_live_runner(request, body, context)
@@ -167,7 +138,9 @@ async def start_stream(request: web.Request) -> web.Response:
         return invalid(exc)
     stream_id = request.headers.get(STREAM_ID_HEADER) or start.gateway_request_id
     if not stream_id:
-        return error_reply(400, f"{STREAM_ID_HEADER} header or a non-empty gateway_request_id is required")
+        return error_reply(
+            400, f"{STREAM_ID_HEADER} header or a non-empty gateway_request_id is required", "no_stream_id"
+        )
     if not start.gateway_request_id:
         start = start.model_copy(update={"gateway_request_id": stream_id})
     try:
@@ -175,7 +148,7 @@ async def start_stream(request: web.Request) -> web.Response:
     except StartRefused as exc:
         return _refused(worker, exc)
     except StartInvalid as exc:
-        return error_reply(exc.status, str(exc), reason=exc.reason)
+        return error_reply(exc.status, str(exc), exc.reason)
     return web.json_response(
         {
             "status": "success",
@@ -189,11 +162,10 @@ async def start_stream(request: web.Request) -> web.Response:
 async def stop_stream(request: web.Request) -> web.Response:
     worker = request.app[WORKER_KEY]
     body: dict[str, Any] | None = None
-    if request.can_read_body and request.content_type.startswith("application/json"):
+    if request.can_read_body and is_json(request):
         try:
-            parsed = await request.json()
-            body = parsed if isinstance(parsed, dict) else None
-        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+            body = json_object(await request.read())
+        except HttpError:
             body = None  # go-livepeer may forward a plain-text reason; it does not matter here
     session = _select_session(worker, _session_key(request, body))
     await session.stop("stopped by request")
@@ -202,20 +174,21 @@ async def stop_stream(request: web.Request) -> web.Response:
 
 async def update_params(request: web.Request) -> web.Response:
     worker = request.app[WORKER_KEY]
-    body = await json_object(request)
+    body = await json_body(request)
     try:
         StreamParams.model_validate(body)
     except ValidationError as exc:
         return invalid(exc)
     too_big = output_size_refusal(body, worker.config.max_output_pixels)
     if too_big:
-        return error_reply(400, too_big, reason="output_size")
+        return error_reply(400, too_big, "output_size")
     session = _select_session(worker, _session_key(request))
     try:
         applied = await session.update_params(body)
     except Exception as exc:  # the processor's update_params raised: pytrickle answers 500
-        log.warning("update_params failed: %r", exc)
-        return error_reply(500, f"Parameter update failed: {exc}")
+        # The exception's text stays in the log: go-livepeer passes this body on to the gateway.
+        log.warning("stream %s: update_params failed: %r", session.stream_id, exc)
+        return error_reply(500, "Parameter update failed", "params_failed")
     return web.json_response({"status": "success", "message": "Parameters updated successfully", "params": applied})
 
 
@@ -225,7 +198,7 @@ async def stream_status(request: web.Request) -> web.Response:
     if key:
         session = worker.find(key)
         if session is None:
-            return error_reply(404, f"no stream {key!r}")
+            return error_reply(404, f"no stream {key!r}", "unknown_stream")
         return web.json_response(session.status())
     return web.json_response(worker.status())
 
@@ -236,13 +209,13 @@ async def drain(request: web.Request) -> web.Response:
     and anyone else reaching the port could take the pod out of service. ``GET /drain?wait=true`` is answered once
     no stream runs or the drain grace is over, holding the SIGTERM back until then."""
     if any(name in request.headers for name in SESSION_HEADERS):
-        return error_reply(403, "drain is not available through an orchestrator")
+        return error_reply(403, "drain is not available through an orchestrator", "forbidden")
     if not from_this_pod(request):
         token = request.app[TOKEN_KEY]
         refusal = token.refusal(request.headers.get("Authorization", "")) if token.required else None
         if not token.required or refusal is not None:
             return error_reply(
-                403, "drain is only for this pod itself, or a caller with the worker's token", reason="forbidden"
+                403, "drain is only for this pod itself, or a caller with the worker's token", "forbidden"
             )
     worker = request.app[WORKER_KEY]
     if request.query.get("wait", "").lower() in ("1", "true", "yes"):
@@ -279,7 +252,7 @@ async def ready(request: web.Request) -> web.Response:
     state = worker.health
     if state in (Health.IDLE, Health.OK):
         return web.json_response({"ready": True, "status": state.value})
-    return error_reply(503, f"not ready: {state.value}", reason="not_ready", ready=False, current_state=state.value)
+    return error_reply(503, f"not ready: {state.value}", "not_ready", ready=False, current_state=state.value)
 
 
 async def version(request: web.Request) -> web.Response:
@@ -310,45 +283,9 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
 
-# -- middleware -----------------------------------------------------------------------------------------
-
-
-def _is_stream_route(path: str) -> bool:
-    return "/stream/" in path or path.endswith("/live-video-to-video")
-
-
-def auth_middleware(token: BearerToken) -> Any:
-    @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if _is_stream_route(request.path):
-            refusal = token.refusal(request.headers.get("Authorization", ""))
-            if refusal:
-                why = "unauthorized" if refusal.status == 401 else "token_unavailable"
-                return error_reply(refusal.status, refusal.message, reason=why)
-        return await handler(request)
-
-    return middleware
-
-
-@web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every error as JSON with a reason, including aiohttp's own 404/405."""
-    try:
-        return await handler(request)
-    except BadRequest as exc:
-        return error_reply(exc.status, str(exc), **exc.extra)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        return error_reply(exc.status, exc.reason)
-    except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        return error_reply(500, "internal error")
-
-
 def create_app(worker: Worker) -> web.Application:
     token = BearerToken(worker.config.token, worker.config.token_file)
-    app = web.Application(middlewares=[error_middleware, auth_middleware(token)])
+    app = web.Application(middlewares=middlewares(token))
     app[WORKER_KEY] = worker
     app[TOKEN_KEY] = token
     app[LIVE_RUNNER_KEY] = live_runner = LiveRunnerSessions(worker)

@@ -11,8 +11,7 @@ import asyncio
 import logging
 
 import aiohttp
-
-from .protocol import (
+from byoc_edge.liverunner import (
     CHANNELS_CALLBACK,
     LIVE_VIDEO_CHANNELS,
     STOP_CALLBACK,
@@ -22,6 +21,7 @@ from .protocol import (
     channels_request,
     parse_channels_reply,
 )
+from byoc_edge.rest import describe_client_error as describe
 
 log = logging.getLogger(__name__)
 
@@ -32,14 +32,6 @@ class CallbackError(Exception):
     def __init__(self, message: str, status: int = 0) -> None:
         super().__init__(message)
         self.status = status
-
-
-def describe(exc: BaseException) -> str:
-    """An exception for logs and replies. Connection errors name only host and port; others just their type,
-    since aiohttp's response errors can carry request URLs and headers."""
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return f"cannot connect to {exc.host}:{exc.port}"
-    return type(exc).__name__
 
 
 async def _reason(resp: aiohttp.ClientResponse) -> str:

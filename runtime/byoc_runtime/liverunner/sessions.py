@@ -25,15 +25,15 @@ import logging
 from typing import Any
 
 import aiohttp
+from byoc_edge.liverunner import CONTROL, DATA, EVENTS, IN, OUT, Channel, SessionContext
+from byoc_edge.schema import StreamParams, StreamStartRequest
 from pydantic import ValidationError
 
-from ..api.schema import StreamParams, StreamStartRequest
 from ..capacity import StartRefused
 from ..processors.pool import PoolState
 from ..session import Session
 from ..worker import Worker
 from .control import CallbackError, create_channels, stop_session
-from .protocol import CONTROL, DATA, EVENTS, IN, OUT, Channel, SessionContext
 
 log = logging.getLogger(__name__)
 

@@ -27,11 +27,20 @@ byoc-registrar), and a ``--pods-dns NAME`` flag becomes ``--pods-file FILE``.
 
 from .controller import LauncherController
 from .dns import HostsFileResolver, read_hosts, resolve_hosts
-from .images import DEFAULT_RUNTIME_IMAGE, ImageMap, LocalImage, bundled_runtime, runtime_images
+from .images import (
+    DEFAULT_EDGE_IMAGE,
+    DEFAULT_RUNTIME_IMAGE,
+    ImageMap,
+    LocalImage,
+    bundled_edge,
+    bundled_runtime,
+    runtime_images,
+)
 from .process import Launcher, LauncherError
 from .stages import launcher_stages
 
 __all__ = [
+    "DEFAULT_EDGE_IMAGE",
     "DEFAULT_RUNTIME_IMAGE",
     "HostsFileResolver",
     "ImageMap",
@@ -39,6 +48,7 @@ __all__ = [
     "LauncherController",
     "LauncherError",
     "LocalImage",
+    "bundled_edge",
     "bundled_runtime",
     "launcher_stages",
     "read_hosts",

@@ -16,9 +16,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-# The operator's default (byoc_operator.handlers.DEFAULT_RUNTIME_IMAGE; testenv does not import the operator).
+# The operator's defaults (byoc_operator.handlers.DEFAULT_*_IMAGE; testenv does not import the operator).
 DEFAULT_RUNTIME_IMAGE = "ghcr.io/livepeer-byoc/byoc-runtime:0.1.0"
-RUNTIME_EXECUTABLES = ("byoc-runtime", "byoc-router", "byoc-registrar", "byoc-drain")
+DEFAULT_EDGE_IMAGE = "ghcr.io/livepeer-byoc/byoc-edge:0.1.0"
+EDGE_EXECUTABLES = ("byoc-router", "byoc-registrar", "byoc-drain")
+RUNTIME_EXECUTABLES = ("byoc-runtime", *EDGE_EXECUTABLES)  # the runtime image installs the edge package too
 RUNTIME_HOST_ENV = {
     "byoc-runtime": "BYOC_HOST",
     "byoc-router": "BYOC_ROUTER_HOST",
@@ -62,7 +64,7 @@ def venv_executable(name: str) -> str:
 
 
 def bundled_runtime() -> LocalImage:
-    """The runtime image (Dockerfile.runtime: ENTRYPOINT byoc-runtime; also byoc-router and byoc-registrar)."""
+    """The runtime image (Dockerfile.runtime: ENTRYPOINT byoc-runtime; the edge commands are in it too)."""
     return LocalImage(
         entrypoint=("byoc-runtime",),
         commands={name: venv_executable(name) for name in RUNTIME_EXECUTABLES},
@@ -71,10 +73,21 @@ def bundled_runtime() -> LocalImage:
     )
 
 
+def bundled_edge() -> LocalImage:
+    """The edge image (Dockerfile.edge: ENTRYPOINT byoc-router; routers and registrar/drain sidecars)."""
+    return LocalImage(
+        entrypoint=("byoc-router",),
+        commands={name: venv_executable(name) for name in EDGE_EXECUTABLES},
+        host_env={k: v for k, v in RUNTIME_HOST_ENV.items() if k in EDGE_EXECUTABLES},
+        dns_flags=dict(RUNTIME_DNS_FLAGS),
+    )
+
+
 def runtime_images(*images: str) -> ImageMap:
-    """Map each image (default: the operator's default runtime image) to this venv's runtime executables."""
+    """Map each image (default: the operator's default runtime image) to this venv's runtime executables, and the
+    operator's default edge image to its edge executables (routers and sidecars run it)."""
     local = bundled_runtime()
-    return {image: local for image in images or (DEFAULT_RUNTIME_IMAGE,)}
+    return {DEFAULT_EDGE_IMAGE: bundled_edge(), **{image: local for image in images or (DEFAULT_RUNTIME_IMAGE,)}}
 
 
 def dump_image_map(images: Mapping[str, LocalImage]) -> str:

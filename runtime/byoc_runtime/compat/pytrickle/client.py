@@ -21,7 +21,8 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from byoc_runtime.api.schema import StreamStartRequest
+from byoc_edge.schema import StreamStartRequest
+
 from byoc_runtime.frames import AudioFrame, VideoFrame
 from byoc_runtime.metrics import Metrics
 from byoc_runtime.processors.base import FrameProcessor

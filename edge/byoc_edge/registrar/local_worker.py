@@ -15,7 +15,7 @@ from typing import Any
 
 import aiohttp
 
-from ..liverunner.protocol import RunnerGPU
+from ..liverunner import RunnerGPU
 
 log = logging.getLogger(__name__)
 

@@ -17,13 +17,13 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
-from ..router.logs import configure_logging
+from ..logs import configure_logging
 from .config import RegistrarConfig, load_config
 from .credentials import Redactor
 from .registrar import Registrar
 from .server import create_app
 
-log = logging.getLogger("byoc_runtime.registrar")
+log = logging.getLogger("byoc_edge.registrar")
 LINGER_S = 2.0
 
 

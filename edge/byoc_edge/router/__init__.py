@@ -9,7 +9,7 @@ BYOCWorker gets a router: the registered URL points here, and the router
 - learns the pods from a static list, a file, or the A records of a headless Service, and each pod's load and
   streams from its ``/stream/status`` (``/health`` as a fallback).
 
-The pods are the source of truth for slots and streams; the router only keeps a cache (see ``server.py`` for
+The pods are the source of truth for slots and streams; the router only keeps a cache (see ``streams.py`` for
 why that makes restarts and several replicas safe). Imports stay to aiohttp, pydantic, prometheus-client and
 the standard library, so the router starts fast and never loads torch or PyAV.
 """

@@ -17,13 +17,13 @@ from __future__ import annotations
 import enum
 import json
 import logging
+import ssl
 import time
 from typing import Any
 
 import aiohttp
 
-from ..liverunner.control import describe
-from ..liverunner.protocol import (
+from ..liverunner import (
     DEFAULT_HEARTBEAT_INTERVAL,
     HEARTBEAT_PATH,
     HeartbeatReply,
@@ -31,6 +31,7 @@ from ..liverunner.protocol import (
     join_url,
     unregister_path,
 )
+from ..rest import describe_client_error as describe
 from .credentials import CredentialError, Redactor, SecretSource
 
 log = logging.getLogger(__name__)
@@ -56,10 +57,13 @@ class Registration:
         runner_id: str = "",
         timeout_s: float = 5.0,
         redactor: Redactor | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.url = url.rstrip("/")  # where registration happens (as configured)
         self.secret = secret
         self.http = http
+        # This orchestrator's own TLS (its CA, or no verification): never shared with another orchestrator.
+        self.tls = tls if tls is not None else ssl.create_default_context()
         self.runner_id = runner_id
         self.timeout = aiohttp.ClientTimeout(total=timeout_s)
         self.redactor = redactor
@@ -79,7 +83,12 @@ class Registration:
     async def _post(self, url: str, auth: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
         try:
             async with self.http.post(
-                url, json=body, headers={"Authorization": auth}, timeout=self.timeout, allow_redirects=False
+                url,
+                json=body,
+                headers={"Authorization": auth},
+                timeout=self.timeout,
+                allow_redirects=False,
+                ssl=self.tls,
             ) as resp:
                 text = await resp.text(errors="replace")
                 status = resp.status

@@ -14,7 +14,6 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
-STREAM_ID_HEADER = "X-Stream-Id"
 URL_FIELDS = ("subscribe_url", "publish_url", "control_url", "events_url", "data_url")
 
 

@@ -1,7 +1,7 @@
 """What a worker pod says about itself: its state, how many streams it runs, and which.
 
 Two payload shapes are understood, both pure functions of the decoded JSON:
-- ``GET /stream/status`` of our runtime (``byoc_runtime/api/server.py``, ``Worker.status``): ``state``,
+- ``GET /stream/status`` of our runtime (``byoc_runtime`` ``Worker.status``): ``state``,
   ``active_streams``, ``capacity`` and ``sessions[]`` with ``stream_id`` and ``gateway_request_id``;
 - the same route of a PyTrickle ``StreamServer`` (``pytrickle/server.py`` ``_handle_get_status``): ``state``,
   ``active_streams`` (0 or 1), ``client_running`` and ``current_params.gateway_request_id`` (go-livepeer sets

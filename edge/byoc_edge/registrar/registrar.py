@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from typing import Any
 
 import aiohttp
 
 from .advert import build_advert, runner_status
-from .config import RegistrarConfig
+from .config import OrchestratorTLS, RegistrarConfig
 from .credentials import Redactor
 from .local_worker import LocalWorker
 from .metrics import RegistrarMetrics
@@ -55,11 +56,14 @@ class Registrar:
 
     async def start(self) -> None:
         c = self.config
-        self._orch_http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=c.ssl_context()))
+        # One session; each orchestrator's requests carry its own SSL context (connections are pooled per context).
+        self._orch_http = aiohttp.ClientSession()
         self._worker_http = aiohttp.ClientSession()
         self.worker = LocalWorker(c.worker_url, self._worker_http, c.unready_after, c.request_timeout)
         self.registrations = [
-            Registration(o.url, o.secret, self._orch_http, c.runner_id, c.request_timeout, self.redactor)
+            Registration(
+                o.url, o.secret, self._orch_http, c.runner_id, c.request_timeout, self.redactor, self.ssl_context(o.tls)
+            )
             for o in c.orchestrators
         ]
         await self._probe()  # the first heartbeat already says whether the worker is ready
@@ -99,6 +103,10 @@ class Registrar:
         for http in (self._orch_http, self._worker_http):
             if http is not None:
                 await http.close()
+
+    def ssl_context(self, tls: OrchestratorTLS) -> ssl.SSLContext:
+        """One orchestrator's SSL context, from its own settings only."""
+        return tls.ssl_context()
 
     # -- worker ------------------------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 from urllib.parse import quote, urlsplit
 
 SESSION_ID_HEADER = "Livepeer-Session-Id"
@@ -25,8 +25,8 @@ HEARTBEAT_PATH = "/runners/heartbeat"
 CHANNELS_CALLBACK = "channels"
 STOP_CALLBACK = "stop"
 
-MODE_PERSISTENT = "persistent"
-MODE_SINGLE_SHOT = "single-shot"
+MODE_PERSISTENT: Final = "persistent"
+MODE_SINGLE_SHOT: Final = "single-shot"
 # Only "" and "ready" are routable; any other lowercase word hides the runner (and breaks its sessions).
 STATUS_READY = "ready"
 STATUS_LOADING = "loading"

@@ -9,7 +9,7 @@ session held, the status is "draining": upstream reads capacity 0 as 1, so "read
 
 from __future__ import annotations
 
-from ..liverunner.protocol import (
+from ..liverunner import (
     STATUS_DRAINING,
     STATUS_ERROR,
     STATUS_LOADING,

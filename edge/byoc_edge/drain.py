@@ -1,9 +1,9 @@
 """``byoc-drain``: the worker container's preStop hook for the bundled runtime.
 
-The runtime only drains for callers inside its pod (``api/server.py`` ``drain``), and the kubelet's ``httpGet``
-hooks come from the node, so the hook runs in the container and calls the runtime over loopback (or on the one
-address it listens on, when ``BYOC_HOST`` names one). It returns once
-no stream runs or the drain grace is over (``GET /drain?wait=true``), holding the SIGTERM back until then.
+The runtime only drains for callers inside its pod (``byoc_runtime/api/server.py`` ``drain``), and the
+kubelet's ``httpGet`` hooks come from the node, so the hook runs in the container and calls the runtime over
+loopback (or on the one address it listens on, when ``BYOC_HOST`` names one). It returns once no stream runs
+or the drain grace is over (``GET /drain?wait=true``), holding the SIGTERM back until then.
 Standard library only: it must start fast and never depend on the runtime's heavy imports.
 """
 

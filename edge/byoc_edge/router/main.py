@@ -14,11 +14,12 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
+from ..logs import configure_logging
+from .app import create_app
 from .config import RouterConfig, load_config
-from .logs import configure_logging
-from .server import Router, create_app
+from .streams import Router
 
-log = logging.getLogger("byoc_runtime.router")
+log = logging.getLogger("byoc_edge.router")
 
 
 async def serve(config: RouterConfig) -> None:

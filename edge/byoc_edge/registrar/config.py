@@ -3,7 +3,8 @@
 Kubernetes gives the pod's own address and name through the downward API (``POD_IP``, ``POD_NAME``): they
 default ``--runner-url`` (``http://$POD_IP:<worker port>``) and ``--runner-id`` (``$POD_NAME``). Secrets come
 from files (``--secret-file``, one for all orchestrators or one per ``--orchestrator`` in the same order) or,
-without files, from the variable named by ``--secret-env`` (``ORCH_SECRET``).
+without files, from the variable named by ``--secret-env`` (``ORCH_SECRET``). TLS is per orchestrator too
+(``--orchestrator-tls``, paired the same way): one orchestrator's CA or ``insecure`` never applies to another.
 """
 
 from __future__ import annotations
@@ -16,17 +17,60 @@ import socket
 import ssl
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ..liverunner.protocol import MODE_PERSISTENT, MODE_SINGLE_SHOT, RunnerAdvert, advert_errors
+from ..liverunner import MODE_PERSISTENT, MODE_SINGLE_SHOT, RunnerAdvert, advert_errors
 from .credentials import SecretSource
 
 ENV_PREFIX = "BYOC_REGISTRAR_"
+T = TypeVar("T")
 Seconds = Annotated[float, Field(gt=0)]
 HttpUrl = Annotated[str, Field(pattern=r"^https?://[^\s/]+(/\S*)?$")]
+
+
+SYSTEM_TRUST = "system"
+INSECURE = "insecure"
+
+
+class OrchestratorTLS(BaseModel):
+    """How ONE orchestrator's certificate is checked: the system's trust store (the default), its own CA bundle
+    alone, or not at all. Each orchestrator gets its own SSL context built from this (as the operator does)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    ca_file: Path | None = None
+    insecure_skip_verify: bool = False
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> OrchestratorTLS:
+        if self.insecure_skip_verify and self.ca_file is not None:
+            raise ValueError("an orchestrator's TLS is either a CA file or insecure, not both")
+        return self
+
+    @classmethod
+    def parse(cls, value: str) -> OrchestratorTLS:
+        """``system``, ``insecure``, or the path of a PEM CA bundle."""
+        value = value.strip()
+        if not value:
+            raise ValueError("empty --orchestrator-tls: give system, insecure or a CA file")
+        if value == SYSTEM_TRUST:
+            return cls()
+        if value == INSECURE:
+            return cls(insecure_skip_verify=True)
+        return cls(ca_file=Path(value))
+
+    def ssl_context(self) -> ssl.SSLContext:
+        if self.insecure_skip_verify:
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+            return context
+        if self.ca_file is not None:
+            return ssl.create_default_context(cafile=str(self.ca_file))
+        return ssl.create_default_context()
 
 
 class OrchestratorTarget(BaseModel):
@@ -34,6 +78,7 @@ class OrchestratorTarget(BaseModel):
 
     url: HttpUrl
     secret: SecretSource
+    tls: OrchestratorTLS = OrchestratorTLS()
 
     @field_validator("url")
     @classmethod
@@ -57,8 +102,6 @@ class RegistrarConfig(BaseModel):
     runner_version: str = ""  # "": the worker's /version
     metadata: str = ""
     price_info: dict[str, Any] | None = None
-    ca_files: tuple[Path, ...] = ()
-    insecure_skip_verify: bool = False
     drain_seconds: Annotated[float, Field(ge=0)] = 600.0
     probe_interval: Seconds = 2.0
     unready_after: Annotated[int, Field(ge=1)] = 3
@@ -93,19 +136,7 @@ class RegistrarConfig(BaseModel):
         problems = advert_errors(RunnerAdvert(self.app, self.runner_url, metadata=self.metadata, mode=self.mode))
         if problems:
             raise ValueError("; ".join(problems))
-        if self.insecure_skip_verify and self.ca_files:
-            raise ValueError("give either --ca-file or --insecure-skip-verify, not both")
         return self
-
-    def ssl_context(self) -> ssl.SSLContext:
-        """System trust plus every ``--ca-file`` (one bundle per orchestrator is fine: they add up)."""
-        context = ssl.create_default_context()
-        for path in self.ca_files:
-            context.load_verify_locations(cafile=str(path))
-        if self.insecure_skip_verify:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        return context
 
 
 def default_runner_url(worker_url: str, pod_ip: str) -> str:
@@ -116,17 +147,24 @@ def default_runner_url(worker_url: str, pod_ip: str) -> str:
     return f"{parts.scheme}://{host}:{port}"
 
 
+def per_orchestrator(flag: str, values: Sequence[T], count: int, default: T) -> list[T]:
+    """A setting for each of ``count`` orchestrators: none given (``default`` for all), one for all, or one each
+    in the ``--orchestrator`` order."""
+    if not values:
+        return [default] * count
+    if len(values) == 1:
+        return [values[0]] * count
+    if len(values) != count:
+        raise ValueError(f"{len(values)} --{flag} for {count} --orchestrator: give one, or one each")
+    return list(values)
+
+
 def pair_secrets(
     urls: Sequence[str], files: Sequence[Path], env: str, environ: Mapping[str, str]
 ) -> list[SecretSource]:
     """One secret file for all orchestrators, one per orchestrator (same order), or none (the variable)."""
-    if not files:
-        return [SecretSource(None, env, environ) for _ in urls]
-    if len(files) == 1:
-        return [SecretSource(files[0], env, environ) for _ in urls]
-    if len(files) != len(urls):
-        raise ValueError(f"{len(files)} --secret-file for {len(urls)} --orchestrator: give one, or one each")
-    return [SecretSource(path, env, environ) for path in files]
+    paths: list[Path | None] = per_orchestrator("secret-file", list(files), len(urls), None)
+    return [SecretSource(path, env, environ) for path in paths]
 
 
 # flag -> (argparse type, help, repeatable). Every flag also reads BYOC_REGISTRAR_<FLAG>; repeatable ones take a
@@ -150,8 +188,12 @@ _FLAGS: dict[str, tuple[Any, str, bool]] = {
     "runner-version": (str, "version advertised in discovery (default: the worker's /version)", False),
     "metadata": (str, "public text for discovery (<= 1024 bytes, no secrets)", False),
     "price-info": (str, 'JSON price_info for on-chain orchestrators, e.g. {"price": 3.5, "unit": "hour"}', False),
-    "ca-file": (Path, "PEM CA bundle trusted for orchestrator HTTPS (repeatable; adds to system trust)", True),
-    "insecure-skip-verify": (str, "true: do not verify orchestrator certificates", False),
+    "orchestrator-tls": (
+        str,
+        "orchestrator HTTPS: system (system trust, the default), insecure (no verification), or a PEM CA bundle "
+        "trusted alone; one for all, or one per --orchestrator",
+        True,
+    ),
     "drain-seconds": (float, "on SIGTERM, wait this long at most for running sessions before unregistering", False),
     "probe-interval": (float, "seconds between reads of the worker's /health", False),
     "unready-after": (int, "failed /health reads in a row before the runner is reported unreachable", False),
@@ -161,8 +203,8 @@ _FLAGS: dict[str, tuple[Any, str, bool]] = {
     "log-level": (str, "DEBUG, INFO, WARNING, ERROR", False),
     "log-format": (str, "json (one object per line) or text", False),
 }
-_SWITCHES = ("insecure-skip-verify", "drain-only")  # --flag alone means true
-_PLURAL_ENV = {"orchestrator": "ORCHESTRATORS", "secret-file": "SECRET_FILES", "ca-file": "CA_FILES"}
+_SWITCHES = ("drain-only",)  # --flag alone means true
+_PLURAL_ENV = {"orchestrator": "ORCHESTRATORS", "secret-file": "SECRET_FILES"}
 
 
 def _env_name(flag: str) -> str:
@@ -210,8 +252,8 @@ def load_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] | 
         raise ValueError("no orchestrator: give --orchestrator URL (or BYOC_REGISTRAR_ORCHESTRATORS)")
     files = [Path(f) for f in raw.pop("secret_file", [])]
     secret_env = raw.pop("secret_env", "ORCH_SECRET")
-    values: dict[str, Any] = {k: v for k, v in raw.items() if k != "ca_file"}
-    values["ca_files"] = tuple(Path(f) for f in raw.get("ca_file", []))
+    tls_values = [str(t) for t in raw.pop("orchestrator_tls", [])]
+    values: dict[str, Any] = dict(raw)
     if "app" not in values and env.get("CAPABILITY_NAME"):
         values["app"] = env["CAPABILITY_NAME"]
     worker_url = str(values.get("worker_url") or RegistrarConfig.model_fields["worker_url"].default)
@@ -222,8 +264,11 @@ def load_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] | 
             values["runner_url"] = default_runner_url(worker_url, env["POD_IP"])
         values.setdefault("runner_id", env.get("POD_NAME") or socket.gethostname())
         secrets = pair_secrets(urls, files, secret_env, env)
+        parsed = [OrchestratorTLS.parse(t) for t in tls_values]
+        trust = per_orchestrator("orchestrator-tls", parsed, len(urls), OrchestratorTLS())
         values["orchestrators"] = tuple(
-            OrchestratorTarget(url=url, secret=secret) for url, secret in zip(urls, secrets, strict=True)
+            OrchestratorTarget(url=url, secret=secret, tls=tls)
+            for url, secret, tls in zip(urls, secrets, trust, strict=True)
         )
         return RegistrarConfig(**values)
     except (ValidationError, json.JSONDecodeError, ValueError) as exc:
