@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import yaml
 from byoc_operator import api, crd
+from byoc_operator.config import OperatorConfig
 from byoc_operator.pod_policy import PodPolicy
 
 from .conftest import CHART, CRD_NAME, ROOT, Helm, find, one, render, render_error
@@ -235,7 +236,7 @@ def test_security_values_reach_the_operator_as_its_pod_policy(helm: Helm) -> Non
             "fieldRef": {"fieldPath": "metadata.namespace"}
         }
         env["BYOC_OPERATOR_NAMESPACE"] = "byoc-system"
-        return PodPolicy.from_env(env)
+        return OperatorConfig.from_env(env).policy
 
     # The chart's defaults are the operator's: nothing beyond them allowed.
     assert policy({}) == PodPolicy(operator_namespace="byoc-system", operator_instance="prod")

@@ -135,6 +135,9 @@ from byoc_operator.api.registration import (
     Registration as Registration,
 )
 from byoc_operator.api.registration import (
+    RegistrationMode as RegistrationMode,
+)
+from byoc_operator.api.registration import (
     SecretKeyRef as SecretKeyRef,
 )
 from byoc_operator.api.schema import (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from typing import Literal
 
 from pydantic import Field
@@ -150,6 +151,14 @@ class Expose(Model):
     )
 
 
+class RegistrationMode(enum.StrEnum):
+    """The three ways a worker is announced, each with its own strategy in the operator (`modes/`)."""
+
+    BYOC = "byoc"
+    LIVE_RUNNER_DYNAMIC = "live-runner-dynamic"
+    LIVE_RUNNER_STATIC = "live-runner-static"
+
+
 class Registration(Model):
     """How the worker is announced to orchestrators (see protocols: BYOC capability registration or Live Runner)."""
 
@@ -188,3 +197,11 @@ class Registration(Model):
         description="Re-register this often even when nothing changed (orchestrators "
         "have no health checks, so this is their only recovery).",
     )
+
+    @property
+    def mode(self) -> RegistrationMode:
+        if self.protocol == "byoc":
+            return RegistrationMode.BYOC
+        if self.live_runner_mode == "static":
+            return RegistrationMode.LIVE_RUNNER_STATIC
+        return RegistrationMode.LIVE_RUNNER_DYNAMIC
