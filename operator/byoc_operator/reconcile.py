@@ -21,7 +21,7 @@ from lightkube.types import PatchType
 from byoc_operator import api, metrics, registration
 from byoc_operator.autoscale import Autoscaler
 from byoc_operator.children import Children, name_conflict_message
-from byoc_operator.claims import Claim, capability_of, holders
+from byoc_operator.claims import capability_of
 from byoc_operator.config import OperatorConfig
 from byoc_operator.index import Indexes, Key, child, first
 from byoc_operator.modes import RegistrationStrategy, Round
@@ -51,6 +51,7 @@ from byoc_operator.status import (
     transitions,
     with_registration,
 )
+from byoc_operator.targets import held_by_others, targets_of
 from byoc_operator.work_queue import WorkQueue
 
 BYOCWorkerResource = create_namespaced_resource(api.GROUP, api.VERSION, api.KIND, api.PLURAL)
@@ -186,7 +187,7 @@ class Reconciler:
         if refusal:
             await self._write_status(key, body, invalid_spec_status(body, f"invalid spec: {refusal}", self._clock()))
             return
-        targets, refused = self._targets(key[0], worker)
+        targets, refused = targets_of(self.indexes, self.config, key[0], worker)
         if not self.config.allow_namespace_orchestrators:
             worker = registration.without_own(worker)  # nor rendered (a registrar mounting the namespace's Secret)
         mode = self.modes[worker.mode]
@@ -284,7 +285,8 @@ class Reconciler:
         live: list[dict[str, Any]] | None = None,
         published: list[dict[str, Any]] | None = None,
     ) -> Round:
-        assert self.indexes is not None
+        indexes = self.indexes
+        assert indexes is not None
         return Round(
             key=key,
             worker=worker,
@@ -293,9 +295,9 @@ class Reconciler:
             previous=orchestrator_entries(body.get("status")),
             now=now,
             pods=pods or [],
-            router_service=child(self.indexes.services, key, worker.router_name),
-            router_pods=list(self.indexes.pods.get(key) or ()),
-            held=lambda: self._held(key, body, targets),
+            router_service=child(indexes.services, key, worker.router_name),
+            router_pods=list(indexes.pods.get(key) or ()),
+            held=lambda: held_by_others(indexes, self.config, key, body, targets),
             live=live or [],
             published=published or [],
         )
@@ -341,54 +343,6 @@ class Reconciler:
                 f"gave up unregistering from {len(leaving.failed)} orchestrator(s) after {attempts} attempts",
             )
         await self._set_finalizer(key, body, present=False)
-
-    def _targets(
-        self, namespace: str, worker: Worker
-    ) -> tuple[list[registration.Target], list[api.OrchestratorStatus]]:
-        """The orchestrators this worker registers with, and status entries for those it may not use: named
-        BYOCOrchestrators not offered to its namespace, and its own ones where the operator does not allow them."""
-        assert self.indexes is not None
-        orchestrators = {
-            name: value
-            for name in list(self.indexes.orchestrators.keys())
-            if (value := first(self.indexes.orchestrators.get(name)))
-        }
-        labels = first(self.indexes.namespaces.get(namespace)) or {}
-        admin, refused = registration.cluster_targets(worker, orchestrators, labels, self.config.operator_namespace)
-        if self.config.allow_namespace_orchestrators:
-            secrets = list(self.indexes.orchestrator_secrets.get(namespace) or ())
-            return registration.targets(worker, secrets, admin), refused
-        own = registration.own_refusals(worker)
-        return registration.targets(registration.without_own(worker), [], admin), [*own, *refused]
-
-    def _held(self, key: Key, body: dict[str, Any], targets: list[registration.Target]) -> dict[str, Key]:
-        """This worker's orchestrators where another worker holds its capability name (`claims.py`)."""
-        assert self.indexes is not None
-        capability = capability_of(body)
-        if capability is None or not targets:
-            return {}
-        mine = Claim(
-            str(body["metadata"].get("creationTimestamp") or ""), key, capability, frozenset(t.url for t in targets)
-        )
-        return holders(mine, self._claims(capability, key))
-
-    def _claims(self, capability: str, skip: Key) -> list[Claim]:
-        """Every other BYOC worker registering `capability`, with the orchestrators it registers with."""
-        assert self.indexes is not None
-        out = []
-        for other_key in list(self.indexes.workers.keys()):
-            other = first(self.indexes.workers.get(other_key))
-            if other_key == skip or other is None or capability_of(other) != capability:
-                continue
-            try:
-                worker = Worker.from_body(other, self.config.runtime_image)
-            except pydantic.ValidationError:
-                continue
-            if not worker.registers:
-                continue
-            urls = frozenset(t.url for t in self._targets(other_key[0], worker)[0])
-            out.append(Claim(str(other["metadata"].get("creationTimestamp") or ""), other_key, capability, urls))
-        return out
 
     def _grace_over(self, body: dict[str, Any], worker: Worker) -> bool:
         """Whether a deleted worker's streams have had their drain grace (then it unregisters regardless)."""

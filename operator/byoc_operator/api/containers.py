@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from byoc_operator.api.schema import (
     BUILTIN_PROCESSORS,
@@ -33,6 +33,36 @@ class Capability(Model):
     description: str = Field(default="", max_length=256, description="Human-readable description sent at registration.")
 
 
+# Where runtime.secretRefs appear in the worker container, one file each (render/secret_files.py mounts them).
+SECRET_FILES_DIR = "/var/run/byoc/secrets"
+# A file name in that directory: no path separator, no leading dot (the kubelet keeps its own ..data links there).
+SECRET_FILE_PATTERN = r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$"
+# A Secret's key, as Kubernetes allows it.
+SECRET_KEY_PATTERN = r"^[-._a-zA-Z0-9]+$"
+
+
+class SecretFile(Model):
+    """A key of a Secret in the BYOCWorker's namespace, mounted read-only as a file of the worker container."""
+
+    name: str = Field(min_length=1, max_length=253, description="Secret in the BYOCWorker's namespace.")
+    key: str = Field(min_length=1, max_length=253, pattern=SECRET_KEY_PATTERN, description="Key in the Secret.")
+    file: str = Field(
+        min_length=1,
+        max_length=253,
+        pattern=SECRET_FILE_PATTERN,
+        description=f"File name under {SECRET_FILES_DIR}/ (the runtime finds the directory in BYOC_SECRETS_DIR), "
+        "e.g. 'hf-token'. Letters, digits, '.', '_' and '-', not starting with '.'.",
+    )
+
+
+def one_file_each(refs: list[SecretFile] | None) -> list[SecretFile] | None:
+    """The API server refuses a file name twice (list type map); the same check for specs it has not seen."""
+    files = [ref.file for ref in refs or []]
+    if len(set(files)) != len(files):
+        raise ValueError("runtime.secretRefs names a file more than once")
+    return refs
+
+
 class RuntimeContainer(Model):
     """The bundled runtime image, running one of its processors or a PyTrickle-style processor class."""
 
@@ -53,8 +83,18 @@ class RuntimeContainer(Model):
     )
     params: dict[str, Any] | None = Field(
         default=None,
-        description="Initial processor parameters (JSON object), passed to load_model and update_params.",
+        description="Initial processor parameters (JSON object), passed to load_model and update_params. Not "
+        "secret: they are in the pods' environment (BYOC_PARAMS), in the Deployment and in what the runtime "
+        "reports; put credentials in secretRefs.",
         json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
+    secret_refs: Annotated[list[SecretFile] | None, AfterValidator(one_file_each)] = Field(
+        default=None,
+        max_length=16,
+        description=f"Secret keys the processor reads as files, mounted read-only under {SECRET_FILES_DIR}/ "
+        "in the worker container (an API key, a model hub token). Their values never go into the pod spec or "
+        "the status; the kubelet updates the files when a Secret changes. Each file name once.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["file"]},
     )
     image: str | None = Field(
         default=None,
