@@ -476,7 +476,8 @@ def file_segments(path: Path, seconds: float, segment_seconds: float = 1.0) -> l
         start: float | None = None
         for packet in container.demux(*[s for s in (video, audio) if s is not None]):
             for frame in packet.decode():
-                if frame.time is None:
+                # Only video and audio are demuxed: no subtitle frame comes here.
+                if not isinstance(frame, av.VideoFrame | av.AudioFrame) or frame.time is None:
                     continue
                 if start is None:
                     start = frame.time
@@ -502,10 +503,11 @@ def decode_frame(segments: Sequence[bytes], pts: int) -> Any:
     for data in segments:
         if pts not in frame_pts(data):
             continue
-        with contextlib.suppress(av.error.FFmpegError), av.open(io.BytesIO(data), format="mpegts") as container:
-            for frame in container.decode(video=0):
-                if frame.pts == pts:
-                    return frame
+        with contextlib.suppress(av.error.FFmpegError):  # opening too: a segment may not be readable alone
+            with av.open(io.BytesIO(data), mode="r", format="mpegts") as container:
+                for frame in container.decode(video=0):
+                    if frame.pts == pts:
+                        return frame
     return None
 
 
@@ -615,7 +617,8 @@ async def stream_once(opts: Options, worker_url: str, server: Any, segments: lis
     url = server.url
     pieces = [split_frames(s) for s in segments]
     report.frames_in = sum(len(p) for p in pieces)
-    sent, out, events = InputLog(), OutputLog(), []
+    sent, out = InputLog(), OutputLog()
+    events: list[Any] = []
     # One session for every trickle client, closed here: a client cancelled mid-request may not close its own.
     async with aiohttp.ClientSession() as http:
         readers = [
