@@ -70,8 +70,9 @@ def rules(role: dict[str, Any]) -> set[tuple[str, str, str]]:
     return out
 
 
-# What the operator's code touches (handlers.py, reconcile.py, orchestrator.py), verb by verb. The cluster tests
-# prove it is enough (the operator runs with exactly this) and that the rules tested there are all needed.
+# What the operator's code touches (handlers.py, reconcile.py, children.py, orchestrator.py, autoscale.py), verb
+# by verb. The cluster tests prove it is enough (the operator runs with exactly this) and that the rules tested
+# there are all needed.
 WORKER_RULES = {
     ("byoc.livepeer.org", "byocworkers", "list"),
     ("byoc.livepeer.org", "byocworkers", "watch"),
