@@ -6,7 +6,7 @@ reconcile reads the cluster from memory and a fleet of workers costs no extra GE
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,7 +69,7 @@ def first(store: Any) -> dict[str, Any] | None:
     return None
 
 
-def child(index: Any, key: Key, name: str) -> dict[str, Any] | None:
+def child(index: WorkerIndex, key: Key, name: str) -> dict[str, Any] | None:
     """The worker child of this name an index holds, if any."""
     for obj in index.get(key) or ():
         if obj["metadata"]["name"] == name:
@@ -77,23 +77,28 @@ def child(index: Any, key: Key, name: str) -> dict[str, Any] | None:
     return None
 
 
+# One kopf index (a Mapping of keys to kopf Stores), or a dict of lists in tests.
+Index = Mapping[Any, Collection[dict[str, Any]]]
+WorkerIndex = Mapping[Key, Collection[dict[str, Any]]]
+
+
 @dataclass
 class Indexes:
     """The kopf indexes the reconciler reads from (bound on the first handler call)."""
 
-    workers: Any
-    deployments: Any
-    services: Any
-    pods: Any
-    orchestrator_secrets: Any
-    orchestrators: Any  # BYOCOrchestrators by name
-    namespaces: Any  # namespace labels by name
-    disruption_budgets: Any
-    network_policies: Any
-    configmaps: Any
-    token_secrets: Any
+    workers: WorkerIndex
+    deployments: WorkerIndex
+    services: WorkerIndex
+    pods: WorkerIndex
+    orchestrator_secrets: Index  # by namespace
+    orchestrators: Index  # BYOCOrchestrators by name
+    namespaces: Mapping[str, Collection[dict[str, str]]]  # namespace labels by name
+    disruption_budgets: WorkerIndex
+    network_policies: WorkerIndex
+    configmaps: WorkerIndex
+    token_secrets: WorkerIndex
 
-    def of_kind(self, kind: str) -> Any:
+    def of_kind(self, kind: str) -> WorkerIndex:
         """The index holding this worker child kind."""
         return {
             "Deployment": self.deployments,
