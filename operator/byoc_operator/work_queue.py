@@ -75,5 +75,7 @@ class WorkQueue:
         attempt = self._retries.get(key, 0) + 1
         self._retries[key] = attempt
         delay = min(300.0, 2.0**attempt)
-        log.warning("reconcile of %s/%s failed (attempt %d, retry in %.0fs): %s", *key, attempt, delay, exc)
+        # The exception's type too: some (timeouts, assertions) have no message.
+        why = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        log.warning("reconcile of %s/%s failed (attempt %d, retry in %.0fs): %s", *key, attempt, delay, why)
         asyncio.get_running_loop().call_later(delay, self.trigger, key)

@@ -37,14 +37,20 @@ class Capability(Model):
 SECRET_FILES_DIR = "/var/run/byoc/secrets"
 # A file name in that directory: no path separator, no leading dot (the kubelet keeps its own ..data links there).
 SECRET_FILE_PATTERN = r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$"
-# A Secret's key, as Kubernetes allows it.
+# A Secret's name (a DNS subdomain) and key, as Kubernetes allows them.
+SECRET_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 SECRET_KEY_PATTERN = r"^[-._a-zA-Z0-9]+$"
 
 
 class SecretFile(Model):
     """A key of a Secret in the BYOCWorker's namespace, mounted read-only as a file of the worker container."""
 
-    name: str = Field(min_length=1, max_length=253, description="Secret in the BYOCWorker's namespace.")
+    name: str = Field(
+        min_length=1,
+        max_length=253,
+        pattern=SECRET_NAME_PATTERN,
+        description="Secret in the BYOCWorker's namespace.",
+    )
     key: str = Field(min_length=1, max_length=253, pattern=SECRET_KEY_PATTERN, description="Key in the Secret.")
     file: str = Field(
         min_length=1,
