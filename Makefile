@@ -5,13 +5,16 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test setup build lint crds clean
+.PHONY: demo test setup build lint crds lock clean
 
-$(STAMP): operator/pyproject.toml runtime/pyproject.toml testenv/pyproject.toml requirements-dev.txt
-	@echo "== setting up $(VENV) (Python deps pinned in the pyproject files)"
+# Every package comes from the hash-locked set (locks/dev.txt, `make lock` after changing a pin); the project's
+# own distributions are installed from the tree on top, without dependencies or an isolated build.
+$(STAMP): operator/pyproject.toml runtime/pyproject.toml testenv/pyproject.toml requirements-dev.txt locks/dev.txt
+	@echo "== setting up $(VENV) (hash-locked: locks/dev.txt)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip==25.3
-	$(BIN)/python -m pip install --progress-bar off -e operator -e runtime -e testenv -r requirements-dev.txt
+	$(BIN)/python -m pip install --progress-bar off --require-hashes -r locks/dev.txt
+	$(BIN)/python -m pip install --progress-bar off --no-deps --no-build-isolation -e operator -e runtime -e testenv
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -30,6 +33,10 @@ lint: setup
 
 test: build lint
 	$(BIN)/pytest
+
+# Re-resolves locks/*.txt from the pins (needs PyPI); tests/images/test_locks.py checks they agree.
+lock: setup
+	$(BIN)/python locks/resolve.py
 
 crds: setup
 	$(BIN)/python -m byoc_operator.crd crds charts/byoc-operator/files/crds

@@ -18,7 +18,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from byoc_testenv.devstream import WorkerProcess
+from byoc_testenv.devstream.worker import WorkerProcess
 from byoc_testenv.trickle import TrickleServer
 
 from . import drive

@@ -6,8 +6,8 @@ has work queued but never so much that a bounded queue or the server's 5-segment
 fps = output frames completed inside the measured window / window length.
 
 Latency (real time): each session's input is published at the pace of its timestamps, each frame's bytes when
-the frame is due (``devstream.publish_paced``); sessions are staggered evenly over one second so their segment
-starts do not coincide. Output frames are timed by ``devstream.VideoTimeline`` as their bytes arrive at a
+the frame is due (``channels.publish_paced``); sessions are staggered evenly over one second so their segment
+starts do not coincide. Output frames are timed by ``mpegts.VideoTimeline`` as their bytes arrive at a
 subscriber and matched to input frames by PTS (both workers keep input timestamps).
 """
 
@@ -22,16 +22,16 @@ from dataclasses import dataclass, field
 
 import aiohttp
 from byoc_runtime import trickle
-from byoc_testenv.devstream import (
+from byoc_testenv.devstream.channels import (
     CHANNEL_SUFFIXES,
     InputLog,
     OutputLog,
-    http_json,
-    match_frames,
     publish_paced,
     read_output,
     wait_caught_up,
 )
+from byoc_testenv.devstream.latency import match_frames
+from byoc_testenv.devstream.worker import http_json
 from byoc_testenv.trickle import TrickleServer
 
 from .measurement import Measurement

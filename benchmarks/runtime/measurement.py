@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from byoc_testenv.devstream import percentile
+from byoc_testenv.devstream.latency import percentile
 
 IMPLEMENTATIONS = ("ours", "pytrickle", "floor")
 LABELS = {"ours": "ours (byoc-runtime)", "pytrickle": "PyTrickle 0.1.6", "floor": "bare PyAV floor"}

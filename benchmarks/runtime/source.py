@@ -19,7 +19,7 @@ from pathlib import Path
 import av
 import numpy as np
 from byoc_runtime.media import encode, testsource
-from byoc_testenv.devstream import FramePiece, split_frames
+from byoc_testenv.devstream.mpegts import FramePiece, split_frames
 
 FPS = 30
 SEGMENT_SECONDS = 1.0

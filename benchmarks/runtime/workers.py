@@ -12,7 +12,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from byoc_testenv.devstream import WorkerProcess, worker_health
+from byoc_testenv.devstream.worker import WorkerProcess, worker_health
 
 from .pytrickle_env import ensure_venv
 

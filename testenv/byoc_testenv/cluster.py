@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import json
 import os
 import random
@@ -33,6 +34,7 @@ import yaml
 
 from . import build, nodes, stages, tools, versions
 from .nodes import NodeGroup
+from .polling import wait_for
 from .progress import Progress, format_elapsed
 
 Manifest = Mapping[str, Any] | Sequence[Mapping[str, Any]] | str
@@ -389,7 +391,10 @@ class Cluster:
     def kubectl(self, *args: str, input: str | None = None, check: bool = True,
                 timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
         """Run the cached kubectl against this cluster; raises ClusterError on failure if check."""
-        cmd = [str(self.kubectl_bin), "--kubeconfig", str(self.kubeconfig), *args]
+        # Discovery cached per cluster: kubectl's default cache is keyed by host:port, which clusters started one
+        # after another reuse, and a stale one hides resource types (`auth can-i` then answers "no").
+        cache = Path(self.kubeconfig).parent / "kube-cache"
+        cmd = [str(self.kubectl_bin), "--kubeconfig", str(self.kubeconfig), "--cache-dir", str(cache), *args]
         res = subprocess.run(cmd, input=input, capture_output=True, text=True, timeout=timeout)
         if check and res.returncode != 0:
             raise ClusterError(f"kubectl {' '.join(args)} failed (exit {res.returncode}): {res.stderr.strip()}")
@@ -420,6 +425,17 @@ class Cluster:
         if namespace:
             args += ["-n", namespace]
         return self.kubectl(*args, timeout=timeout + 15)
+
+    def wait_established(self, *crd_names: str, timeout: float = 60.0) -> None:
+        """Until each CRD is Established. Polled: `kubectl wait` fails at once while a CRD that was just applied
+        has no conditions yet."""
+
+        def established(name: str) -> bool:
+            conditions = self.get("crd", name).get("status", {}).get("conditions") or []
+            return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
+
+        for name in crd_names:
+            wait_for(functools.partial(established, name), timeout, what=f"CRD {name} Established")
 
     # --- readiness -----------------------------------------------------------
 

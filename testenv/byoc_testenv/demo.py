@@ -23,9 +23,6 @@ import base64
 import contextlib
 import json
 import os
-import socket
-import subprocess
-import sys
 import time
 import urllib.request
 import uuid
@@ -37,7 +34,8 @@ from typing import Any
 import yaml
 
 from byoc_testenv.cluster import Cluster
-from byoc_testenv.polling import free_port, stop_child
+from byoc_testenv.operator_process import OperatorProcess
+from byoc_testenv.polling import wait_for
 from byoc_testenv.progress import Progress
 
 DEMO_SECRET = "demo-orchestrator-secret"
@@ -46,35 +44,16 @@ PARAMS = {"width": 320, "height": 180}
 
 
 
-def start_operator(cluster: Cluster, log_path: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "byoc_operator.main", "--liveness", f"http://127.0.0.1:{port}/healthz",
-         "--metrics-host", "127.0.0.1", "--metrics-port", str(free_port())],
-        # The demo and the e2e tests name their orchestrator in the worker's namespace, which the operator (like
-        # the chart) only allows when told so (docs/security.md).
-        env={**os.environ, "KUBECONFIG": str(cluster.kubeconfig), "BYOC_ALLOW_NAMESPACE_ORCHESTRATORS": "true",
-             **(env or {})},
-        stdout=log_path.open("wb"), stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"the operator exited early; its log:\n{log_path.read_text()}")
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return proc
-        time.sleep(0.3)
-    raise SystemExit("the operator did not come up within 60 s")
-
-
 @contextlib.contextmanager
-def operator_process(cluster: Cluster, log_path: Path, env: dict[str, str] | None = None) -> Iterator[Any]:
-    proc = start_operator(cluster, log_path, env)
+def operator_process(cluster: Cluster, log_path: Path, env: dict[str, str] | None = None) -> Iterator[OperatorProcess]:
+    """The operator for the demo and the e2e tests. They name their orchestrator in the worker's namespace, which
+    the operator (like the chart) only allows when told so (docs/security.md)."""
+    defaults = {"KUBECONFIG": str(cluster.kubeconfig), "BYOC_ALLOW_NAMESPACE_ORCHESTRATORS": "true"}
+    proc = OperatorProcess({**os.environ, **defaults, **(env or {})}, log_path).start()
     try:
         yield proc
     finally:
-        stop_child(proc, 15)
+        proc.stop(15)
 
 
 # -- a stream through the test gateway ------------------------------------------------------------------------
@@ -104,14 +83,14 @@ async def play_through(stream: Any, *, first_output_timeout: float = 60.0, quiet
 def matched_frames(stream: Any, segments: list[bytes]) -> tuple[Any, Any] | None:
     """An input frame and the output frame with the same timestamp (``av.VideoFrame``s), from the middle of a
     gateway stream kept with ``keep_output=True``; None if none matched."""
-    from byoc_testenv import devstream
+    from byoc_testenv.devstream import cli, mpegts, pictures
 
-    sent = {pts for segment in segments for pts in devstream.frame_pts(segment)}
-    both = sorted({pts for segment in stream.record.output for pts in devstream.frame_pts(segment)} & sent)
+    sent = {pts for segment in segments for pts in mpegts.frame_pts(segment)}
+    both = sorted({pts for segment in stream.record.output for pts in mpegts.frame_pts(segment)} & sent)
     if not both:
         return None
-    pts = devstream.picture_pts(both, min(sent))
-    before, after = devstream.decode_frame(segments, pts), devstream.decode_frame(stream.record.output, pts)
+    pts = cli.picture_pts(both, min(sent))
+    before, after = pictures.decode_frame(segments, pts), pictures.decode_frame(stream.record.output, pts)
     return None if before is None or after is None else (before, after)
 
 
@@ -126,8 +105,8 @@ class OrchestratedStream:
     status: int
     reply: str
     urls: dict[str, str] = field(default_factory=dict)  # publish, subscribe, control, events (X-*-Url)
-    sent: Any = None  # devstream.InputLog
-    out: Any = None  # devstream.OutputLog
+    sent: Any = None  # channels.InputLog
+    out: Any = None  # channels.OutputLog
     input_segments: list[bytes] = field(default_factory=list)
 
     @property
@@ -168,41 +147,41 @@ async def play(http: Any, stream: OrchestratedStream, segments: list[bytes], *, 
                on_frames: Callable[[OrchestratedStream], None] | None = None) -> None:
     """Publish ``segments`` in real time on the stream's input channel and read the output back until it has
     caught up. The input channel stays open, so the stream keeps its worker slot until ``stop_stream``."""
-    from byoc_testenv import devstream
+    from byoc_testenv.devstream import channels, mpegts
 
-    stream.sent, stream.out, stream.input_segments = devstream.InputLog(), devstream.OutputLog(), segments
-    pieces = [devstream.split_frames(s) for s in segments]
-    reader = asyncio.create_task(devstream.read_output(
+    stream.sent, stream.out, stream.input_segments = channels.InputLog(), channels.OutputLog(), segments
+    pieces = [mpegts.split_frames(s) for s in segments]
+    reader = asyncio.create_task(channels.read_output(
         stream.urls["subscribe"], stream.out, keep=True, session=http,
         on_frames=(lambda _frames: on_frames(stream)) if on_frames else None))
     try:
         await asyncio.sleep(0.5)  # the worker's subscriber reaches the server before the first segment
         publishing = asyncio.create_task(
-            devstream.publish_paced(stream.urls["publish"], pieces, stream.sent, close=False, session=http))
-        if not await devstream.wait_output(stream.out, lambda: bool(stream.out.frame_published), first_output_timeout):
+            channels.publish_paced(stream.urls["publish"], pieces, stream.sent, close=False, session=http))
+        if not await channels.wait_output(stream.out, lambda: bool(stream.out.frame_published), first_output_timeout):
             publishing.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await publishing
         if stream.out.frame_published:
-            await devstream.wait_caught_up(stream.sent, stream.out, quiet=10.0)
+            await channels.wait_caught_up(stream.sent, stream.out, quiet=10.0)
     finally:
         reader.cancel()
         await asyncio.gather(reader, return_exceptions=True)
 
 
 def middle_pts(stream: OrchestratedStream) -> int | None:
-    from byoc_testenv import devstream
+    from byoc_testenv.devstream import cli, latency
 
-    matched = [m.pts for m in devstream.match_frames(stream.sent, stream.out)]
-    return devstream.picture_pts(matched, min(stream.sent.frame_sent)) if matched else None
+    matched = [m.pts for m in latency.match_frames(stream.sent, stream.out)]
+    return cli.picture_pts(matched, min(stream.sent.frame_sent)) if matched else None
 
 
 def output_frame(stream: OrchestratedStream) -> Any:
     """A decoded output frame from the middle of the stream (an ``av.VideoFrame``), or None."""
-    from byoc_testenv import devstream
+    from byoc_testenv.devstream import pictures
 
     pts = middle_pts(stream)
-    return None if pts is None else devstream.decode_frame(stream.out.segments, pts)
+    return None if pts is None else pictures.decode_frame(stream.out.segments, pts)
 
 
 def grayness(frame: Any) -> float:
@@ -266,18 +245,11 @@ def worker_streams(launcher: Any, namespace: str, port: int = 8000) -> dict[str,
 
 
 def wait_until(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-        except Exception as exc:  # not there yet
-            last = exc
-        else:
-            if last:
-                return last
-        time.sleep(interval)
-    raise SystemExit(f"timed out after {timeout:.0f}s waiting for {what}; last seen: {last!r}")
+    """``polling.wait_for``, ending the demo with the reason instead of a traceback."""
+    try:
+        return wait_for(check, timeout, what, interval)
+    except AssertionError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 # -- the demo ------------------------------------------------------------------------------------------------
@@ -306,10 +278,10 @@ def say_table(title: str, text: str) -> None:
 
 async def demo_stream(orch_url: str, capability: str, seconds: float, out_dir: Path, progress: Progress,
                       launcher: Any) -> bool:
-    from byoc_testenv import devstream
+    from byoc_testenv.devstream import pictures, sources
     from byoc_testenv.gateway import Gateway
 
-    segments = await asyncio.to_thread(devstream.generated_segments, PARAMS["width"], PARAMS["height"], seconds)
+    segments = await asyncio.to_thread(sources.generated_segments, PARAMS["width"], PARAMS["height"], seconds)
     last_print = [0.0]
 
     def show(stream: Any) -> None:
@@ -338,7 +310,7 @@ async def demo_stream(orch_url: str, capability: str, seconds: float, out_dir: P
                 progress.say(f"an output frame decoded: {after.width}x{after.height}, "
                              f"colour difference {grayness(after):.1f} (0 = gray)")
                 png = out_dir / "side-by-side.png"
-                await asyncio.to_thread(devstream.side_by_side, before, after, png)
+                await asyncio.to_thread(pictures.side_by_side, before, after, png)
                 progress.say(f"input left, output right: {png}")
             say_table("orchestrator capabilities (stream running)", capability_table(orch_url))
         finally:
@@ -379,7 +351,7 @@ def run(args: argparse.Namespace) -> int:
         print(cluster.kubectl("get", "nodes", "-L", "nvidia.com/gpu.product").stdout, flush=True)
         progress.say("installing the BYOCWorker CRD")
         cluster.kubectl("apply", "--server-side", "-f", str(args.repo / "crds"))
-        cluster.kubectl("wait", "--for=condition=Established", "crd/byocworkers.byoc.livepeer.org")
+        cluster.wait_established("byocworkers.byoc.livepeer.org")
 
         progress.say("starting the launcher: runtime pods run as local processes on their pod IPs")
         launcher = stack.enter_context(Launcher.start(cluster, image_map=images))

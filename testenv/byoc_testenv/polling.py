@@ -1,8 +1,10 @@
-"""Waiting for things on this machine: a free loopback port, a condition that becomes true, a child's first line,
-a child that stops."""
+"""Waiting for things on this machine: a free loopback port, a condition that becomes true (from plain code:
+``wait_for``; from a coroutine: ``eventually``), a child's first line, a child that stops. The one poll helper for
+the tests, the demo and the benchmarks."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import select
@@ -10,7 +12,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -37,6 +39,27 @@ def wait_for(check: Callable[[], T], timeout: float = 60, what: str = "condition
                 return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last seen: {last!r}")
+
+
+async def eventually(
+    check: Callable[[], T | Awaitable[T]], seconds: float = 60, what: str = "condition", interval: float = 0.1
+) -> T:
+    """``wait_for`` for async code: ``check`` may be a plain or an async callable, and the loop keeps running
+    between polls."""
+    deadline = time.monotonic() + seconds
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+            if asyncio.iscoroutine(last) or isinstance(last, asyncio.Future):
+                last = await last
+        except Exception as exc:  # the thing may not exist yet
+            last = exc
+        else:
+            if last:
+                return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"timed out after {seconds:.0f}s waiting for {what}; last seen: {last!r}")
 
 
 def read_first_line(proc: subprocess.Popen[bytes], timeout: float) -> str:

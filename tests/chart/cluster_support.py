@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from byoc_operator import crd
 from byoc_testenv.polling import wait_for
 
-from .conftest import CHART, CRD_NAME, ROOT, Helm, one, render
+from .helm import CHART, CRD_NAME, ROOT, Helm, one, render
 
 EXAMPLES = ROOT / "examples"
 
@@ -81,9 +82,12 @@ def restore_crd(cluster: Any) -> None:
 
 
 def ensure_crd(cluster: Any) -> None:
-    if cluster.kubectl("get", "crd", CRD_NAME, check=False).returncode != 0:
-        cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "crds" / f"{CRD_NAME}.yaml"))
-    cluster.kubectl("wait", "--for=condition=Established", f"crd/{CRD_NAME}", "--timeout=60s")
+    """Both CRDs, as `kubectl apply -f crds/` installs them for a release with crds.install=false."""
+    names = [name.removesuffix(".yaml") for name in crd.files()]
+    for name in names:
+        if cluster.kubectl("get", "crd", name, check=False).returncode != 0:
+            cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "crds" / f"{name}.yaml"))
+    cluster.wait_established(*names)
 
 
 def assert_no_other_operator(cluster: Any, tmp_ns: str) -> None:

@@ -21,6 +21,9 @@ import yaml
 from byoc_operator import crd
 from byoc_testenv.orchestrator.process import OrchestratorProcess
 from byoc_testenv.polling import wait_for
+from lightkube import ApiError, Client, KubeConfig
+from lightkube.resources.core_v1 import Pod
+from lightkube.types import PatchType
 
 from .cluster_support import (
     EXAMPLES,
@@ -42,7 +45,7 @@ from .cluster_support import (
     worker_condition,
     working,
 )
-from .conftest import CHART, CRD_NAME, ChartOperator, chart_operator, one, render, service_account_kubeconfig
+from .helm import CHART, CRD_NAME, ChartOperator, chart_operator, one, render, service_account_kubeconfig
 
 pytestmark = pytest.mark.cluster
 
@@ -94,7 +97,7 @@ def test_install_creates_what_the_chart_renders(cluster: Any, release: Release) 
     assert crd_obj["metadata"]["annotations"]["meta.helm.sh/release-name"] == release.name
     for name in ("clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev"):
         assert exists(cluster, "crd", name)
-    cluster.kubectl("wait", "--for=condition=Established", f"crd/{CRD_NAME}", "--timeout=30s")
+    cluster.wait_established(CRD_NAME, timeout=30)
     explained = cluster.kubectl("explain", "byocworker.spec.gpu.migProfile").stdout
     assert "MIG" in explained
     status = json.loads(release.helm.run("status", release.name, "-n", release.namespace, "-o", "json").stdout)
@@ -239,6 +242,92 @@ MISSING_RULES = [
     ("byoc.livepeer.org", "byocorchestrators", "watch", "kopf"),
     ("", "namespaces", "list", "kopf"),
 ]
+
+
+def _deployment(name: str, namespace: str, pod: dict[str, Any], owned: bool = True) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "name": name,
+        "namespace": namespace,
+        "labels": {"app.kubernetes.io/managed-by": "byoc-operator", "app": name},
+    }
+    if owned:
+        uid = "00000000-0000-0000-0000-000000000001"
+        ref = {"apiVersion": "byoc.livepeer.org/v1alpha1", "kind": "BYOCWorker", "name": "w", "uid": uid}
+        meta["ownerReferences"] = [{**ref, "controller": True}]
+    container = {"name": "c", "image": "registry.local/x:1"}
+    spec = {"automountServiceAccountToken": False, "containers": [container], **pod}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": meta,
+        "spec": {
+            "selector": {"matchLabels": {"app": name}},
+            "template": {"metadata": {"labels": {"app": name}}, "spec": spec},
+        },
+    }
+
+
+def test_the_admission_policy_bounds_what_the_operators_own_token_can_write(
+    cluster: Any, release: Release, namespace: str, sa_kubeconfig: Path
+) -> None:
+    """H4: whatever its RBAC allows, the operator's ServiceAccount cannot run a pod that leaves its sandbox, nor
+    write an object no BYOCWorker controls; the same writes by an administrator are not affected."""
+
+    def as_operator(obj: dict[str, Any]) -> str:
+        res = cluster.kubectl(
+            "--kubeconfig",
+            str(sa_kubeconfig),
+            "create",
+            "--dry-run=server",
+            "-f",
+            "-",
+            input=json.dumps(obj),
+            check=False,
+        )
+        return res.stdout + res.stderr
+
+    allowed = as_operator(_deployment("ok", namespace, {}))
+    assert "created" in allowed, allowed
+    refused = {
+        "is not one": _deployment("orphan", namespace, {}, owned=False),
+        "no ServiceAccount token": _deployment("sa", namespace, {"serviceAccountName": "admin"}),
+        "no host namespace": _deployment("host", namespace, {"hostNetwork": True}),
+        "no hostPath": _deployment("path", namespace, {"volumes": [{"name": "v", "hostPath": {"path": "/"}}]}),
+    }
+    privileged = _deployment("priv", namespace, {})
+    privileged["spec"]["template"]["spec"]["containers"][0]["securityContext"] = {"privileged": True}
+    refused["no privileged container"] = privileged
+    external = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _deployment("svc", namespace, {})["metadata"],
+        "spec": {"ports": [{"port": 80}], "externalIPs": ["10.0.0.1"]},
+    }
+    refused["no externalIPs"] = external
+    for why, obj in refused.items():
+        out = as_operator(obj)
+        assert "denied request" in out and why in out, (why, out)
+        # The policy binds the operator's user only: an administrator's identical request is admitted.
+        admin = cluster.kubectl("create", "--dry-run=server", "-f", "-", input=json.dumps(obj), check=False)
+        assert admin.returncode == 0, (why, admin.stderr)
+
+    # The autoscaler's pod change (an annotation) passes; anything else on a pod does not.
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "p", "namespace": namespace, "labels": {"app": "p"}},
+        "spec": {"containers": [{"name": "c", "image": "registry.local/x:1"}]},
+    }
+    cluster.kubectl("create", "-f", "-", input=json.dumps(pod))
+    # (lightkube: the operator patches without reading first, which is all its RBAC on pods allows)
+    client = Client(KubeConfig.from_file(sa_kubeconfig))
+    cost = {"metadata": {"annotations": {"controller.kubernetes.io/pod-deletion-cost": "2"}}}
+    client.patch(Pod, "p", cost, namespace=namespace, patch_type=PatchType.MERGE)
+    with pytest.raises(ApiError) as refused_patch:
+        client.patch(
+            Pod, "p", {"metadata": {"labels": {"app": "other"}}}, namespace=namespace, patch_type=PatchType.MERGE
+        )
+    assert "nothing on a pod but its annotations" in refused_patch.value.status.message
 
 
 @pytest.mark.parametrize(
@@ -410,7 +499,7 @@ def test_upgrade_upgrades_the_crd(cluster: Any, release: Release, namespace: str
     assert refused.returncode != 0 and "upgradeProbe" in refused.stderr
 
     # --force-conflicts: the CRD may also have been applied by `kubectl apply --server-side` (tests/operator
-    # does; users who installed it by hand first do too), which co-owns .spec.versions (see README).
+    # does; users who installed it by hand first do too), which co-owns .spec.versions (see docs/install.md).
     release.helm.run(
         "upgrade",
         release.name,

@@ -26,7 +26,7 @@ from .cluster_support import (
     worker_condition,
     working,
 )
-from .conftest import ChartOperator, find, service_account_kubeconfig
+from .helm import ChartOperator, find, service_account_kubeconfig
 
 pytestmark = pytest.mark.cluster
 

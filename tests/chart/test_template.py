@@ -12,7 +12,7 @@ from byoc_operator import api, crd
 from byoc_operator.config import OperatorConfig
 from byoc_operator.pod_policy import PodPolicy
 
-from .conftest import CHART, CRD_NAME, ROOT, Helm, find, one, render, render_error
+from .helm import CHART, CRD_NAME, ROOT, Helm, find, one, render, render_error
 
 COMBINATIONS: dict[str, dict[str, Any]] = {
     "defaults": {},
@@ -429,13 +429,14 @@ def test_schema_image_rule_is_the_crds() -> None:
     assert schema["properties"]["runtimeImage"]["pattern"] == api.IMAGE_PATTERN
 
 
-def test_notes_and_readme(helm: Helm) -> None:
+def test_notes_and_install_docs(helm: Helm) -> None:
     res = helm.run(
         "install", "rel", str(CHART), "-n", "byoc-system", "--dry-run=client", "--set", "watchNamespaces={team-a}"
     )
     assert "It serves BYOCWorkers in: team-a." in res.stdout and "kubectl apply -n team-a" in res.stdout
-    readme = (ROOT / "README.md").read_text()
-    section = readme.split("## Install with Helm", 1)[1]
+    readme = (ROOT / "README.md").read_text().split("## Install with Helm", 1)[1].split("\n## ", 1)[0]
+    assert "docs/install.md" in readme and "helm install byoc charts/byoc-operator " in readme
+    section = (ROOT / "docs" / "install.md").read_text()
     for needed in (
         "helm install",
         "helm upgrade",
@@ -449,3 +450,21 @@ def test_notes_and_readme(helm: Helm) -> None:
     for line in section.splitlines():
         if line.startswith(("helm install", "helm upgrade")):
             assert " charts/byoc-operator " in line, line
+
+
+def test_the_admission_policy_binds_the_operators_user_and_follows_the_security_values(helm: Helm) -> None:
+    docs = render(helm)
+    policy = one(docs, "ValidatingAdmissionPolicy")
+    binding = one(docs, "ValidatingAdmissionPolicyBinding")
+    assert binding["spec"]["policyName"] == policy["metadata"]["name"]
+    assert binding["spec"]["validationActions"] == ["Deny"]
+    sa = one(docs, "ServiceAccount")["metadata"]["name"]
+    (match,) = policy["spec"]["matchConditions"]
+    assert match["expression"] == f'request.userInfo.username == "system:serviceaccount:byoc-system:{sa}"'
+    messages = [v.get("message", "") for v in policy["spec"]["validations"]]
+    assert any("privileged" in m for m in messages)
+    # An administrator who allows privileged workers does not have the policy refuse what the operator allows.
+    allowed = one(render(helm, {"security": {"allowPrivileged": True}}), "ValidatingAdmissionPolicy")
+    assert not any("privileged" in v.get("message", "") for v in allowed["spec"]["validations"])
+    off = render(helm, {"admissionPolicy": {"enabled": False}})
+    assert not [d for d in off if d["kind"].startswith("ValidatingAdmissionPolicy")]

@@ -12,7 +12,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from byoc_testenv import devstream
+from byoc_testenv.devstream import cli
 from byoc_testenv.trickle import find_go
 
 pytestmark = pytest.mark.trickle
@@ -29,7 +29,7 @@ def grayscale_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, Path, 
     if find_go() is None:
         pytest.skip("no Go toolchain")
     out = tmp_path_factory.mktemp("devstream")
-    code = devstream.main(["--processor", "grayscale", "--generate", "--seconds", "3", "--out", str(out)])
+    code = cli.main(["--processor", "grayscale", "--generate", "--seconds", "3", "--out", str(out)])
     return code, out, (out / "report.json").read_text()
 
 
@@ -97,5 +97,5 @@ def silent_worker() -> Iterator[str]:
 
 def test_no_output_is_an_error(silent_worker: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["--worker-url", silent_worker, "--seconds", "2", "--first-output-timeout", "2", "--out", str(tmp_path)]
-    assert devstream.main(argv) == 1
+    assert cli.main(argv) == 1
     assert "no output frames arrived" in capsys.readouterr().err

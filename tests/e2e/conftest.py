@@ -4,14 +4,12 @@ trickle server (the ``trickle_server`` fixture)."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import sys
-import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import pytest
 from byoc_testenv import Cluster, CPUNodeGroup, GPUNodeGroup
@@ -30,24 +28,6 @@ EXTERNAL = os.environ.get("BYOC_TESTENV_KUBECONFIG")  # a running cluster: kwok 
 T = TypeVar("T")
 
 
-async def eventually(check: Callable[[], T | Awaitable[T]], seconds: float, what: str, interval: float = 0.5) -> T:
-    """Poll until check() returns something truthy; fail with the last value seen."""
-    deadline = time.monotonic() + seconds
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-            if asyncio.iscoroutine(last):
-                last = await last
-        except Exception as exc:  # not there yet
-            last = exc
-        else:
-            if last:
-                return last
-        await asyncio.sleep(interval)
-    raise AssertionError(f"timed out after {seconds:.0f}s waiting for {what}; last seen: {last!r}")
-
-
 @pytest.fixture(scope="package")
 def e2e_cluster() -> Iterator[Cluster]:
     """Its own cluster: the launcher's kwok stage (Ready only once a probe passes) is fixed at cluster start.
@@ -59,7 +39,7 @@ def e2e_cluster() -> Iterator[Cluster]:
             groups = [GPUNodeGroup("gpu", count=1, gpus_per_node=4), CPUNodeGroup("cpu", count=1)]
             cluster = stack.enter_context(Cluster.start(groups, extra_stages=launcher_stages(IMAGES)))
         cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
-        cluster.kubectl("wait", "--for=condition=Established", "crd/byocworkers.byoc.livepeer.org")
+        cluster.wait_established("byocworkers.byoc.livepeer.org")
         yield cluster
 
 

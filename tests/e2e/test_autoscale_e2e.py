@@ -12,11 +12,10 @@ import pytest
 import yaml
 from byoc_testenv import Cluster
 from byoc_testenv.launcher import Launcher
+from byoc_testenv.polling import eventually
 from byoc_testenv.trickle import TrickleServer
 
 from tests.runtime.support import Stream
-
-from .conftest import eventually
 
 pytestmark = [pytest.mark.cluster, pytest.mark.trickle]
 

@@ -23,8 +23,9 @@ from byoc_testenv.demo import capabilities, operator_process
 from byoc_testenv.gateway import Gateway, GatewayStream
 from byoc_testenv.launcher import Launcher
 from byoc_testenv.orchestrator import OrchestratorProcess
+from byoc_testenv.polling import eventually
 
-from .conftest import IMAGE, SECRET, eventually
+from .conftest import IMAGE, SECRET
 
 pytestmark = [pytest.mark.cluster, pytest.mark.trickle]
 

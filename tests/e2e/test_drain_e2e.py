@@ -20,16 +20,18 @@ from typing import Any
 import aiohttp
 import pytest
 import yaml
-from byoc_testenv import Cluster, devstream
+from byoc_testenv import Cluster
 from byoc_testenv.demo import advertised, router_health
+from byoc_testenv.devstream import mpegts, sources
 from byoc_testenv.gateway import Gateway, GatewayStream, NoOrchestrators
 from byoc_testenv.launcher import Launcher
 from byoc_testenv.orchestrator import OrchestratorProcess
+from byoc_testenv.polling import eventually
 from byoc_testenv.trickle import TrickleServer
 
 from tests.runtime.support import Stream, publish
 
-from .conftest import IMAGE, SECRET, eventually
+from .conftest import IMAGE, SECRET
 
 pytestmark = [pytest.mark.cluster, pytest.mark.trickle]
 
@@ -77,7 +79,7 @@ async def ready_pod(launcher: Launcher, namespace: str, name: str) -> tuple[str,
 
 
 def last_pts(segments: list[bytes]) -> int:
-    return max((pts for segment in segments for pts in devstream.frame_pts(segment)), default=-1)
+    return max((pts for segment in segments for pts in mpegts.frame_pts(segment)), default=-1)
 
 
 def caught_up(stream: GatewayStream, sent: list[bytes], slack_s: float) -> bool:
@@ -85,7 +87,7 @@ def caught_up(stream: GatewayStream, sent: list[bytes], slack_s: float) -> bool:
     the source goes quiet: the worker's demuxer holds the last frames until bytes that follow them arrive, and the
     output segment in progress is complete (and read here) only at the next keyframe, so the output read stays a
     segment or so short of the input (the runtime speed issue's first point)."""
-    return last_pts(stream.record.output) >= last_pts(sent) - round(devstream.PTS_HZ * slack_s)
+    return last_pts(stream.record.output) >= last_pts(sent) - round(mpegts.PTS_HZ * slack_s)
 
 
 async def finished(stream: GatewayStream, sent: list[bytes], limit_s: float) -> None:
@@ -148,7 +150,7 @@ async def test_deleted_pod_and_rollout_keep_live_streams_until_they_end(
     await eventually(lambda: advertised(orch.url, capability) == 2, 240, "capacity 2 advertised")
     router = f"http://{name}-router.{ns}.svc:8080"
     await eventually(lambda: (h := router_health(launcher, router)) and h["pods"] == 2, 60, "the router to know 2 pods")
-    segments = await asyncio.to_thread(devstream.generated_segments, PARAMS["width"], PARAMS["height"], 20.0)
+    segments = await asyncio.to_thread(sources.generated_segments, PARAMS["width"], PARAMS["height"], 20.0)
 
     async def start(gateway: Gateway, stream_id: str, input_segments: list[bytes]) -> GatewayStream:
         return await gateway.start_stream(
@@ -213,7 +215,7 @@ async def test_stream_outliving_a_short_grace_ends_with_a_stop_event(
     spec = {"runtime": {"processor": "passthrough"}, "replicas": 1, "drain": {"gracePeriodSeconds": 3}}
     await asyncio.to_thread(apply, e2e_cluster, ns, byoc_worker(name, spec))
     key, ip = await ready_pod(launcher, ns, name)
-    segments = await asyncio.to_thread(devstream.generated_segments, PARAMS["width"], PARAMS["height"], 60.0)
+    segments = await asyncio.to_thread(sources.generated_segments, PARAMS["width"], PARAMS["height"], 60.0)
     stream = Stream.create(trickle_server)
     stream.listen()
     feeding: asyncio.Task[None] | None = None
@@ -251,7 +253,7 @@ async def test_user_image_drains_through_the_sidecar(
     await asyncio.to_thread(apply, e2e_cluster, ns, byoc_worker(name, spec))
     key, ip = await ready_pod(launcher, ns, name)
     assert set(launcher.state()["pods"][key]["containers"]) == {"worker", "drain"}
-    segments = await asyncio.to_thread(devstream.generated_segments, PARAMS["width"], PARAMS["height"], 15.0)
+    segments = await asyncio.to_thread(sources.generated_segments, PARAMS["width"], PARAMS["height"], 15.0)
     stream = Stream.create(trickle_server)
     stream.listen()
     feeding: asyncio.Task[None] | None = None

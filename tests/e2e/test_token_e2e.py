@@ -18,12 +18,13 @@ import pytest
 import yaml
 from byoc_testenv import Cluster
 from byoc_testenv.demo import advertised, capabilities, grayness, matched_frames, play_through, router_health
-from byoc_testenv.devstream import generated_segments
+from byoc_testenv.devstream.sources import generated_segments
 from byoc_testenv.gateway import Gateway, GatewayStream
 from byoc_testenv.launcher import Launcher
 from byoc_testenv.orchestrator import OrchestratorProcess
+from byoc_testenv.polling import eventually
 
-from .conftest import SECRET, eventually
+from .conftest import SECRET
 
 pytestmark = [pytest.mark.cluster, pytest.mark.trickle]
 

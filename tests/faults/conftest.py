@@ -18,7 +18,7 @@ from byoc_testenv.orchestrator import OrchestratorProcess
 from byoc_testenv.pytest_plugin import namespace_name
 from lightkube import Client, KubeConfig
 
-from tests.operator.conftest import OperatorProcess
+from tests.support.operator import OperatorProcess
 
 from .support import SECRET
 
@@ -33,7 +33,7 @@ def faults_cluster() -> Iterator[Cluster]:
     groups = [GPUNodeGroup("gpu", count=2, gpus_per_node=1), CPUNodeGroup("cpu", count=1)]
     with Cluster.start(groups, extra_stages=launcher_stages(IMAGES)) as cluster:
         cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
-        cluster.kubectl("wait", "--for=condition=Established", "crd/byocworkers.byoc.livepeer.org")
+        cluster.wait_established("byocworkers.byoc.livepeer.org")
         yield cluster
 
 

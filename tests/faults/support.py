@@ -14,7 +14,7 @@ from lightkube import Client
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import Pod, Service
 
-from tests.operator.conftest import OperatorProcess, condition, get_worker, kubectl_apply, worker_manifest
+from tests.support.operator import OperatorProcess, condition, get_worker, kubectl_apply, worker_manifest
 
 SECRET = "fault-orch-s3cret-NEVER-SHOWN-41c7"
 KWOK_IMAGE = "registry.local/kwok-only-worker:1"  # not in the launcher's image map: kwok reports it Ready at once

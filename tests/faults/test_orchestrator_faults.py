@@ -12,7 +12,7 @@ from byoc_testenv.orchestrator.faults import Fault, clear, inject, journal
 from byoc_testenv.polling import wait_for
 from lightkube import Client
 
-from tests.operator.conftest import OperatorProcess, condition, get_worker
+from tests.support.operator import OperatorProcess, condition, get_worker
 
 from .support import (
     SECRET,

@@ -12,7 +12,7 @@ from byoc_testenv.stages import CRASH_LOOP, SIMULATE_ANNOTATION
 from lightkube import Client
 from lightkube.resources.core_v1 import Pod
 
-from tests.operator.conftest import OperatorProcess, condition, get_worker
+from tests.support.operator import OperatorProcess, condition, get_worker
 
 from .support import (
     SECRET,

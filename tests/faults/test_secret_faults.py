@@ -11,7 +11,7 @@ from byoc_testenv.orchestrator.faults import fingerprint, journal
 from byoc_testenv.polling import wait_for
 from lightkube import Client
 
-from tests.operator.conftest import OperatorProcess, condition
+from tests.support.operator import OperatorProcess, condition
 
 from .support import (
     SECRET,

@@ -21,14 +21,12 @@ import aiohttp
 import pytest
 from byoc_testenv import Cluster
 from byoc_testenv.demo import play, router_health, start_stream, stop_stream, worker_streams
-from byoc_testenv.devstream import generated_segments
+from byoc_testenv.devstream.sources import generated_segments
 from byoc_testenv.launcher import Launcher
 from byoc_testenv.orchestrator import OrchestratorProcess
-from byoc_testenv.polling import wait_for
+from byoc_testenv.polling import eventually, wait_for
 from byoc_testenv.pytest_plugin import namespace_name
 from byoc_testenv.trickle import TrickleServer, find_go
-
-from tests.e2e.conftest import eventually
 
 from .support import SECRET, advertised, apply_secret, apply_worker
 

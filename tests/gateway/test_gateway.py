@@ -18,12 +18,13 @@ from byoc_testenv.gateway import (
 )
 from byoc_testenv.orchestrator import TestOrchestrator
 from byoc_testenv.orchestrator.faults import Fault
+from byoc_testenv.polling import eventually
 
 from tests.runtime.support import running_worker
 
 from .conftest import CAPABILITY
 from .scripted_worker import ScriptedWorker
-from .support import ended, eventually
+from .support import ended
 
 pytestmark = pytest.mark.trickle
 

@@ -66,11 +66,17 @@ def expand(value: str, env: dict[str, str]) -> str:
 
 def stages(path: Path) -> list[Stage]:
     out: list[Stage] = []
+    build_args: dict[str, str] = {}  # ARGs before the first FROM, with their defaults: what FROM may name
     for word, args in instructions(path.read_text()):
+        if word == "ARG" and not out:
+            key, _, default = args.partition("=")
+            build_args[key.strip()] = default.strip()
+            continue
         if word == "FROM":
             parts = args.split()
             parts = [p for p in parts if not p.startswith("--")]
-            out.append(Stage(base=parts[0], name=parts[2] if len(parts) > 2 and parts[1].upper() == "AS" else None))
+            base = expand(parts[0], build_args)
+            out.append(Stage(base=base, name=parts[2] if len(parts) > 2 and parts[1].upper() == "AS" else None))
             continue
         stage = out[-1]
         if word == "ENV":

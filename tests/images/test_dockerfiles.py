@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -96,8 +97,11 @@ def test_hadolint(dockerfile: Path) -> None:
 @pytest.mark.parametrize("dockerfile", [OPERATOR, RUNTIME], ids=lambda p: p.name)
 def test_images_are_pinned_and_run_as_non_root(dockerfile: Path) -> None:
     for stage in stages(dockerfile):
-        _, _, tag = stage.base.partition(":")
+        # A tag for readers, the digest for what is pulled: a re-pushed tag cannot change the image.
+        image, _, digest = stage.base.partition("@sha256:")
+        _, _, tag = image.partition(":")
         assert tag and tag != "latest" and any(c.isdigit() for c in tag), f"unpinned base {stage.base}"
+        assert re.fullmatch(r"[0-9a-f]{64}", digest), f"base {stage.base} not pinned by digest"
     final = final_stage(dockerfile)
     # Numeric uid: Kubernetes' runAsNonRoot can only verify a numeric USER.
     assert final.user and final.user.split(":")[0].isdigit() and int(final.user.split(":")[0]) != 0
@@ -116,19 +120,20 @@ def test_operator_image_has_no_torch_and_a_slim_python() -> None:
     assert "torch" not in OPERATOR.read_text().lower().replace("no torch", "")
 
 
-def test_runtime_image_is_cuda_with_torch_pyav_and_both_commands() -> None:
+def test_runtime_image_has_one_base_torch_with_cuda_and_pyav() -> None:
     build, final = stages(RUNTIME)[0], final_stage(RUNTIME)
-    assert final.base.startswith("nvidia/cuda:13.")
-    # torch's CUDA build must match the CUDA major version of the base image.
-    torch_cuda = __import__("torch").version.cuda
-    assert torch_cuda and torch_cuda.split(".")[0] == final.base.split(":")[1].split(".")[0]
-    assert build.base.split(":")[1].startswith("3.11.")
+    # One base, the operator's: torch's wheels carry the CUDA libraries, the container toolkit the driver.
+    assert build.base == final.base == final_stage(OPERATOR).base
+    assert final.base.startswith("python:3.11.") and "slim" in final.base
     deps = tomllib.loads((ROOT / "runtime" / "pyproject.toml").read_text())["project"]
     names = {d.split("==")[0].lower() for d in deps["dependencies"]}
     assert {"torch", "av"} <= names
-    # Workers use its ENTRYPOINT; the operator runs routers and registrars from it by command.
-    assert {"byoc-runtime", "byoc-router", "byoc-registrar"} <= set(deps["scripts"])
+    runtime_lock = (ROOT / "locks" / "runtime.txt").read_text()
+    # The CUDA 13 runtime libraries torch was built against come as wheels in the lock.
+    torch_cuda = __import__("torch").version.cuda
+    assert torch_cuda and f"nvidia-cuda-runtime=={torch_cuda.split('.')[0]}." in runtime_lock
     assert final.entrypoint == ["byoc-runtime"]
+    assert final.env["NVIDIA_VISIBLE_DEVICES"] == "all"
     assert "video" in final.env["NVIDIA_DRIVER_CAPABILITIES"].split(",")
     assert final.healthcheck and final.healthcheck_options.get("start-period")
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,12 +61,6 @@ class LiveRunnerClient:
     async def stop(self, reservation: Reservation) -> int:
         async with self.http.post(reservation.control_url + "/stop") as resp:
             return resp.status
-
-
-async def wait_for(predicate: Callable[[], Awaitable[bool]], within: float = 10.0, step: float = 0.05) -> None:
-    async with asyncio.timeout(within):
-        while not await predicate():  # noqa: ASYNC110 (polling HTTP and state)
-            await asyncio.sleep(step)
 
 
 def registrar_args(orch: TestOrchestrator | str, worker_url: str, secret_file: Path, *extra: str) -> list[str]:

@@ -13,10 +13,11 @@ import aiohttp
 import numpy as np
 import pytest
 from byoc_runtime import trickle
+from byoc_testenv.polling import eventually
 
 from tests.runtime.support import decode_segments, publish, running_worker
 
-from .support import registrar_args, running_registrar, wait_for
+from .support import registrar_args, running_registrar
 
 pytestmark = pytest.mark.trickle
 
@@ -52,7 +53,7 @@ async def test_grayscale_session_through_the_orchestrator(make_orch, client_for,
     orch = await make_orch()
     client = client_for(orch)
     async with running_worker("grayscale") as rt, running_registrar(registrar_args(orch, rt.base_url, secret_file)):
-        await wait_for(lambda: client.runner())  # ready once the processor loaded
+        await eventually(lambda: client.runner(), 10, "the runner", interval=0.05)  # ready once the processor loaded
         runner = await client.runner()
         assert (runner["app"], runner["capacity"], runner["capacity_available"]) == (
             "live-video-to-video/grayscale",
@@ -85,7 +86,7 @@ async def test_grayscale_session_through_the_orchestrator(make_orch, client_for,
 
         events_task = asyncio.create_task(read_events(job["events_url"], events))
         await publish(job["publish_url"], segments(seconds=3, audio_codec="libopus"), close=False)
-        await wait_for(lambda: _true(len(output) >= 2), within=15)
+        await eventually(lambda: len(output) >= 2, 15, "len(output) >= 2", interval=0.05)
 
         # Params through the proxy reach this session (its own id, from the proxy's header).
         grey_until = len(output)  # segments out before the update: full grey (strength 1)
@@ -94,12 +95,14 @@ async def test_grayscale_session_through_the_orchestrator(make_orch, client_for,
         assert rt.worker.sessions.get(reservation.session_id).params["strength"] == 0.5
         # The status the update emits reaches the events channel (before the client ends the session, which
         # deletes the channels: what was not delivered by then is gone).
-        await wait_for(lambda: _true("status" in [e.get("event", {}).get("type") for e in events]), within=15)
+        await eventually(
+            lambda: "status" in [e.get("event", {}).get("type") for e in events], 15, "a status event", interval=0.05
+        )
 
         # The client ends the session at the orchestrator: slot released, channels gone, the worker's session ends.
         assert await client.stop(reservation) == 204
         assert await used(client) == 0
-        await wait_for(lambda: _true(not len(rt.worker.sessions)), within=15)
+        await eventually(lambda: not len(rt.worker.sessions), 15, "not len(rt.worker.sessions)", interval=0.05)
         await asyncio.wait_for(reader, 10)
         events_task.cancel()
         await asyncio.gather(events_task, return_exceptions=True)
@@ -116,10 +119,6 @@ async def test_grayscale_session_through_the_orchestrator(make_orch, client_for,
     assert "status" in [e.get("event", {}).get("type") for e in events]
 
 
-async def _true(value: bool) -> bool:
-    return value
-
-
 async def test_runner_releases_the_session_when_its_stream_ends(make_orch, client_for, secret_file, segments) -> None:
     orch = await make_orch()
     client = client_for(orch)
@@ -127,7 +126,7 @@ async def test_runner_releases_the_session_when_its_stream_ends(make_orch, clien
         running_worker("passthrough", capacity=2) as rt,
         running_registrar(registrar_args(orch, rt.base_url, secret_file)),
     ):
-        await wait_for(lambda: client.runner())
+        await eventually(lambda: client.runner(), 10, "client.runner()", interval=0.05)
         url = (await client.runner())["url"]
 
         # 1. the input ends (the client closes "in"): the session ends and the runner calls Session-Control/stop.
@@ -135,7 +134,12 @@ async def test_runner_releases_the_session_when_its_stream_ends(make_orch, clien
         status, job = await client.call(first, "/live-video-to-video", {"params": SMALL})
         assert status == 200, job
         await publish(job["publish_url"], segments(seconds=1, audio_codec=None), close=True)
-        await wait_for(lambda: _true(rt.worker.find(first.session_id) is None), within=15)
+        await eventually(
+            lambda: rt.worker.find(first.session_id) is None,
+            15,
+            "rt.worker.find(first.session_id) is None",
+            interval=0.05,
+        )
 
         # 2. /stream/stop through the proxy stops this session only, and its client reads why on "events" before
         # the release closes the channels (a stop at the orchestrator closes them at once: nothing can follow).
@@ -145,11 +149,16 @@ async def test_runner_releases_the_session_when_its_stream_ends(make_orch, clien
         assert await used(client) == 1
         events: list[dict] = []
         events_task = asyncio.create_task(read_events(job["events_url"], events))
-        await wait_for(lambda: _true(bool(events)), within=15)
+        await eventually(lambda: bool(events), 15, "bool(events)", interval=0.05)
         status, body = await client.call(second, "/stream/stop", None, headers={"X-Stream-Id": "someone-else"})
         assert status == 200, body
-        await wait_for(lambda: _true(not len(rt.worker.sessions)))
-        await wait_for(lambda: _true(orch.live_runners.runners["pod-0"].sessions == {}))
+        await eventually(lambda: not len(rt.worker.sessions), 10, "not len(rt.worker.sessions)", interval=0.05)
+        await eventually(
+            lambda: orch.live_runners.runners["pod-0"].sessions == {},
+            10,
+            "orch.live_runners.runners['pod-0'].sessions == {}",
+            interval=0.05,
+        )
         assert await used(client) == 0
         await asyncio.wait_for(events_task, 10)  # the release closed the channel: the reader ends
         stopped = [e["event"] for e in events if e.get("event", {}).get("type") == "stream_stopped"]
@@ -162,7 +171,7 @@ async def test_refused_starts_release_their_reservation(make_orch, client_for, s
     # The orchestrator is told 2 slots while the worker has 1: the worker itself must refuse the second.
     async with running_worker("passthrough", capacity=1) as rt:
         async with running_registrar(registrar_args(orch, rt.base_url, secret_file, "--capacity", "2")):
-            await wait_for(lambda: client.runner())
+            await eventually(lambda: client.runner(), 10, "client.runner()", interval=0.05)
             url = (await client.runner())["url"]
             _, first = await client.reserve(url)
             assert (await client.call(first, "/live-video-to-video", {"params": SMALL}))[0] == 200
@@ -199,7 +208,7 @@ async def test_a_session_reaches_only_itself_through_the_proxy(make_orch, client
         running_worker("passthrough", capacity=2) as rt,
         running_registrar(registrar_args(orch, rt.base_url, secret_file)),
     ):
-        await wait_for(lambda: client.runner())
+        await eventually(lambda: client.runner(), 10, "client.runner()", interval=0.05)
         url = (await client.runner())["url"]
         _, mine = await client.reserve(url)
         _, other = await client.reserve(url)

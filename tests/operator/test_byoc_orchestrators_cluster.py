@@ -15,7 +15,15 @@ from byoc_testenv.orchestrator.process import OrchestratorProcess
 from byoc_testenv.polling import wait_for
 from lightkube import Client
 
-from .conftest import OPERATOR_NAMESPACE, OperatorProcess, condition, get_worker, kubectl_apply, worker_manifest
+from tests.support.operator import (
+    OPERATOR_NAMESPACE,
+    OperatorProcess,
+    condition,
+    get_worker,
+    kubectl_apply,
+    worker_manifest,
+)
+
 from .test_orchestrator_requests_cluster import Peer, answering
 from .test_registration_cluster import capabilities
 
@@ -27,12 +35,13 @@ SECRET = "admin-orch-secret-NEVER-SHOWN-c41e"
 @pytest.fixture(scope="module")
 def admin_only(operator: OperatorProcess) -> Iterator[OperatorProcess]:
     """The session's operator, restarted with namespace orchestrators not allowed (the chart's default)."""
+    before = dict(operator.env)
     operator.stop()
-    operator.env = {**operator.env, "BYOC_ALLOW_NAMESPACE_ORCHESTRATORS": "false"}
+    operator.env["BYOC_ALLOW_NAMESPACE_ORCHESTRATORS"] = "false"
     operator.start()
     yield operator
     operator.stop()
-    operator.env = {k: v for k, v in operator.env.items() if k != "BYOC_ALLOW_NAMESPACE_ORCHESTRATORS"}
+    operator.env = before
     operator.start()
 
 

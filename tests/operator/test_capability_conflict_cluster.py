@@ -15,7 +15,8 @@ from byoc_testenv.orchestrator.process import OrchestratorProcess
 from byoc_testenv.polling import wait_for
 from lightkube import Client
 
-from .conftest import OperatorProcess, condition, get_worker, kubectl_apply, worker_manifest
+from tests.support.operator import OperatorProcess, condition, get_worker, kubectl_apply, worker_manifest
+
 from .test_registration_cluster import SECRET, capabilities, secret_manifest, spec
 
 pytestmark = pytest.mark.cluster

@@ -16,7 +16,7 @@ from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import Event, Secret, Service
 from lightkube.resources.networking_v1 import NetworkPolicy
 
-from .conftest import OperatorProcess, condition, get_worker, kubectl_apply, worker_manifest
+from tests.support.operator import OperatorProcess, condition, get_worker, kubectl_apply, worker_manifest
 
 pytestmark = pytest.mark.cluster
 

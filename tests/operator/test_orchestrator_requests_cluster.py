@@ -17,7 +17,7 @@ from byoc_testenv.local_http import serving
 from byoc_testenv.polling import wait_for
 from lightkube import Client
 
-from .conftest import OperatorProcess, condition, get_worker, kubectl_apply, worker_manifest
+from tests.support.operator import OperatorProcess, condition, get_worker, kubectl_apply, worker_manifest
 
 pytestmark = pytest.mark.cluster
 

@@ -11,7 +11,7 @@ from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.networking_v1 import NetworkPolicy
 from lightkube.resources.policy_v1 import PodDisruptionBudget
 
-from .conftest import OperatorProcess, kubectl_apply, worker_manifest
+from tests.support.operator import OperatorProcess, kubectl_apply, worker_manifest
 
 pytestmark = pytest.mark.cluster
 

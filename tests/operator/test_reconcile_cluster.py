@@ -11,7 +11,7 @@ from lightkube import Client
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import Event, Pod, Service
 
-from .conftest import BYOCWorker, OperatorProcess, condition, get_worker, kubectl_apply, worker_manifest
+from tests.support.operator import BYOCWorker, OperatorProcess, condition, get_worker, kubectl_apply, worker_manifest
 
 pytestmark = pytest.mark.cluster
 

@@ -20,7 +20,7 @@ from lightkube import Client
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import Pod, Service
 
-from .conftest import OperatorProcess, condition, get_worker, kubectl_apply, worker_manifest
+from tests.support.operator import OperatorProcess, condition, get_worker, kubectl_apply, worker_manifest
 
 pytestmark = pytest.mark.cluster
 

@@ -14,7 +14,7 @@ from lightkube import ApiError, Client
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import Event, Pod
 
-from .conftest import OperatorProcess, get_worker, kubectl_apply, worker_manifest
+from tests.support.operator import OperatorProcess, get_worker, kubectl_apply, worker_manifest
 
 pytestmark = pytest.mark.cluster
 

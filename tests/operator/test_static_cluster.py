@@ -21,7 +21,7 @@ from byoc_testenv.polling import free_port, wait_for
 from lightkube import Client
 from lightkube.resources.core_v1 import ConfigMap, Event, Pod
 
-from .conftest import BYOCWorker, OperatorProcess, condition, get_worker, kubectl_apply, worker_manifest
+from tests.support.operator import BYOCWorker, OperatorProcess, condition, get_worker, kubectl_apply, worker_manifest
 
 pytestmark = pytest.mark.cluster
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import kubectl_apply, worker_manifest
+from tests.support.operator import kubectl_apply, worker_manifest
 
 pytestmark = pytest.mark.cluster
 

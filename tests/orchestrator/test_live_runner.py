@@ -15,6 +15,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from byoc_testenv.orchestrator import TestOrchestrator, go_duration
+from byoc_testenv.polling import eventually
 
 from .conftest import SECRET
 
@@ -41,14 +42,6 @@ async def discovery(http: aiohttp.ClientSession, orch: TestOrchestrator) -> list
 async def reserve(http: aiohttp.ClientSession, orch: TestOrchestrator, route: str) -> tuple[int, Any]:
     async with http.post(f"{orch.url}/apps/{route}/session") as r:
         return r.status, (await r.json() if r.status == 200 else await r.text())
-
-
-async def wait_until(predicate, within: float = 3.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not await predicate():
-        assert loop.time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
 
 
 def test_go_durations():
@@ -98,7 +91,7 @@ async def test_ttl_expiry_and_secret_rotation(http, make_orch):
     assert await discovery(http, orch) == []
     status, _ = await heartbeat(http, orch, body, first["heartbeat_secret"])
     assert status in (401, 404)  # 404 until swept, then unknown: either way "register again"
-    await wait_until(lambda: _no_runner(orch, "r1"))
+    await eventually(lambda: _no_runner(orch, "r1"), 3, "runner r1 swept", interval=0.05)
     status, second = await heartbeat(http, orch, body, SECRET)
     assert status == 200 and second["heartbeat_secret"] != first["heartbeat_secret"]
     assert (await heartbeat(http, orch, body, first["heartbeat_secret"]))[0] == 401
@@ -245,14 +238,14 @@ async def test_static_runners(http, orch, make_pod):
     async def hidden() -> bool:
         return await discovery(http, orch) == []
 
-    await wait_until(hidden)
+    await eventually(hidden, 3, "the runner hidden", interval=0.05)
     pod.health_status_code = 200
 
     async def back() -> bool:
         runners = await discovery(http, orch)
         return bool(runners) and runners[0]["capacity_used"] == 0
 
-    await wait_until(back)
+    await eventually(back, 3, "the runner back", interval=0.05)
     async with http.post(
         orch.url + "/runners/heartbeat", json={**runner_body(pod.url), "runner_id": reg["runner_id"]}
     ) as r:
@@ -270,7 +263,7 @@ async def test_static_runner_health_timeout(http, make_orch, make_pod):
     async def hidden() -> bool:
         return await discovery(http, orch) == []
 
-    await wait_until(hidden)
+    await eventually(hidden, 3, "the runner hidden", interval=0.05)
     pod.health_delay = 0
     await pod.close()  # unreachable is a failure too
     await orch.live_runner_routes.check_static_health()

@@ -68,7 +68,7 @@ RULES = rule_messages(crd.definition())
 @pytest.fixture(scope="module")
 def kubeconfig(cluster: Any) -> str:
     cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "crds" / crd.CRD_FILE))
-    cluster.kubectl("wait", "--for=condition=Established", f"crd/{crd.CRD_NAME}", "--timeout=60s")
+    cluster.wait_established(crd.CRD_NAME)
     return str(cluster.kubeconfig)
 
 

@@ -12,9 +12,9 @@ import sys
 import aiohttp
 import pytest
 from byoc_runtime import trickle
-from byoc_testenv.polling import free_port
+from byoc_testenv.polling import eventually, free_port
 
-from tests.liverunner.support import APP, SECRET, media_segments, wait_for
+from tests.liverunner.support import APP, SECRET, media_segments
 from tests.runtime.support import publish, running_worker
 
 pytestmark = pytest.mark.trickle
@@ -30,10 +30,6 @@ async def count_output(url: str, counter: list[int]) -> None:
                     with contextlib.suppress(trickle.SegmentError):
                         await segment.read()
                         counter[0] += 1
-
-
-async def _true(value: bool) -> bool:
-    return value
 
 
 async def test_sigterm_drains_then_unregisters(make_orch, trickle_server, client_for) -> None:
@@ -55,7 +51,7 @@ async def test_sigterm_drains_then_unregisters(make_orch, trickle_server, client
         feeding: asyncio.Task[None] | None = None
         reader: asyncio.Task[None] | None = None
         try:
-            await wait_for(lambda: client.runner(), within=30)
+            await eventually(lambda: client.runner(), 30, "client.runner()", interval=0.05)
             runner = await client.runner()
             assert runner["capacity"] == 2  # from the worker's /health
             hb_secret = orch.live_runners.runners["pod-cli"].heartbeat_secret
@@ -67,12 +63,19 @@ async def test_sigterm_drains_then_unregisters(make_orch, trickle_server, client
             produced = [0]
             reader = asyncio.create_task(count_output(job["subscribe_url"], produced))
             feeding = asyncio.create_task(publish(job["publish_url"], source, close=False))
-            await wait_for(lambda: _true(produced[0] >= 1), within=45)  # a loaded machine is slow to start
+            await eventually(
+                lambda: produced[0] >= 1, 45, "produced[0] >= 1", interval=0.05
+            )  # a loaded machine is slow to start
 
             proc.send_signal(signal.SIGTERM)
-            await wait_for(lambda: _true(rt.worker.draining), within=5)
+            await eventually(lambda: rt.worker.draining, 5, "rt.worker.draining", interval=0.05)
             # Still "ready" (a non-ready runner would break the session), with no room for another.
-            await wait_for(lambda: _true(orch.live_runners.runners["pod-cli"].fields["capacity"] == 1), within=5)
+            await eventually(
+                lambda: orch.live_runners.runners["pod-cli"].fields["capacity"] == 1,
+                5,
+                "orch.live_runners.runners['pod-cli'].fields['capacity'] == 1",
+                interval=0.05,
+            )
             listed = await client.runner()
             assert listed is not None and listed["capacity_available"] == 0
             assert (await client.reserve(runner["url"]))[0] == 503
@@ -81,7 +84,7 @@ async def test_sigterm_drains_then_unregisters(make_orch, trickle_server, client
 
             # The running session goes on.
             at_sigterm = produced[0]
-            await wait_for(lambda: _true(produced[0] >= at_sigterm + 2), within=15)
+            await eventually(lambda: produced[0] >= at_sigterm + 2, 15, "produced[0] >= at_sigterm + 2", interval=0.05)
             assert proc.returncode is None and rt.worker.find(session.session_id).active
 
             # It ends: the registrar unregisters and exits.

@@ -14,8 +14,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from byoc_runtime.registrar.server import create_app
 from byoc_testenv.orchestrator import TestOrchestrator
+from byoc_testenv.polling import eventually
 
-from tests.liverunner.support import SECRET, registrar_args, running_registrar, wait_for
+from tests.liverunner.support import SECRET, registrar_args, running_registrar
 from tests.router.fake_pod import FakeStream
 
 
@@ -59,7 +60,7 @@ async def test_registers_heartbeats_at_the_returned_interval_and_rotates_secret(
     async with relay(orch.url) as (runner_facing, seen):
         orch.live_runner_url = runner_facing  # the reply's "orchestrator": where heartbeats go from then on
         async with running_registrar(registrar_args(orch, stub_worker.url, secret_file)) as registrar:
-            await wait_for(lambda: client.runner())
+            await eventually(lambda: client.runner(), 10, "client.runner()", interval=0.05)
             listed = await client.runner()
             assert listed["url"] == f"{orch.url}/apps/pod-0/session"
             assert (listed["app"], listed["mode"], listed["capacity"]) == (
@@ -94,27 +95,33 @@ async def test_registers_again_when_the_orchestrator_forgets(make_orch, stub_wor
     orch = await make_orch()
     client = client_for(orch)
     async with running_registrar(registrar_args(orch, stub_worker.url, secret_file)) as registrar:
-        await wait_for(lambda: client.runner())
+        await eventually(lambda: client.runner(), 10, "client.runner()", interval=0.05)
         first_secret = orch.live_runners.runners["pod-0"].heartbeat_secret
 
         # Forgotten (an orchestrator restart): the heartbeat secret answers 401 -> register from the orch secret.
         del orch.live_runners.runners["pod-0"]
         # The orchestrator lists the runner when it handles the register call; the registrar counts it when the
         # reply is back, a moment later.
-        await wait_for(lambda: _true("pod-0" in orch.live_runners.runners and heartbeats(registrar, "reregistered")))
+        await eventually(
+            lambda: "pod-0" in orch.live_runners.runners and heartbeats(registrar, "reregistered"),
+            10,
+            "'pod-0' in orch.live_runners.runners and heartbeats(registrar, 'reregistered')",
+            interval=0.05,
+        )
         assert heartbeats(registrar, "reregistered") == 1
         assert orch.live_runners.runners["pod-0"].heartbeat_secret != first_secret
-        await wait_for(lambda: client.runner())
+        await eventually(lambda: client.runner(), 10, "client.runner()", interval=0.05)
 
         # Expired (a partition longer than the TTL): 404 until the orchestrator sweeps it, then registered again.
         orch.live_runners.runners["pod-0"].last_heartbeat -= 60
-        await wait_for(lambda: _true(heartbeats(registrar, "registered") + heartbeats(registrar, "reregistered") >= 3))
+        await eventually(
+            lambda: heartbeats(registrar, "registered") + heartbeats(registrar, "reregistered") >= 3,
+            10,
+            "heartbeats(registrar, 'registered') + heartbeats(registrar, 'reregistered') >= 3",
+            interval=0.05,
+        )
         assert orch.live_runners.removed[-1]["reason"] == "heartbeat timeout"
-        await wait_for(lambda: client.runner())
-
-
-async def _true(value: bool) -> bool:
-    return value
+        await eventually(lambda: client.runner(), 10, "client.runner()", interval=0.05)
 
 
 async def status_at(orch: TestOrchestrator) -> str | None:
@@ -127,23 +134,32 @@ async def test_not_ready_until_the_worker_is_loaded(make_orch, make_pod, secret_
     client = client_for(orch)
     pod = await make_pod(loading=True, flavour="pytrickle")
     async with running_registrar(registrar_args(orch, pod.url, secret_file, "--unready-after", "2")):
-        await wait_for(lambda: _true(orch.live_runners.runners.get("pod-0") is not None))
+        await eventually(
+            lambda: orch.live_runners.runners.get("pod-0") is not None,
+            10,
+            "orch.live_runners.runners.get('pod-0') is not None",
+            interval=0.05,
+        )
         assert await status_at(orch) == "loading"
         assert await client.runner() is None  # hidden while loading
         status, _ = await client.reserve(f"{orch.url}/apps/pod-0/session")
         assert status == 404
 
         pod.loading = False
-        await wait_for(lambda: client.runner(), within=2.0)  # pushed at once, not at the 5 s heartbeat
+        await eventually(
+            lambda: client.runner(), 2.0, "client.runner()", interval=0.05
+        )  # pushed at once, not at the 5 s heartbeat
         assert (await client.runner())["capacity"] == 1  # a pytrickle worker does not say: one stream
 
         pod.error = True
-        await wait_for(lambda: _true(status_at_now(orch) == "error"), within=2.0)
+        await eventually(lambda: status_at_now(orch) == "error", 2.0, "status_at_now(orch) == 'error'", interval=0.05)
         pod.error = False
-        await wait_for(lambda: client.runner(), within=2.0)
+        await eventually(lambda: client.runner(), 2.0, "client.runner()", interval=0.05)
 
         await pod.close()  # unreachable: only after --unready-after failed reads in a row
-        await wait_for(lambda: _true(status_at_now(orch) == "unreachable"), within=3.0)
+        await eventually(
+            lambda: status_at_now(orch) == "unreachable", 3.0, "status_at_now(orch) == 'unreachable'", interval=0.05
+        )
         assert await client.runner() is None
 
 
@@ -171,11 +187,21 @@ async def test_several_orchestrators_tls_and_secrets_stay_out_of_logs(
         "--probe-interval", "0.1", "--request-timeout", "2",
     ]  # fmt: skip
     async with running_registrar(args, {"POD_IP": "10.1.2.3"}) as registrar:
-        await wait_for(lambda: _true(all(r.registered for r in registrar.registrations[:2])))
+        await eventually(
+            lambda: all(r.registered for r in registrar.registrations[:2]),
+            10,
+            "all(r.registered for r in registrar.registrations[:2])",
+            interval=0.05,
+        )
         for orch in (plain, tls):
             runner = orch.live_runners.runners["pod-0"]
             assert runner.fields["runner_url"] == f"http://10.1.2.3:{stub_worker.url.rsplit(':', 1)[1]}"
-        await wait_for(lambda: _true(registrar.registrations[2].last_error != ""))
+        await eventually(
+            lambda: registrar.registrations[2].last_error != "",
+            10,
+            "registrar.registrations[2].last_error != ''",
+            interval=0.05,
+        )
         assert "401" in registrar.registrations[2].last_error and "pod-0" not in wrong.live_runners.runners
         heartbeat_secrets = [o.live_runners.runners["pod-0"].heartbeat_secret for o in (plain, tls)]
         await asyncio.sleep(0.5)  # a few more rounds of heartbeats and refusals
@@ -193,14 +219,24 @@ async def test_drain_without_worker_support_waits_for_the_stream(make_orch, make
     pod = await make_pod(flavour="pytrickle", capacity=2)
     args = registrar_args(orch, pod.url, secret_file, "--capacity", "2", "--drain-seconds", "30")
     async with running_registrar(args) as registrar:
-        await wait_for(lambda: client.runner())
+        await eventually(lambda: client.runner(), 10, "client.runner()", interval=0.05)
         url = (await client.runner())["url"]
         assert (await client.reserve(url))[0] == 200
         pod.streams["s1"] = FakeStream("s1", "s1", {})  # the session's stream runs on the pod
 
         drained = registrar.drain()
-        await wait_for(lambda: _true(registrar.worker.drain_supported is False))
-        await wait_for(lambda: _true((runner_now(orch) or {}).get("capacity") == 1))
+        await eventually(
+            lambda: registrar.worker.drain_supported is False,
+            10,
+            "registrar.worker.drain_supported is False",
+            interval=0.05,
+        )
+        await eventually(
+            lambda: (runner_now(orch) or {}).get("capacity") == 1,
+            10,
+            "(runner_now(orch) or {}).get('capacity') == 1",
+            interval=0.05,
+        )
         listed = await client.runner()
         assert listed is not None and listed["capacity_available"] == 0  # still ready, no room for another
         assert (await client.reserve(url))[0] == 503
@@ -230,7 +266,7 @@ async def test_drain_grace_period_and_the_registrar_port(make_orch, stub_worker,
         base = str(server.make_url("")).rstrip("/")
         try:
             async with aiohttp.ClientSession() as http:
-                await wait_for(lambda: client.runner())
+                await eventually(lambda: client.runner(), 10, "client.runner()", interval=0.05)
                 async with http.get(base + "/health") as resp:
                     health = await resp.json()
                 assert health["status"] == "running" and health["orchestrators"][0]["registered"] is True

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from byoc_testenv.devstream import WorkerProcess
+from byoc_testenv.devstream.worker import WorkerProcess
 
 from .support import Stream, publish, running_worker
 

@@ -5,31 +5,16 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from byoc_testenv import Cluster, CPUNodeGroup, GPUNodeGroup, stages
+from byoc_testenv.polling import wait_for
 
 pytestmark = pytest.mark.cluster
 
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
-
-
-def eventually(check: Callable[[], Any], timeout: float = 30, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-        except Exception as e:  # not there yet
-            last = e
-        else:
-            if last:
-                return last
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
 
 
 def pod(
@@ -117,7 +102,7 @@ def test_too_many_gpus_is_unschedulable(cluster: Cluster, namespace: str):
         cond = condition(get_pod(cluster, namespace, "greedy"), "PodScheduled")
         return cond if cond.get("reason") == "Unschedulable" else None
 
-    cond = eventually(unschedulable, what="the scheduler's Unschedulable condition")
+    cond = wait_for(unschedulable, what="the scheduler's Unschedulable condition")
     assert cond["status"] == "False"
     assert "nvidia.com/gpu" in cond["message"]
     p = get_pod(cluster, namespace, "greedy")
@@ -178,7 +163,7 @@ def test_deleting_owner_garbage_collects_owned_configmap(cluster: Cluster, names
         res = cluster.kubectl("get", "configmap", "owned", "-n", namespace, check=False)
         return res.returncode != 0 and "NotFound" in res.stderr
 
-    eventually(gone, timeout=60, what="garbage collection of the owned ConfigMap")
+    wait_for(gone, timeout=60, what="garbage collection of the owned ConfigMap")
 
 
 def test_job_runs_to_completion(cluster: Cluster, namespace: str):
@@ -204,7 +189,7 @@ def _container_statuses(cluster: Cluster, ns: str, name: str) -> list[dict[str, 
 
 def test_simulated_image_pull_error(cluster: Cluster, namespace: str):
     cluster.apply(pod("pull", simulate=stages.IMAGE_PULL_ERROR), namespace=namespace)
-    [cs] = eventually(lambda: _container_statuses(cluster, namespace, "pull"), what="container status")
+    [cs] = wait_for(lambda: _container_statuses(cluster, namespace, "pull"), what="container status")
     assert cs["state"]["waiting"]["reason"] == "ImagePullBackOff"
     assert "Back-off pulling image" in cs["state"]["waiting"]["message"]
     assert cs["ready"] is False
@@ -215,7 +200,7 @@ def test_simulated_image_pull_error(cluster: Cluster, namespace: str):
 
 def test_simulated_crash_loop(cluster: Cluster, namespace: str):
     cluster.apply(pod("crash", simulate=stages.CRASH_LOOP, containers=2), namespace=namespace)
-    statuses = eventually(lambda: _container_statuses(cluster, namespace, "crash"), what="container status")
+    statuses = wait_for(lambda: _container_statuses(cluster, namespace, "crash"), what="container status")
     assert len(statuses) == 2
     for cs in statuses:
         assert cs["state"]["waiting"]["reason"] == "CrashLoopBackOff"
@@ -230,19 +215,19 @@ def test_simulated_crash_loop(cluster: Cluster, namespace: str):
 
 def test_crash_loop_restart_count_grows(cluster: Cluster, namespace: str):
     cluster.apply(pod("crash", simulate=stages.CRASH_LOOP), namespace=namespace)
-    [first] = eventually(lambda: _container_statuses(cluster, namespace, "crash"), what="container status")
+    [first] = wait_for(lambda: _container_statuses(cluster, namespace, "crash"), what="container status")
 
     def restarted():
         [cs] = _container_statuses(cluster, namespace, "crash")
         return cs if cs["restartCount"] > first["restartCount"] else None
 
-    cs = eventually(restarted, timeout=stages.CRASH_LOOP_RESTART_SECONDS * 3, what="a further restart")
+    cs = wait_for(restarted, timeout=stages.CRASH_LOOP_RESTART_SECONDS * 3, what="a further restart")
     assert cs["state"]["waiting"]["reason"] == "CrashLoopBackOff"
 
 
 def test_simulated_not_ready(cluster: Cluster, namespace: str):
     cluster.apply(pod("nr", simulate=stages.NOT_READY), namespace=namespace)
-    [cs] = eventually(lambda: _container_statuses(cluster, namespace, "nr"), what="container status")
+    [cs] = wait_for(lambda: _container_statuses(cluster, namespace, "nr"), what="container status")
     assert "running" in cs["state"] and cs["ready"] is False
     p = get_pod(cluster, namespace, "nr")
     assert p["status"]["phase"] == "Running"
@@ -316,9 +301,16 @@ def test_long_apiserver_outage_leaves_controllers_and_scheduler_running(cluster:
     for component, pid in pids.items():
         assert Path(f"/proc/{pid}").exists(), f"{component} exited during the API server outage"
     cluster.apply(
-        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "after-outage"},
-         "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "after-outage"}},
-                  "template": {"metadata": {"labels": {"app": "after-outage"}}, "spec": pod("x")["spec"]}}},
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "after-outage"},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": {"app": "after-outage"}},
+                "template": {"metadata": {"labels": {"app": "after-outage"}}, "spec": pod("x")["spec"]},
+            },
+        },
         namespace=namespace,
     )
     cluster.kubectl("rollout", "status", "-n", namespace, "deployment/after-outage", "--timeout=90s", timeout=120)

@@ -42,7 +42,7 @@ from typing import Any, Literal
 import aiohttp
 from byoc_runtime import trickle
 
-from byoc_testenv.devstream import PTS_HZ, split_frames
+from byoc_testenv.devstream.mpegts import PTS_HZ, split_frames
 
 from .jobs import JobRequest, OrchestratorError, OrchestratorToken, find_orchestrators, get_token, send_job
 from .record import StreamRecord
