@@ -28,6 +28,7 @@ demo: build
 
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/mypy --config-file mypy.ini operator/byoc_operator testenv/byoc_testenv
 	$(BIN)/python -m byoc_operator.crd --check crds charts/byoc-operator/files/crds
 
 test: build lint

@@ -12,6 +12,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import pydantic
+
+from byoc_operator import api
 from byoc_operator.index import Key
 
 
@@ -33,7 +36,11 @@ def capability_of(body: dict[str, Any]) -> str | None:
     """The capability a BYOC worker registers, from its object as stored (the API server fills the defaults);
     None for other protocols."""
     spec = body.get("spec") or {}
-    if ((spec.get("registration") or {}).get("protocol") or "byoc") != "byoc":
+    try:
+        mode = api.Registration.model_validate(spec.get("registration") or {}).mode
+    except pydantic.ValidationError:
+        return None  # a spec the operator does not reconcile registers nothing
+    if mode is not api.RegistrationMode.BYOC:
         return None
     return str((spec.get("capability") or {}).get("name") or "") or None
 

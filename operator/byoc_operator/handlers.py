@@ -9,50 +9,60 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-import os
+from collections.abc import Mapping
 from typing import Any
 
 import kopf
+
+# kopf exports PRESENT but not its type, which its decorators' `labels` are annotated with.
+from kopf._core.intents.filters import MetaFilterToken
 from lightkube import AsyncClient
 
-from byoc_operator import api, registration
+from byoc_operator import api
 from byoc_operator.claims import capability_of
+from byoc_operator.config import OperatorConfig
 from byoc_operator.index import Key, slim_child, slim_configmap, slim_metadata, slim_pod
-from byoc_operator.pod_policy import PodPolicy
 from byoc_operator.reconcile import Indexes, Reconciler
 from byoc_operator.registration import ORCHESTRATOR_LABEL
-from byoc_operator.render.worker import LABEL_WORKER
+from byoc_operator.render.worker import FIELD_MANAGER, LABEL_WORKER, MANAGED_BY
 
 log = logging.getLogger(__name__)
 
-CHILD_FILTER = {"labels": {LABEL_WORKER: kopf.PRESENT, "app.kubernetes.io/managed-by": "byoc-operator"}}
-DEFAULT_RUNTIME_IMAGE = "ghcr.io/livepeer-byoc/byoc-runtime:0.1.0"
-DEFAULT_EDGE_IMAGE = "ghcr.io/livepeer-byoc/byoc-edge:0.1.0"
+# The children of every worker, and nothing else of the cluster.
+CHILD_LABELS: Mapping[str, str | MetaFilterToken] = {
+    LABEL_WORKER: kopf.PRESENT,
+    "app.kubernetes.io/managed-by": MANAGED_BY,
+}
+ORCHESTRATOR_SECRET_LABELS: Mapping[str, str | MetaFilterToken] = {ORCHESTRATOR_LABEL: kopf.PRESENT}
 
 
-def _worker_key(body: Any) -> Key:
-    return body["metadata"]["namespace"], body["metadata"]["labels"][LABEL_WORKER]
+def _namespaced(namespace: str | None) -> str:
+    """The namespace of an object of a namespaced kind (kopf types it optional, for cluster-scoped kinds)."""
+    if namespace is None:
+        raise kopf.PermanentError("a namespaced object without a namespace")
+    return namespace
+
+
+def _worker_key(body: kopf.Body) -> Key:
+    return _namespaced(body.metadata.namespace), body.metadata.labels[LABEL_WORKER]
+
+
+def _config(memo: kopf.Memo) -> OperatorConfig:
+    """The settings `main` parsed before the operator started."""
+    config = memo.get("config")
+    if not isinstance(config, OperatorConfig):
+        raise kopf.PermanentError("started without settings: run the operator with `byoc-operator`")
+    return config
 
 
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    config = _config(memo)
     # Handler log lines stay in the log; Events are posted explicitly on condition transitions only.
     settings.posting.level = logging.WARNING
-    settings.watching.server_timeout = int(os.environ.get("BYOC_WATCH_TIMEOUT", "300"))
-    settings.watching.client_timeout = settings.watching.server_timeout + 30
-    memo.reconciler = Reconciler(
-        AsyncClient(field_manager="byoc-operator"),
-        os.environ.get("BYOC_RUNTIME_IMAGE", DEFAULT_RUNTIME_IMAGE),
-        concurrency=int(os.environ.get("BYOC_RECONCILE_CONCURRENCY", "32")),
-        token_propagation_seconds=float(
-            os.environ.get("BYOC_TOKEN_PROPAGATION_SECONDS", str(registration.TOKEN_PROPAGATION_SECONDS))
-        ),
-        policy=PodPolicy.from_env(os.environ),
-        operator_namespace=os.environ.get("BYOC_OPERATOR_NAMESPACE") or None,
-        namespace_orchestrators=os.environ.get("BYOC_ALLOW_NAMESPACE_ORCHESTRATORS", "false").lower() == "true",
-        edge_image=os.environ.get("BYOC_EDGE_IMAGE", DEFAULT_EDGE_IMAGE),
-    )
-    memo.resync_seconds = float(os.environ.get("BYOC_RESYNC_SECONDS", "600"))
+    settings.watching.server_timeout = config.watch_timeout_seconds
+    settings.watching.client_timeout = config.watch_timeout_seconds + 30
+    memo.reconciler = Reconciler(AsyncClient(field_manager=FIELD_MANAGER), config)
 
 
 @kopf.on.cleanup()
@@ -62,48 +72,54 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
 
 
 @kopf.index(api.GROUP, api.VERSION, api.PLURAL)
-def workers(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]]:
-    return {(namespace, name): {"metadata": dict(body.metadata), "spec": dict(body.spec), "status": dict(body.status)}}
+def workers(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]]:
+    return {
+        (_namespaced(namespace), name): {
+            "metadata": dict(body.metadata),
+            "spec": dict(body.spec),
+            "status": dict(body.status),
+        }
+    }
 
 
-@kopf.index("apps", "v1", "deployments", **CHILD_FILTER)
+@kopf.index("apps", "v1", "deployments", labels=CHILD_LABELS)
 def deployments(body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]]:
     return {_worker_key(body): slim_child(body)}
 
 
-@kopf.index("v1", "services", **CHILD_FILTER)
+@kopf.index("v1", "services", labels=CHILD_LABELS)
 def services(body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]]:
     return {_worker_key(body): slim_child(body)}
 
 
-@kopf.index("policy", "v1", "poddisruptionbudgets", **CHILD_FILTER)
+@kopf.index("policy", "v1", "poddisruptionbudgets", labels=CHILD_LABELS)
 def disruption_budgets(body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]]:
     return {_worker_key(body): slim_child(body)}
 
 
-@kopf.index("networking.k8s.io", "v1", "networkpolicies", **CHILD_FILTER)
+@kopf.index("networking.k8s.io", "v1", "networkpolicies", labels=CHILD_LABELS)
 def network_policies(body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]]:
     return {_worker_key(body): slim_child(body)}
 
 
-@kopf.index("v1", "configmaps", **CHILD_FILTER)
+@kopf.index("v1", "configmaps", labels=CHILD_LABELS)
 def configmaps(body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]]:
     return {_worker_key(body): slim_configmap(body)}
 
 
-@kopf.index("v1", "pods", **CHILD_FILTER)
+@kopf.index("v1", "pods", labels=CHILD_LABELS)
 def pods(body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]]:
     return {_worker_key(body): slim_pod(body)}
 
 
-@kopf.index("v1", "secrets", **CHILD_FILTER)
+@kopf.index("v1", "secrets", labels=CHILD_LABELS)
 def token_secrets(body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]]:
     """The workers' generated token Secrets: their metadata only (whether one exists, and whose), never the data."""
     return {_worker_key(body): {"kind": "Secret", "metadata": slim_metadata(dict(body.metadata))}}
 
 
-@kopf.index("v1", "secrets", labels={ORCHESTRATOR_LABEL: kopf.PRESENT})
-def orchestrator_secrets(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
+@kopf.index("v1", "secrets", labels=ORCHESTRATOR_SECRET_LABELS)
+def orchestrator_secrets(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
     """Orchestrators described by labelled Secrets: their URL and labels only, never the secret."""
     data = body.get("data") or {}
 
@@ -111,7 +127,7 @@ def orchestrator_secrets(namespace: str, name: str, body: kopf.Body, **_: Any) -
         return base64.b64decode(data.get(key, "")).decode(errors="replace").strip()
 
     return {
-        namespace: {
+        _namespaced(namespace): {
             "name": name,
             "labels": dict(body.metadata.labels or {}),
             "url": text("url"),
@@ -151,7 +167,7 @@ def _reconciler(memo: kopf.Memo, kwargs: dict[str, Any]) -> Reconciler:
                 token_secrets=kwargs["token_secrets"],
             )
         )
-        asyncio.get_running_loop().create_task(_resync(reconciler, memo.resync_seconds))
+        asyncio.get_running_loop().create_task(_resync(reconciler, _config(memo).resync_seconds))
     return reconciler
 
 
@@ -164,17 +180,17 @@ async def _resync(reconciler: Reconciler, period: float) -> None:
 
 @kopf.on.event(api.GROUP, api.VERSION, api.PLURAL)
 async def worker_event(
-    namespace: str, name: str, memo: kopf.Memo, type: str | None, body: kopf.Body, **kwargs: Any
+    namespace: str | None, name: str, memo: kopf.Memo, type: str | None, body: kopf.Body, **kwargs: Any
 ) -> None:
     reconciler = _reconciler(memo, kwargs)
-    reconciler.trigger((namespace, name))
+    reconciler.trigger((_namespaced(namespace), name))
     if type == "DELETED" and (capability := capability_of(dict(body))):
         # It may have held a capability name other workers wait for (claims.py): they may register now.
         reconciler.trigger_capability(capability)
 
 
-@kopf.on.event("v1", "secrets", labels={ORCHESTRATOR_LABEL: kopf.PRESENT})
-async def orchestrator_secret_event(namespace: str, memo: kopf.Memo, **kwargs: Any) -> None:
+@kopf.on.event("v1", "secrets", labels=ORCHESTRATOR_SECRET_LABELS)
+async def orchestrator_secret_event(namespace: str | None, memo: kopf.Memo, **kwargs: Any) -> None:
     """The fleet grew, shrank or moved: every worker in the namespace re-checks its registrations."""
     reconciler = _reconciler(memo, kwargs)
     for key in list(kwargs["workers"].keys()):
@@ -197,12 +213,12 @@ async def namespace_event(name: str, memo: kopf.Memo, **kwargs: Any) -> None:
             reconciler.trigger(key)
 
 
-@kopf.on.event("apps", "v1", "deployments", **CHILD_FILTER)
-@kopf.on.event("v1", "services", **CHILD_FILTER)
-@kopf.on.event("v1", "pods", **CHILD_FILTER)
-@kopf.on.event("v1", "configmaps", **CHILD_FILTER)
-@kopf.on.event("policy", "v1", "poddisruptionbudgets", **CHILD_FILTER)
-@kopf.on.event("networking.k8s.io", "v1", "networkpolicies", **CHILD_FILTER)
-@kopf.on.event("v1", "secrets", **CHILD_FILTER)
+@kopf.on.event("apps", "v1", "deployments", labels=CHILD_LABELS)
+@kopf.on.event("v1", "services", labels=CHILD_LABELS)
+@kopf.on.event("v1", "pods", labels=CHILD_LABELS)
+@kopf.on.event("v1", "configmaps", labels=CHILD_LABELS)
+@kopf.on.event("policy", "v1", "poddisruptionbudgets", labels=CHILD_LABELS)
+@kopf.on.event("networking.k8s.io", "v1", "networkpolicies", labels=CHILD_LABELS)
+@kopf.on.event("v1", "secrets", labels=CHILD_LABELS)
 async def child_event(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
     _reconciler(memo, kwargs).trigger(_worker_key(body))

@@ -6,6 +6,8 @@ reconcile reads the cluster from memory and a fleet of workers costs no extra GE
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 Key = tuple[str, str]
@@ -23,11 +25,11 @@ _META_KEYS = (
 )
 
 
-def slim_metadata(meta: dict[str, Any]) -> dict[str, Any]:
+def slim_metadata(meta: Mapping[str, Any]) -> dict[str, Any]:
     return {k: meta[k] for k in _META_KEYS if k in meta}
 
 
-def slim_child(body: dict[str, Any]) -> dict[str, Any]:
+def slim_child(body: Mapping[str, Any]) -> dict[str, Any]:
     """A Deployment or Service as drift checks and status need it."""
     return {
         "apiVersion": body.get("apiVersion"),
@@ -38,7 +40,7 @@ def slim_child(body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def slim_configmap(body: dict[str, Any]) -> dict[str, Any]:
+def slim_configmap(body: Mapping[str, Any]) -> dict[str, Any]:
     """A ConfigMap (runners.json) as drift checks need it: its data."""
     return {
         "apiVersion": body.get("apiVersion"),
@@ -48,7 +50,7 @@ def slim_configmap(body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def slim_pod(body: dict[str, Any]) -> dict[str, Any]:
+def slim_pod(body: Mapping[str, Any]) -> dict[str, Any]:
     status = body.get("status") or {}
     return {
         "metadata": slim_metadata(dict(body.get("metadata") or {})),
@@ -65,3 +67,44 @@ def first(store: Any) -> dict[str, Any] | None:
     for value in store or ():
         return value
     return None
+
+
+def child(index: WorkerIndex, key: Key, name: str) -> dict[str, Any] | None:
+    """The worker child of this name an index holds, if any."""
+    for obj in index.get(key) or ():
+        if obj["metadata"]["name"] == name:
+            return obj
+    return None
+
+
+# One kopf index (a Mapping of keys to kopf Stores), or a dict of lists in tests.
+Index = Mapping[Any, Collection[dict[str, Any]]]
+WorkerIndex = Mapping[Key, Collection[dict[str, Any]]]
+
+
+@dataclass
+class Indexes:
+    """The kopf indexes the reconciler reads from (bound on the first handler call)."""
+
+    workers: WorkerIndex
+    deployments: WorkerIndex
+    services: WorkerIndex
+    pods: WorkerIndex
+    orchestrator_secrets: Index  # by namespace
+    orchestrators: Index  # BYOCOrchestrators by name
+    namespaces: Mapping[str, Collection[dict[str, str]]]  # namespace labels by name
+    disruption_budgets: WorkerIndex
+    network_policies: WorkerIndex
+    configmaps: WorkerIndex
+    token_secrets: WorkerIndex
+
+    def of_kind(self, kind: str) -> WorkerIndex:
+        """The index holding this worker child kind."""
+        return {
+            "Deployment": self.deployments,
+            "Service": self.services,
+            "PodDisruptionBudget": self.disruption_budgets,
+            "NetworkPolicy": self.network_policies,
+            "ConfigMap": self.configmaps,
+            "Secret": self.token_secrets,
+        }[kind]

@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 
 import kopf
 import prometheus_client
 
 import byoc_operator.handlers  # noqa: F401  (registers the handlers)
+from byoc_operator.config import ConfigError, OperatorConfig
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -34,6 +36,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--metrics-host", default="0.0.0.0", help="address the metrics endpoint listens on")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
+    try:
+        # The one read of the environment: a bad setting stops the operator here, before it touches the cluster.
+        config = OperatorConfig.from_env(os.environ)
+    except ConfigError as exc:
+        parser.exit(2, f"byoc-operator: {exc}\n")
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -47,6 +54,7 @@ def main(argv: list[str] | None = None) -> None:
             peering_name=args.peering,
             priority=args.priority,
             liveness_endpoint=args.liveness or None,
+            memo=kopf.Memo(config=config),
         )
     )
 

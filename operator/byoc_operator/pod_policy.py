@@ -3,13 +3,13 @@
 A tenant who may create BYOCWorkers gets pods through the operator's own ServiceAccount, so RBAC on pods never
 applies to them: the operator itself refuses what would let a pod leave its sandbox (privileged, escalation,
 added capabilities, Unconfined seccomp/AppArmor, root), preempt system pods or pick a runtime class, unless the
-administrator allowed it with the chart's `security.*` values (environment variables of the operator). Fields
-that no setting allows (host namespaces, hostPath, procMount, SELinux options, sysctls) are not in the API at all.
+administrator allowed it with the chart's `security.*` values (environment variables of the operator, read by
+`config.py`). Fields that no setting allows (host namespaces, hostPath, procMount, SELinux options, sysctls) are
+not in the API at all.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 from byoc_operator import api
@@ -21,14 +21,6 @@ SYSTEM_PRIORITY_PREFIX = "system-"
 DEFAULT_MEMORY_LIMIT = "16Gi"
 # What such a pod reserves on its node (without it Kubernetes would reserve the whole limit).
 DEFAULT_MEMORY_REQUEST = "1Gi"
-
-
-def _names(value: str) -> frozenset[str]:
-    return frozenset(part.strip() for part in value.split(",") if part.strip())
-
-
-def _flag(value: str) -> bool:
-    return value.strip().lower() in ("1", "true", "yes")
 
 
 @dataclass(frozen=True)
@@ -51,20 +43,6 @@ class PodPolicy:
     # this Helm release in this namespace (set by the chart; unset when the operator runs outside the cluster).
     operator_namespace: str = ""
     operator_instance: str = ""
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> PodPolicy:
-        return cls(
-            allow_privileged=_flag(env.get("BYOC_ALLOW_PRIVILEGED", "")),
-            allow_root=_flag(env.get("BYOC_ALLOW_ROOT", "")),
-            allowed_capabilities=frozenset(c.upper() for c in _names(env.get("BYOC_ALLOWED_CAPABILITIES", ""))),
-            allowed_priority_classes=_names(env.get("BYOC_ALLOWED_PRIORITY_CLASSES", "")),
-            allowed_runtime_classes=_names(env.get("BYOC_ALLOWED_RUNTIME_CLASSES", "")),
-            default_memory_limit=env.get("BYOC_DEFAULT_MEMORY_LIMIT", DEFAULT_MEMORY_LIMIT).strip(),
-            default_memory_request=env.get("BYOC_DEFAULT_MEMORY_REQUEST", DEFAULT_MEMORY_REQUEST).strip(),
-            operator_namespace=env.get("BYOC_OPERATOR_NAMESPACE", "").strip(),
-            operator_instance=env.get("BYOC_OPERATOR_INSTANCE", "").strip(),
-        )
 
 
 def _not_allowed(field: str, what: str, setting: str) -> str:

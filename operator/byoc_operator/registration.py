@@ -146,15 +146,13 @@ def orchestrator_target(orchestrator: dict[str, Any], operator_namespace: str) -
     )
 
 
-def unavailable(name: str, namespace: str) -> dict[str, Any]:
+def unavailable(name: str, namespace: str) -> api.OrchestratorStatus:
     """The status entry of a named BYOCOrchestrator that is missing, invalid or not offered to the namespace: one
     message for all (a tenant must not learn which orchestrators exist)."""
-    return {
-        "url": f"byocorchestrator/{name}",
-        "registered": False,
-        "capacity": 0,
-        "lastError": f"no BYOCOrchestrator '{name}' is offered to namespace {namespace}",
-    }
+    return api.OrchestratorStatus(
+        url=f"byocorchestrator/{name}",
+        last_error=f"no BYOCOrchestrator '{name}' is offered to namespace {namespace}",
+    )
 
 
 def cluster_targets(
@@ -162,11 +160,11 @@ def cluster_targets(
     orchestrators: dict[str, dict[str, Any]],
     namespace_labels: dict[str, str],
     operator_namespace: str | None,
-) -> tuple[list[Target], list[dict[str, Any]]]:
+) -> tuple[list[Target], list[api.OrchestratorStatus]]:
     """The BYOCOrchestrators (by name -> indexed object) this worker references and its namespace is offered, and
     status entries for the named ones it cannot use."""
     found: dict[str, Target] = {}
-    refused: list[dict[str, Any]] = []
+    refused: list[api.OrchestratorStatus] = []
     for ref in worker.spec.orchestrator_refs or []:
         if ref.name is not None:
             names = [ref.name]
@@ -187,7 +185,7 @@ def cluster_targets(
     return list(found.values()), refused
 
 
-def own_refusals(worker: Worker) -> list[dict[str, Any]]:
+def own_refusals(worker: Worker) -> list[api.OrchestratorStatus]:
     """Status entries for the orchestrators a namespace brings itself where the operator does not allow it."""
     reason = (
         "orchestrators named in a BYOCWorker are not allowed by this operator (nothing was sent): use "
@@ -196,7 +194,7 @@ def own_refusals(worker: Worker) -> list[dict[str, Any]]:
     where = [ref.url for ref in worker.spec.orchestrators or []]
     if worker.spec.registration.orchestrator_selector is not None:
         where.append("registration.orchestratorSelector")
-    return [{"url": url, "registered": False, "capacity": 0, "lastError": reason} for url in where]
+    return [api.OrchestratorStatus(url=url, last_error=reason) for url in where]
 
 
 def without_own(worker: Worker) -> Worker:
@@ -260,14 +258,16 @@ class Memory:
     since: str | None = None  # when it became registered
     error: str | None = None  # the last failed call's sanitised message, until a call succeeds
 
-    def entry(self, url: str) -> dict[str, Any]:
+    def entry(self, url: str) -> api.OrchestratorStatus:
         """The status entry this memory stands for."""
-        out: dict[str, Any] = {"url": url, "registered": self.digest is not None, "capacity": self.capacity}
-        if self.since and self.digest is not None:
-            out["since"] = self.since
-        if self.error:
-            out["lastError"] = self.error
-        return out
+        registered = self.digest is not None
+        return api.OrchestratorStatus(
+            url=url,
+            registered=registered,
+            capacity=self.capacity,
+            since=self.since if registered else None,
+            last_error=self.error,
+        )
 
 
 RETRY_SECONDS = 5.0
@@ -287,7 +287,7 @@ def plan(want_registered: bool, digest: str, memory: Memory | None, now: float, 
 
 
 def registered_condition(
-    entries: list[dict[str, Any]],
+    entries: list[api.OrchestratorStatus],
     capacity: int,
     deleting: bool,
     slots: Slots | None = None,
@@ -308,22 +308,22 @@ def registered_condition(
         return False, "NoOrchestrators", "no orchestrator named or selected"
     if address is not None and address.url is None:
         return False, "AddressPending", f"not registered yet: {address.note}"
-    held = [e for e in entries if e.get("heldBy")]
+    held = [e for e in entries if e.held_by]
     if held:
         first = held[0]
         return False, "CapabilityConflict", (
             f"{len(held)}/{len(entries)} orchestrator(s) have this capability name registered for another worker; "
-            f"{first['url']}: held by BYOCWorker {first['heldBy']} (created first), not registered there"
+            f"{first.url}: held by BYOCWorker {first.held_by} (created first), not registered there"
         )
-    failed = [e for e in entries if e.get("lastError")]
+    failed = [e for e in entries if e.last_error]
     if failed:
         first = failed[0]
-        return False, "RegistrationFailed", f"{len(failed)}/{len(entries)} failed; {first['url']}: {first['lastError']}"
+        return False, "RegistrationFailed", f"{len(failed)}/{len(entries)} failed; {first.url}: {first.last_error}"
     if capacity == 0:
         return False, "NoCapacity", "no ready pod: advertised with no free slot"
     if routed and slots is None:
         return False, "RoutersUnreachable", "no router of this worker answers yet: advertised with no free slot"
-    waiting = [e["url"] for e in entries if not e.get("registered")]
+    waiting = [e.url for e in entries if not e.registered]
     if waiting:
         return False, "Registering", f"{len(waiting)}/{len(entries)} orchestrator(s) do not list it yet: {waiting[0]}"
     placed = f"; routers: {slots.describe()}" if slots is not None else ""

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from byoc_operator import api
 from byoc_operator.registration import Target, payload_digest
 from byoc_operator.render.runners import configmap_name, retired
 from byoc_operator.render.worker import Worker
@@ -65,9 +66,9 @@ def status_entry(
     memory: Upserted | None,
     discovered: list[dict[str, Any]] | None,
     sessions_per_pod: int,
-    previous: dict[str, Any] | None,
+    previous: api.OrchestratorStatus | None,
     now: str,
-) -> dict[str, Any]:
+) -> api.OrchestratorStatus:
     """One orchestrator's status entry. What /discovery lists wins (it follows the orchestrator's health polls);
     without it, the health the orchestrator reported when it took the last upsert."""
     if discovered is not None:
@@ -77,13 +78,17 @@ def status_entry(
         capacity = runners * sessions_per_pod
     else:
         runners, capacity = 0, 0
-    out: dict[str, Any] = {"url": url, "registered": runners > 0, "capacity": capacity, "runners": runners}
+    since = None
     if runners > 0:
-        was = previous or {}
-        out["since"] = (was.get("registered") and was.get("since")) or now
-    if memory is not None and memory.error:
-        out["lastError"] = memory.error
-    return out
+        since = (previous.since if previous is not None and previous.registered else None) or now
+    return api.OrchestratorStatus(
+        url=url,
+        registered=runners > 0,
+        capacity=capacity,
+        runners=runners,
+        since=since,
+        last_error=memory.error if memory is not None and memory.error else None,
+    )
 
 
 RETRY_SECONDS = 5.0

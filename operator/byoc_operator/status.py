@@ -8,10 +8,14 @@ Conditions (Kubernetes convention: positive polarity, reason in CamelCase, messa
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+import pydantic
+
+from byoc_operator import api
 from byoc_operator.advertise import Address
 from byoc_operator.registration import registered_condition
 from byoc_operator.render.worker import LABEL_COMPONENT, Worker
@@ -200,9 +204,24 @@ def is_worker_pod(pod: dict[str, Any]) -> bool:
     return labels.get(LABEL_COMPONENT, "worker") == "worker"
 
 
+def orchestrator_entries(status: dict[str, Any] | None) -> list[api.OrchestratorStatus]:
+    """The per-orchestrator entries of a status as written (an entry that does not parse is left out: the next
+    round writes it again)."""
+    out = []
+    for entry in (status or {}).get("orchestrators") or []:
+        with contextlib.suppress(pydantic.ValidationError):
+            out.append(api.OrchestratorStatus.model_validate(entry))
+    return out
+
+
+def entry_json(entry: api.OrchestratorStatus) -> dict[str, Any]:
+    """An entry as the status subresource holds it (camelCase, unset fields left out)."""
+    return entry.model_dump(by_alias=True, exclude_none=True)
+
+
 def with_registration(
     status: dict[str, Any],
-    entries: list[dict[str, Any]],
+    entries: list[api.OrchestratorStatus],
     targets: list[Any],
     *,
     deleting: bool,
@@ -219,7 +238,7 @@ def with_registration(
     out = dict(status)
     old = {c["type"]: c for c in status.get("conditions") or []}
     if targets or entries:
-        out["orchestrators"] = entries
+        out["orchestrators"] = [entry_json(e) for e in entries]
     else:
         out.pop("orchestrators", None)
     ok, reason, message = registered_condition(entries, status.get("capacity", 0), deleting, slots, routed, address)

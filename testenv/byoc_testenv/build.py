@@ -298,20 +298,27 @@ def check_go() -> str:
     return out
 
 
+@dataclass
+class _GoOutput:
+    """What a running go command printed so far, for its heartbeat."""
+
+    packages: int = 0
+    last: str = ""
+
+
 def run_go(args: Sequence[str], *, cwd: Path, env: dict[str, str], progress: Progress, what: str,
            total: int | None = None, count_packages: bool = False) -> str:
     """Run a go command, streaming its output; heartbeat with a compiled-package count."""
     cmd = [go_binary(), *args]
     tail: deque[str] = deque(maxlen=60)
     lines: list[str] = []
-    state = {"packages": 0, "last": ""}
+    state = _GoOutput()
 
     def status() -> str:
         if not count_packages:
-            return state["last"][:100]
-        n = state["packages"]
+            return state.last[:100]
         of = f"/{total}" if total else ""
-        return f"{n}{of} packages compiled" + (f" (last: {state['last']})" if state["last"] else "")
+        return f"{state.packages}{of} packages compiled" + (f" (last: {state.last})" if state.last else "")
 
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, bufsize=1)
@@ -323,9 +330,9 @@ def run_go(args: Sequence[str], *, cwd: Path, env: dict[str, str], progress: Pro
             lines.append(line)
             tail.append(line)
             if count_packages and line and " " not in line and not line.startswith("go:"):
-                state["packages"] += 1
+                state.packages += 1
             if line:
-                state["last"] = line
+                state.last = line
 
     t = threading.Thread(target=reader, daemon=True)
     t.start()

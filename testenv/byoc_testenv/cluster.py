@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import json
 import os
 import random
@@ -62,7 +63,7 @@ def _proc_start_time(pid: int) -> str | None:
 
 def owner_alive(entry: Mapping[str, Any]) -> bool:
     pid = entry.get("owner_pid")
-    return bool(pid) and _proc_start_time(pid) == entry.get("owner_start")
+    return isinstance(pid, int) and pid > 0 and _proc_start_time(pid) == entry.get("owner_start")
 
 
 def registered() -> list[dict[str, Any]]:
@@ -294,19 +295,19 @@ class Cluster:
             raise ClusterError(f"a cluster named {name} is already registered; `byoc-testenv down --name {name}`")
         home = Path(tempfile.mkdtemp(prefix="byoc-testenv-"))
         others = registered()
+        kubeconfig = home / "clusters" / name / "kubeconfig.yaml"
+        # Addresses no other registered cluster uses (stale ones were just removed, detached ones count).
+        pod_cidr = nodes.pick_range(nodes.pod_cidrs(), (e.get("pod_cidr") for e in others))
+        service_cidr = nodes.pick_range(nodes.service_cidrs(), (e.get("service_cidr") for e in others))
         entry = {
-            "name": name, "home": str(home), "kubeconfig": str(home / "clusters" / name / "kubeconfig.yaml"),
+            "name": name, "home": str(home), "kubeconfig": str(kubeconfig),
             "owner_pid": os.getpid(), "owner_start": _proc_start_time(os.getpid()),
-            "detached": detached, "created": time.time(),
-            # Addresses no other registered cluster uses (stale ones were just removed, detached ones count).
-            "pod_cidr": nodes.pick_range(nodes.pod_cidrs(), (e.get("pod_cidr") for e in others)),
-            "service_cidr": nodes.pick_range(nodes.service_cidrs(), (e.get("service_cidr") for e in others)),
+            "detached": detached, "created": time.time(), "pod_cidr": pod_cidr, "service_cidr": service_cidr,
         }
         # Registered before anything runs, so even a start killed halfway gets cleaned up later.
         (registry_dir() / f"{name}.json").write_text(json.dumps(entry, indent=2))
-        cluster = cls(name=name, kubeconfig=Path(entry["kubeconfig"]), home=home, kubectl_bin=bins.kubectl,
-                      owned=True, progress=progress, pod_cidr=entry["pod_cidr"],
-                      service_cidr=entry["service_cidr"])
+        cluster = cls(name=name, kubeconfig=kubeconfig, home=home, kubectl_bin=bins.kubectl,
+                      owned=True, progress=progress, pod_cidr=pod_cidr, service_cidr=service_cidr)
         if not detached:
             atexit.register(cluster.stop)
             _exit_on_sigterm()
@@ -434,7 +435,7 @@ class Cluster:
             return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
 
         for name in crd_names:
-            wait_for(lambda name=name: established(name), timeout, what=f"CRD {name} Established")
+            wait_for(functools.partial(established, name), timeout, what=f"CRD {name} Established")
 
     # --- readiness -----------------------------------------------------------
 

@@ -15,9 +15,7 @@ async def serving(app: web.Application, host: str = "127.0.0.1") -> AsyncIterato
     await runner.setup()
     site = web.TCPSite(runner, host, 0)
     await site.start()
-    server = site._server
-    assert server is not None and server.sockets  # started: it listens
-    port = server.sockets[0].getsockname()[1]
+    port = runner.addresses[0][1]  # started: it listens
     try:
         yield f"http://{host}:{port}"
     finally:

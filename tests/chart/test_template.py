@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 from byoc_operator import api, crd
-from byoc_operator.handlers import DEFAULT_EDGE_IMAGE
+from byoc_operator.config import DEFAULT_EDGE_IMAGE, OperatorConfig
 from byoc_operator.pod_policy import PodPolicy
 
 from .helm import CHART, CRD_NAME, ROOT, Helm, find, one, render, render_error
@@ -70,8 +70,9 @@ def rules(role: dict[str, Any]) -> set[tuple[str, str, str]]:
     return out
 
 
-# What the operator's code touches (handlers.py, reconcile.py, orchestrator.py), verb by verb. The cluster tests
-# prove it is enough (the operator runs with exactly this) and that the rules tested there are all needed.
+# What the operator's code touches (handlers.py, reconcile.py, children.py, orchestrator.py, autoscale.py), verb
+# by verb. The cluster tests prove it is enough (the operator runs with exactly this) and that the rules tested
+# there are all needed.
 WORKER_RULES = {
     ("byoc.livepeer.org", "byocworkers", "list"),
     ("byoc.livepeer.org", "byocworkers", "watch"),
@@ -237,7 +238,7 @@ def test_security_values_reach_the_operator_as_its_pod_policy(helm: Helm) -> Non
             "fieldRef": {"fieldPath": "metadata.namespace"}
         }
         env["BYOC_OPERATOR_NAMESPACE"] = "byoc-system"
-        return PodPolicy.from_env(env)
+        return OperatorConfig.from_env(env).policy
 
     # The chart's defaults are the operator's: nothing beyond them allowed.
     assert policy({}) == PodPolicy(operator_namespace="byoc-system", operator_instance="prod")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from byoc_operator import api
 from byoc_operator.advertise import advertised_address
 from byoc_operator.registration import registered_condition
 from byoc_operator.render import Worker
@@ -18,7 +19,9 @@ def worker(**registration: Any) -> Worker:
 def test_by_default_the_in_cluster_url_is_registered_and_the_status_says_who_can_reach_it() -> None:
     address = advertised_address(worker(), None)
     assert address.url == "http://w-router.ns.svc:8080" and not address.outside
-    status, reason, message = registered_condition([{"url": "o", "registered": True}], 2, False, address=address)
+    status, reason, message = registered_condition(
+        [api.OrchestratorStatus(url="o", registered=True)], 2, False, address=address
+    )
     assert (status, reason) == (True, "AllRegistered")
     assert "outside the cluster cannot reach" in message and "registration.expose" in message
     assert render_router_service(worker())["spec"]["type"] == "ClusterIP"
@@ -39,7 +42,7 @@ def test_a_load_balancer_is_registered_once_kubernetes_reports_its_address() -> 
     assert pending.url is None
     status, reason, message = registered_condition([], 2, False, address=pending)
     assert (status, reason) == (False, "NoOrchestrators")  # nothing named comes first
-    status, reason, message = registered_condition([{"url": "o"}], 2, False, address=pending)
+    status, reason, message = registered_condition([api.OrchestratorStatus(url="o")], 2, False, address=pending)
     assert (status, reason) == (False, "AddressPending") and "load balancer address" in message
     ready = {**service, "status": {"loadBalancer": {"ingress": [{"hostname": "lb.example.com"}]}}}
     assert advertised_address(w, ready).url == "http://lb.example.com:8080"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from byoc_operator import api
 from byoc_operator.claims import Claim, capability_of, holders
 from byoc_operator.registration import registered_condition
 
@@ -49,8 +50,8 @@ def test_only_byoc_workers_claim_a_capability() -> None:
 
 def test_the_condition_names_the_holder() -> None:
     entries = [
-        {"url": A, "registered": False, "capacity": 0, "heldBy": "team-a/w"},
-        {"url": B, "registered": True, "capacity": 2},
+        api.OrchestratorStatus(url=A, held_by="team-a/w"),
+        api.OrchestratorStatus(url=B, registered=True, capacity=2),
     ]
     ok, reason, message = registered_condition(entries, 2, False)
     assert (ok, reason) == (False, "CapabilityConflict")

@@ -37,7 +37,7 @@ def test_missing_and_not_offered_read_the_same() -> None:
     w = worker({"orchestratorRefs": [{"name": "o"}, {"name": "gone"}]})
     targets, refused = registration.cluster_targets(w, {"o": admin("https://o", {"team": "b"})}, {"team": "a"}, "ns")
     assert targets == []
-    assert [e["lastError"] for e in refused] == [
+    assert [e.last_error for e in refused] == [
         "no BYOCOrchestrator 'o' is offered to namespace team-a",
         "no BYOCOrchestrator 'gone' is offered to namespace team-a",
     ]
@@ -67,7 +67,7 @@ def test_own_orchestrators_are_refused_and_dropped_where_not_allowed() -> None:
         "orchestratorRefs": [{"name": "o"}],
     }
     w = worker(spec)
-    refused = [e["url"] for e in registration.own_refusals(w)]
+    refused = [e.url for e in registration.own_refusals(w)]
     assert refused == ["https://mine:8935", "registration.orchestratorSelector"]
     stripped = registration.without_own(w)
     assert stripped.spec.orchestrators is None and stripped.spec.registration.orchestrator_selector is None

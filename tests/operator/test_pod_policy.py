@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from byoc_operator import api
+from byoc_operator.config import OperatorConfig
 from byoc_operator.pod_policy import PodPolicy, refusal
 from byoc_operator.render import Worker, render_deployment
 from byoc_operator.render.router import render_router_deployment
@@ -88,7 +89,7 @@ def test_what_could_leave_the_sandbox_is_refused_naming_the_field_and_the_settin
 
 
 def test_the_administrator_allows_each_one_explicitly() -> None:
-    policy = PodPolicy.from_env(
+    policy = OperatorConfig.from_env(
         {
             "BYOC_ALLOW_PRIVILEGED": "true",
             "BYOC_ALLOW_ROOT": "true",
@@ -96,7 +97,7 @@ def test_the_administrator_allows_each_one_explicitly() -> None:
             "BYOC_ALLOWED_PRIORITY_CLASSES": "system-node-critical,system-cluster-critical",
             "BYOC_ALLOWED_RUNTIME_CLASSES": "runc",
         }
-    )
+    ).policy
     for body, _, _ in REFUSED:
         assert refusal(spec(body), policy) is None, body
     # An allow-list of priority classes is the whole list: others are refused.
@@ -173,7 +174,7 @@ def test_pods_without_gpus_see_none() -> None:
 
 def test_a_memory_limit_is_always_set() -> None:
     def resources(body: dict[str, Any], env: dict[str, str] | None = None) -> dict[str, Any]:
-        policy = PodPolicy.from_env(env) if env is not None else None
+        policy = OperatorConfig.from_env(env).policy if env is not None else None
         return pod_spec(body, policy)["containers"][0]["resources"]
 
     # The default limit, reserving the default request (not the whole limit, as Kubernetes would).

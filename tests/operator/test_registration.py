@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from byoc_operator import api
 from byoc_operator.advertise import advertised_address
 from byoc_operator.registration import (
     Memory,
@@ -14,6 +15,7 @@ from byoc_operator.registration import (
     sanitise,
 )
 from byoc_operator.render import Worker
+from byoc_operator.status import entry_json
 
 
 def test_plan_registers_on_change_or_refresh_and_unregisters_at_zero_capacity() -> None:
@@ -34,8 +36,13 @@ def test_plan_retries_a_failed_call_after_a_pause_not_on_every_event() -> None:
 
 
 def test_memory_is_the_status_entry() -> None:
-    assert Memory("d", 1.0, 4, "t0").entry("u") == {"url": "u", "registered": True, "capacity": 4, "since": "t0"}
-    assert Memory(None, 1.0, error="boom").entry("u") == {
+    assert entry_json(Memory("d", 1.0, 4, "t0").entry("u")) == {
+        "url": "u",
+        "registered": True,
+        "capacity": 4,
+        "since": "t0",
+    }
+    assert entry_json(Memory(None, 1.0, error="boom").entry("u")) == {
         "url": "u",
         "registered": False,
         "capacity": 0,
@@ -71,12 +78,15 @@ def test_payload_carries_capability_router_url_capacity_and_price() -> None:
 
 
 def test_registered_condition_reasons() -> None:
-    ok = [{"url": "a", "registered": True}]
+    ok = [api.OrchestratorStatus(url="a", registered=True)]
     assert registered_condition(ok, 2, False)[:2] == (True, "AllRegistered")
     assert registered_condition([], 2, False)[1] == "NoOrchestrators"
-    assert registered_condition([{"url": "a", "lastError": "HTTP 400"}], 2, False)[1] == "RegistrationFailed"
+    assert (
+        registered_condition([api.OrchestratorStatus(url="a", last_error="HTTP 400")], 2, False)[1]
+        == "RegistrationFailed"
+    )
     assert registered_condition(ok, 0, False)[1] == "NoCapacity"
-    assert registered_condition([{"url": "a", "registered": False}], 2, False)[1] == "Registering"
+    assert registered_condition([api.OrchestratorStatus(url="a")], 2, False)[1] == "Registering"
 
 
 def test_sanitise_masks_secrets_and_bounds_length() -> None:

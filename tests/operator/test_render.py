@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pydantic
 import pytest
 from byoc_operator.render import Worker, render_deployment, render_service
 from byoc_operator.render.deployment import GPU_PRODUCT_LABEL, node_refusal
@@ -245,3 +246,48 @@ def test_routers_and_sidecars_run_the_edge_image_and_the_bundled_worker_the_runt
     assert images == {"worker": IMAGE, "registrar": edge}
     _, images = rendered({"container": {"image": "user/app:1"}})
     assert images == {"worker": "user/app:1", "drain": edge}
+
+
+def test_runtime_secret_refs_are_mounted_read_only_as_files_and_named_only_by_reference() -> None:
+    refs = [
+        {"name": "hub", "key": "token", "file": "hf-token"},
+        {"name": "vendor", "key": "api-key", "file": "vendor.key"},
+    ]
+    dep = render_deployment(worker({"runtime": {"processor": "passthrough", "secretRefs": refs}}))
+    spec = pod(dep)
+    (volume,) = [v for v in spec["volumes"] if v["name"] == "byoc-secrets"]
+    assert volume == {
+        "name": "byoc-secrets",
+        "projected": {
+            "sources": [
+                {"secret": {"name": "hub", "items": [{"key": "token", "path": "hf-token"}]}},
+                {"secret": {"name": "vendor", "items": [{"key": "api-key", "path": "vendor.key"}]}},
+            ]
+        },
+    }
+    worker_container, *sidecars = spec["containers"]
+    assert {"name": "byoc-secrets", "mountPath": "/var/run/byoc/secrets", "readOnly": True} in worker_container[
+        "volumeMounts"
+    ]
+    env = {e["name"]: e.get("value") for e in worker_container["env"]}
+    assert env["BYOC_SECRETS_DIR"] == "/var/run/byoc/secrets"
+    # Only the worker container sees them; nothing in the pod takes a Secret's value into its environment.
+    assert all("byoc-secrets" not in json.dumps(c) for c in sidecars)
+    assert "secretKeyRef" not in json.dumps(dep)
+    # Without secretRefs: no volume, no variable.
+    plain = pod(render_deployment(worker({"runtime": {"processor": "passthrough"}})))
+    assert "byoc-secrets" not in json.dumps(plain) and "BYOC_SECRETS_DIR" not in json.dumps(plain)
+
+
+@pytest.mark.parametrize(
+    ("refs", "why"),
+    [
+        ([{"name": "a", "key": "k", "file": "x"}, {"name": "b", "key": "k", "file": "x"}], "more than once"),
+        ([{"name": "a", "key": "k", "file": "../etc/passwd"}], "pattern"),
+        ([{"name": "a", "key": "k", "file": "..data"}], "pattern"),
+        ([{"name": "a", "key": "k/1", "file": "x"}], "pattern"),
+    ],
+)
+def test_secret_refs_need_one_plain_file_name_each(refs: list[dict], why: str) -> None:
+    with pytest.raises(pydantic.ValidationError, match=why):
+        worker({"runtime": {"secretRefs": refs}})

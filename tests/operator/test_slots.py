@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from byoc_operator import api
 from byoc_operator.registration import capability_payload, registered_condition
 from byoc_operator.render import Worker
 from byoc_operator.slots import Slots, combine, parse_router_health, router_addresses
@@ -55,7 +56,7 @@ def test_only_running_router_pods_of_this_worker_are_asked() -> None:
 
 
 def test_the_condition_says_what_the_routers_can_place() -> None:
-    ok = [{"url": "a", "registered": True, "capacity": 1}]
+    ok = [api.OrchestratorStatus(url="a", registered=True, capacity=1)]
     assert registered_condition(ok, 4, False, Slots(1, 3), routed=True) == (
         True,
         "AllRegistered",

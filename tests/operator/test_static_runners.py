@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from byoc_operator import api
 from byoc_operator.orchestrator import upsert_timeout
 from byoc_operator.registration import explicit_targets
 from byoc_operator.render import Worker
@@ -18,6 +19,7 @@ from byoc_operator.render.runners import (
     runner_entries,
 )
 from byoc_operator.static_runners import Upserted, due, known_entries, status_entry, upsert_document
+from byoc_operator.status import entry_json
 from byoc_testenv.orchestrator.live_runners import LiveRunnerRegistry, RunnerError
 
 
@@ -148,14 +150,14 @@ def test_status_prefers_discovery_then_the_upsert_reply() -> None:
         {"url": "http://o/apps/a.ns/session", "capacity": 2},
         {"url": "http://o/apps/b.ns/session", "capacity": 2},
     ]
-    assert status_entry("u", labels, memory, listed, 2, None, "t1") == {
+    assert entry_json(status_entry("u", labels, memory, listed, 2, None, "t1")) == {
         "url": "u", "registered": True, "capacity": 4, "runners": 2, "since": "t1",
     }  # fmt: skip
-    was = {"registered": True, "since": "t0"}
-    assert status_entry("u", labels, memory, None, 2, was, "t1")["since"] == "t0"
-    assert status_entry("u", labels, memory, None, 2, None, "t1")["capacity"] == 2
+    was = api.OrchestratorStatus(url="u", registered=True, since="t0")
+    assert status_entry("u", labels, memory, None, 2, was, "t1").since == "t0"
+    assert status_entry("u", labels, memory, None, 2, None, "t1").capacity == 2
     failed = Upserted(None, 0.0, error="ClientConnectorError: refused")
-    assert status_entry("u", labels, failed, None, 2, None, "t1") == {
+    assert entry_json(status_entry("u", labels, failed, None, 2, None, "t1")) == {
         "url": "u", "registered": False, "capacity": 0, "runners": 0, "lastError": "ClientConnectorError: refused",
     }  # fmt: skip
 

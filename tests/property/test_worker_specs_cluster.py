@@ -25,6 +25,7 @@ import httpx2
 import pydantic
 import pytest
 from byoc_operator import api, crd
+from byoc_operator.config import OperatorConfig
 from byoc_operator.reconcile import Indexes, Reconciler, spec_error_message
 from byoc_operator.render import Worker, render_deployment, render_service
 from byoc_operator.render.router import render_pods_service, render_router_deployment, render_router_service
@@ -133,10 +134,9 @@ async def reconcile_all(kubeconfig: str, bodies: list[dict[str, Any]]) -> list[t
     events: list[tuple[str, str, str]] = []
     reconciler = Reconciler(
         AsyncClient(config=KubeConfig.from_file(kubeconfig), field_manager="byoc-operator"),
-        RUNTIME_IMAGE,
+        # The specs name their orchestrators (docs/security.md).
+        OperatorConfig(runtime_image=RUNTIME_IMAGE, policy=POLICY, allow_namespace_orchestrators=True),
         post_event=lambda body, type_, reason, message: events.append((body["metadata"]["name"], reason, message)),
-        policy=POLICY,
-        namespace_orchestrators=True,  # the specs name their orchestrators (docs/security.md)
     )
     indexes = Indexes(**{f.name: {} for f in dataclasses.fields(Indexes)})
     indexes.workers = {(b["metadata"]["namespace"], b["metadata"]["name"]): [b] for b in bodies}

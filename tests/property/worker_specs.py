@@ -130,6 +130,18 @@ KUBERNETES_CONTENT: dict[str, st.SearchStrategy[Any]] = {
     "orchestrators.tls.caBundleSecretRef.name": DNS_SUBDOMAIN,
     "registration.orchestratorSelector.matchLabels": LABELS,
     "runtime.params": JSON_OBJECTS,
+    # Secret names are Kubernetes' to define; the API server refuses a file name twice (list type map).
+    "runtime.secretRefs": st.lists(
+        st.fixed_dictionaries(
+            {
+                "name": DNS_SUBDOMAIN,
+                "key": st.from_regex(r"\A[-_a-zA-Z0-9][-._a-zA-Z0-9]{0,19}\Z"),
+                "file": st.from_regex(r"\A[A-Za-z0-9_-][A-Za-z0-9._-]{0,20}\Z"),
+            }
+        ),
+        max_size=3,
+        unique_by=lambda ref: ref["file"],
+    ),
     "networkPolicy.allowFrom": st.lists(
         st.builds(lambda cidr: {"ipBlock": {"cidr": cidr}}, st.sampled_from(["10.0.0.0/8", "192.168.1.0/24"]))
         | st.builds(lambda labels: {"podSelector": {"matchLabels": labels}}, LABELS),

@@ -51,7 +51,7 @@ def pod(**changes: Any) -> dict[str, Any]:
 
 
 def test_the_default_image_is_the_operators() -> None:
-    from byoc_operator.handlers import DEFAULT_RUNTIME_IMAGE as OPERATOR_DEFAULT
+    from byoc_operator.config import DEFAULT_RUNTIME_IMAGE as OPERATOR_DEFAULT
 
     assert DEFAULT_RUNTIME_IMAGE == OPERATOR_DEFAULT
 

@@ -19,6 +19,7 @@ from byoc_operator.render.registrar import (
     uses_drain_sidecar,
     uses_registrar,
 )
+from byoc_operator.render.secret_files import secret_files, secret_files_env, secret_files_mount, secret_files_volume
 from byoc_operator.render.token import token_volume, uses_token, with_token
 from byoc_operator.render.worker import Worker
 
@@ -126,6 +127,7 @@ def container(worker: Worker) -> dict[str, Any]:
             {"name": "BYOC_PORT", "value": str(worker.port)},
             {"name": "BYOC_DRAIN_SECONDS", "value": str(spec.drain.grace_period_seconds)},
             *([ORIGINS_ENV] if restricts_origins(worker) else []),
+            *([secret_files_env()] if secret_files(worker) else []),
         ]
         out["securityContext"] = security.hardened()
     if not needs_gpu(spec.gpu):
@@ -137,6 +139,8 @@ def container(worker: Worker) -> dict[str, Any]:
         out["resources"] = res
     out.update(probes(worker))
     mounts = [ORIGINS_MOUNT] if restricts_origins(worker) else []
+    if secret_files(worker):
+        mounts.append(secret_files_mount())
     if spec.model_cache:
         mounts.append(
             {
@@ -158,6 +162,8 @@ def pod_spec(worker: Worker) -> dict[str, Any]:
     volumes = [token_volume(worker)] if uses_token(worker) else []
     if restricts_origins(worker):
         volumes.append(origins_volume(worker))
+    if secret_files(worker):
+        volumes.append(secret_files_volume(worker))
     if uses_registrar(worker):
         containers.append(registrar_container(worker))
         volumes += secret_volumes(worker)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from byoc_operator import api
 from byoc_operator.render import security
 from byoc_operator.render.pricing import price_info
 from byoc_operator.render.worker import Worker
@@ -29,8 +30,7 @@ TERMINATION_MARGIN_SECONDS = 15
 
 
 def uses_registrar(worker: Worker) -> bool:
-    reg = worker.spec.registration
-    return worker.registers and reg.protocol == "live-runner" and reg.live_runner_mode == "dynamic"
+    return worker.registers and worker.mode is api.RegistrationMode.LIVE_RUNNER_DYNAMIC
 
 
 def uses_drain_sidecar(worker: Worker) -> bool:
@@ -41,6 +41,8 @@ def uses_drain_sidecar(worker: Worker) -> bool:
 def secret_volumes(worker: Worker) -> list[dict[str, Any]]:
     volumes = []
     for i, ref in enumerate(worker.spec.orchestrators or []):
+        if ref.secret_ref is None:
+            continue  # not in this mode: the API server requires a secretRef (registrar_container skips it too)
         items = [{"key": ref.secret_ref.key, "path": "secret"}]
         volumes.append({"name": f"orchestrator-{i}", "secret": {"secretName": ref.secret_ref.name, "items": items}})
         ca = ref.tls.ca_bundle_secret_ref if ref.tls else None
@@ -69,6 +71,8 @@ def registrar_container(worker: Worker) -> dict[str, Any]:
         args.append(f"--price-info={json.dumps(price, sort_keys=True)}")
     mounts = []
     for i, ref in enumerate(spec.orchestrators or []):
+        if ref.secret_ref is None:
+            continue
         args += [f"--orchestrator={ref.url.rstrip('/')}", f"--secret-file={SECRETS_DIR}/{i}/secret"]
         mounts.append({"name": f"orchestrator-{i}", "mountPath": f"{SECRETS_DIR}/{i}", "readOnly": True})
         # One TLS setting per orchestrator, in the same order: its CA or "insecure" never applies to another.

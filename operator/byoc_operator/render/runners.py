@@ -13,6 +13,7 @@ import json
 from typing import Any
 from urllib.parse import urlsplit
 
+from byoc_operator import api
 from byoc_operator.render.pricing import price_info
 from byoc_operator.render.probes import ready_probe_target
 from byoc_operator.render.worker import Worker
@@ -130,5 +131,4 @@ def configmap_entries(configmap: dict[str, Any] | None) -> list[dict[str, Any]]:
 
 
 def uses_static_runners(worker: Worker) -> bool:
-    reg = worker.spec.registration
-    return reg.protocol == "live-runner" and reg.live_runner_mode == "static"
+    return worker.mode is api.RegistrationMode.LIVE_RUNNER_STATIC

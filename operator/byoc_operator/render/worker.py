@@ -114,9 +114,13 @@ class Worker:
         )
 
     @property
+    def mode(self) -> api.RegistrationMode:
+        return self.spec.registration.mode
+
+    @property
     def uses_router(self) -> bool:
         """BYOC registration needs one URL per capability: the router's."""
-        return self.registers and self.spec.registration.protocol == "byoc"
+        return self.registers and self.mode is api.RegistrationMode.BYOC
 
     @property
     def endpoint(self) -> str:

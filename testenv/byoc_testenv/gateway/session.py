@@ -27,7 +27,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -158,7 +158,7 @@ class OrchestratorSession:
 
     async def run(self, data_output: bool) -> str:
         """Start every channel's work, wait for the session to end, then stop it all; the reason it ended."""
-        work: list[Callable[[], Awaitable[None]]] = []
+        work: list[Callable[[], Coroutine[Any, Any, None]]] = []
         if self.urls.subscribe:
             work += [self._read_output, self._output_watchdog]
         if self.urls.data and data_output:  # startDataSubscribe runs only with a data writer (data output on)

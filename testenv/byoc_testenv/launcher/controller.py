@@ -114,15 +114,12 @@ class LauncherController:
         # on it (a kubelet would hold the IP until the old sandbox is gone): the new pod waits for them.
         held_ips = {r.ip for r in self.terminating.values()}
         for uid, pod in wanted.items():
-            runner = self.runners.get(uid)
-            if runner is None:
-                if pod["status"]["podIP"] in held_ips:
-                    continue  # started once _terminate() of the old pod calls _changed()
-                runner = PodRunner(self._settings, pod, self._changed)
-                self.runners[uid] = runner
-                runner.start()
-            else:
-                runner.update(pod)
+            running = self.runners.get(uid)
+            if running is not None:
+                running.update(pod)
+            elif pod["status"]["podIP"] not in held_ips:  # else started once _terminate() of the old pod ends
+                self.runners[uid] = PodRunner(self._settings, pod, self._changed)
+                self.runners[uid].start()
         views = service_views(self.services.items.values(), pods)
         await self.proxy.update(views)
         self.dns.update({v.key: v.cluster_ip for v in views if v.cluster_ip},

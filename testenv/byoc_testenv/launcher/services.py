@@ -70,7 +70,7 @@ def target_port(pod: Obj, port: Obj) -> int | None:
     """A Service port's targetPort on this pod: a number, or a container port's name."""
     target = port.get("targetPort", port["port"])
     if isinstance(target, int) or str(target).isdigit():
-        return int(target)
+        return int(str(target))
     for container in (pod.get("spec") or {}).get("containers") or []:
         for cp in container.get("ports") or []:
             if cp.get("name") == target and cp.get("protocol", "TCP") == port.get("protocol", "TCP"):

@@ -17,6 +17,7 @@ import base64
 import binascii
 import json
 import re
+from typing import Self
 
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, StrictStr, ValidationError
 
@@ -38,7 +39,7 @@ class GoStruct(BaseModel):
     model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
 
     @classmethod
-    def decode(cls, text: str | bytes) -> GoStruct:
+    def decode(cls, text: str | bytes) -> Self:
         """Raises ``ValueError`` with a Go-like message (empty input: "unexpected end of JSON input")."""
         if not text.strip():
             raise ValueError("unexpected end of JSON input")

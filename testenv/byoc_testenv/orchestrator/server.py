@@ -191,9 +191,7 @@ class TestOrchestrator:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, ssl_context=ssl_context)
         await site.start()
-        server = site._server
-        assert server is not None and server.sockets  # type: ignore[union-attr]
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.port = self._runner.addresses[0][1]  # the one site, started: it listens
         assert self._live is not None
         self._live.start()
         await self._serve_cli(self._live)
