@@ -10,8 +10,9 @@ Each stage hands on through a bounded queue, and the heavy work happens off the 
       --PublishPart--> publish queue (bounded, waits) --> publish (loop: one POST per segment) ``output``
 
 Beside them run the side channels: events and heartbeats (``events_out``), control (``control_in``) and data
-(``data_out``). ``lifecycle.Session`` owns one stream and wires these together; ``items`` holds what the stages
-hand each other, ``processor`` the rule for processor calls, ``params`` what the stream runs with and shows.
+(``data_out``). ``lifecycle.Session`` owns one stream: it runs the stages (``pipeline``) and the side channels;
+``items`` holds what the stages hand each other, ``processor`` the rule for processor calls, ``params`` what the
+stream runs with and what of that it shows.
 Contract details come from pytrickle ``client.py`` / ``protocol.py`` (v0.1.6) and go-livepeer
 ``byoc/trickle.go``; see the modules named in each.
 """

@@ -1,8 +1,7 @@
 """``Session``: one stream's lifecycle, and the stages and side channels it runs.
 
-``start()`` runs one owner task; it calls the processor's ``on_stream_start``, then runs the five stages as
-child tasks of one task group (ingest, process video, process audio, encode, publish) and the side channels
-beside them (events, heartbeat, control, data). It ends when the input ends (everything drains), on
+``start()`` runs one owner task; it calls the processor's ``on_stream_start``, then runs the media stages
+(``pipeline``) and the side channels beside them (events, heartbeat, control, data). It ends when the input ends (everything drains), on
 ``stop()``, when the orchestrator closes the stream's channels, or on a failure it cannot ride out, which it
 reports on the events channel first. Whatever the end, ``on_stream_stop`` is called (unless the processor is
 stuck), the stop is reported, and every thread, connection and slot is released.
@@ -27,12 +26,8 @@ from .context import StageContext
 from .control_in import follow_control
 from .data_out import DataOut
 from .events_out import EventsOut
-from .ingest import Ingest
-from .items import encode_queue, is_video
-from .output import EncodeLane, Publish
-from .pacing import JitterBuffer
 from .params import SessionParams, shown
-from .processing import DecodedFrames, Processing
+from .pipeline import Pipeline
 from .processor import ProcessorLink, ProcessorSinks
 from .settings import OutputTooLarge, SessionFailure, SessionSettings
 from .stats import StreamStats
@@ -76,21 +71,7 @@ class Session:
         self.events = EventsOut(stream_id, metrics, settings.error_event_interval)
         self._data = DataOut(stream_id, metrics, self.events)
         ctx = StageContext(stream_id, settings, metrics, self.stats, self.events)
-        self._decoded = DecodedFrames(ctx)
-        encoding = encode_queue(settings.encode_queue)
-        self._jitter = JitterBuffer(
-            self._decoded.put_video,
-            lambda: self._decoded.video_wanted and encoding.count(is_video) <= 1,
-            settings.catch_up_s,
-        )
-        self._ingest = Ingest(ctx, self._params.limiter, self._jitter.push, self._decoded.put_audio)
-        self._processing = Processing(
-            ctx, self._processor, self._params, self._decoded, encoding, self._jitter.catch_up
-        )
-        self._encode = EncodeLane(
-            ctx, encoding, self._jitter.catch_up, lambda: self._ingest.has_audio, bool(request.publish_url)
-        )
-        self._publish = Publish(ctx, self._encode.parts, self._delete_output)
+        self._pipeline = Pipeline(ctx, request, self._processor, self._params, self._delete_output)
         self._task: asyncio.Task[None] | None = None
         self._done = asyncio.Event()
         self._ending: asyncio.Task[None] | None = None  # a stop the orchestrator's closed channels asked for
@@ -154,8 +135,8 @@ class Session:
             asyncio.get_running_loop(),
             self._data.put,
             self.events.put,
-            self._decoded.put_video,
-            self._decoded.put_audio,
+            self._pipeline.decoded.put_video,
+            self._pipeline.decoded.put_audio,
         )
         self._processor.attach(sinks)
         self._task = asyncio.create_task(self._run(), name=f"session-{self.stream_id}")
@@ -190,13 +171,8 @@ class Session:
                 self.state = SessionState.RUNNING
                 self._emit_status()
                 side = self._side_channels(http)
-                async with asyncio.TaskGroup() as tg:
-                    tg.create_task(self._read_input(http), name="ingest")
-                    tg.create_task(self._processing.run_video(), name="process-video")
-                    tg.create_task(self._processing.run_audio(), name="process-audio")
-                    tg.create_task(self._encode.run(), name="encode")
-                    tg.create_task(self._publish.run(self.request.publish_url, http), name="publish")
-                self.stop_reason = self.stop_reason or "input ended"
+                ended_by = await self._pipeline.run(http)
+                self.stop_reason = ended_by or self.stop_reason or "input ended"
             except* SessionFailure as group:
                 failure = group.exceptions[0]
                 assert isinstance(failure, SessionFailure)
@@ -230,23 +206,6 @@ class Session:
             )
             tasks.append(asyncio.create_task(data))
         return tasks
-
-    async def _read_input(self, http: aiohttp.ClientSession) -> None:
-        try:
-            url = self.request.subscribe_url
-            if url:
-                await self._ingest.read(url, http)
-                await self._jitter.flush()
-                return
-            # No input: the stream ends when the orchestrator closes its control channel (it always makes one).
-            # With no control channel either nothing would ever end it but a stop that may not come.
-            if self.request.control_url:
-                await asyncio.Event().wait()
-            limit = self.settings.unattended_limit_s
-            await asyncio.sleep(limit)
-            self.stop_reason = f"no input and no control channel: ended after {limit:g}s"
-        finally:
-            self._decoded.close()
 
     def _fail(self, message: str, kind: str) -> None:
         self.state = SessionState.FAILED
@@ -287,7 +246,7 @@ class Session:
     ) -> None:
         for task in side:
             task.cancel()
-        self._ingest.abort()
+        self._pipeline.abort()
         await asyncio.gather(*side, return_exceptions=True)
         await self._processor.stream_stopped(self.stream_id)
         self._processor.attach(None)
@@ -302,8 +261,7 @@ class Session:
             if not done:
                 events_task.cancel()
                 await asyncio.gather(events_task, return_exceptions=True)
-        self._ingest.close()
-        self._encode.close()
+        self._pipeline.close()
         await http.close()
         self.metrics.sessions_ended.labels(outcome).inc()
         self._done.set()

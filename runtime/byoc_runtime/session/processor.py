@@ -38,9 +38,6 @@ class ProcessorLink:
     def instance(self) -> Any:
         return self.host.instance
 
-    def has_hook(self, name: str) -> bool:
-        return getattr(self.instance, name, None) is not None
-
     async def call(self, fn: Callable[..., Any], *args: Any) -> Any:
         """``fn(*args)`` on the processor's thread; ``SessionFailure`` if it takes over ``limit_s``."""
         try:
