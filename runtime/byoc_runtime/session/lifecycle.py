@@ -1,10 +1,10 @@
 """``Session``: one stream's lifecycle, and the stages and side channels it runs.
 
 ``start()`` runs one owner task; it calls the processor's ``on_stream_start``, then runs the media stages
-(``pipeline``) and the side channels beside them (events, heartbeat, control, data). It ends when the input ends (everything drains), on
-``stop()``, when the orchestrator closes the stream's channels, or on a failure it cannot ride out, which it
-reports on the events channel first. Whatever the end, ``on_stream_stop`` is called (unless the processor is
-stuck), the stop is reported, and every thread, connection and slot is released.
+(``pipeline``) and the side channels beside them (events, heartbeat, control, data). It ends when the input
+ends (everything drains), on ``stop()``, when the orchestrator closes the stream's channels, or on a failure it
+cannot ride out, which it reports on the events channel first. Whatever the end, ``on_stream_stop`` is called
+(unless the processor is stuck), the stop is reported, and every thread, connection and slot is released.
 """
 
 from __future__ import annotations
