@@ -28,7 +28,7 @@ demo: build
 
 lint: setup
 	$(BIN)/ruff check .
-	$(BIN)/mypy --config-file mypy.ini operator/byoc_operator testenv/byoc_testenv
+	$(BIN)/mypy --config-file mypy.ini operator/byoc_operator edge/byoc_edge runtime/byoc_runtime testenv/byoc_testenv
 	$(BIN)/python -m byoc_operator.crd --check crds charts/byoc-operator/files/crds
 
 test: build lint

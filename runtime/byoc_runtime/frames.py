@@ -128,7 +128,7 @@ class AudioFrame(InputFrame):
     nb_samples: int
 
     def __init__(self, frame: av.AudioFrame) -> None:
-        if frame.pts is None:
+        if frame.pts is None or frame.time_base is None:
             raise ValueError("Audio frame has no timestamp")
         self.samples = frame.to_ndarray()
         self.nb_samples = frame.samples

@@ -39,6 +39,11 @@ def origin_of(url: str) -> str | None:
     return f"{parsed.scheme}://{host}:{parsed.port}"
 
 
+def _bare(url: URL) -> bool:
+    """No path, query, fragment or user info: nothing but scheme, host and port."""
+    return url.path in ("", "/") and not (url.query_string or url.fragment or url.user)
+
+
 @dataclass(frozen=True, slots=True)
 class AllowedOrigins:
     """Unrestricted (nothing configured) allows every http(s) URL; restricted, only URLs on ``origins``."""
@@ -57,7 +62,7 @@ class AllowedOrigins:
                 continue
             origin = origin_of(entry)
             parsed = URL(entry) if origin else None
-            if parsed is None or parsed.path not in ("", "/") or parsed.query_string or parsed.fragment or parsed.user:
+            if not origin or parsed is None or not _bare(parsed):
                 raise ValueError(f"{entry!r} is not an origin (scheme://host[:port])")
             found.add(origin)
         return cls(frozenset(found), bool(found) if restricted is None else restricted)

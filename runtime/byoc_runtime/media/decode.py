@@ -145,9 +145,9 @@ class SegmentDecoder:
     def __init__(self, hardware: bool = False, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
         self._hardware = hardware
         self._max_pixels = max_pixels
-        self._video: av.CodecContext | None = None
+        self._video: av.VideoCodecContext | None = None
         self._video_key: str | None = None
-        self._audio: av.CodecContext | None = None
+        self._audio: av.AudioCodecContext | None = None
         self._audio_key: tuple[str, int, int] | None = None
         self._audio_parser: av.CodecContext | None = None
         self.has_audio = False  # the current segment declares an audio stream (known before its first frame)
@@ -191,17 +191,17 @@ class SegmentDecoder:
             for packet in container.demux(*[s for s in (video_stream, audio_stream) if s is not None]):
                 if packet.size == 0:
                     continue  # the end-of-stream flush packet: decoders stay open for the next segment
-                is_video = packet.stream is video_stream
-                decoder = self._video if is_video else self._audio
-                if decoder is None:
-                    continue
+                video, audio = (self._video, None) if packet.stream is video_stream else (None, self._audio)
+                frames: list[av.VideoFrame] | list[av.AudioFrame]
                 try:
-                    if is_video:
-                        frames = decoder.decode(packet)
+                    if video is not None:
+                        frames = video.decode(packet)
+                    elif audio is not None:
+                        frames = [f for p in self._audio_packets(packet) for f in audio.decode(p)]
                     else:
-                        frames = [f for p in self._audio_packets(packet) for f in decoder.decode(p)]
+                        continue
                 except av.error.FFmpegError as exc:
-                    if is_video and (too_big := self._size_refusal(decoder.width, decoder.height)):
+                    if video is not None and (too_big := self._size_refusal(video.width, video.height)):
                         report.refused = too_big  # max_pixels stopped the decoder before it allocated the frame
                         return report
                     if len(report.errors) < 10:
@@ -210,15 +210,15 @@ class SegmentDecoder:
                 for frame in frames:
                     if frame.pts is None:
                         continue
-                    if is_video and (too_big := self._size_refusal(frame.width, frame.height)):
-                        report.refused = too_big  # a decoder that ignores max_pixels (hardware)
-                        return report
-                    if frame.time_base is None:
-                        frame.time_base = packet.time_base
-                    if is_video:
+                    if isinstance(frame, av.VideoFrame):
+                        if too_big := self._size_refusal(frame.width, frame.height):
+                            report.refused = too_big  # a decoder that ignores max_pixels (hardware)
+                            return report
                         report.video_frames += 1
                     else:
                         report.audio_frames += 1
+                    if frame.time_base is None:
+                        frame.time_base = packet.time_base
                     on_frame(frame)
         except (av.error.FFmpegError, OSError, ValueError) as exc:
             report.errors.append(f"demux: {exc}")
@@ -254,17 +254,17 @@ class SegmentDecoder:
         name = stream.codec_context.name
         if self._video is not None and self._video_key == name:
             return
-        decoder: av.CodecContext | None = None
+        decoder: av.VideoCodecContext | None = None
         hw_name = _hw_decoder_name(name) if self._hardware else None
         if hw_name is not None:
             try:
-                decoder = av.CodecContext.create(hw_name, "r")
+                decoder = _video_decoder(hw_name)
                 decoder.open()  # fails here, not mid-stream, when there is no usable GPU
             except av.error.FFmpegError as exc:
                 log.warning("hardware decoder %s unavailable (%s); using software", hw_name, exc)
                 decoder = None
         if decoder is None:
-            decoder = av.CodecContext.create(name, "r")
+            decoder = _video_decoder(name)
             extradata = stream.codec_context.extradata
             if extradata:
                 decoder.extradata = extradata
@@ -307,6 +307,13 @@ class SegmentDecoder:
         except (av.error.FFmpegError, ValueError):
             self._audio_parser = None
         log.info("audio decoder %s %s Hz", ctx.name, ctx.sample_rate)
+
+
+def _video_decoder(name: str) -> av.VideoCodecContext:
+    decoder = av.CodecContext.create(name, "r")
+    if not isinstance(decoder, av.VideoCodecContext):
+        raise ValueError(f"{name} is not a video decoder")
+    return decoder
 
 
 def _drain(source: SegmentReader) -> None:

@@ -142,6 +142,14 @@ def _video_codec_options(codec: str, preset: str, gop_frames: int) -> dict[str, 
     return {"bf": "0"}
 
 
+@dataclass(frozen=True, slots=True)
+class _HeldAudio:
+    """An audio frame waiting for video to catch up, with its output timestamp (1/90000)."""
+
+    pts: int
+    frame: av.AudioFrame
+
+
 class SegmentEncoder:
     """Encodes video and audio frames with input timestamps and muxes them into per-keyframe segments."""
 
@@ -163,7 +171,7 @@ class SegmentEncoder:
         self._offset = 0  # added to input timestamps (1/90000) to keep output monotonic
         self._audio_next_pts: int | None = None  # 1/48000, next expected resampled sample
         self._last_audio_dts: int | None = None
-        self._held_audio: deque[av.AudioFrame] = deque()
+        self._held_audio: deque[_HeldAudio] = deque()
         self._video_seen = False
         self.segments = 0
         self.video_frames = 0
@@ -211,6 +219,8 @@ class SegmentEncoder:
         s = self.settings
         template = av.open(_SinkFile(BufferedSink()), "w", format="mpegts")
         stream = template.add_stream(s.video_codec, rate=30)
+        if not isinstance(stream, av.VideoStream):
+            raise ValueError(f"{s.video_codec} is not a video encoder")
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.time_base = OUT_TIME_BASE
         ctx = stream.codec_context
@@ -237,9 +247,9 @@ class SegmentEncoder:
 
     def encode_audio(self, frame: av.AudioFrame, timestamp: int, time_base: Fraction) -> None:
         """Queue one audio frame; it is encoded once video has reached its timestamp (or gave up)."""
-        frame.pts = self._to_output_pts(timestamp, time_base, detect_jumps=False)
-        frame.time_base = OUT_TIME_BASE
-        self._held_audio.append(frame)
+        pts = self._to_output_pts(timestamp, time_base, detect_jumps=False)
+        frame.pts, frame.time_base = pts, OUT_TIME_BASE
+        self._held_audio.append(_HeldAudio(pts, frame))
         self._release_audio()
 
     def _release_audio(self) -> None:
@@ -262,11 +272,12 @@ class SegmentEncoder:
                 return
             self._encode_audio_now(held.popleft())
 
-    def _encode_audio_now(self, frame: av.AudioFrame) -> None:
+    def _encode_audio_now(self, held: _HeldAudio) -> None:
         if self._audio is None:
             self._open_audio()
         assert self._audio is not None and self._resampler is not None
-        start = _rescale(frame.pts, OUT_TIME_BASE, AUDIO_TIME_BASE)
+        frame = held.frame
+        start = _rescale(held.pts, OUT_TIME_BASE, AUDIO_TIME_BASE)
         if self._audio_next_pts is not None and start < self._audio_next_pts - AUDIO_RATE // 10:
             # Behind what was already encoded (input clock went back, video has not shown it yet): drop.
             self.dropped_audio += 1
@@ -290,6 +301,8 @@ class SegmentEncoder:
         s = self.settings
         template = av.open(_SinkFile(BufferedSink()), "w", format="mpegts")
         stream = template.add_stream(s.audio_codec, rate=AUDIO_RATE)
+        if not isinstance(stream, av.AudioStream):
+            raise ValueError(f"{s.audio_codec} is not an audio encoder")
         stream.layout = s.audio_layout
         stream.time_base = OUT_TIME_BASE
         ctx = stream.codec_context
@@ -399,9 +412,11 @@ class SegmentEncoder:
 
 
 def encoder_available(name: str) -> bool:
-    """Whether ``name`` opens here: NVENC can be compiled in yet missing from this GPU or driver."""
+    """Whether video encoder ``name`` opens here: NVENC can be compiled in yet missing from this GPU or driver."""
     try:
         ctx = av.CodecContext.create(name, "w")
+        if not isinstance(ctx, av.VideoCodecContext):
+            raise ValueError("not a video encoder")
         ctx.width, ctx.height, ctx.pix_fmt = 256, 256, "yuv420p"
         ctx.time_base = Fraction(1, 30)
         ctx.open()

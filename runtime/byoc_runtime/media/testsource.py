@@ -97,11 +97,11 @@ def generate_segments(spec: SourceSpec) -> list[bytes]:
     next_audio = next(audio, None)
     # Interleave by time, as a live encoder would emit them.
     while next_video is not None or next_audio is not None:
-        if next_audio is None or (next_video is not None and next_video[1] <= next_audio[1]):
+        if next_video is not None and (next_audio is None or next_video[1] <= next_audio[1]):
             image, t = next_video
             encoder.encode_video(av.VideoFrame.from_ndarray(image, format="rgb24"), offset + round(t * 90_000), tb)
             next_video = next(video, None)
-        else:
+        elif next_audio is not None:
             samples, t = next_audio
             frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout="stereo")
             frame.sample_rate = 48_000

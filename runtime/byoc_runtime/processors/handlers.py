@@ -78,7 +78,7 @@ def discover_handlers(obj: Any) -> dict[str, Callable[..., Any]]:
         kind = getattr(attr, "_trickle_handler_type", None)
         if kind is None and attr is not None:
             kind = getattr(inspect.unwrap(getattr(attr, "__func__", attr)), "_trickle_handler_type", None)
-        if kind in HANDLER_KINDS and kind not in found:
+        if attr is not None and kind in HANDLER_KINDS and kind not in found:
             found[kind] = attr
     return found
 

@@ -25,7 +25,7 @@ class SessionHolder:
         if self._session is None:
             # Orchestrators serve trickle over HTTPS with self-signed certificates by default,
             # so, like PyTrickle and ai-runner, certificates are not verified unless asked.
-            connector = aiohttp.TCPConnector(ssl=None if self._verify_ssl else False)
+            connector = aiohttp.TCPConnector(ssl=self._verify_ssl)
             # No session-wide timeout: segments and pre-connects are long-lived by design;
             # each request sets its own connect timeout.
             self._session = aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=None))

@@ -37,6 +37,7 @@ from .protocol import (
 log = logging.getLogger(__name__)
 
 _EOF = None  # queue sentinel: end of the segment body
+_DELETE_ERRORS: tuple[type[BaseException], ...] = (*TRANSIENT_ERRORS, aiohttp.ClientError)
 
 
 class _QueueBody(Payload):
@@ -390,7 +391,7 @@ class Publisher:
                     return True
                 body = (await resp.content.read(256)).decode(errors="replace").strip()
                 log.info("trickle: DELETE %s %s answered %d: %s", what, channel_label(url), resp.status, body)
-        except (*TRANSIENT_ERRORS, aiohttp.ClientError) as e:
+        except _DELETE_ERRORS as e:
             log.warning("trickle: DELETE %s %s failed: %s", what, channel_label(url), describe(e))
         return False
 

@@ -43,7 +43,7 @@ async def publish_paced(
     One streaming POST per segment, as a gateway's segmenter writes them. ``close`` deletes the channel at the
     end, which tells the worker the input is over.
     """
-    from byoc_runtime import trickle
+    import byoc_runtime.trickle as trickle
 
     first = next((s[0].pts for s in segments if s), 0)
     start = time.monotonic() if t0 is None else t0
@@ -86,7 +86,7 @@ async def read_output(
     session: Any = None,
 ) -> None:
     """Read a media channel until it ends, timing every video frame (``VideoTimeline``)."""
-    from byoc_runtime import trickle
+    import byoc_runtime.trickle as trickle
 
     timeline = VideoTimeline()
     with contextlib.suppress(trickle.TrickleError):
@@ -143,7 +143,7 @@ async def wait_caught_up(sent: InputLog, out: OutputLog, quiet: float = 3.0) -> 
 
 
 async def read_events(url: str, into: list[Any], session: Any = None) -> None:
-    from byoc_runtime import trickle
+    import byoc_runtime.trickle as trickle
 
     with contextlib.suppress(trickle.TrickleError):
         async with trickle.JsonSubscriber(url, session) as subscriber:

@@ -19,9 +19,9 @@ import dataclasses
 import inspect
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from byoc_edge.schema import StreamStartRequest
+from byoc_edge.schema import StreamParams, StreamStartRequest
 
 from byoc_runtime.frames import AudioFrame, VideoFrame
 from byoc_runtime.metrics import Metrics
@@ -88,7 +88,9 @@ class FrameGate(FrameProcessor):
             return None
         processed = None
         if not self.loading_controller.should_skip_processing():
-            processed = normalize_video_result(await self.processor.process_video_async(frame), frame)
+            result = await self.processor.process_video_async(frame)
+            # A frame built by a real pytrickle install passes for ours (duck-typed, as pytrickle's encoder reads it).
+            processed = cast("VideoFrame | None", normalize_video_result(result, frame))
         output = self.loading_controller.update_and_apply(frame, processed)
         if output is not None:
             self.fps_meter.record_egress_video_frame()
@@ -202,7 +204,7 @@ class TrickleClient:
             control_url=p.control_url or None,
             events_url=p.events_url or None,
             data_url=p.data_url or None,
-            params=stream_params,
+            params=StreamParams.model_validate(stream_params),
         )
 
     async def start(self, request_id: str = "default", params: dict[str, Any] | None = None) -> None:

@@ -61,7 +61,7 @@ class TrickleProtocol(TrickleComponent):
         try:
             fps = int(params["max_framerate"]) if "max_framerate" in params else 0
         except (TypeError, ValueError):
-            log.warning("invalid max_framerate %r", params["max_framerate"])
+            log.warning("invalid max_framerate: not an integer")  # params are not logged: they may be secrets
             return
         if fps > 0:
             self.max_framerate = fps

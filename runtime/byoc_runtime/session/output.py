@@ -1,0 +1,184 @@
+"""The output side of a session: processed frames -> the encode lane (one thread: tensor -> uint8 ->
+H.264/Opus -> MPEG-TS) -> publish (one trickle POST per segment, bytes streamed as they are encoded).
+
+The publish queue between them is bounded and waits: when the network is slower than the encoder, the encoder
+waits (and the drop-oldest encode queue before it drops video instead).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import aiohttp
+import av
+
+from .. import events, trickle
+from ..media.convert import rgb_to_video_frame, tensor_to_rgb
+from ..media.encode import BufferedSink, SegmentBoundary, SegmentEncoder
+from ..queues import CLOSED, Closed, DropQueue
+from .context import StageContext
+from .items import EncodeItem, PassthroughAudio, ProcessedVideo, PublishPart
+from .settings import SessionFailure
+
+log = logging.getLogger(__name__)
+
+
+class EncodeLane:
+    def __init__(
+        self,
+        ctx: StageContext,
+        queue: DropQueue[EncodeItem],
+        catch_up: Callable[[], None],
+        input_has_audio: Callable[[], bool],
+        publishing: bool,
+    ) -> None:
+        self._ctx = ctx
+        self._queue = queue
+        self._catch_up = catch_up
+        self._input_has_audio = input_has_audio
+        self._publishing = publishing  # False: no output channel (data-only stream), processed frames go nowhere
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix=f"encode-{ctx.stream_id[:16]}")
+        self._audio_expected = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.parts: asyncio.Queue[PublishPart | Closed] = asyncio.Queue(ctx.settings.publish_queue)
+
+    async def run(self) -> None:
+        self._loop = loop = asyncio.get_running_loop()
+        stage_seconds = self._ctx.metrics.stage_seconds
+        sink = BufferedSink()
+        encoder = SegmentEncoder(sink, self._ctx.settings.encoder)
+        ended = False
+        try:
+            while not isinstance(item := await self._queue.get(), Closed):
+                self._catch_up()
+                if not self._publishing:
+                    continue
+                started = time.perf_counter()
+                parts = await loop.run_in_executor(self._pool, self._encode, encoder, sink, item)
+                if isinstance(item, ProcessedVideo):
+                    stage_seconds.labels("encode").observe(time.perf_counter() - started)
+                    stage_seconds.labels("decode_to_encoded").observe(time.monotonic() - item.decoded_at)
+                for part in parts:
+                    await self.parts.put(part)
+            if self._publishing:
+                for part in await loop.run_in_executor(self._pool, _close_encoder, encoder, sink):
+                    await self.parts.put(part)
+            await self.parts.put(CLOSED)
+            ended = True
+        finally:
+            if not loop.is_closed():
+                with contextlib.suppress(RuntimeError):
+                    self._pool.submit(encoder.close)  # frees codec contexts if we were cancelled
+            if not ended:
+                with contextlib.suppress(asyncio.QueueFull):
+                    self.parts.put_nowait(CLOSED)  # cancelled: the publisher may still be reading
+
+    def _encode(self, encoder: SegmentEncoder, sink: BufferedSink, item: EncodeItem) -> list[PublishPart]:
+        """Encode thread: one processed frame into the current segment; returns the bytes produced."""
+        metrics = self._ctx.metrics
+        if self._input_has_audio() and not self._audio_expected:
+            encoder.expect_audio()
+            self._audio_expected = True
+        try:
+            if isinstance(item, ProcessedVideo):
+                encoder.encode_video(self._image(item), item.frame.timestamp, item.frame.time_base)
+                metrics.frames_out.labels("video").inc()
+                self._ctx.stats.egress_video.tick()
+            elif isinstance(item, PassthroughAudio):
+                pts, time_base = item.frame.pts, item.frame.time_base
+                if pts is None or time_base is None:
+                    raise ValueError("audio frame without a timestamp")
+                encoder.encode_audio(item.frame, pts, time_base)
+                metrics.frames_out.labels("audio").inc()
+            else:
+                encoder.encode_audio(item.frame.to_av_frame(), item.frame.timestamp, item.frame.time_base)
+                metrics.frames_out.labels("audio").inc()
+        except (ValueError, TypeError, av.error.FFmpegError) as exc:
+            kind = "video" if isinstance(item, ProcessedVideo) else "audio"
+            metrics.frames_dropped.labels(kind, "unencodable").inc()
+            if self._loop is not None:
+                self._loop.call_soon_threadsafe(
+                    self._ctx.events.error, f"cannot encode processor output: {exc}", "encode"
+                )
+        return sink.drain()
+
+    def _image(self, item: ProcessedVideo) -> av.VideoFrame:
+        """The frame to encode: from the image the tensor was made from when the processor left it unmodified
+        (the passthrough fast path), else converted from the tensor."""
+        origin = item.reusable_origin()
+        if origin is None:
+            return rgb_to_video_frame(tensor_to_rgb(item.frame.tensor))
+        if origin.source is not None:
+            height, width = origin.rgb.shape[:2]
+            return _scaled_yuv(origin.source, width, height, self._ctx.settings.interpolation)
+        return rgb_to_video_frame(origin.rgb)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+class Publish:
+    def __init__(
+        self, ctx: StageContext, parts: asyncio.Queue[PublishPart | Closed], delete_on_close: Callable[[bool], bool]
+    ) -> None:
+        self._ctx = ctx
+        self._parts = parts
+        self._delete_on_close = delete_on_close  # (finished) -> whether to delete the output channel
+
+    async def run(self, url: str | None, http: aiohttp.ClientSession) -> None:
+        if not url:
+            while not isinstance(await self._parts.get(), Closed):
+                pass
+            return
+        publisher = trickle.Publisher(url, mime_type="video/mp2t", session=http)
+        segment: contextlib.AsyncExitStack | None = None
+        writer: trickle.SegmentWriter | None = None
+        finished = False
+        try:
+            while not isinstance(part := await self._parts.get(), Closed):
+                try:
+                    if isinstance(part, SegmentBoundary):
+                        if segment is not None:
+                            await segment.aclose()
+                        segment = contextlib.AsyncExitStack()
+                        writer = await segment.enter_async_context(publisher.segment())
+                        self._published()
+                    elif writer is not None:
+                        await writer.write(part)
+                except trickle.ChannelClosed as exc:
+                    raise SessionFailure(f"output channel closed by the server: {exc}", "transport") from exc
+                except trickle.SegmentError as exc:
+                    # That one segment is lost; the publisher goes on with the next (trickle/__init__.py).
+                    self._ctx.metrics.errors.labels("publish").inc()
+                    log.info("session %s: output segment dropped: %s", self._ctx.stream_id, exc)
+                    segment, writer = None, None
+            finished = True
+        finally:
+            if segment is not None:
+                with contextlib.suppress(trickle.TrickleError):
+                    await segment.aclose()
+            await publisher.close(delete=self._delete_on_close(finished))
+
+    def _published(self) -> None:
+        stats = self._ctx.stats
+        stats.segments_out += 1
+        self._ctx.metrics.segments_out.inc()
+        if stats.segments_out == 1:
+            self._ctx.events.put(events.trace(events.FIRST_PROCESSED_SEGMENT))
+
+
+def _scaled_yuv(frame: av.VideoFrame, width: int, height: int, interpolation: str) -> av.VideoFrame:
+    """The decoded frame as the encoder takes it (yuv420p at the output size), without going through RGB."""
+    if (frame.width, frame.height) == (width, height) and frame.format.name == "yuv420p":
+        return frame
+    return frame.reformat(width=width, height=height, format="yuv420p", interpolation=interpolation)
+
+
+def _close_encoder(encoder: SegmentEncoder, sink: BufferedSink) -> list[PublishPart]:
+    encoder.close()
+    return sink.drain()

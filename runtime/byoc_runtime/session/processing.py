@@ -1,0 +1,211 @@
+"""The processor stage: decoded frames -> the processor -> the encode queue.
+
+Decoded frames wait in drop-oldest queues (latency stays bounded when the processor lags). Video goes to the
+processor's thread as a decoded frame and is scaled/cropped to a tensor there (``to_processor_frame``), then
+``process_video_async``; audio goes to ``process_audio_async`` unless the processor keeps the default
+pass-through. Video and audio run as two loops sharing the processor; the encode queue closes when both end.
+What a processor returns is read as pytrickle ``client.py`` does (``normalize_*_result``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, cast
+
+import av
+import torch
+
+from ..frames import AudioFrame, FrameOrigin, VideoFrame, is_video_frame
+from ..media.convert import rgb_to_tensor, video_frame_to_rgb
+from ..media.geometry import plan_scale_crop
+from ..processors.base import FrameProcessor
+from ..queues import Closed, DropQueue
+from .context import StageContext
+from .items import (
+    DecodedAudio,
+    DecodedVideo,
+    EncodableAudio,
+    EncodableVideo,
+    EncodeItem,
+    PassthroughAudio,
+    ProcessedAudio,
+    ProcessedVideo,
+)
+from .params import SessionParams
+from .processor import ProcessorLink
+from .settings import SessionFailure, SessionSettings
+
+
+class DecodedFrames:
+    """Decoded frames waiting for the processor."""
+
+    def __init__(self, ctx: StageContext) -> None:
+        self._ctx = ctx
+        self.video: DropQueue[DecodedVideo] = DropQueue(ctx.settings.video_queue)
+        self.audio: DropQueue[DecodedAudio] = DropQueue(ctx.settings.audio_queue)
+
+    @property
+    def video_wanted(self) -> bool:
+        """The processor waits for its next video frame."""
+        return not len(self.video) and not self.video.closed
+
+    def put_video(self, item: DecodedVideo) -> None:
+        if self.video.put(item) is not None:
+            self._ctx.stats.frames_dropped += 1
+            self._ctx.metrics.frames_dropped.labels("video", "processing_behind").inc()
+
+    def put_audio(self, item: DecodedAudio) -> None:
+        self._ctx.metrics.frames_in.labels("audio").inc()
+        self._ctx.stats.ingress_audio.tick()
+        if self.audio.put(item) is not None:
+            self._ctx.metrics.frames_dropped.labels("audio", "processing_behind").inc()
+
+    def close(self) -> None:
+        self.video.close()
+        self.audio.close()
+
+
+def to_processor_frame(av_frame: av.VideoFrame, width: int, height: int, settings: SessionSettings) -> VideoFrame:
+    """A decoded frame as processors take it: scaled and centre-cropped to ``width`` x ``height``, a float tensor.
+
+    The frame remembers the uint8 image (and, with no crop, the decoded frame) it was made from, so an unmodified
+    tensor is encoded from those instead of being converted back (``frames.FrameOrigin``)."""
+    if av_frame.pts is None or av_frame.time_base is None:
+        raise ValueError("decoded frame without a timestamp")
+    rgb = video_frame_to_rgb(av_frame, width, height, settings.interpolation)
+    tensor = rgb_to_tensor(rgb, settings.frame_device)
+    frame = VideoFrame(tensor, av_frame.pts, av_frame.time_base)
+    needs_crop = plan_scale_crop(av_frame.width, av_frame.height, width, height).needs_crop
+    frame.origin = FrameOrigin(tensor, tensor._version, rgb, None if needs_crop else av_frame)
+    frame.log_timestamps["frame_init"] = time.time()
+    return frame
+
+
+@dataclass(frozen=True, slots=True)
+class _VideoCall:
+    """One frame's trip through the processor (on its thread): a failure is reported, not raised."""
+
+    frame: VideoFrame
+    result: Any
+    error: Exception | None
+    process_s: float
+
+
+class Processing:
+    def __init__(
+        self,
+        ctx: StageContext,
+        processor: ProcessorLink,
+        params: SessionParams,
+        decoded: DecodedFrames,
+        out: DropQueue[EncodeItem],
+        catch_up: Callable[[], None],
+    ) -> None:
+        self._ctx = ctx
+        self._processor = processor
+        self._params = params
+        self._in = decoded
+        self._out = out
+        self._catch_up = catch_up
+        self._producers_left = 2
+
+    async def _convert_and_process(self, av_frame: av.VideoFrame) -> _VideoCall:
+        """Runs on the processor's loop."""
+        started = time.perf_counter()
+        frame = to_processor_frame(av_frame, self._params.width, self._params.height, self._ctx.settings)
+        converted = time.perf_counter()
+        self._ctx.metrics.stage_seconds.labels("convert").observe(converted - started)
+        try:
+            result = await self._processor.instance.process_video_async(frame)
+        except Exception as exc:
+            return _VideoCall(frame, None, exc, time.perf_counter() - converted)
+        return _VideoCall(frame, result, None, time.perf_counter() - converted)
+
+    async def run_video(self) -> None:
+        ctx = self._ctx
+        consecutive_errors = 0
+        try:
+            while True:
+                self._catch_up()
+                item = await self._in.video.get()
+                if isinstance(item, Closed):
+                    break
+                ctx.metrics.stage_seconds.labels("queue").observe(time.monotonic() - item.decoded_at)
+                call: _VideoCall = await self._processor.call(self._convert_and_process, item.frame)
+                ctx.metrics.stage_seconds.labels("process").observe(call.process_s)
+                result = call.result
+                if call.error is not None:
+                    consecutive_errors += 1
+                    ctx.events.error(f"process_video_async failed: {call.error!r}", "processor")
+                    if consecutive_errors >= ctx.settings.max_processor_errors:
+                        raise SessionFailure(f"processor failed on {consecutive_errors} frames in a row", "processor")
+                    result = call.frame  # keep the stream alive with the input frame
+                else:
+                    consecutive_errors = 0
+                try:
+                    output = normalize_video_result(result, call.frame)
+                except TypeError as exc:
+                    ctx.events.error(str(exc), "processor")
+                    output = call.frame
+                if output is None:
+                    ctx.metrics.frames_dropped.labels("video", "withheld").inc()
+                    continue
+                ctx.metrics.frames_processed.labels("video").inc()
+                ctx.stats.processed_video.tick()
+                if self._out.put(ProcessedVideo(output, item.decoded_at)) is not None:
+                    ctx.metrics.frames_dropped.labels("video", "encoding_behind").inc()
+        finally:
+            self._producer_done()
+
+    async def run_audio(self) -> None:
+        instance = self._processor.instance
+        # The default hook passes audio through; skip the round trip to the processor thread then.
+        passthrough = getattr(type(instance), "process_audio_async", None) is FrameProcessor.process_audio_async
+        try:
+            while not isinstance(item := await self._in.audio.get(), Closed):
+                if passthrough:
+                    self._out.put(PassthroughAudio(item.frame))
+                    continue
+                try:
+                    result = await self._processor.call(instance.process_audio_async, AudioFrame(item.frame))
+                except SessionFailure:
+                    raise
+                except Exception as exc:
+                    self._ctx.events.error(f"process_audio_async failed: {exc!r}", "processor")
+                    continue
+                for out in normalize_audio_result(result):
+                    self._ctx.metrics.frames_processed.labels("audio").inc()
+                    self._out.put(ProcessedAudio(out))
+        finally:
+            self._producer_done()
+
+    def _producer_done(self) -> None:
+        self._producers_left -= 1
+        if self._producers_left == 0:
+            self._out.close()
+
+
+def normalize_video_result(result: Any, frame: VideoFrame) -> EncodableVideo | None:
+    """What a processor returned -> a frame to encode, or None to skip (pytrickle client.py semantics).
+
+    ``None`` and pytrickle's ``VideoProcessingResult.WITHHELD`` skip the frame; a bare tensor is taken as the
+    new image for this frame; anything frame-like (ours, or a real pytrickle ``VideoFrame``) is used as is.
+    """
+    if result is None or getattr(result, "value", None) == "withheld":
+        return None
+    if isinstance(result, torch.Tensor):
+        return frame.replace_tensor(result)
+    if is_video_frame(result):
+        return cast(EncodableVideo, result)
+    raise TypeError(f"process_video_async returned {type(result).__name__}, expected a VideoFrame or None")
+
+
+def normalize_audio_result(result: Any) -> list[EncodableAudio]:
+    """``None`` drops the audio (pytrickle client.py); one frame or a list of frames pass on."""
+    if result is None:
+        return []
+    if isinstance(result, list | tuple):
+        return [f for f in result if f is not None]
+    return [result]
