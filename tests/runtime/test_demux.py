@@ -4,17 +4,22 @@ read (B-frames: after their reorder delay); timestamps are FFmpeg's own; damage 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import io
 import random
 
+import aiohttp
 import av
 import numpy as np
 import pytest
+from byoc_runtime import trickle
 from byoc_runtime.media.decode import SegmentDecoder, SegmentReader, SegmentReport
 from byoc_runtime.media.mpegts import Pes, ProgramTable, TsDemuxer
 
 from .crafted_media import mpeg2_segment
 from .gateway_media import GatewaySpec, GatewayStream, gateway_stream
+from .support import Stream, running_worker
 
 SIXTY_AAC = GatewaySpec(width=854, height=480, fps=60, seconds=2.0, audio="aac")
 OPUS = GatewaySpec(width=320, height=240, fps=30, seconds=2.0, audio="libopus")
@@ -69,16 +74,19 @@ def video_out_before_each_chunk(events: list[tuple]) -> list[int]:
     return out
 
 
-def expected_out_before_each_chunk(stream: GatewayStream, pieces: tuple[bytes, ...], depth: int) -> list[int]:
-    """How many video frames the decoder can have handed out before each chunk is fed: a frame's PES is complete
-    with its own chunk when its last TS packet is padded (a muxer's end mark), else (its payload filled the packet
-    exactly, 1 in 184) with the next PES start, in the next chunk; the decoder holds ``depth`` more to reorder."""
+def end_marked(stream: GatewayStream, piece: bytes) -> bool:
+    """Whether the video PES in ``piece`` (one frame's write) ends in a padded TS packet, the muxer's end mark;
+    otherwise its payload filled the last packet exactly (1 in 184) and only the next PES start ends it."""
     with av.open(io.BytesIO(stream.data), format="mpegts") as probe:
         video_pid = probe.streams.video[0].id
-    complete_with = []  # per frame: the chunk it is complete with
-    for k, piece in enumerate(pieces):
-        last = max(i for i in range(0, len(piece), 188) if ((piece[i + 1] & 0x1F) << 8) | piece[i + 2] == video_pid)
-        complete_with.append(k if piece[last + 3] & 0x20 else k + 1)  # adaptation field present: padded
+    last = max(i for i in range(0, len(piece), 188) if ((piece[i + 1] & 0x1F) << 8) | piece[i + 2] == video_pid)
+    return bool(piece[last + 3] & 0x20)  # an adaptation field: the muxer's stuffing
+
+
+def expected_out_before_each_chunk(stream: GatewayStream, pieces: tuple[bytes, ...], depth: int) -> list[int]:
+    """How many video frames the decoder can have handed out before each chunk is fed: a frame is complete with
+    its own chunk when its end is marked, else with the next chunk; the decoder holds ``depth`` more to reorder."""
+    complete_with = [k if end_marked(stream, piece) else k + 1 for k, piece in enumerate(pieces)]
     assert sum(c == k for k, c in enumerate(complete_with)) >= 0.9 * len(pieces)  # most frames have the mark
     return [max(0, sum(c < j for c in complete_with) - depth) for j in range(len(pieces))]
 
@@ -369,3 +377,73 @@ def test_damage_is_dropped_and_reported() -> None:
     events = demuxer.feed(lost[0] + lost[2] + lost[3] + b"\x00" * 50 + b"".join(good))  # packet 1 lost; junk
     assert [p.pts for p in events if isinstance(p, Pes)] == [6000] and [p.pts for p in demuxer.chunk_end()] == [9000]
     assert any("lost or broken" in e for e in demuxer.errors) and any("sync" in e for e in demuxer.errors)
+
+
+# -- through a worker and a real trickle server --------------------------------------------------------------
+
+
+def _video_pes_starts(data: bytes) -> list[int]:
+    """PTS of each video PES (stream id 0xE0-0xEF) starting in these whole TS packets."""
+    found = []
+    for i in range(0, len(data) - 187, 188):
+        if not data[i + 1] & 0x40:
+            continue
+        start = i + 4 + (1 + data[i + 4] if data[i + 3] & 0x20 else 0)
+        head = data[start : start + 14]
+        if head[:3] == b"\x00\x00\x01" and 0xE0 <= head[3] <= 0xEF and head[7] & 0x80:
+            p = head[9:14]
+            found.append(((p[0] >> 1) & 7) << 30 | p[1] << 22 | (p[2] >> 1) << 15 | p[3] << 7 | p[4] >> 1)
+    return found
+
+
+@pytest.mark.trickle
+async def test_a_worker_sends_each_frame_out_before_the_next_one_comes_in(trickle_server) -> None:
+    """A passthrough worker on a real trickle server, fed one frame's bytes per write: each frame starts arriving
+    on the output channel before the next frame is published (the input demuxer holds nothing back), with the
+    input's timestamps."""
+    stream_in = gateway_stream(GatewaySpec(width=320, height=240, fps=30, seconds=2.0, audio=None))
+    out_pts: list[int] = []
+    arrived = asyncio.Condition()
+    async with running_worker("passthrough") as rt, aiohttp.ClientSession() as http:
+        await rt.wait_health("IDLE")
+        stream = Stream.create(trickle_server, "demux")
+
+        async def read_output() -> None:
+            async with trickle.Subscriber(stream.url("-out"), session=http) as sub:
+                async for segment in sub:
+                    rest = b""
+                    with contextlib.suppress(trickle.SegmentError):
+                        async for chunk in segment.iter_chunks():
+                            data = rest + chunk
+                            whole = len(data) - len(data) % 188
+                            rest = data[whole:]
+                            async with arrived:
+                                out_pts.extend(_video_pes_starts(data[:whole]))
+                                arrived.notify_all()
+
+        reader = asyncio.create_task(read_output())
+        publisher = trickle.Publisher(stream.url(), mime_type="video/mp2t", session=http)
+        try:
+            status, body = await rt.post(
+                "/stream/start", json=stream.start_body({"width": 320, "height": 240, "max_framerate": 60})
+            )
+            assert status == 200, body
+            sent: list[int] = []
+            for n, pieces in enumerate(stream_in.pieces):
+                async with publisher.segment() as writer:
+                    for k, piece in enumerate(pieces):
+                        await writer.write(piece)
+                        sent += _video_pes_starts(piece)
+                        # A frame without the end mark is complete only once the next one starts (in the next write).
+                        due = len(sent) if end_marked(stream_in, piece) else len(sent) - 1
+                        async with arrived:
+                            try:
+                                await asyncio.wait_for(arrived.wait_for(lambda due=due: len(out_pts) >= due), 15)
+                            except TimeoutError:
+                                pytest.fail(f"segment {n} frame {k} did not come out before the next was sent")
+            assert out_pts == sent == sorted(sent)
+        finally:
+            await publisher.close(delete=True)
+            reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
+            await stream.close()
