@@ -211,7 +211,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "ours-before" in args.impls and args.baseline is None:
         raise SystemExit("--impls ours-before needs --baseline DIR")
     json_path, md_path, png_path = args.out / "results.json", args.out / "results.md", args.out / "results.png"
-    analysis = (HERE / "analysis.md").read_text() if (HERE / "analysis.md").exists() else ""
+    # The written analysis next to the results (a run with --out elsewhere can carry its own).
+    analysis_path = args.out / "analysis.md" if (args.out / "analysis.md").exists() else HERE / "analysis.md"
+    analysis = analysis_path.read_text() if analysis_path.exists() else ""
     if args.report_only:
         results, info, every = report.load_json(json_path)
         if every:

@@ -220,6 +220,21 @@ class SegmentDecoder:
             _drain(source)
         return report
 
+    def flush(self, on_frame: FrameCallback) -> int:
+        """The input is over: hand out the frames the video decoder still holds to reorder B-frames (the last
+        1-2 of the stream; segments never flush it, so that reordering goes on across them). Returns how many."""
+        if self._video is None:
+            return 0
+        decoder = self._video.decoder
+        try:
+            frames = [f for f in decoder.decode(None) if f.pts is not None]
+        except av.error.FFmpegError:
+            frames = []
+        decoder.flush_buffers()  # out of draining: the context may be given more input afterwards
+        for frame in frames:
+            _deliver(frame, on_frame)
+        return len(frames)
+
     def _start_program(self, table: ProgramTable, report: SegmentReport) -> bool:
         """Check and set up decoders for a program table; False when its streams are refused."""
         video, audio = table.video, table.audio

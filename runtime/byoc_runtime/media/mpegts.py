@@ -221,14 +221,14 @@ class TsDemuxer:
         cc = b3 & 0x0F
         previous = self._cc.get(pid)
         self._cc[pid] = cc
-        if previous is not None and cc == previous and not af.discontinuity:
-            return  # a duplicate packet (allowed once by the standard)
         continuous = previous is None or cc == (previous + 1) & 0x0F or af.discontinuity
         pusi = bool(b1 & 0x40)
         if not selected:
             self._psi(pid, data, start, i + PACKET_SIZE, pusi, continuous, out)
             return
         asm = self._pes[pid]
+        if cc == previous and asm is not None and asm.parts and asm.parts[-1] == data[start : i + PACKET_SIZE]:
+            return  # a duplicate packet (the standard allows one); the same counter on new data is a discontinuity
         if pusi:
             self._early.discard(pid)
             if asm is not None:
