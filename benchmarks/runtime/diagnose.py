@@ -4,8 +4,8 @@
   event loop is the main thread) the limit?
 - ``audio``: added latency with and without an audio track, ours and PyTrickle, real time 512x512: what the
   audio/video interleaving in the output muxers costs.
-- ``whatif``: added latency of our runtime as is, with ``fflags=+noparse`` on its input demuxer, without the jitter
-  buffer's hold, and with both (``whatif_runtime.py``), PyTrickle beside, real time, one session.
+- ``whatif``: added latency of our runtime as is and without the jitter buffer's hold (``whatif_runtime.py``),
+  PyTrickle beside, real time, one session.
 """
 
 from __future__ import annotations
@@ -110,7 +110,7 @@ def whatif(server: TrickleServer, repeat: int = 2) -> None:
     """Added latency of our runtime as is and with the changes of ``whatif_runtime`` patched in, PyTrickle beside."""
     root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "PYTHONPATH": str(root)}
-    variants = {"as is": [], "+noparse": ["--noparse"], "no hold": ["--no-hold"], "both": ["--noparse", "--no-hold"]}
+    variants = {"as is": [], "no hold": ["--no-hold"]}
     workers = {}
     for name, patches in variants.items():
         argv = [sys.executable, "-m", "benchmarks.runtime.whatif_runtime", *patches, "--processor", "passthrough",
