@@ -287,7 +287,7 @@ def write_plot(path: Path, results: Sequence[Measurement]) -> None:
         if mode == "latency":
             ax.set_yscale("log")  # a worker that falls behind is seconds late, the floor a few ms
         ax.grid(axis="y", alpha=0.3)
-    axes[0].legend(fontsize=8)
+    next((ax for ax in axes if ax.get_legend_handles_labels()[0]), axes[0]).legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
