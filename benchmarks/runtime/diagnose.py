@@ -4,8 +4,10 @@
   event loop is the main thread) the limit?
 - ``audio``: added latency with and without an audio track, ours and PyTrickle, real time 512x512: what the
   audio/video interleaving in the output muxers costs.
-- ``whatif``: added latency of our runtime as is, with ``fflags=+noparse`` on its input demuxer, without the jitter
-  buffer's hold, and with both (``whatif_runtime.py``), PyTrickle beside, real time, one session.
+- ``whatif``: added latency of our runtime as is and without the jitter buffer's hold (``whatif_runtime.py``),
+  PyTrickle beside, real time, one session.
+- ``demux``: added latency with and without audio, our runtime against ``$BYOC_BENCH_BASELINE``'s (a source tree),
+  real time 512x512, one session (``demux/analysis.md``).
 """
 
 from __future__ import annotations
@@ -110,7 +112,7 @@ def whatif(server: TrickleServer, repeat: int = 2) -> None:
     """Added latency of our runtime as is and with the changes of ``whatif_runtime`` patched in, PyTrickle beside."""
     root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "PYTHONPATH": str(root)}
-    variants = {"as is": [], "+noparse": ["--noparse"], "no hold": ["--no-hold"], "both": ["--noparse", "--no-hold"]}
+    variants = {"as is": [], "no hold": ["--no-hold"]}
     workers = {}
     for name, patches in variants.items():
         argv = [sys.executable, "-m", "benchmarks.runtime.whatif_runtime", *patches, "--processor", "passthrough",
@@ -138,7 +140,34 @@ def whatif(server: TrickleServer, repeat: int = 2) -> None:
             w.stop()
 
 
-EXPERIMENTS = {"threads": threads, "audio": audio, "whatif": whatif}
+def demux(server: TrickleServer, repeat: int = 2) -> None:
+    """Added latency with and without an audio track, our runtime against the one in ``$BYOC_BENCH_BASELINE`` (a
+    source tree, e.g. from ``git archive main runtime``), real time 512x512: what the input demuxer gains."""
+    baseline = os.environ.get("BYOC_BENCH_BASELINE")
+    if not baseline:
+        log("demux: set BYOC_BENCH_BASELINE to a source tree to compare against; skipped")
+        return
+    logs = CACHE / "logs"
+    clips = {"A/V": load_clip(512, 512, 90, CACHE), "video only": load_clip(512, 512, 20, CACHE, audio_track=False)}
+    workers = {"ours-before": Workers.baseline(1, logs, Path(baseline)), "ours": Workers.ours(1, logs)}
+    for w in workers.values():
+        w.start()
+    try:
+        for _ in range(repeat):
+            for name, clip in clips.items():
+                for impl, w in workers.items():
+                    m = asyncio.run(drive.latency(w, server, clip, 1, 12, 3))
+                    w.wait_idle()
+                    log(
+                        f"demux {impl} {name}: added p50 {m.added_p50_ms:.1f} ms p95 {m.added_p95_ms:.1f} ms, "
+                        f"{m.frames_out}/{m.frames_in} frames (load {os.getloadavg()[0]:.1f})"
+                    )
+    finally:
+        for w in workers.values():
+            w.stop()
+
+
+EXPERIMENTS = {"threads": threads, "audio": audio, "whatif": whatif, "demux": demux}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -7,8 +7,14 @@ from dataclasses import dataclass, field
 
 from byoc_testenv.devstream.latency import percentile
 
-IMPLEMENTATIONS = ("ours", "pytrickle", "floor")
-LABELS = {"ours": "ours (byoc-runtime)", "pytrickle": "PyTrickle 0.1.6", "floor": "bare PyAV floor"}
+IMPLEMENTATIONS = ("ours", "ours-before", "pytrickle", "floor")
+DEFAULT_IMPLEMENTATIONS = ("ours", "pytrickle", "floor")  # ours-before needs --baseline
+LABELS = {
+    "ours": "ours (byoc-runtime)",
+    "ours-before": "ours before (--baseline)",
+    "pytrickle": "PyTrickle 0.1.6",
+    "floor": "bare PyAV floor",
+}
 
 
 @dataclass

@@ -100,6 +100,33 @@ def latency_table(results: Sequence[Measurement]) -> list[str]:
     return lines
 
 
+def baseline_table(results: Sequence[Measurement]) -> list[str]:
+    """Ours against ours-before (another source tree, same run): the change's effect, as ratios."""
+    idx = _index(results)
+    lines = [
+        "| mode | size | sessions | what | ours before | ours | ours / before |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for mode in ("throughput", "latency"):
+        for size, n in configs(results, mode):
+            before, after = idx.get(("ours-before", mode, size, n)), idx.get(("ours", mode, size, n))
+            if before is None or after is None:
+                continue
+            figures: list[tuple[str, float | None, float | None]] = (
+                [("fps", before.fps, after.fps)]
+                if mode == "throughput"
+                else [
+                    ("added p50 ms", before.added_p50_ms, after.added_p50_ms),
+                    ("added p95 ms", before.added_p95_ms, after.added_p95_ms),
+                ]
+            )
+            figures.append(("CPU ms/frame", before.cpu_ms_per_frame, after.cpu_ms_per_frame))
+            for what, b, a in figures:
+                ratio = _f(_ratio(a, b), 2, "x")
+                lines.append(f"| {mode} | {size} | {n} | {what} | {_f(b, 1)} | {_f(a, 1)} | {ratio} |")
+    return lines if len(lines) > 2 else []
+
+
 def goals(results: Sequence[Measurement]) -> list[dict[str, Any]]:
     """Each goal per configuration: the figures, the ratio and whether it is met."""
     idx = _index(results)
@@ -202,6 +229,15 @@ def write_markdown(path: Path, results: Sequence[Measurement], meta: dict[str, A
         "",
         *stages_table(results),
         "",
+    ]
+    if before_after := baseline_table(results):
+        lines += [
+            "## Before / after (ours against ours-before, the runtime of `--baseline`, in the same run)",
+            "",
+            *before_after,
+            "",
+        ]
+    lines += [
         "## Goals",
         "",
         *goals_table(goals(results)),
@@ -220,7 +256,7 @@ def write_plot(path: Path, results: Sequence[Measurement]) -> None:
     import matplotlib.pyplot as plt
 
     idx = _index(results)
-    colors = {"ours": "#1f77b4", "pytrickle": "#ff7f0e", "floor": "#7f7f7f"}
+    colors = {"ours": "#1f77b4", "ours-before": "#9ecae1", "pytrickle": "#ff7f0e", "floor": "#7f7f7f"}
     fig, axes = plt.subplots(1, 3, figsize=(17, 5.5))
     panels = [
         ("throughput", "fps", "Throughput under closed-loop load, all sessions (fps)"),
@@ -251,7 +287,7 @@ def write_plot(path: Path, results: Sequence[Measurement]) -> None:
         if mode == "latency":
             ax.set_yscale("log")  # a worker that falls behind is seconds late, the floor a few ms
         ax.grid(axis="y", alpha=0.3)
-    axes[0].legend(fontsize=8)
+    next((ax for ax in axes if ax.get_legend_handles_labels()[0]), axes[0]).legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

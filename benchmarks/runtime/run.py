@@ -25,7 +25,7 @@ from byoc_runtime import __version__ as runtime_version
 from byoc_testenv.trickle import TrickleServer
 
 from . import drive, floor, report
-from .measurement import IMPLEMENTATIONS, Measurement
+from .measurement import DEFAULT_IMPLEMENTATIONS, IMPLEMENTATIONS, Measurement
 from .pytrickle_env import check, ensure_venv
 from .source import FPS, load_clip
 from .workers import Workers
@@ -33,6 +33,7 @@ from .workers import Workers
 HERE = Path(__file__).resolve().parent
 CACHE = Path(os.environ.get("BYOC_BENCH_CACHE", Path.home() / ".cache" / "byoc-bench"))
 SIZES = {"512x512": (512, 512), "1280x720": (1280, 720)}
+MODES = ("throughput", "latency")
 
 
 def machine() -> dict[str, Any]:
@@ -61,7 +62,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.runtime", description=__doc__)
     parser.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
     parser.add_argument("--sessions", nargs="+", type=int, default=[1, 3], help="concurrent session counts")
-    parser.add_argument("--impls", nargs="+", default=list(IMPLEMENTATIONS), choices=list(IMPLEMENTATIONS))
+    parser.add_argument("--impls", nargs="+", default=list(DEFAULT_IMPLEMENTATIONS), choices=list(IMPLEMENTATIONS))
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="a source tree whose runtime/ runs as ours-before, e.g. from `git archive main runtime | tar -x -C DIR`",
+    )
+    parser.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
     parser.add_argument("--warmup", type=float, default=3.0, help="throughput: seconds before the window")
     parser.add_argument("--window", type=float, default=10.0, help="throughput: seconds measured")
     parser.add_argument("--latency-seconds", type=int, default=14, help="latency: seconds of real-time input")
@@ -76,12 +83,14 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def start_workers(impls: Sequence[str], sessions: int) -> dict[str, Workers]:
+def start_workers(impls: Sequence[str], sessions: int, baseline: Path | None) -> dict[str, Workers]:
     logs = CACHE / "logs"
     makers = {
         "ours": lambda: Workers.ours(sessions, logs),
         "pytrickle": lambda: Workers.pytrickle(sessions, logs),
     }
+    if baseline is not None:
+        makers["ours-before"] = lambda: Workers.baseline(sessions, logs, baseline)
     started: dict[str, Workers] = {}
     try:
         for impl in impls:
@@ -148,11 +157,11 @@ def run_all(args: argparse.Namespace, clips: dict[str, Any]) -> list[Measurement
     ``--repeat`` times), so that whatever else loads the machine at the time weighs on all of them alike."""
     every: list[Measurement] = []
     server = TrickleServer.start()
-    workers = start_workers(args.impls, max(args.sessions))
+    workers = start_workers(args.impls, max(args.sessions), args.baseline)
     try:
         for size in args.sizes:
             for n in args.sessions:
-                for mode in ("throughput", "latency"):
+                for mode in args.modes:
                     for _ in range(args.repeat):
                         for impl in args.impls:
                             every.append(measure(impl, mode, size, n, args, clips[size], workers, server))
@@ -199,8 +208,12 @@ def meta(
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if "ours-before" in args.impls and args.baseline is None:
+        raise SystemExit("--impls ours-before needs --baseline DIR")
     json_path, md_path, png_path = args.out / "results.json", args.out / "results.md", args.out / "results.png"
-    analysis = (HERE / "analysis.md").read_text() if (HERE / "analysis.md").exists() else ""
+    # The written analysis next to the results (a run with --out elsewhere can carry its own).
+    analysis_path = args.out / "analysis.md" if (args.out / "analysis.md").exists() else HERE / "analysis.md"
+    analysis = analysis_path.read_text() if analysis_path.exists() else ""
     if args.report_only:
         results, info, every = report.load_json(json_path)
         if every:

@@ -1,20 +1,17 @@
-"""``python -m benchmarks.runtime.whatif_runtime [--no-hold] [--noparse] [byoc-runtime flags]``: byoc-runtime with
-latency changes patched in at start-up, to measure what they would gain (``diagnose.py whatif``). Diagnostics
-only; the runtime's code is unchanged.
+"""``python -m benchmarks.runtime.whatif_runtime [--no-hold] [byoc-runtime flags]``: byoc-runtime with a latency
+change patched in at start-up, to measure what it would gain (``diagnose.py whatif``). Diagnostics only; the
+runtime's code is unchanged.
 
 ``--no-hold``: the jitter buffer (``queues.Pacer``) releases every frame the moment it is decoded.
-``--noparse``: the input demuxer (``media.decode.SegmentDecoder``) is opened with ``fflags=+noparse``: PES payloads go
-to the decoder as packets, without libavformat's H.264 parser, which holds each frame until the next one starts.
+(``--noparse``, FFmpeg's demuxer without its H.264 parser, went into the runtime and then the demuxer itself was
+replaced by ``media.mpegts``; see ``demux/``.)
 """
 
 from __future__ import annotations
 
 import sys
-from typing import Any
 
-import av
-
-PATCHES = ("--no-hold", "--noparse")
+PATCHES = ("--no-hold",)
 
 
 def _apply(patches: list[str]) -> None:
@@ -22,15 +19,6 @@ def _apply(patches: list[str]) -> None:
         from byoc_runtime import queues
 
         queues.Pacer.release_at = lambda self, pts, arrival: arrival  # type: ignore[method-assign]
-    if "--noparse" in patches:
-        real_open = av.open
-
-        def open_noparse(file: Any, mode: str = "r", **kw: Any) -> Any:
-            if mode == "r" and kw.get("format") == "mpegts":
-                kw["options"] = {**(kw.get("options") or {}), "fflags": "+noparse"}
-            return real_open(file, mode, **kw)
-
-        av.open = open_noparse  # type: ignore[assignment]
 
 
 if __name__ == "__main__":

@@ -1,12 +1,14 @@
 """The two worker implementations under test, each as local processes serving the worker REST contract.
 
-Ours is one ``byoc-runtime`` process with ``--capacity N`` (its deployment shape: one pod, N sessions).
+Ours is one ``byoc-runtime`` process with ``--capacity N`` (its deployment shape: one pod, N sessions); so is
+ours-before, the same runtime from another source tree (the before of a change, measured in the same run).
 PyTrickle's ``StreamServer`` serves one stream at a time, so N sessions are N processes (its deployment shape:
 one container per stream).
 """
 
 from __future__ import annotations
 
+import os
 import re
 import time
 import urllib.request
@@ -27,9 +29,15 @@ class Workers:
         self.processes = processes
 
     @classmethod
-    def ours(cls, sessions: int, log_dir: Path, env: dict[str, str] | None = None) -> Workers:
-        proc = WorkerProcess.runtime("passthrough", log_dir / "ours.log", "--capacity", str(sessions), env=env)
-        return cls("ours", [proc])
+    def ours(cls, sessions: int, log_dir: Path, env: dict[str, str] | None = None, name: str = "ours") -> Workers:
+        proc = WorkerProcess.runtime("passthrough", log_dir / f"{name}.log", "--capacity", str(sessions), env=env)
+        return cls(name, [proc])
+
+    @classmethod
+    def baseline(cls, sessions: int, log_dir: Path, tree: Path) -> Workers:
+        """Our runtime from another source tree (its ``runtime/`` first on the path): the before of a change."""
+        path = os.pathsep.join(p for p in (str(tree.resolve() / "runtime"), os.environ.get("PYTHONPATH", "")) if p)
+        return cls.ours(sessions, log_dir, env={"PYTHONPATH": path}, name="ours-before")
 
     @classmethod
     def pytrickle(cls, sessions: int, log_dir: Path) -> Workers:
@@ -54,7 +62,7 @@ class Workers:
         """Our runtime's counters and stage-time sums from ``/metrics`` that the benchmark reports: ``stage:NAME``
         and ``stage_count:NAME`` (seconds, frames), ``dropped:REASON`` (video frames). Empty for PyTrickle, which
         has no metrics endpoint."""
-        if self.name != "ours":
+        if not self.name.startswith("ours"):
             return {}
         with urllib.request.urlopen(self.url(0) + "/metrics", timeout=10) as resp:
             text = resp.read().decode()

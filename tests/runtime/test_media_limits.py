@@ -86,7 +86,7 @@ async def test_segment_reader_feeds_no_faster_than_the_decoder_reads() -> None:
     await asyncio.sleep(0.2)
     assert not blocked.done()
     got: list[bytes] = []
-    thread = threading.Thread(target=lambda: got.append(reader.read()))  # the decode thread takes a chunk
+    thread = threading.Thread(target=lambda: got.append(reader.read_chunk()))  # the decode thread takes a chunk
     thread.start()
     await asyncio.wait_for(blocked, 5)
     thread.join()

@@ -1,7 +1,8 @@
 """Decode trickle input segments (MPEG-TS: H.264 video, Opus or AAC audio) into PyAV frames.
 
-Each segment gets its own demuxer, fed chunk by chunk while the segment is still arriving (``SegmentReader``),
-so frames come out as soon as their bytes are in rather than when the segment completes. A damaged segment
+Each segment gets its own demuxer (``media.mpegts``, ours: FFmpeg's holds every video frame until the next one
+starts), fed chunk by chunk while the segment is still arriving (``SegmentReader``), so a frame is decoded as
+soon as its bytes are in rather than a frame interval later or when the segment completes. A damaged segment
 therefore costs that segment only, and a codec or resolution change between segments needs no special case.
 The codec contexts, though, persist across segments: decoding does not restart on every segment and a
 segment need not start on a keyframe.
@@ -18,13 +19,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import struct
 import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import TypeVar
 
 import av
 import av.error
+
+from .mpegts import PTS_HZ, ElementaryStream, Pes, ProgramTable, TsDemuxer
 
 log = logging.getLogger(__name__)
 
@@ -39,19 +45,21 @@ AUDIO_CODECS = frozenset({"aac", "opus", "mp3", "mp2"})
 
 
 class SegmentReader:
-    """A blocking, read-only file object over one segment's chunks, fed from another thread.
+    """One segment's chunks, fed from the event loop and read as they were fed by the decode thread.
 
-    ``feed()`` and ``finish()`` never block; ``read()`` blocks until data, the end, or ``abort()``.
+    ``feed()`` and ``finish()`` never block; ``read_chunk()`` blocks until a chunk, the end, or ``abort()``.
+    Chunks keep their boundaries: the decoder hands out a frame whose end it has seen once it has read
+    everything fed so far (``caught_up``), instead of waiting for the next frame to begin.
     """
 
     def __init__(self, max_buffered: int = DEFAULT_MAX_BUFFERED) -> None:
         self._chunks: deque[bytes] = deque()
-        self._current = memoryview(b"")
         self._done = False
         self._aborted = False
         self._cond = threading.Condition()
         self.bytes_fed = 0
-        self._buffered = 0  # fed, not yet taken by read()
+        self.cut = False  # the segment broke off before its end (``finish(cut=True)``)
+        self._buffered = 0  # fed, not yet taken by read_chunk()
         self._max_buffered = max_buffered
         self._room: asyncio.Event | None = None  # set (on the feeding loop) when the reader caught up
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -83,9 +91,11 @@ class SegmentReader:
             with contextlib.suppress(RuntimeError):
                 self._loop.call_soon_threadsafe(self._room.set)
 
-    def finish(self) -> None:
+    def finish(self, cut: bool = False) -> None:
+        """No more chunks; ``cut``: the segment broke off (its last frame may be incomplete)."""
         with self._cond:
-            self._done = True
+            if not self._done:
+                self._done, self.cut = True, cut
             self._cond.notify()
 
     def abort(self) -> None:
@@ -97,22 +107,24 @@ class SegmentReader:
             self._cond.notify()
             self._wake_feeder()
 
-    def read(self, size: int = -1) -> bytes:
-        if not self._current:
-            with self._cond:
-                while not self._chunks and not self._done and not self._aborted:
-                    self._cond.wait()
-                if self._aborted or not self._chunks:
-                    return b""
-                self._current = memoryview(self._chunks.popleft())
-                self._buffered -= len(self._current)
-                if self._buffered <= self._max_buffered:
-                    self._wake_feeder()
-        if size < 0 or size >= len(self._current):
-            out, self._current = self._current, memoryview(b"")
-        else:
-            out, self._current = self._current[:size], self._current[size:]
-        return bytes(out)
+    def read_chunk(self) -> bytes:
+        """The next chunk as it was fed; b"" at the end or once aborted."""
+        with self._cond:
+            while not self._chunks and not self._done and not self._aborted:
+                self._cond.wait()
+            if self._aborted or not self._chunks:
+                return b""
+            chunk = self._chunks.popleft()
+            self._buffered -= len(chunk)
+            if self._buffered <= self._max_buffered:
+                self._wake_feeder()
+            return chunk
+
+    @property
+    def caught_up(self) -> bool:
+        """Every chunk fed so far has been read."""
+        with self._cond:
+            return not self._chunks
 
 
 @dataclass(slots=True)
@@ -132,6 +144,9 @@ class SegmentReport:
 
 
 FrameCallback = Callable[[av.VideoFrame | av.AudioFrame], None]
+TIME_BASE = Fraction(1, PTS_HZ)  # what the frames' timestamps count in: MPEG-TS's 90 kHz, as sent
+OPUS_CHANNEL_CONFIGS = (1, 2)  # mono, stereo (RFC 7845 mapping family 0; the others need a channel map)
+_Context = TypeVar("_Context", av.VideoCodecContext, av.AudioCodecContext)
 
 
 def _hw_decoder_name(codec: str) -> str | None:
@@ -139,185 +154,231 @@ def _hw_decoder_name(codec: str) -> str | None:
     return name if name is not None and name in av.codecs_available else None
 
 
+def _opus_head(channels: int) -> bytes:
+    """The Opus identification header (RFC 7845 5.1) that MPEG-TS leaves out: version 1, no pre-skip, 48 kHz,
+    no gain, mapping family 0."""
+    return b"OpusHead" + struct.pack("<BBHIhB", 1, channels, 0, 48_000, 0, 0)
+
+
+def _context(name: str, kind: type[_Context]) -> _Context:
+    """A decoding context for codec ``name``, which must be of ``kind`` (video or audio)."""
+    ctx = av.CodecContext.create(name, "r")
+    if not isinstance(ctx, kind):
+        raise ValueError(f"{name} is not a {kind.__name__}")
+    return ctx
+
+
+@dataclass(frozen=True, slots=True)
+class _VideoTrack:
+    stream: ElementaryStream
+    decoder: av.VideoCodecContext
+
+
+@dataclass(frozen=True, slots=True)
+class _AudioTrack:
+    stream: ElementaryStream
+    decoder: av.AudioCodecContext
+    parser: av.CodecContext | None  # splits a PES into codec packets
+
+
 class SegmentDecoder:
-    """Demuxes one segment at a time and decodes with codec contexts kept across segments."""
+    """Demuxes one segment at a time (``media.mpegts``) and decodes with codec contexts kept across segments."""
 
     def __init__(self, hardware: bool = False, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
         self._hardware = hardware
         self._max_pixels = max_pixels
-        self._video: av.VideoCodecContext | None = None
-        self._video_key: str | None = None
-        self._audio: av.AudioCodecContext | None = None
-        self._audio_key: tuple[str, int, int] | None = None
-        self._audio_parser: av.CodecContext | None = None
+        self._video: _VideoTrack | None = None
+        self._audio: _AudioTrack | None = None
         self.has_audio = False  # the current segment declares an audio stream (known before its first frame)
-        self._audio_rate = 0
 
     def decode(self, source: SegmentReader, on_frame: FrameCallback) -> SegmentReport:
-        """Decode everything ``source`` yields, calling ``on_frame`` per frame. Never raises for bad media."""
+        """Decode everything ``source`` yields, calling ``on_frame`` per frame. Never raises for bad media.
+
+        A frame is decoded as soon as the chunk that completed it has been read and nothing else waits in
+        ``source`` (a live source's frame interval is not spent waiting for the next frame's bytes)."""
         report = SegmentReport()
+        demuxer = TsDemuxer()
         try:
-            # Forced format and tiny probe: the PMT at the segment start is all we need, and waiting for
-            # more would delay the first frame by however long the probe data takes to arrive. noparse: a video
-            # packet goes to the decoder as soon as its PES ends, instead of the H.264 parser waiting for the
-            # next access unit (one frame interval); audio packets are split by our own parser (``_audio_packets``).
-            container = av.open(
-                source,
-                mode="r",
-                format="mpegts",
-                options={"probesize": "32", "analyzeduration": "0", "fflags": "+noparse"},
-            )
-        except av.error.EOFError:
-            report.errors.append("open: no MPEG-TS stream found before the segment ended")
-            _drain(source)
-            return report
-        except (av.error.FFmpegError, OSError, ValueError) as exc:
-            report.errors.append(f"open: {exc}")
-            _drain(source)
-            return report
-        try:
-            video_stream = container.streams.video[0] if container.streams.video else None
-            audio_stream = container.streams.audio[0] if container.streams.audio else None
-            self.has_audio = audio_stream is not None
-            report.video_codec = video_stream.codec_context.name if video_stream is not None else None
-            report.audio_codec = audio_stream.codec_context.name if audio_stream is not None else None
-            report.refused = self._refusal(video_stream, audio_stream)
-            if report.refused is not None:
-                return report
-            if video_stream is not None:
-                self._select_video_decoder(video_stream)
-            if audio_stream is not None:
-                self._select_audio_decoder(audio_stream)
-            for packet in container.demux(*[s for s in (video_stream, audio_stream) if s is not None]):
-                if packet.size == 0:
-                    continue  # the end-of-stream flush packet: decoders stay open for the next segment
-                video, audio = (self._video, None) if packet.stream is video_stream else (None, self._audio)
-                frames: list[av.VideoFrame] | list[av.AudioFrame]
-                try:
-                    if video is not None:
-                        frames = video.decode(packet)
-                    elif audio is not None:
-                        frames = [f for p in self._audio_packets(packet) for f in audio.decode(p)]
-                    else:
-                        continue
-                except av.error.FFmpegError as exc:
-                    if video is not None and (too_big := self._size_refusal(video.width, video.height)):
-                        report.refused = too_big  # max_pixels stopped the decoder before it allocated the frame
-                        return report
-                    if len(report.errors) < 10:
-                        report.errors.append(f"decode: {exc}")
-                    continue
-                for frame in frames:
-                    if frame.pts is None:
-                        continue
-                    if isinstance(frame, av.VideoFrame):
-                        if too_big := self._size_refusal(frame.width, frame.height):
-                            report.refused = too_big  # a decoder that ignores max_pixels (hardware)
+            while chunk := source.read_chunk():
+                for event in demuxer.feed(chunk):
+                    if isinstance(event, ProgramTable):
+                        if not self._start_program(event, report):
                             return report
-                        report.video_frames += 1
-                    else:
-                        report.audio_frames += 1
-                    if frame.time_base is None:
-                        frame.time_base = packet.time_base
-                    on_frame(frame)
-        except (av.error.FFmpegError, OSError, ValueError) as exc:
-            report.errors.append(f"demux: {exc}")
-        except IndexError:
-            # PyAV lists the streams found at open; a packet of a stream the program table announced later
-            # (a damaged table, or a program change inside one segment) has no entry there, and its demux
-            # generator cannot go on past it.
-            report.errors.append("demux: a stream appeared mid-segment; the rest of the segment is skipped")
+                    elif not self._decode_pes(event, demuxer.program, report, on_frame):
+                        return report
+                if source.caught_up:
+                    for pes in demuxer.chunk_end():
+                        if not self._decode_pes(pes, demuxer.program, report, on_frame):
+                            return report
+            for pes in demuxer.end(cut=source.cut):
+                if not self._decode_pes(pes, demuxer.program, report, on_frame):
+                    return report
+            if demuxer.program is None and source.bytes_fed:
+                report.errors.append("demux: no MPEG-TS program table (PAT and PMT) in the segment")
         finally:
-            container.close()
+            report.errors[:0] = demuxer.errors[: max(0, 10 - len(report.errors))]
             _drain(source)
         return report
+
+    def flush(self, on_frame: FrameCallback) -> int:
+        """The input is over: hand out the frames the video decoder still holds to reorder B-frames (the last
+        1-2 of the stream; segments never flush it, so that reordering goes on across them). Returns how many."""
+        if self._video is None:
+            return 0
+        decoder = self._video.decoder
+        try:
+            frames = [f for f in decoder.decode(None) if f.pts is not None]
+        except av.error.FFmpegError:
+            frames = []
+        decoder.flush_buffers()  # out of draining: the context may be given more input afterwards
+        for frame in frames:
+            _deliver(frame, on_frame)
+        return len(frames)
+
+    def _start_program(self, table: ProgramTable, report: SegmentReport) -> bool:
+        """Check and set up decoders for a program table; False when its streams are refused."""
+        video, audio = table.video, table.audio
+        self.has_audio = audio is not None
+        report.video_codec = video.codec if video is not None else None
+        report.audio_codec = audio.codec if audio is not None else None
+        report.refused = self._refusal(video, audio)
+        if report.refused is not None:
+            return False
+        if video is not None:
+            self._select_video_decoder(video)
+        if audio is not None:
+            self._select_audio_decoder(audio)
+        return True
+
+    def _decode_pes(
+        self, pes: Pes, program: ProgramTable | None, report: SegmentReport, on_frame: FrameCallback
+    ) -> bool:
+        """Decode one PES, calling ``on_frame`` per frame; False when the input is refused (too big)."""
+        if program is None or not pes.data:
+            return True
+        video, audio = program.video, program.audio
+        packet = av.Packet(pes.data)
+        packet.time_base = TIME_BASE
+        packet.pts = pes.pts
+        packet.dts = pes.dts if pes.dts is not None else pes.pts
+        if video is not None and pes.pid == video.pid and self._video is not None:
+            decoder = self._video.decoder
+            try:
+                frames = decoder.decode(packet)
+            except av.error.FFmpegError as exc:
+                if too_big := self._size_refusal(decoder.width, decoder.height):
+                    report.refused = too_big  # max_pixels stopped the decoder before it allocated the frame
+                    return False
+                _note(report, f"decode: {exc}")
+                return True
+            for frame in frames:
+                if frame.pts is None:
+                    continue
+                if too_big := self._size_refusal(frame.width, frame.height):
+                    report.refused = too_big  # a decoder that ignores max_pixels (hardware)
+                    return False
+                report.video_frames += 1
+                _deliver(frame, on_frame)
+        elif audio is not None and pes.pid == audio.pid and self._audio is not None:
+            try:
+                audio_frames = self._decode_audio(self._audio, packet)
+            except av.error.FFmpegError as exc:
+                _note(report, f"decode: {exc}")
+                return True
+            for audio_frame in audio_frames:
+                report.audio_frames += 1
+                _deliver(audio_frame, on_frame)
+        return True
+
+    @staticmethod
+    def _decode_audio(track: _AudioTrack, packet: av.Packet) -> list[av.AudioFrame]:
+        """Split one audio PES into codec packets and decode them. The PES timestamp is the first packet's; each
+        next one starts where the samples decoded before it end."""
+        parts = track.parser.parse(bytes(packet)) if track.parser is not None else [packet]
+        frames: list[av.AudioFrame] = []
+        pts = packet.pts
+        for part in parts:
+            part.time_base = TIME_BASE
+            part.pts = part.dts = pts
+            for frame in track.decoder.decode(part):
+                if frame.pts is None:
+                    frame.pts = pts
+                if frame.pts is None:
+                    continue
+                if frame.sample_rate:
+                    pts = frame.pts + round(frame.samples * PTS_HZ / frame.sample_rate)
+                frames.append(frame)
+        return frames
 
     def _size_refusal(self, width: int, height: int) -> str | None:
         if width * height > self._max_pixels:
             return f"input video is {width}x{height}, over this worker's maximum of {self._max_pixels} pixels"
         return None
 
-    def _refusal(self, video: av.VideoStream | None, audio: av.AudioStream | None) -> str | None:
+    @staticmethod
+    def _refusal(video: ElementaryStream | None, audio: ElementaryStream | None) -> str | None:
         """Why this segment's streams are not decoded at all, from its program table (before any frame)."""
-        if video is not None:
-            ctx = video.codec_context
-            if ctx.name not in VIDEO_CODECS:
-                return f"input video codec {ctx.name} is not accepted ({', '.join(sorted(VIDEO_CODECS))})"
-            if too_big := self._size_refusal(ctx.width or 0, ctx.height or 0):
-                return too_big
-        if audio is not None and audio.codec_context.name not in AUDIO_CODECS:
-            name = audio.codec_context.name
-            return f"input audio codec {name} is not accepted ({', '.join(sorted(AUDIO_CODECS))})"
+        if video is not None and video.codec not in VIDEO_CODECS:
+            return f"input video codec {video.codec} is not accepted ({', '.join(sorted(VIDEO_CODECS))})"
+        if audio is not None and audio.codec not in AUDIO_CODECS:
+            return f"input audio codec {audio.codec} is not accepted ({', '.join(sorted(AUDIO_CODECS))})"
+        if audio is not None and audio.codec == "opus" and audio.opus_channel_config not in OPUS_CHANNEL_CONFIGS:
+            return f"input Opus channel configuration {audio.opus_channel_config} is not accepted (mono, stereo)"
         return None
 
-    def _select_video_decoder(self, stream: av.VideoStream) -> None:
-        name = stream.codec_context.name
-        if self._video is not None and self._video_key == name:
+    def _select_video_decoder(self, stream: ElementaryStream) -> None:
+        if self._video is not None and self._video.stream.codec == stream.codec:
             return
         decoder: av.VideoCodecContext | None = None
-        hw_name = _hw_decoder_name(name) if self._hardware else None
+        hw_name = _hw_decoder_name(stream.codec) if self._hardware else None
         if hw_name is not None:
             try:
-                decoder = _video_decoder(hw_name)
+                decoder = _context(hw_name, av.VideoCodecContext)
                 decoder.open()  # fails here, not mid-stream, when there is no usable GPU
             except av.error.FFmpegError as exc:
                 log.warning("hardware decoder %s unavailable (%s); using software", hw_name, exc)
                 decoder = None
         if decoder is None:
-            decoder = _video_decoder(name)
-            extradata = stream.codec_context.extradata
-            if extradata:
-                decoder.extradata = extradata
-            decoder.thread_type = "SLICE"  # frame threading would add one frame of latency per thread
+            decoder = _context(stream.codec, av.VideoCodecContext)
+            # Slice threads only: frame threading would add one frame of latency per thread. No reorder delay
+            # is set here: H.264 takes it from the SPS (0 without B-frames), HEVC from sps_max_num_reorder_pics.
+            decoder.thread_type = "SLICE"
             # FFmpeg refuses larger pictures when it parses their size, before it allocates a frame.
             decoder.options = {"max_pixels": str(self._max_pixels)}
-        log.info("video decoder %s for input codec %s", decoder.name, name)
-        self._video, self._video_key = decoder, name
+        log.info("video decoder %s for input codec %s", decoder.name, stream.codec)
+        self._video = _VideoTrack(stream, decoder)
 
-    def _audio_packets(self, packet: av.Packet) -> list[av.Packet]:
-        """Split one audio PES (demuxed without parsing) into codec packets, timestamped from the PES."""
-        parser = self._audio_parser
-        if parser is None:
-            return [packet]
-        parts = parser.parse(bytes(packet))
-        if len(parts) == 1 and parts[0].size == packet.size:
-            return [packet]
-        pts, time_base, rate = packet.pts, packet.time_base, self._audio_rate
-        for part in parts:
-            duration = round(part.duration / rate / time_base) if part.duration and rate and time_base else 0
-            part.time_base = time_base
-            part.pts = part.dts = pts
-            part.duration = duration  # the parser counts in samples
-            if pts is not None and duration:
-                pts += duration
-            else:
-                pts = None
-        return parts
-
-    def _select_audio_decoder(self, stream: av.AudioStream) -> None:
-        ctx = stream.codec_context
-        key = (ctx.name, ctx.sample_rate or 0, ctx.channels if hasattr(ctx, "channels") else 0)
-        if self._audio is not None and self._audio_key == key:
+    def _select_audio_decoder(self, stream: ElementaryStream) -> None:
+        current = self._audio
+        if current is not None and (current.stream.codec, current.stream.opus_channel_config) == (
+            stream.codec,
+            stream.opus_channel_config,
+        ):
             return
-        # The demuxer's context carries what the container knows (e.g. the Opus header); keep it.
-        self._audio, self._audio_key = ctx, key
-        self._audio_rate = ctx.sample_rate or 0
+        decoder = _context(stream.codec, av.AudioCodecContext)
+        if stream.codec == "opus" and stream.opus_channel_config is not None:
+            decoder.extradata = _opus_head(stream.opus_channel_config)
         try:
-            self._audio_parser = av.CodecContext.create(ctx.name, "r")
+            parser: av.CodecContext | None = av.CodecContext.create(stream.codec, "r")
         except (av.error.FFmpegError, ValueError):
-            self._audio_parser = None
-        log.info("audio decoder %s %s Hz", ctx.name, ctx.sample_rate)
+            parser = None
+        self._audio = _AudioTrack(stream, decoder, parser)
+        log.info("audio decoder %s", stream.codec)
 
 
-def _video_decoder(name: str) -> av.VideoCodecContext:
-    decoder = av.CodecContext.create(name, "r")
-    if not isinstance(decoder, av.VideoCodecContext):
-        raise ValueError(f"{name} is not a video decoder")
-    return decoder
+def _note(report: SegmentReport, error: str) -> None:
+    if len(report.errors) < 10:
+        report.errors.append(error)
+
+
+def _deliver(frame: av.VideoFrame | av.AudioFrame, on_frame: FrameCallback) -> None:
+    if frame.time_base is None:
+        frame.time_base = TIME_BASE
+    on_frame(frame)
 
 
 def _drain(source: SegmentReader) -> None:
-    """Consume whatever is left so the feeding side never waits on a reader nobody reads."""
+    """Drop whatever is left so the feeding side never waits on a reader nobody reads."""
     source.abort()
 
 

@@ -75,6 +75,7 @@ class Ingest:
                 future = loop.run_in_executor(self._pool, self._decoder.decode, reader, self._on_decoded)
                 future.add_done_callback(functools.partial(self._forget, reader))
                 pending.append(_Pending(future, reader))
+                cut = False
                 try:
                     async for chunk in segment.iter_chunks():
                         if reader.bytes_fed + len(chunk) > limit:
@@ -84,13 +85,16 @@ class Ingest:
                         if future.done():
                             break  # the decoder stopped reading (refused input): do not wait for the rest
                 except trickle.SegmentError as exc:
+                    cut = True  # its last frame may be incomplete: dropped rather than decoded half
                     log.info("session %s: input segment cut short: %s", ctx.stream_id, exc)
                 finally:
-                    reader.finish()
+                    reader.finish(cut=cut)
                 while pending and (len(pending) > ctx.settings.decode_backlog or pending[0].report.done()):
                     await self._settle(pending.popleft())
         while pending:
             await self._settle(pending.popleft())
+        # The input is over: the frames the decoder holds back to reorder B-frames come out too.
+        await loop.run_in_executor(self._pool, self._decoder.flush, self._on_decoded)
 
     def _forget(self, reader: SegmentReader, _: object) -> None:
         self._readers.discard(reader)
