@@ -46,6 +46,16 @@ TARGETS = (
         "byoc_operator/autoscale.py",
         ("tests/operator/test_autoscale.py", "tests/operator/test_autoscale_units.py"),
     ),
+    Target(
+        "registration",
+        "operator/byoc_operator",
+        "byoc_operator/registration.py",
+        (
+            "tests/operator/test_registration.py",
+            "tests/operator/test_registration_units.py",
+            "tests/operator/test_orchestrator_refs.py",
+        ),
+    ),
     Target("load", "runtime/byoc_runtime", "byoc_runtime/router/load.py", ("tests/router/test_load_units.py",)),
     Target(
         "placement",
