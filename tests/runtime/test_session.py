@@ -40,6 +40,16 @@ async def run_stream(
     await stream.close()
 
 
+async def until(check, what: str, limit_s: float = 20.0) -> None:
+    """Poll a condition on the event loop (the stream's readers run there too)."""
+    try:
+        async with asyncio.timeout(limit_s):
+            while not check():  # noqa: ASYNC110 (polling state)
+                await asyncio.sleep(0.1)
+    except TimeoutError:
+        pytest.fail(f"no {what} within {limit_s} s")
+
+
 async def wait_ended(rt, limit_s: float = 10.0) -> None:
     async with asyncio.timeout(limit_s):
         while len(rt.worker.sessions):  # noqa: ASYNC110 (polling state)
@@ -105,9 +115,12 @@ async def test_params_from_control_channel_and_rest(trickle_server, make_segment
         control = trickle.JsonPublisher(stream.url("-control"))
         feeding = asyncio.create_task(publish(stream.url(), segments))
         await control.send({"keep": "alive"})
-        await asyncio.sleep(1.2)
+        await until(lambda: stream.output, "a first output segment at the start size")
         await control.send({"width": 64, "height": 64})
-        await asyncio.sleep(1.2)
+        await until(
+            lambda: (64, 64) in {img.shape[:2] for _, img in decode_segments(list(stream.output)).video},
+            "output at the size the control channel asked for",
+        )
         status, _ = await rt.post("/stream/params", json={"strength": 0}, headers={"X-Stream-Id": stream.sid})
         assert status == 200
         await feeding
