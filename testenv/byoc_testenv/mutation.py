@@ -213,10 +213,13 @@ def report(results: list[Result], path: Path) -> None:
 def main(argv: list[str] | None = None) -> None:
     names = [t.name for t in TARGETS]
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("modules", nargs="*", choices=[[], *names], help=f"default: all of {', '.join(names)}")
+    parser.add_argument("modules", nargs="*", help=f"some of {', '.join(names)} (default: all)")
     parser.add_argument("--report-only", action="store_true", help="rewrite the report from the last runs")
     parser.add_argument("--report", type=Path, default=ROOT / "docs" / "mutation.md")
     args = parser.parse_args(argv)
+    unknown = sorted(set(args.modules) - set(names))
+    if unknown:
+        parser.error(f"unknown module(s): {', '.join(unknown)}; choose from {', '.join(names)}")
     chosen = [t for t in TARGETS if not args.modules or t.name in args.modules]
     if not args.report_only:
         for target in chosen:
