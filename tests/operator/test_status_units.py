@@ -520,3 +520,16 @@ def test_is_worker_pod() -> None:
     assert is_worker_pod({"metadata": {"labels": {key: "worker"}}})
     assert is_worker_pod({"metadata": {"labels": {"other": "router"}}}) and is_worker_pod({})
     assert not is_worker_pod({"metadata": {"labels": {key: "router"}}})
+
+
+def test_with_registration_without_a_capacity_has_none_to_advertise() -> None:
+    out = with_registration({}, [{"url": "https://o1", "registered": True}], [], deleting=False, now=NOW, generation=1)
+    assert (_registered(out)["status"], _registered(out)["reason"]) == ("False", "NoCapacity")
+    assert "orchestrators" in out
+    bare = with_registration({}, [], [], deleting=False, now=NOW, generation=1)
+    assert "orchestrators" not in bare and (_registered(bare)["reason"]) == "NoOrchestrators"
+
+
+def test_invalid_spec_on_a_new_object_stamps_every_condition_now() -> None:
+    s = invalid_spec_status({"metadata": {"generation": 1}}, "bad", LATER)
+    assert [(c["lastTransitionTime"], c["observedGeneration"]) for c in s["conditions"]] == [(LATER, 1)] * 3
