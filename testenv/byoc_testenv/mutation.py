@@ -167,15 +167,25 @@ def collect(target: Target) -> Result:
                 function = name.rpartition(".")[2].partition("__mutmut_")[0].removeprefix("x_")
                 survivors.append(Survivor(name, function, " ".join(" ".join(line.split()) for line in changed)))
             else:
-                other[str(code)] = other.get(str(code), 0) + 1
+                status = "not checked" if code is None else _VERDICTS.get(code, f"exit {code}")
+                other[status] = other.get(status, 0) + 1
     finally:
         os.chdir(cwd)
     return Result(target, killed, tuple(survivors), no_tests, other)
 
 
+# mutmut's exit codes other than killed (1, 3), survived (0) and no tests (5, 33)
+_VERDICTS = {36: "timeout", 24: "timeout", -24: "timeout", 152: "timeout", 255: "timeout", 34: "skipped", -11: "crash"}
+
+
 def _order(name: str) -> tuple[str, int]:
     head, _, number = name.rpartition("__mutmut_")
     return head, int(number)
+
+
+def _other(r: Result) -> str:
+    """Timeouts, crashes and, for an interrupted run, the mutants not checked yet."""
+    return ", ".join(f"{n} {what}" for what, n in sorted(r.other.items())) or "-"
 
 
 def report(results: list[Result], path: Path) -> None:
@@ -187,14 +197,14 @@ def report(results: list[Result], path: Path) -> None:
         f'excluded and listed with the reason. Goal: {GOAL:.0%} on every module. "No tests" counts mutants in '
         "functions that none of the selected tests calls.",
         "",
-        "| module | tests | killed | surviving | equivalent | no tests | score |",
-        "|---|---|---|---|---|---|---|",
+        "| module | tests | killed | surviving | equivalent | no tests | other | score |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         tests = ", ".join(f"`{Path(t).name}`" for t in r.target.tests)
         lines.append(
             f"| `{r.target.package.rpartition('/')[0] or '.'}/{r.target.module}` | {tests} | {r.killed} | "
-            f"{len(r.alive)} | {len(r.equivalent)} | {r.no_tests} | **{r.score:.0%}** |"
+            f"{len(r.alive)} | {len(r.equivalent)} | {r.no_tests} | {_other(r)} | **{r.score:.0%}** |"
         )
     for r in results:
         lines += ["", f"## `{r.target.module}`", ""]
