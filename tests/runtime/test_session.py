@@ -367,7 +367,7 @@ async def test_trickle_server_going_away_ends_only_its_session(trickle_server, m
             for stream in (healthy, doomed):
                 assert (await rt.post("/stream/start", json=stream.start_body(SMALL)))[0] == 200
             feeding = [asyncio.create_task(publish(s.url(), segments)) for s in (healthy, doomed)]
-            await asyncio.sleep(1.5)
+            await until(lambda: healthy.output, "output while both streams run")
             doomed_server.stop(kill=True)
             await asyncio.gather(*feeding, return_exceptions=True)
             await healthy.wait_ended(20)
@@ -388,9 +388,9 @@ async def test_stop_mid_stream_releases_everything(trickle_server, make_segments
         await rt.wait_health("IDLE")
         stream = Stream.create(trickle_server)
         stream.listen()
-        await rt.post("/stream/start", json=stream.start_body(SMALL))
+        assert (await rt.post("/stream/start", json=stream.start_body(SMALL)))[0] == 200
         feeding = asyncio.create_task(publish(stream.url(), make_segments(seconds=4, audio_codec="libopus")))
-        await asyncio.sleep(1.5)
+        await until(lambda: stream.output, "output before the stop (mid stream)")
         started = time.monotonic()
         assert (await rt.post("/stream/stop", headers={"X-Stream-Id": stream.sid}))[0] == 200
         assert time.monotonic() - started < 5
