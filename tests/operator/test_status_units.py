@@ -291,7 +291,11 @@ def test_terminating_pods_do_not_count_as_problems() -> None:
     gone = waiting("b", "ErrImagePull")
     gone["metadata"]["deletionTimestamp"] = NOW
     s = compute_status(worker(1), deployment(replicas=1, updatedReplicas=1), [gone], None, NOW)
-    assert triples(s)["Degraded"] == ("False", "AsExpected", "no problem seen")
+    assert triples(s) == {
+        "Ready": ("False", "PodsStarting", "0/1 pods ready: waiting for the Deployment to report ready pods"),
+        "Progressing": ("True", "ScalingUp", "0/1 pods ready"),
+        "Degraded": ("False", "AsExpected", "no problem seen"),
+    }
     no_meta = {"status": {"phase": "Pending"}}
     assert triples(compute_status(worker(1), deployment(replicas=1), [no_meta], None, NOW))["Ready"] == (
         "False",
