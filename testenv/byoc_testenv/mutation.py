@@ -164,8 +164,7 @@ def prepare(target: Target) -> Path:
 
 def run(target: Target) -> None:
     ws = prepare(target)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(str(ROOT / p) for p in ("operator", "runtime", "testenv", "."))
+    env = _env()
     log = ws / "mutmut.log"
     print(f"== mutmut {target.module} against {' '.join(target.tests)} (log: {log.relative_to(ROOT)})", flush=True)
     with log.open("wb") as out:
@@ -174,6 +173,33 @@ def run(target: Target) -> None:
         ).returncode
     if rc:
         sys.exit(f"mutmut failed on {target.module} (exit {rc}); see {log}")
+
+
+def _env(extra: Path | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    paths = [str(ROOT / p) for p in ("operator", "runtime", "testenv", ".")]
+    env["PYTHONPATH"] = os.pathsep.join([str(extra), *paths] if extra else paths)
+    return env
+
+
+def recheck(target: Target) -> None:
+    """Run the current unit tests against each survivor of the last run (mutmut's MUTANT_UNDER_TEST switch), and
+    record the ones they now kill: new tests are checked without mutating the whole module again."""
+    mutated = workspace(target) / "mutants"
+    meta_path = mutated / f"{target.module}.meta"
+    data = json.loads(meta_path.read_text())
+    shutil.copytree(ROOT / "tests", mutated / "tests", dirs_exist_ok=True)
+    shutil.copy(ROOT / "pytest.ini", mutated / "pytest.ini")
+    for name, code in data["exit_code_by_key"].items():
+        if code != 0:
+            continue
+        env = _env(mutated) | {"MUTANT_UNDER_TEST": name}
+        command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *target.tests]
+        rc = subprocess.run(command, cwd=mutated, env=env, capture_output=True, check=False).returncode
+        print(f"{name}: {'killed' if rc == 1 else 'survived' if rc == 0 else f'exit {rc}'}", flush=True)
+        if rc == 1:
+            data["exit_code_by_key"][name] = 1
+    meta_path.write_text(json.dumps(data, indent=4))
 
 
 def collect(target: Target) -> Result:
@@ -256,14 +282,17 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("modules", nargs="*", help=f"some of {', '.join(names)} (default: all)")
     parser.add_argument("--report-only", action="store_true", help="rewrite the report from the last runs")
+    parser.add_argument("--recheck", action="store_true", help="run the current tests against the last survivors")
     parser.add_argument("--report", type=Path, default=ROOT / "docs" / "mutation.md")
     args = parser.parse_args(argv)
     unknown = sorted(set(args.modules) - set(names))
     if unknown:
         parser.error(f"unknown module(s): {', '.join(unknown)}; choose from {', '.join(names)}")
     chosen = [t for t in TARGETS if not args.modules or t.name in args.modules]
-    if not args.report_only:
-        for target in chosen:
+    for target in chosen:
+        if args.recheck:
+            recheck(target)
+        elif not args.report_only:
             run(target)
     results = [collect(t) for t in TARGETS if (workspace(t) / "mutants" / f"{t.module}.meta").exists()]
     report(results, args.report)
