@@ -114,3 +114,8 @@ def test_a_refused_start_marks_the_pod_full_and_its_streams_unknown() -> None:
     a = frozenset({"a"})
     assert PodLoad(OK, 1, 3, (a,), True).full(4) == PodLoad(OK, 3, 3, (a,), False)
     assert PodLoad(OK, 5, None, (a,), True).full(4) == PodLoad(OK, 5, None, (a,), False)
+
+
+def test_pytrickle_with_one_stream_and_no_client_running_names_it() -> None:
+    data = {"state": "OK", "active_streams": 1, "current_params": {"gateway_request_id": "g1"}}
+    assert parse_status(data) == PodLoad(OK, 1, None, (frozenset({"g1"}),), True, False)

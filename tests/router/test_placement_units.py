@@ -55,3 +55,12 @@ def test_totals_count_known_pods_that_take_streams() -> None:
     ]
     assert totals(pods, 3) == (2 + 3 + 3, 1 + 2 + 0)
     assert totals([], 3) == (0, 0)
+
+
+def test_a_departing_or_draining_pod_does_not_hide_the_pods_after_it() -> None:
+    pods = [
+        Pod("gone", PodLoad(IDLE, 0, None), accepting=False),
+        Pod("draining", PodLoad(IDLE, 0, None, draining=True)),
+        Pod("free", PodLoad(IDLE, 0, None)),
+    ]
+    assert start_order(pods, 2) == ["free"]
