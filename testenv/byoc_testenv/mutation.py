@@ -65,6 +65,12 @@ TARGETS = (
             Equivalent("compute_status", 'ready_c = (True, "", "")', _OVERWRITTEN),
             Equivalent("compute_status", 'ready_c = (False, "XXXX", "")', _OVERWRITTEN),
             Equivalent("compute_status", 'ready_c = (False, "", "XXXX")', _OVERWRITTEN),
+            *(
+                Equivalent(
+                    "summarise", f"most_common({n})[0]", "the first of most_common(n) is the most common for any n"
+                )
+                for n in ("None", "2")
+            ),
             Equivalent("invalid_spec_status", "condition(READY, None,", _FALSY),
             Equivalent("invalid_spec_status", "condition(PROGRESSING, None,", _FALSY),
         ),
