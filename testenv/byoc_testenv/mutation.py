@@ -233,7 +233,9 @@ def collect(target: Target) -> Result:
             elif code == 0:
                 diff = get_diff_for_mutant(name, path=Path(target.module))
                 changed = [" ".join(line.split()) for line in diff.splitlines()[2:] if line[:1] in "+-"]
+                # module-level x_f, methods xǁClassǁf
                 function = name.rpartition(".")[2].partition("__mutmut_")[0].removeprefix("x_")
+                function = function.removeprefix("xǁ").replace("ǁ", ".")
                 after = " ".join(line[2:] for line in changed if line.startswith("+"))
                 survivors.append(Survivor(name, function, " ".join(changed), after))
             else:
