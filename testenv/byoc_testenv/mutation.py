@@ -80,6 +80,10 @@ TARGETS = (
         "operator/byoc_operator",
         "byoc_operator/autoscale.py",
         ("tests/operator/test_autoscale.py", "tests/operator/test_autoscale_units.py"),
+        tuple(
+            Equivalent("active_sessions", f'health.get("status", {default})).upper()', why)
+            for default, why in (("", 'None reads NONE, which is no state, as "" is'), ('"XXXX"', "XXXX is no state"))
+        ),
     ),
     Target(
         "registration",

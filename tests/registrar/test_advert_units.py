@@ -93,3 +93,27 @@ def test_build_advert_falls_back_to_the_worker_version_and_reflects_draining() -
     assert advert == RunnerAdvert(
         app="a", runner_url="http://u", runner_id="r", status="ready", capacity=2, version="1.0"
     )
+
+
+def test_build_advert_status_and_capacity_follow_the_worker() -> None:
+    config = RegistrarConfig.model_construct(app="a", runner_url="http://u")
+    loading = build_advert(
+        config,
+        WorkerState("LOADING", capacity=5),
+        runner_id="r",
+        draining=False,
+        held_sessions=0,
+        gpu=None,
+        worker_version="1.0",
+    )
+    assert (loading.status, loading.capacity) == ("loading", 5)
+    drained = build_advert(
+        config,
+        WorkerState("OK", capacity=5),
+        runner_id="r",
+        draining=True,
+        held_sessions=0,
+        gpu=None,
+        worker_version="1.0",
+    )
+    assert (drained.status, drained.capacity) == ("draining", 1)
