@@ -283,7 +283,10 @@ def report(results: list[Result], path: Path) -> None:
         "Made by `make mutation` (mutmut 3.8.1, one module at a time against its fast unit tests only; "
         "`python -m byoc_testenv.mutation --help`). Score = killed / (killed + surviving), equivalent survivors "
         f'excluded and listed with the reason. Goal: {GOAL:.0%} on every module. "No tests" counts mutants in '
-        "functions that none of the selected tests calls.",
+        "functions that none of the selected tests calls (the I/O parts, e.g. `autoscale.Autoscaler`, which the "
+        'cluster suites cover); "other" counts timeouts and mutants a run did not reach. Survivors and timeouts of '
+        "a run can be re-run against the current tests with `--recheck` (mutmut's `MUTANT_UNDER_TEST` switch), "
+        "which records the ones now killed.",
         "",
         "| module | tests | killed | surviving | equivalent | no tests | other | score |",
         "|---|---|---|---|---|---|---|---|",
