@@ -47,6 +47,7 @@ _OR_ZERO = "`or 0` makes a missing field 0 whatever the default (the API server 
 _OVERWRITTEN = (
     "the no-problem default of Ready is replaced on every path that reaches it (scaled to zero, converged, or not hard)"
 )
+_SUFFIX = "the name is only tested with endswith(), and every longer tail of the path ends the same way"
 _FALSY = "condition() only tests truthiness: None reads as False"
 
 TARGETS = (
@@ -130,6 +131,11 @@ TARGETS = (
         "runtime/byoc_runtime",
         "byoc_runtime/trickle/protocol.py",
         ("tests/trickle/test_protocol_units.py",),
+        (
+            Equivalent("channel_label", 'name = path.partition("/")[2]', _SUFFIX),
+            Equivalent("channel_label", 'name = path.rpartition("XX/XX")[2]', _SUFFIX),
+            Equivalent("channel_label", 'name.endswith(f"-{k}")), None)', 'None and "" both read as no kind'),
+        ),
     ),
 )
 

@@ -96,3 +96,10 @@ def test_channel_label_hides_the_stream_name_and_keeps_host_kind_and_seq() -> No
     plain = channel_label("http://h/ai/trickle/stream")
     assert plain.startswith("h/…#") and len(plain) == len("h/…#") + 8
     assert channel_label("http://h/a") != channel_label("http://h/b")
+
+
+def test_only_slashes_are_trimmed_and_only_numbers_are_segments() -> None:
+    assert segment_url("http://h/streamX", 3) == "http://h/streamX/3"
+    assert channel_label("http://h/ai/nameX") != channel_label("http://h/ai/name")
+    digest = channel_label("http://h/ai/name/X5").rpartition("#")[2]
+    assert len(digest) == 8 and "/" not in digest  # X5 is part of the name, not a segment number
