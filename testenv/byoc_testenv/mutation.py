@@ -72,6 +72,14 @@ TARGETS = (
                 )
                 for n in ("None", "2")
             ),
+            *(
+                Equivalent("pod_problem", f'why = waiting.get("reason", {d})', "a missing reason matches no known one")
+                for d in ("None", "", '"XXXX"')
+            ),
+            *(
+                Equivalent("pod_problem", f'detail = waiting.get("message", {d})', "_join leaves out a missing detail")
+                for d in ("None", "")
+            ),
             Equivalent("invalid_spec_status", "condition(READY, None,", _FALSY),
             Equivalent("invalid_spec_status", "condition(PROGRESSING, None,", _FALSY),
         ),
