@@ -225,7 +225,7 @@ def _env(extra: Path | None = None) -> dict[str, str]:
     return env
 
 
-def recheck(target: Target) -> None:
+def recheck(target: Target, timeouts: bool = False) -> None:
     """Run the current unit tests against each survivor of the last run (mutmut's MUTANT_UNDER_TEST switch), and
     record the ones they now kill: new tests are checked without mutating the whole module again."""
     mutated = workspace(target) / "mutants"
@@ -234,7 +234,8 @@ def recheck(target: Target) -> None:
     shutil.copytree(ROOT / "tests", mutated / "tests", dirs_exist_ok=True)
     shutil.copy(ROOT / "pytest.ini", mutated / "pytest.ini")
     for name, code in data["exit_code_by_key"].items():
-        if code != 0 and _VERDICTS.get(code) != "timeout":  # a timeout on a busy machine may be a false one
+        # a timeout on a busy machine may be a false one
+        if not (code == 0 or (timeouts and _VERDICTS.get(code) == "timeout")) or _is_equivalent(target, name):
             continue
         env = _env(mutated) | {"MUTANT_UNDER_TEST": name}
         command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "--timeout=120", *target.tests]
@@ -242,7 +243,29 @@ def recheck(target: Target) -> None:
         print(f"{name}: {'killed' if rc == 1 else 'survived' if rc == 0 else f'exit {rc}'}", flush=True)
         if rc in (0, 1):
             data["exit_code_by_key"][name] = rc
-    meta_path.write_text(json.dumps(data, indent=4))
+            meta_path.write_text(json.dumps(data, indent=4))
+
+
+def _is_equivalent(target: Target, name: str) -> bool:
+    """Whether a surviving mutant is one of the target's equivalent ones (read from the workspace's diff)."""
+    from mutmut.mutation.diff_apply import get_diff_for_mutant
+
+    cwd = Path.cwd()
+    os.chdir(workspace(target))
+    try:
+        survivor = _survivor(name, get_diff_for_mutant(name, path=Path(target.module)))
+    finally:
+        os.chdir(cwd)
+    return survivor.equivalent(target.equivalent) is not None
+
+
+def _survivor(name: str, diff: str) -> Survivor:
+    changed = [" ".join(line.split()) for line in diff.splitlines()[2:] if line[:1] in "+-"]
+    # module-level x_f, methods xǁClassǁf
+    function = name.rpartition(".")[2].partition("__mutmut_")[0].removeprefix("x_")
+    function = function.removeprefix("xǁ").replace("ǁ", ".")
+    after = " ".join(line[2:] for line in changed if line.startswith("+"))
+    return Survivor(name, function, " ".join(changed), after)
 
 
 def collect(target: Target) -> Result:
@@ -261,13 +284,7 @@ def collect(target: Target) -> Result:
             elif code in (5, 33):
                 no_tests += 1
             elif code == 0:
-                diff = get_diff_for_mutant(name, path=Path(target.module))
-                changed = [" ".join(line.split()) for line in diff.splitlines()[2:] if line[:1] in "+-"]
-                # module-level x_f, methods xǁClassǁf
-                function = name.rpartition(".")[2].partition("__mutmut_")[0].removeprefix("x_")
-                function = function.removeprefix("xǁ").replace("ǁ", ".")
-                after = " ".join(line[2:] for line in changed if line.startswith("+"))
-                survivors.append(Survivor(name, function, " ".join(changed), after))
+                survivors.append(_survivor(name, get_diff_for_mutant(name, path=Path(target.module))))
             else:
                 status = "not checked" if code is None else _VERDICTS.get(code, f"exit {code}")
                 other[status] = other.get(status, 0) + 1
@@ -331,6 +348,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("modules", nargs="*", help=f"some of {', '.join(names)} (default: all)")
     parser.add_argument("--report-only", action="store_true", help="rewrite the report from the last runs")
     parser.add_argument("--recheck", action="store_true", help="run the current tests against the last survivors")
+    parser.add_argument("--timeouts", action="store_true", help="with --recheck: the timed-out mutants too")
     parser.add_argument("--report", type=Path, default=ROOT / "docs" / "mutation.md")
     args = parser.parse_args(argv)
     unknown = sorted(set(args.modules) - set(names))
@@ -339,7 +357,7 @@ def main(argv: list[str] | None = None) -> None:
     chosen = [t for t in TARGETS if not args.modules or t.name in args.modules]
     for target in chosen:
         if args.recheck:
-            recheck(target)
+            recheck(target, args.timeouts)
         elif not args.report_only:
             run(target)
     results = [collect(t) for t in TARGETS if (workspace(t) / "mutants" / f"{t.module}.meta").exists()]
