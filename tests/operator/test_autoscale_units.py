@@ -59,9 +59,9 @@ def test_low_demand_starts_then_keeps_the_clock() -> None:
 
 
 def test_scale_down_is_bounded_by_the_idle_pods() -> None:
-    # 5 pods, 2 slots each, 1 busy slot: 1 pod needed, but only 2 are idle, so 5 -> 3.
-    assert decide(POLICY, 5, pods(1, 0, 1, 0, 1), 2, 0, now=60) == Decision(
-        3, None, "scaled down: 3 of 10 session slots busy (target 50%)"
+    # 5 pods, 4 slots each, 3 busy slots: 2 pods needed, but only 2 are idle, so 5 -> 3.
+    assert decide(POLICY, 5, pods(1, 0, 1, 0, 1), 4, 0, now=60) == Decision(
+        3, None, "scaled down: 3 of 20 session slots busy (target 50%)"
     )
 
 

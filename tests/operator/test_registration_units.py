@@ -141,9 +141,9 @@ def test_explicit_targets_carry_every_field() -> None:
         {
             "orchestrators": [
                 {
-                    "url": "https://o1:8935/",
+                    "url": "https://o1:8935/pathX/",
                     "secretRef": {"name": "s1", "key": "k1"},
-                    "cliUrl": "http://o1:7935/",
+                    "cliUrl": "http://o1:7935/cliX/",
                     "tls": {"caBundleSecretRef": {"name": "ca1", "key": "ca.pem"}},
                     "channelOrigins": ["https://cdn.example"],
                 },
@@ -153,7 +153,17 @@ def test_explicit_targets_carry_every_field() -> None:
         }
     )
     assert explicit_targets(w) == [
-        Target("https://o1:8935", "s1", "k1", "ca1", "ca.pem", False, "http://o1:7935", None, ("https://cdn.example",)),
+        Target(
+            "https://o1:8935/pathX",
+            "s1",
+            "k1",
+            "ca1",
+            "ca.pem",
+            False,
+            "http://o1:7935/cliX",
+            None,
+            ("https://cdn.example",),
+        ),
         Target("https://o2:8935", "s2", "secret", None, None, True),
         Target("http://o3:8935", None, "secret"),
     ]
@@ -166,14 +176,15 @@ def selector_worker() -> Worker:
 
 def test_selected_targets_from_labelled_secrets() -> None:
     secrets = [
-        {"name": "s1", "labels": {"fleet": "eu", "tier": "a", "x": "y"}, "url": "https://o1/", "has_ca": True},
+        {"name": "s0", "labels": {"fleet": "us", "tier": "a"}, "url": "https://o0"},
+        {"name": "s1", "labels": {"fleet": "eu", "tier": "a", "x": "y"}, "url": "https://o1/X/", "has_ca": True},
         {"name": "s2", "labels": {"fleet": "eu", "tier": "a"}, "url": "https://o2", "insecure": True},
         {"name": "s3", "labels": {"fleet": "eu"}, "url": "https://o3"},
         {"name": "s4", "labels": {"fleet": "eu", "tier": "a"}},
         {"name": "s5", "url": "https://o5"},
     ]
     assert selected_targets(selector_worker(), secrets) == [
-        Target("https://o1", "s1", "secret", "s1", "ca.crt", False),
+        Target("https://o1/X", "s1", "secret", "s1", "ca.crt", False),
         Target("https://o2", "s2", "secret", None, None, True),
     ]
     assert selected_targets(worker({}), secrets) == []
