@@ -19,6 +19,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 GOAL = 0.90
+KEPT = "<!-- written by hand below this line: kept when the report is made again -->"
 
 
 @dataclass(frozen=True)
@@ -339,7 +340,8 @@ def report(results: list[Result], path: Path) -> None:
             lines += [f"- `{s.name.rpartition('.')[2]}` `{s.diff}`" for s in r.alive]
         else:
             lines.append("No surviving mutant outside the equivalent ones.")
-    path.write_text("\n".join(lines) + "\n")
+    kept = path.read_text().partition(KEPT)[2] if path.exists() else ""
+    path.write_text("\n".join(lines) + ("\n\n" + KEPT + kept if kept else "\n"))
 
 
 def main(argv: list[str] | None = None) -> None:
