@@ -104,6 +104,10 @@ TARGETS = (
             "tests/operator/test_registration_units.py",
             "tests/operator/test_orchestrator_refs.py",
         ),
+        tuple(
+            Equivalent("our_runners", f'url = str(runner.get("url", {d}))', "no /apps/<pod>/ route is in it either way")
+            for d in ("None", "", '"XXXX"')
+        ),
     ),
     Target("load", "runtime/byoc_runtime", "byoc_runtime/router/load.py", ("tests/router/test_load_units.py",)),
     Target(

@@ -16,8 +16,10 @@ from byoc_operator.registration import (
     SentToken,
     Target,
     allowed_origins,
+    cluster_targets,
     explicit_targets,
     next_token,
+    orchestrator_target,
     our_runners,
     own_refusals,
     payload_digest,
@@ -311,3 +313,54 @@ def test_sanitise_masks_secrets_and_bounds_the_text() -> None:
 @pytest.mark.parametrize("text", ["", "   "])
 def test_sanitise_empty(text: str) -> None:
     assert sanitise(text) == ""
+
+
+# -- BYOCOrchestrators -------------------------------------------------------------------------------------------
+
+
+def test_orchestrator_target_carries_every_field() -> None:
+    full = {
+        "url": "https://o:8935/pX/",
+        "cliUrl": "http://o:7935/cX/",
+        "secretRef": {"name": "s", "key": "k"},
+        "tls": {"caBundleSecretRef": {"name": "ca", "key": "ca.pem"}},
+        "channelOrigins": ["https://cdn.example"],
+        "namespaceSelector": {},
+    }
+    assert orchestrator_target({"spec": full}, "sys") == Target(
+        "https://o:8935/pX", "s", "k", "ca", "ca.pem", False, "http://o:7935/cX", "sys", ("https://cdn.example",)
+    )
+    assert orchestrator_target({"spec": {"url": "https://o2", "namespaceSelector": {}}}, "sys") == Target(
+        "https://o2", None, "secret", secret_namespace="sys"
+    )
+    insecure = {
+        "url": "https://o3",
+        "secretRef": {"name": "s"},
+        "tls": {"insecureSkipVerify": True},
+        "namespaceSelector": {},
+    }
+    assert orchestrator_target({"spec": insecure}, "sys") == Target(
+        "https://o3", "s", "secret", None, None, True, secret_namespace="sys"
+    )
+
+
+def test_cluster_targets_take_every_match_and_refuse_an_invalid_one() -> None:
+    offered = {"namespaceSelector": {"matchLabels": {}}}
+    orchestrators = {
+        "a": {"labels": {"fleet": "eu"}, "spec": {"url": "https://a", **offered}},
+        "b": {"labels": {"fleet": "eu"}, "spec": {"url": "https://b", **offered}},
+        "bad": {"labels": {}, "spec": {"url": 7, **offered}},
+    }
+    w = worker({"orchestratorRefs": [{"selector": {"matchLabels": {"fleet": "eu"}}}, {"name": "bad"}]})
+    found, refused = cluster_targets(w, orchestrators, {}, "sys")
+    assert [t.url for t in found] == ["https://a", "https://b"]
+    assert refused == [unavailable("bad", "ns")]
+
+
+def test_without_own_drops_named_orchestrators_alone() -> None:
+    w = worker({"orchestrators": [{"url": "https://o1", "secretRef": {"name": "s"}}]})
+    assert without_own(w).spec.orchestrators is None
+
+
+def test_sanitise_cuts_before_folding_spaces() -> None:
+    assert sanitise(" " * 999 + "ab") == "a"
