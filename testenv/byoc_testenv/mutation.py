@@ -92,7 +92,11 @@ TARGETS = (
         ("tests/operator/test_autoscale.py", "tests/operator/test_autoscale_units.py"),
         tuple(
             Equivalent("active_sessions", f'health.get("status", {default})).upper()', why)
-            for default, why in (("", 'None reads NONE, which is no state, as "" is'), ('"XXXX"', "XXXX is no state"))
+            for default, why in (
+                ("", 'the key is there or the default is None, which reads NONE: no state, as "" is'),
+                ("None", 'None reads NONE: no state, as "" is'),
+                ('"XXXX"', "XXXX is no state"),
+            )
         ),
     ),
     Target(
