@@ -93,8 +93,9 @@ def build_trickle_server(force: bool = False) -> Path:
     if binary.exists() and not force:
         return binary
     go = find_go()
-    if go is None:
-        raise TrickleServerError("the Go toolchain is needed to build the trickle server (set BYOC_TESTENV_GO)")
+    if go is None or not Path(go).exists():
+        found = f" ({go} does not exist)" if go else ""
+        raise TrickleServerError(f"the Go toolchain is needed to build the trickle server{found} (set BYOC_TESTENV_GO)")
     out_dir.mkdir(parents=True, exist_ok=True)
     with open(out_dir / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)

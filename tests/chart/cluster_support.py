@@ -106,7 +106,9 @@ def assert_no_other_operator(cluster: Any, tmp_ns: str) -> None:
     if status:
         import pytest
 
-        pytest.skip("another BYOCWorker operator is running against this cluster; run tests/chart on its own")
+        pytest.fail(
+            "another BYOCWorker operator is running against this cluster; run tests/chart on its own", pytrace=False
+        )
 
 
 @contextlib.contextmanager

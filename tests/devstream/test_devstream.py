@@ -13,21 +13,12 @@ import av
 import numpy as np
 import pytest
 from byoc_testenv.devstream import cli
-from byoc_testenv.trickle import find_go
 
 pytestmark = pytest.mark.trickle
 
 
-@pytest.fixture(autouse=True)
-def _needs_go() -> None:
-    if find_go() is None:
-        pytest.skip("no Go toolchain to build the trickle server (set BYOC_TESTENV_GO)")
-
-
 @pytest.fixture(scope="module")
 def grayscale_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, Path, str]:
-    if find_go() is None:
-        pytest.skip("no Go toolchain")
     out = tmp_path_factory.mktemp("devstream")
     code = cli.main(["--processor", "grayscale", "--generate", "--seconds", "3", "--out", str(out)])
     return code, out, (out / "report.json").read_text()

@@ -190,7 +190,15 @@ def test_idle_reconcile_writes_nothing(cluster: Any, kube: Client, namespace: st
         120,
         what="no other BYOCWorker in the cluster",
     )
-    time.sleep(3)  # let the last pod/deployment status updates settle
+
+    def quiet_pass() -> bool:
+        """One reconcile pass during which neither the objects nor the operator's writes moved."""
+        v, w, r = versions(), writes(), reconciles()
+        wait_for(lambda: reconciles() > r, 10, what="a reconcile pass")
+        return versions() == v and writes() == w
+
+    # The last pod/Deployment status updates have settled (instead of a fixed pause).
+    wait_for(quiet_pass, 60, what="a reconcile pass that changes nothing")
     before, writes_before, runs_before = versions(), writes(), reconciles()
     time.sleep(7)  # the test operator resyncs every 2 s: several idle passes
     assert versions() == before

@@ -70,7 +70,7 @@ def test_cropped_view_converts_to_a_frame() -> None:
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="GPU test: needs CUDA (only GPU tests skip)")
 def test_tensor_on_gpu() -> None:
     rgb = np.full((8, 8, 3), 51, np.uint8)
     tensor = rgb_to_tensor(rgb, "cuda")

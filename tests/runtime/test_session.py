@@ -40,6 +40,16 @@ async def run_stream(
     await stream.close()
 
 
+async def until(check, what: str, limit_s: float = 20.0) -> None:
+    """Poll a condition on the event loop (the stream's readers run there too)."""
+    try:
+        async with asyncio.timeout(limit_s):
+            while not check():  # noqa: ASYNC110 (polling state)
+                await asyncio.sleep(0.1)
+    except TimeoutError:
+        pytest.fail(f"no {what} within {limit_s} s")
+
+
 async def wait_ended(rt, limit_s: float = 10.0) -> None:
     async with asyncio.timeout(limit_s):
         while len(rt.worker.sessions):  # noqa: ASYNC110 (polling state)
@@ -105,9 +115,12 @@ async def test_params_from_control_channel_and_rest(trickle_server, make_segment
         control = trickle.JsonPublisher(stream.url("-control"))
         feeding = asyncio.create_task(publish(stream.url(), segments))
         await control.send({"keep": "alive"})
-        await asyncio.sleep(1.2)
+        await until(lambda: stream.output, "a first output segment at the start size")
         await control.send({"width": 64, "height": 64})
-        await asyncio.sleep(1.2)
+        await until(
+            lambda: (64, 64) in {img.shape[:2] for _, img in decode_segments(list(stream.output)).video},
+            "output at the size the control channel asked for",
+        )
         status, _ = await rt.post("/stream/params", json={"strength": 0}, headers={"X-Stream-Id": stream.sid})
         assert status == 200
         await feeding
@@ -354,7 +367,7 @@ async def test_trickle_server_going_away_ends_only_its_session(trickle_server, m
             for stream in (healthy, doomed):
                 assert (await rt.post("/stream/start", json=stream.start_body(SMALL)))[0] == 200
             feeding = [asyncio.create_task(publish(s.url(), segments)) for s in (healthy, doomed)]
-            await asyncio.sleep(1.5)
+            await until(lambda: healthy.output, "output while both streams run")
             doomed_server.stop(kill=True)
             await asyncio.gather(*feeding, return_exceptions=True)
             await healthy.wait_ended(20)
@@ -375,9 +388,9 @@ async def test_stop_mid_stream_releases_everything(trickle_server, make_segments
         await rt.wait_health("IDLE")
         stream = Stream.create(trickle_server)
         stream.listen()
-        await rt.post("/stream/start", json=stream.start_body(SMALL))
+        assert (await rt.post("/stream/start", json=stream.start_body(SMALL)))[0] == 200
         feeding = asyncio.create_task(publish(stream.url(), make_segments(seconds=4, audio_codec="libopus")))
-        await asyncio.sleep(1.5)
+        await until(lambda: stream.output, "output before the stop (mid stream)")
         started = time.monotonic()
         assert (await rt.post("/stream/stop", headers={"X-Stream-Id": stream.sid}))[0] == 200
         assert time.monotonic() - started < 5

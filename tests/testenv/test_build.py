@@ -53,7 +53,9 @@ def test_wrapper_gomod_from_the_real_gomod_when_downloaded():
         f"cache/download/k8s.io/kubernetes/@v/{versions.KUBERNETES}.mod"
     )
     if not mod.exists():
-        pytest.skip("k8s.io/kubernetes go.mod not in the module cache")
+        pytest.fail(
+            f"k8s.io/kubernetes go.mod not in the module cache ({mod}): run `byoc-testenv build`", pytrace=False
+        )
     out = build.kube_wrapper_gomod(
         mod.read_text(), kubernetes=versions.KUBERNETES, staging=versions.KUBERNETES_STAGING, etcd=versions.ETCD
     )

@@ -14,6 +14,7 @@ from byoc_runtime.trickle import (
     Subscriber,
     TrickleError,
 )
+from byoc_testenv.polling import wait_for
 
 pytestmark = pytest.mark.trickle
 
@@ -198,11 +199,18 @@ async def test_idle_preconnect_survives_100_continue(own_server) -> None:
     assert "sending 100 Continue" in own_server.read_log()
 
 
-async def test_waiting_get_is_refreshed(make_channel) -> None:
-    url = make_channel()
+async def test_waiting_get_is_refreshed(own_server) -> None:
+    url = own_server.url("ch")
+
+    def abandoned_gets() -> int:  # the server logs each waiting GET the subscriber gave up to re-issue
+        return sum(
+            "subscriber went away" in line and "channel=ch " in line for line in own_server.read_log().splitlines()
+        )
+
     async with Publisher(url) as pub, Subscriber(url, refresh_interval=0.2) as sub:
         reader = asyncio.create_task(sub.next())
-        await asyncio.sleep(1.0)  # several re-issued GETs while nothing is published
+        await asyncio.to_thread(wait_for, lambda: abandoned_gets() >= 3, 10, "three re-issued GETs")
+        assert not reader.done()
         await pub.write_segment(b"late")
         seg = await asyncio.wait_for(reader, 5)
         assert seg is not None and (seg.seq, await seg.read()) == (0, b"late")
