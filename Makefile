@@ -11,7 +11,7 @@ $(STAMP): operator/pyproject.toml runtime/pyproject.toml testenv/pyproject.toml 
 	@echo "== setting up $(VENV) (Python deps pinned in the pyproject files)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip==25.3
-	$(BIN)/python -m pip install --progress-bar off -e operator -e runtime -e testenv -r requirements-dev.txt
+	$(BIN)/python -m pip install --progress-bar off -e operator -e 'runtime[whisper]' -e testenv -r requirements-dev.txt
 	touch $(STAMP)
 
 setup: $(STAMP)

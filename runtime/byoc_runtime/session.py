@@ -27,7 +27,8 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from fractions import Fraction
+from typing import Any, cast
 
 import aiohttp
 import av
@@ -466,6 +467,8 @@ class Session:
 
     async def _process_video(self) -> None:
         consecutive_errors = 0
+        # No video handler (an audio processor such as whisper): frames go to the encoder as decoded, untouched.
+        untouched = getattr(type(self.host.instance), "process_video_async", None) is FrameProcessor.process_video_async
         try:
             while True:
                 self._catch_up()
@@ -473,6 +476,12 @@ class Session:
                     break
                 av_frame, decoded_at = item
                 self.metrics.stage_seconds.labels("queue").observe(time.monotonic() - decoded_at)
+                if untouched and av_frame.width * av_frame.height <= self.settings.max_output_pixels:
+                    self.metrics.frames_processed.labels("video").inc()
+                    self.fps["processed_video"].tick()
+                    if self._encode_q.put(("video", av_frame, decoded_at)) is not None:
+                        self.metrics.frames_dropped.labels("video", "encoding_behind").inc()
+                    continue
                 try:
                     frame, result, error, took = await self.host.call(
                         self._convert_and_process, av_frame, limit_s=self.settings.processor_timeout
@@ -571,7 +580,12 @@ class Session:
             self._audio_expected_in_encoder = True
         kind = item[0]
         try:
-            if kind == "video":
+            if kind == "video" and isinstance(item[1], av.VideoFrame):  # untouched (see _process_video)
+                # Decoded frames always carry a timestamp (_on_decoded paced them by it).
+                encoder.encode_video(item[1], cast(int, item[1].pts), cast(Fraction, item[1].time_base))
+                self.metrics.frames_out.labels("video").inc()
+                self.fps["egress_video"].tick()
+            elif kind == "video":
                 frame = item[1]
                 origin = getattr(frame, "origin", None)
                 tensor = frame.tensor
