@@ -10,6 +10,7 @@ seam) is dropped.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,7 +45,8 @@ class Window:
 
 
 def _normalised(text: str) -> str:
-    return " ".join(text.lower().split())
+    """Words only: case and punctuation differ between two hearings of the same speech."""
+    return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
 
 
 class Captioner:
