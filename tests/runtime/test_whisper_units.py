@@ -202,3 +202,15 @@ async def test_sessions_of_a_pod_share_one_model_and_a_refused_frame_touches_onl
         assert records[0]["type"] == "transcript" and records[0]["seq"] == 0 and records[0]["start"] >= 5.0
     for p in processors:
         await p.on_stream_stop()
+
+
+def test_only_an_echo_at_the_seam_is_dropped_not_a_phrase_said_again() -> None:
+    captioner = Captioner(options(window_s=4, overlap_s=1))
+    fill(captioner, 0.0, 8.0)
+    first = captioner.next_window()
+    assert first is not None
+    said = [Segment(0.0, 1.0, "Yes."), Segment(1.5, 2.5, "yes")]
+    assert captioner.accept(first, said) == said
+    second = captioner.next_window()
+    assert second is not None and second.start == pytest.approx(2.5, abs=0.01)
+    assert captioner.accept(second, [Segment(2.5, 2.9, "yes!"), Segment(3.2, 4.0, "yes")]) == [Segment(3.2, 4.0, "yes")]

@@ -4,8 +4,8 @@ A window is the first ``window_s`` seconds of the buffered audio. Of what whispe
 that start before the window's last ``overlap_s`` are published; the buffer then drops everything up to the
 end of the last published segment, so the next window starts where the captions stopped. Audio is therefore
 transcribed once it is committed and never published twice, while speech cut by the window's edge is heard
-again whole. A segment that repeats the previous one word for word (whisper echoing its prompt across the
-seam) is dropped.
+again whole. A segment at the very start of a window that repeats the previous one word for word (whisper
+echoing its prompt across the seam) is dropped.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from .audio import SAMPLE_RATE, AudioBuffer
 from .options import StreamOptions
 
 PROMPT_CHARS = 200  # the tail of the published text given to whisper as context for the next window
+SEAM_S = 0.3  # a repeat of the last published segment starting this close to a window's start is an echo
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,8 +85,8 @@ class Captioner:
         for segment in segments:
             if segment.start >= horizon:
                 break  # heard again, with what follows it, in the next window
-            if _normalised(segment.text) == last:
-                continue
+            if segment.start - window.start < SEAM_S and _normalised(segment.text) == last:
+                continue  # the previous segment echoed across the seam, not said again
             published.append(segment)
             last = _normalised(segment.text)
         # Resume after the last published segment; with none (silence, or speech only at the edge), at the horizon.
