@@ -5,6 +5,7 @@ two sessions of one pod sharing a model while one of them gets audio the resampl
 from __future__ import annotations
 
 import asyncio
+import re
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -77,7 +78,8 @@ def test_buffer_resamples_to_16k_mono_on_the_stream_clock_and_fills_small_gaps()
     assert buffer.start == pytest.approx(7.0)
     assert buffer.seconds == pytest.approx(1.0, abs=0.01)
     # FFmpeg's stereo downmix: each channel at -3 dB
-    assert buffer.samples.dtype == np.float32 and np.abs(buffer.samples).max() == pytest.approx(0.3 * 2 * 0.7071, abs=0.01)
+    assert buffer.samples.dtype == np.float32
+    assert np.abs(buffer.samples).max() == pytest.approx(0.3 * 2 * 0.7071, abs=0.01)
     buffer.push(audio_frame(8.5))  # 0.5 s missing: silence keeps the clock
     assert buffer.end == pytest.approx(8.52, abs=0.01)
     buffer.push(audio_frame(100.0))  # the clock jumped: start again there
@@ -158,9 +160,9 @@ def test_tokens_split_at_whisper_timestamps_onto_the_stream_clock() -> None:
 
 
 def test_missing_weights_say_where_they_were_looked_for(tmp_path: Path) -> None:
-    with pytest.raises(WeightsMissing, match=f"{tmp_path}/tiny.pt is not a file; put the checkpoint there"):
+    with pytest.raises(WeightsMissing, match=re.escape(f"{tmp_path}/tiny.pt is not a file; put the checkpoint there")):
         locate_weights(TranscriberSettings(model_dir=tmp_path), "tiny")
-    with pytest.raises(WeightsMissing, match="large-v3-turbo.pt"):  # whisper's own file name for turbo
+    with pytest.raises(WeightsMissing, match=r"large-v3-turbo\.pt"):  # whisper's own file name for turbo
         locate_weights(TranscriberSettings(model_dir=tmp_path, model="turbo"), "turbo")
     weights = locate_weights(TranscriberSettings(model_dir=tmp_path, download=True), "tiny")
     assert weights.path is None and weights.download_root == tmp_path  # whisper's download, into the cache
