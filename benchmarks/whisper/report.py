@@ -7,11 +7,6 @@ from pathlib import Path
 from typing import Any
 
 
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
 def markdown(raw: dict[str, Any]) -> str:
     m = raw["machine"]
     gpu = m["gpu"] or "none: no GPU was lent to this run, so there are no GPU (fp16) figures"
@@ -54,7 +49,7 @@ def markdown(raw: dict[str, Any]) -> str:
     ]
     for r in raw["latency"]:
         lat = r["latencies"]
-        p50 = f"{_pct(lat, 0.5):.1f} s" if lat else "n/a"
+        p50 = f"{statistics.median(lat):.1f} s" if lat else "n/a"
         worst = f"{max(lat):.1f} s" if lat else "n/a"
         lines.append(
             f"| {r['model']} | {r['window_s']:g} s | {r['max_tokens']} | {r['audio_s']:g} s | {r['records']} "

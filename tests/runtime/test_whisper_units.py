@@ -197,7 +197,7 @@ async def test_sessions_of_a_pod_share_one_model_and_a_refused_frame_touches_onl
                 with pytest.raises(AudioRefused):
                     await p.process_audio_async(audio_frame(5.0 + i * 0.02, rate=0))
             assert await p.process_audio_async(frame) == [frame]  # audio passes through
-    async with asyncio.timeout(60):
+    async with asyncio.timeout(180):  # a busy 2-core machine
         while not all(data):  # noqa: ASYNC110 (the transcriptions run in threads)
             await asyncio.sleep(0.05)
     for records in data:
@@ -216,3 +216,19 @@ def test_only_an_echo_at_the_seam_is_dropped_not_a_phrase_said_again() -> None:
     second = captioner.next_window()
     assert second is not None and second.start == pytest.approx(2.5, abs=0.01)
     assert captioner.accept(second, [Segment(2.5, 2.9, "yes!"), Segment(3.2, 4.0, "yes")]) == [Segment(3.2, 4.0, "yes")]
+
+
+async def test_params_change_mid_stream_and_refused_ones_leave_the_stream_as_it_was(mini_checkpoint: Path) -> None:
+    settings = {"model": "mini", "model_dir": str(mini_checkpoint.parent)}
+    p = WhisperProcessor()
+    await p.load_model(**settings)
+    await p.on_stream_start({**settings, "language": "en"})
+    await p.update_params({"language": "de", "window_s": 3})
+    assert p._captioner is not None
+    assert (p._captioner.options.language, p._captioner.options.window_s) == ("de", 3.0)
+    with pytest.raises(OptionsRefused, match="'tiny' is not offered"):
+        await p.update_params({"model": "tiny"})
+    assert p._captioner.options.model == "mini" and p._model is not None
+    await p.on_stream_stop()
+    with pytest.raises(OptionsRefused, match="unknown language"):
+        await WhisperProcessor().load_model(**settings, language="klingon")  # bad defaults fail the pod

@@ -61,6 +61,7 @@ class WhisperProcessor(FrameProcessor):
         """Read the owner's settings (bad ones fail the pod) and load the default model, so the first stream
         need not wait. Missing or broken weights are only logged here: each stream that needs them says so."""
         self.settings = TranscriberSettings.model_validate(kwargs)
+        stream_options(kwargs, self.settings)  # the streams' defaults: refused ones fail the pod, not every stream
         self.device = pick_device(self.settings.device)
         try:
             weights = locate_weights(self.settings, self.settings.model)
