@@ -87,7 +87,7 @@ class RuntimeConfig(BaseModel):
 _FLAGS: Flags = {
     "host": (str, "address to listen on"),
     "port": (int, "port to listen on"),
-    "processor": (str, "built-in name (passthrough, grayscale, green-tint, cartoon) or package.module:Class"),
+    "processor": (str, "built-in name (passthrough, grayscale, green-tint, cartoon, whisper) or package.module:Class"),
     "params": (str, "JSON object: default stream params, also passed to load_model()"),
     "capacity": (int, "sessions this process runs at once (one processor instance each)"),
     "token-env": (str, "environment variable holding the bearer token required on /stream/* (unset: no auth)"),

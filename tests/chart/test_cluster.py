@@ -113,6 +113,7 @@ def test_every_example_applies_cleanly(cluster: Any, release: Release, namespace
         "byoc-registration.yaml",
         "live-runner.yaml",
         "orchestrator-fleet.yaml",
+        "speech-to-text.yaml",
     }
     for f in files:
         for doc in example(f.name):

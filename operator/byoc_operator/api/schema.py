@@ -27,7 +27,7 @@ DEFAULT_PORT = 8000
 
 # Processors bundled with the runtime image. Kept in step with the runtime's registry by a test
 # (the operator cannot import the runtime: it must not pull torch).
-BUILTIN_PROCESSORS = ["passthrough", "grayscale", "green-tint", "cartoon"]
+BUILTIN_PROCESSORS = ["passthrough", "grayscale", "green-tint", "cartoon", "whisper"]
 
 # An image reference: [registry[:port]/]path[:tag][@digest], lower-case path as the distribution spec says.
 IMAGE_PATTERN = (

@@ -24,6 +24,7 @@ BUILTIN_PROCESSORS: dict[str, str] = {
     "grayscale": "byoc_runtime.processors.builtin:GrayscaleProcessor",
     "green-tint": "byoc_runtime.processors.builtin:GreenTintProcessor",
     "cartoon": "byoc_runtime.processors.cartoon:CartoonProcessor",
+    "whisper": "byoc_runtime.processors.speech.processor:WhisperProcessor",
 }
 
 

@@ -5,6 +5,7 @@ seconds of silence."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -26,6 +27,10 @@ class DataOut:
         self._metrics = metrics
         self._events = events
         self._queue: DropQueue[Any] = DropQueue(1000)
+        self._closing = asyncio.Event()  # the stream is over: send what is queued, then stop
+
+    def close(self) -> None:
+        self._closing.set()
 
     def put(self, item: Any) -> None:
         self._queue.put(item)
@@ -51,9 +56,13 @@ class DataOut:
         last_sent = time.monotonic()
         try:
             while True:
-                await asyncio.sleep(interval)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._closing.wait(), interval)
+                closing = self._closing.is_set()
                 items = await self._take_all()
-                if not items and time.monotonic() - last_sent < keepalive:
+                if not items and (closing or time.monotonic() - last_sent < keepalive):
+                    if closing:
+                        return
                     continue
                 out = data_channel.batch(items)
                 if out.too_long:
@@ -67,10 +76,13 @@ class DataOut:
                         await writer.write(out.payload if items else data_channel.KEEPALIVE)
                     last_sent = time.monotonic()
                 except trickle.ChannelClosed as exc:  # ChannelNotFound included
-                    on_closed(f"data channel closed by the orchestrator: {exc}")
+                    if not closing:  # (while closing, the stream is ending anyway)
+                        on_closed(f"data channel closed by the orchestrator: {exc}")
                     return
                 except trickle.TrickleError as exc:
                     self._metrics.errors.labels("data").inc()
                     log.info("session %s: data not delivered: %s", self._stream_id, exc)
+                if closing:
+                    return
         finally:
             await publisher.close(delete=False)

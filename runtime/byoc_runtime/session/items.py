@@ -77,6 +77,15 @@ class ProcessedVideo:
 
 
 @dataclass(frozen=True, slots=True)
+class PassthroughVideo:
+    """A decoded frame encoded as it is: the processor has no video handler (an audio processor such as
+    ``whisper``), so no tensor is made and the picture keeps the input's size."""
+
+    frame: av.VideoFrame
+    decoded_at: float
+
+
+@dataclass(frozen=True, slots=True)
 class PassthroughAudio:
     """Decoded audio the processor does not look at (it keeps the default ``process_audio_async``)."""
 
@@ -88,12 +97,12 @@ class ProcessedAudio:
     frame: EncodableAudio
 
 
-EncodeItem = ProcessedVideo | PassthroughAudio | ProcessedAudio
+EncodeItem = ProcessedVideo | PassthroughVideo | PassthroughAudio | ProcessedAudio
 PublishPart = bytes | SegmentBoundary  # a segment's bytes, in order, each segment opened by a boundary
 
 
 def is_video(item: EncodeItem) -> bool:
-    return isinstance(item, ProcessedVideo)
+    return isinstance(item, ProcessedVideo | PassthroughVideo)
 
 
 def encode_queue(maxsize: int) -> DropQueue[EncodeItem]:

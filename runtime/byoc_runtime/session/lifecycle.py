@@ -70,6 +70,7 @@ class Session:
         self.stats = StreamStats()
         self.events = EventsOut(stream_id, metrics, settings.error_event_interval)
         self._data = DataOut(stream_id, metrics, self.events)
+        self._data_task: asyncio.Task[None] | None = None
         ctx = StageContext(stream_id, settings, metrics, self.stats, self.events)
         self._pipeline = Pipeline(ctx, request, self._processor, self._params, self._delete_output)
         self._task: asyncio.Task[None] | None = None
@@ -191,6 +192,7 @@ class Session:
             await self._cleanup(side, events_task, http, outcome)
 
     def _side_channels(self, http: aiohttp.ClientSession) -> list[asyncio.Task[Any]]:
+        """The heartbeat and control tasks (stopped first at the end); the data writer is ``self._data_task``."""
         request, settings = self.request, self.settings
         tasks: list[asyncio.Task[Any]] = []
         if request.events_url:
@@ -204,7 +206,7 @@ class Session:
             data = self._data.write(
                 request.data_url, http, settings.data_interval, settings.data_keepalive, self._end_by_orchestrator
             )
-            tasks.append(asyncio.create_task(data))
+            self._data_task = asyncio.create_task(data)
         return tasks
 
     def _fail(self, message: str, kind: str) -> None:
@@ -250,6 +252,14 @@ class Session:
         await asyncio.gather(*side, return_exceptions=True)
         await self._processor.stream_stopped(self.stream_id)
         self._processor.attach(None)
+        if self._data_task is not None:
+            # What the processor sent up to its stop hook still goes out (a live captioner's last words), but
+            # a dead data channel never holds the end up.
+            self._data.close()
+            done, _ = await asyncio.wait({self._data_task}, timeout=3.0)
+            if not done:
+                self._data_task.cancel()
+                await asyncio.gather(self._data_task, return_exceptions=True)
         if self.state is not SessionState.FAILED:
             self.state = SessionState.ENDED
         self.events.put(events.stream_stopped(self.stop_reason or outcome))

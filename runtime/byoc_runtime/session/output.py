@@ -22,7 +22,7 @@ from ..media.convert import rgb_to_video_frame, tensor_to_rgb
 from ..media.encode import BufferedSink, SegmentBoundary, SegmentEncoder
 from ..queues import CLOSED, Closed, DropQueue
 from .context import StageContext
-from .items import EncodeItem, PassthroughAudio, ProcessedVideo, PublishPart
+from .items import EncodeItem, PassthroughAudio, PassthroughVideo, ProcessedVideo, PublishPart
 from .settings import SessionFailure
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ class EncodeLane:
                     continue
                 started = time.perf_counter()
                 parts = await loop.run_in_executor(self._pool, self._encode, encoder, sink, item)
-                if isinstance(item, ProcessedVideo):
+                if isinstance(item, ProcessedVideo | PassthroughVideo):
                     stage_seconds.labels("encode").observe(time.perf_counter() - started)
                     stage_seconds.labels("decode_to_encoded").observe(time.monotonic() - item.decoded_at)
                 for part in parts:
@@ -89,6 +89,13 @@ class EncodeLane:
                 encoder.encode_video(self._image(item), item.frame.timestamp, item.frame.time_base)
                 metrics.frames_out.labels("video").inc()
                 self._ctx.stats.egress_video.tick()
+            elif isinstance(item, PassthroughVideo):
+                pts, time_base = item.frame.pts, item.frame.time_base
+                if pts is None or time_base is None:
+                    raise ValueError("video frame without a timestamp")
+                encoder.encode_video(item.frame, pts, time_base)
+                metrics.frames_out.labels("video").inc()
+                self._ctx.stats.egress_video.tick()
             elif isinstance(item, PassthroughAudio):
                 pts, time_base = item.frame.pts, item.frame.time_base
                 if pts is None or time_base is None:
@@ -99,7 +106,7 @@ class EncodeLane:
                 encoder.encode_audio(item.frame.to_av_frame(), item.frame.timestamp, item.frame.time_base)
                 metrics.frames_out.labels("audio").inc()
         except (ValueError, TypeError, av.error.FFmpegError) as exc:
-            kind = "video" if isinstance(item, ProcessedVideo) else "audio"
+            kind = "video" if isinstance(item, ProcessedVideo | PassthroughVideo) else "audio"
             metrics.frames_dropped.labels(kind, "unencodable").inc()
             if self._loop is not None:
                 self._loop.call_soon_threadsafe(

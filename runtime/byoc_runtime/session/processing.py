@@ -30,6 +30,7 @@ from .items import (
     EncodableVideo,
     EncodeItem,
     PassthroughAudio,
+    PassthroughVideo,
     ProcessedAudio,
     ProcessedVideo,
 )
@@ -126,6 +127,8 @@ class Processing:
     async def run_video(self) -> None:
         ctx = self._ctx
         consecutive_errors = 0
+        # No video handler (an audio processor such as whisper): frames are encoded as decoded, no tensor made.
+        untouched = type(self._processor.instance).process_video_async is FrameProcessor.process_video_async
         try:
             while True:
                 self._catch_up()
@@ -133,6 +136,12 @@ class Processing:
                 if isinstance(item, Closed):
                     break
                 ctx.metrics.stage_seconds.labels("queue").observe(time.monotonic() - item.decoded_at)
+                if untouched and item.frame.width * item.frame.height <= ctx.settings.max_output_pixels:
+                    ctx.metrics.frames_processed.labels("video").inc()
+                    ctx.stats.processed_video.tick()
+                    if self._out.put(PassthroughVideo(item.frame, item.decoded_at)) is not None:
+                        ctx.metrics.frames_dropped.labels("video", "encoding_behind").inc()
+                    continue
                 call: _VideoCall = await self._processor.call(self._convert_and_process, item.frame)
                 ctx.metrics.stage_seconds.labels("process").observe(call.process_s)
                 result = call.result
