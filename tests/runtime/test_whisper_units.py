@@ -251,3 +251,45 @@ async def test_params_change_mid_stream_and_refused_ones_leave_the_stream_as_it_
     await p.on_stream_stop()
     with pytest.raises(OptionsRefused, match="unknown language"):
         await WhisperProcessor().load_model(**settings, language="klingon")  # bad defaults fail the pod
+
+
+def test_the_last_words_of_a_stream_are_one_final_window_heard_whole() -> None:
+    captioner = Captioner(options(window_s=4, overlap_s=1))
+    fill(captioner, 20.0, 2.5)
+    assert captioner.next_window() is None  # shorter than a window: only the stream's end transcribes it
+    final = captioner.final_window()
+    assert final is not None and final.start == pytest.approx(20.0) and final.seconds == pytest.approx(2.5)
+    # A segment in the last overlap_s would wait for a next window; the final one has none, so it is published.
+    said = [Segment(20.2, 21.0, "last"), Segment(21.8, 22.4, "words")]
+    assert captioner.accept(final, said, final=True) == said
+    assert captioner.final_window() is None  # nothing left
+    empty = Captioner(options(window_s=4, overlap_s=1))
+    fill(empty, 0.0, 0.2)
+    assert empty.final_window() is None  # too short to be worth an encoder pass
+
+
+async def test_stopping_a_stream_transcribes_the_audio_after_its_last_window(mini_checkpoint: Path) -> None:
+    settings = {"model": "mini", "model_dir": str(mini_checkpoint.parent)}
+    p = WhisperProcessor()
+    await p.load_model(**settings)
+    p.attach_data_sink(lambda item: None)
+    p.attach_event_sink(lambda event, queue: None)
+    await p.on_stream_start({**settings, "window_s": 4, "overlap_s": 0.5, "max_tokens": 8})
+    model = p._model
+    assert model is not None
+    heard: list[float] = []
+    real_transcribe = model.transcribe
+
+    def transcribe(window: Any, options: Any, prompt: str = "") -> Any:
+        heard.append(window.seconds)
+        return real_transcribe(window, options, prompt)
+
+    model.transcribe = transcribe  # type: ignore[method-assign]
+    try:
+        for i in range(int(1.5 / 0.02)):
+            await p.process_audio_async(audio_frame(3.0 + i * 0.02))
+        assert heard == []  # less than a window: nothing transcribed while the stream runs
+        await p.on_stream_stop()
+        assert heard == [pytest.approx(1.5, abs=0.05)]
+    finally:
+        model.transcribe = real_transcribe  # type: ignore[method-assign]

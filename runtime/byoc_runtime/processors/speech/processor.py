@@ -91,11 +91,20 @@ class WhisperProcessor(FrameProcessor):
             await self._use_model(options.model)
 
     async def on_stream_stop(self) -> None:
-        # The window being transcribed is finished and published (the session flushes the data channel after
-        # this hook), within a bound below the hook's timeout; a load in progress is not waited for.
+        # The window being transcribed, then the audio after it (the stream's last words), are transcribed and
+        # published (the session flushes the data channel after this hook), within a bound below the hook's
+        # timeout; a load in progress is not waited for.
+        deadline = asyncio.get_running_loop().time() + STOP_WAIT_S
         if self._transcribing is not None and not self._transcribing.done():
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait({self._transcribing}, timeout=STOP_WAIT_S)
+        model, captioner = self._model, self._captioner
+        window = captioner.final_window() if model is not None and captioner is not None else None
+        if model is not None and captioner is not None and window is not None:
+            left = deadline - asyncio.get_running_loop().time()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(left, 0.0)):
+                    await self._transcribe_window(model, captioner, window, final=True)
         for task in (self._loading, self._transcribing):
             if task is not None:
                 task.cancel()
@@ -174,16 +183,22 @@ class WhisperProcessor(FrameProcessor):
             if captioner.skipped_s:
                 skipped, captioner.skipped_s = captioner.skipped_s, 0.0
                 await self._state("behind", model.name, f"{skipped:.1f} s of audio skipped: transcription is slower")
-            try:
-                transcript: Transcript = await asyncio.to_thread(
-                    model.transcribe, window, captioner.options, captioner.prompt
-                )
-            except Exception as exc:
-                log.exception("whisper transcription failed")
-                await self._state("error", model.name, f"transcription failed: {type(exc).__name__}: {exc}"[:300])
-                captioner.skip(window)
-            else:
-                for segment in captioner.accept(window, transcript.segments):
-                    await self.send_data(transcript_record(self._seq, segment, transcript.language, model.name))
-                    self._seq += 1
+            await self._transcribe_window(model, captioner, window)
             window = captioner.next_window() if self._model is model else None
+
+    async def _transcribe_window(
+        self, model: LoadedModel, captioner: Captioner, window: Window, final: bool = False
+    ) -> None:
+        """One window: transcribed on a thread, what it adds published in order (a failure is an event)."""
+        try:
+            transcript: Transcript = await asyncio.to_thread(
+                model.transcribe, window, captioner.options, captioner.prompt
+            )
+        except Exception as exc:
+            log.exception("whisper transcription failed")
+            await self._state("error", model.name, f"transcription failed: {type(exc).__name__}: {exc}"[:300])
+            captioner.skip(window)
+            return
+        for segment in captioner.accept(window, transcript.segments, final=final):
+            await self.send_data(transcript_record(self._seq, segment, transcript.language, model.name))
+            self._seq += 1

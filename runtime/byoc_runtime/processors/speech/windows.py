@@ -20,6 +20,7 @@ from .options import StreamOptions
 
 PROMPT_CHARS = 200  # the tail of the published text given to whisper as context for the next window
 SEAM_S = 0.3  # a repeat of the last published segment starting this close to a window's start is an echo
+MIN_FINAL_S = 0.3  # shorter trailing audio at a stream's end is not worth an encoder pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,9 +78,18 @@ class Captioner:
         count = round(options.window_s * SAMPLE_RATE)
         return Window(audio.start, audio.samples[:count].copy())
 
-    def accept(self, window: Window, segments: list[Segment]) -> list[Segment]:
-        """What of ``window``'s segments (in order, stream times) to publish; the buffer moves past them."""
-        horizon = window.end - self.options.overlap_s
+    def final_window(self) -> Window | None:
+        """At the end of the stream: the audio still buffered, shorter than a window (its last words), if any
+        worth transcribing."""
+        audio = self.audio
+        if audio.start is None or audio.seconds < MIN_FINAL_S:
+            return None
+        return Window(audio.start, audio.samples[: round(self.options.window_s * SAMPLE_RATE)].copy())
+
+    def accept(self, window: Window, segments: list[Segment], final: bool = False) -> list[Segment]:
+        """What of ``window``'s segments (in order, stream times) to publish; the buffer moves past them. The
+        ``final`` window is heard only once: nothing in it is held back for a next one."""
+        horizon = window.end if final else window.end - self.options.overlap_s
         published: list[Segment] = []
         last = _normalised(self.published_text.rsplit("\n", 1)[-1])
         for segment in segments:
