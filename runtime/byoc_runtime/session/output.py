@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from fractions import Fraction
 
 import aiohttp
 import av
@@ -90,17 +91,11 @@ class EncodeLane:
                 metrics.frames_out.labels("video").inc()
                 self._ctx.stats.egress_video.tick()
             elif isinstance(item, PassthroughVideo):
-                pts, time_base = item.frame.pts, item.frame.time_base
-                if pts is None or time_base is None:
-                    raise ValueError("video frame without a timestamp")
-                encoder.encode_video(item.frame, pts, time_base)
+                encoder.encode_video(item.frame, *_timestamp(item.frame))
                 metrics.frames_out.labels("video").inc()
                 self._ctx.stats.egress_video.tick()
             elif isinstance(item, PassthroughAudio):
-                pts, time_base = item.frame.pts, item.frame.time_base
-                if pts is None or time_base is None:
-                    raise ValueError("audio frame without a timestamp")
-                encoder.encode_audio(item.frame, pts, time_base)
+                encoder.encode_audio(item.frame, *_timestamp(item.frame))
                 metrics.frames_out.labels("audio").inc()
             else:
                 encoder.encode_audio(item.frame.to_av_frame(), item.frame.timestamp, item.frame.time_base)
@@ -189,3 +184,10 @@ def _scaled_yuv(frame: av.VideoFrame, width: int, height: int, interpolation: st
 def _close_encoder(encoder: SegmentEncoder, sink: BufferedSink) -> list[PublishPart]:
     encoder.close()
     return sink.drain()
+
+
+def _timestamp(frame: av.VideoFrame | av.AudioFrame) -> tuple[int, Fraction]:
+    """A decoded frame's pts and time base (an encoder takes no frame without them)."""
+    if frame.pts is None or frame.time_base is None:
+        raise ValueError("frame without a timestamp")
+    return frame.pts, frame.time_base
