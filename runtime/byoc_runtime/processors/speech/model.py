@@ -105,6 +105,9 @@ class LoadedModel:
         self.device = device
         self.fp16 = device.type == "cuda"
         self._turn = threading.Lock()
+        # The model's own thread: calls take turns anyway, and waiting for a turn must not hold one of the
+        # event loop's default executor threads (other work of the process needs those).
+        self.executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"whisper-{name}")
 
     def transcribe(self, window: Window, options: StreamOptions, prompt: str = "") -> Transcript:
         """Whisper's view of ``window``: one encoder pass and one decode of at most ``max_tokens`` tokens (no

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from typing import Any
 
@@ -191,9 +192,8 @@ class WhisperProcessor(FrameProcessor):
     ) -> None:
         """One window: transcribed on a thread, what it adds published in order (a failure is an event)."""
         try:
-            transcript: Transcript = await asyncio.to_thread(
-                model.transcribe, window, captioner.options, captioner.prompt
-            )
+            call = functools.partial(model.transcribe, window, captioner.options, captioner.prompt)
+            transcript: Transcript = await asyncio.get_running_loop().run_in_executor(model.executor, call)
         except Exception as exc:
             log.exception("whisper transcription failed")
             await self._state("error", model.name, f"transcription failed: {type(exc).__name__}: {exc}"[:300])
