@@ -35,6 +35,10 @@ def write_random_checkpoint(path: Path, dims: dict[str, int], seed: int = 0) -> 
 
     torch.manual_seed(seed)
     model = Whisper(ModelDimensions(**dims))
+    with torch.no_grad():
+        # whisper makes the text decoder's positional embedding with torch.empty (a real checkpoint overwrites
+        # it): left so, it holds whatever that memory held, and the transcripts would differ run to run.
+        model.decoder.positional_embedding.normal_(0.0, 0.02)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"dims": dict(dims), "model_state_dict": model.state_dict()}, path)
     return path
