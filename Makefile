@@ -7,12 +7,13 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test setup build lint crds lock mutation clean
 
-# Every package comes from the hash-locked set (locks/dev.txt, `make lock` after changing a pin); the project's
-# own distributions are installed from the tree on top, without dependencies or an isolated build.
-$(STAMP): operator/pyproject.toml edge/pyproject.toml runtime/pyproject.toml testenv/pyproject.toml requirements-dev.txt locks/dev.txt
+# Every package comes from the hash-locked sets (pip itself from locks/pip.txt, then locks/dev.txt; `make lock` after
+# changing a pin); the project's own distributions are installed from the tree on top, without dependencies or an
+# isolated build.
+$(STAMP): operator/pyproject.toml edge/pyproject.toml runtime/pyproject.toml testenv/pyproject.toml requirements-dev.txt locks/pip.txt locks/dev.txt
 	@echo "== setting up $(VENV) (hash-locked: locks/dev.txt)"
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip==25.3
+	$(BIN)/python -m pip install --quiet --require-hashes -r locks/pip.txt
 	$(BIN)/python -m pip install --progress-bar off --require-hashes -r locks/dev.txt
 	$(BIN)/python -m pip install --progress-bar off --no-deps --no-build-isolation -e operator -e edge -e runtime -e testenv
 	touch $(STAMP)

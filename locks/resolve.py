@@ -17,6 +17,8 @@ LOCKS = ROOT / "locks"
 # The project's own distributions: installed from the tree with --no-deps, never from an index.
 OWN = {"byoc-operator", "byoc-runtime", "byoc-edge", "byoc-testenv"}
 PLATFORM = ["--python-version", "3.11", "--python-platform", "x86_64-manylinux_2_28"]
+# The installer itself: `make setup` upgrades the venv's pip from its own lock (locks/pip.txt) before anything else.
+PIP = "pip==25.3"
 
 
 def requirement_name(requirement: str) -> str:
@@ -44,6 +46,7 @@ def lock_sets() -> dict[str, list[str]]:
     """Lock name -> the requirements it resolves (the runtime image holds the edge distribution too)."""
     runtime = distribution_requirements("runtime", ("whisper",)) + distribution_requirements("edge")
     sets = {
+        "pip": [PIP],
         "operator": distribution_requirements("operator"),
         "runtime": runtime,
         "dev": (

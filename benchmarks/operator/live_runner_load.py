@@ -31,7 +31,7 @@ from typing import Any
 import psutil
 from byoc_operator import api
 from byoc_testenv.cluster import Cluster
-from byoc_testenv.orchestrator.process import OrchestratorProcess
+from byoc_testenv.orchestrator.process import OrchestratorProcess, orchestrator_spec
 from lightkube import Client, KubeConfig
 from lightkube.core.exceptions import ApiError
 from lightkube.generic_resource import create_namespaced_resource
@@ -139,7 +139,7 @@ class Fleet:
     def apply(self) -> None:
         secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "orch"}, "stringData": {"secret": SECRET}}
         if self.mode == "dynamic":
-            orchestrators = [{"url": o.url, "secretRef": {"name": "orch"}} for o in self.orchs]
+            orchestrators = [orchestrator_spec(o.url, "orch") for o in self.orchs]
         else:
             orchestrators = [{"url": o.url, "cliUrl": o.cli_url} for o in self.orchs]
         worker = {

@@ -39,7 +39,7 @@ from byoc_operator import api
 from byoc_operator.render import Worker, render_deployment, render_service
 from byoc_testenv.cluster import Cluster
 from byoc_testenv.nodes import CPUNodeGroup, GPUNodeGroup
-from byoc_testenv.orchestrator.process import OrchestratorProcess
+from byoc_testenv.orchestrator.process import OrchestratorProcess, orchestrator_spec
 
 from benchmarks.operator.live_runner_load import MODES as LIVE_RUNNER_MODES
 from benchmarks.operator.live_runner_load import measure_live_runner
@@ -225,7 +225,7 @@ def measure_registration(cluster: Cluster, replicas: int, workdir: Path) -> dict
             "sessionsPerPod": 1,
             "gpu": {"count": 1},
             "registration": {"refreshSeconds": 300},
-            "orchestrators": [{"url": o.url, "secretRef": {"name": "orch"}} for o in orchs],
+            "orchestrators": [orchestrator_spec(o.url, "orch") for o in orchs],
         }
         worker = {
             "apiVersion": f"{api.GROUP}/{api.VERSION}",

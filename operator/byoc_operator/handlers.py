@@ -133,6 +133,7 @@ def orchestrator_secrets(namespace: str | None, name: str, body: kopf.Body, **_:
             "url": text("url"),
             "has_ca": "ca.crt" in data,
             "insecure": text("insecureSkipVerify").lower() == "true",
+            "plaintext": text("allowPlaintext").lower() == "true",
         }
     }
 

@@ -177,6 +177,12 @@ class OrchestratorAccess:
     async def credentials(self, namespace: str, target: registration.Target) -> tuple[str, ssl.SSLContext | bool]:
         if target.secret_name is None:
             raise RegistrationError("no secretRef: the orchestrator secret is needed to register")
+        # The API server's rule for specs; fleet Secrets (and objects stored before the rule) never passed it.
+        if not api.secret_may_travel(target.url, target.allow_plaintext):
+            raise RegistrationError(
+                "secret not sent: the url is not https:// and the orchestrator secret would travel in plaintext "
+                "(allow it with tls.allowPlaintext: true, or key allowPlaintext: 'true' in a fleet Secret)"
+            )
         # A BYOCOrchestrator's secret is read from the operator's namespace, and only ever sent to its own URL.
         secret = await self.secret_value(target.secret_namespace or namespace, target.secret_name, target.secret_key)
         return secret, await self.tls(namespace, target)

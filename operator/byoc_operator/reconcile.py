@@ -50,6 +50,7 @@ from byoc_operator.status import (
     orchestrator_entries,
     transitions,
     with_registration,
+    with_transport,
 )
 from byoc_operator.targets import held_by_others, targets_of
 from byoc_operator.work_queue import WorkQueue
@@ -241,6 +242,7 @@ class Reconciler:
         deployment = child(self.indexes.deployments, key, worker.deployment_name)
         now = self._clock()
         status = compute_status(worker, deployment, pods, body.get("status"), now, error)
+        status = with_transport(status, targets, worker.generation, now)
         previous = orchestrator_entries(body.get("status"))
         if worker.registers or (previous and not refused):
             # Orchestrators to register with, or ones it registered with before that are no longer named.

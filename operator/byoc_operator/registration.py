@@ -42,6 +42,7 @@ class Target:
     # Where the secret and CA are read: None for the worker's namespace; a BYOCOrchestrator's are in the operator's.
     secret_namespace: str | None = None
     channel_origins: tuple[str, ...] = ()  # where its channels are, besides url's origin
+    allow_plaintext: bool = False  # the secret may go to an http:// url (api.secret_may_travel)
 
 
 def capability_payload(worker: Worker, capacity: int, url: str, token: str = "") -> dict[str, Any]:
@@ -89,6 +90,7 @@ def explicit_targets(worker: Worker) -> list[Target]:
                 ca_secret_name=ca.name if ca else None,
                 ca_secret_key=ca.key if ca else None,
                 insecure=bool(tls and tls.insecure_skip_verify),
+                allow_plaintext=bool(tls and tls.allow_plaintext),
                 cli_url=ref.cli_url.rstrip("/") if ref.cli_url else None,
                 channel_origins=tuple(ref.channel_origins),
             )
@@ -97,7 +99,8 @@ def explicit_targets(worker: Worker) -> list[Target]:
 
 
 def selected_targets(worker: Worker, secrets: list[dict[str, Any]]) -> list[Target]:
-    """Orchestrators described by labelled Secrets (keys 'url', 'secret', optional 'ca.crt', 'insecureSkipVerify')."""
+    """Orchestrators described by labelled Secrets (keys 'url', 'secret', optional 'ca.crt', 'insecureSkipVerify',
+    'allowPlaintext')."""
     selector = worker.spec.registration.orchestrator_selector
     if selector is None:
         return []
@@ -114,6 +117,7 @@ def selected_targets(worker: Worker, secrets: list[dict[str, Any]]) -> list[Targ
                 ca_secret_name=secret["name"] if secret.get("has_ca") else None,
                 ca_secret_key="ca.crt" if secret.get("has_ca") else None,
                 insecure=secret.get("insecure", False),
+                allow_plaintext=secret.get("plaintext", False),
             )
         )
     return out
@@ -140,6 +144,7 @@ def orchestrator_target(orchestrator: dict[str, Any], operator_namespace: str) -
         ca_secret_name=ca.name if ca else None,
         ca_secret_key=ca.key if ca else None,
         insecure=bool(spec.tls and spec.tls.insecure_skip_verify),
+        allow_plaintext=bool(spec.tls and spec.tls.allow_plaintext),
         cli_url=spec.cli_url.rstrip("/") if spec.cli_url else None,
         secret_namespace=operator_namespace,
         channel_origins=tuple(spec.channel_origins),

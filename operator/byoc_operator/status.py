@@ -4,6 +4,8 @@ Conditions (Kubernetes convention: positive polarity, reason in CamelCase, messa
 - Ready: the worker can take sessions now and has all the pods it asked for.
 - Progressing: pods are being created, scheduled, started or rolled.
 - Degraded: something needs a person (no GPU fits, the image cannot be pulled, pods crash, bad spec).
+- InsecureTransport (present only while true, like Degraded a warning): some orchestrator is called over http
+  with its secret (tls.allowPlaintext) or without verifying its certificate (tls.insecureSkipVerify).
 """
 
 from __future__ import annotations
@@ -17,11 +19,12 @@ import pydantic
 
 from byoc_operator import api
 from byoc_operator.advertise import Address
-from byoc_operator.registration import registered_condition
+from byoc_operator.registration import Target, registered_condition
 from byoc_operator.render.worker import LABEL_COMPONENT, Worker
 from byoc_operator.slots import Slots
 
 READY, PROGRESSING, DEGRADED, REGISTERED = "Ready", "Progressing", "Degraded", "Registered"
+INSECURE = "InsecureTransport"
 
 IMAGE_PULL_REASONS = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
 CONFIG_REASONS = {"CreateContainerConfigError", "CreateContainerError", "RunContainerError"}
@@ -251,6 +254,35 @@ def with_registration(
     return out
 
 
+def insecure_targets(targets: list[Target]) -> tuple[list[str], list[str]]:
+    """The URLs of the orchestrators whose secret travels in plaintext (where it is allowed: elsewhere it is not
+    sent, `orchestrator.py`), and of those whose certificate is not verified (security review M7)."""
+    plaintext = [
+        t.url for t in targets if t.secret_name is not None and t.allow_plaintext and not t.url.startswith("https://")
+    ]
+    unverified = [t.url for t in targets if t.insecure and t.url.startswith("https://")]
+    return plaintext, unverified
+
+
+def with_transport(status: dict[str, Any], targets: list[Target], generation: int, now: str) -> dict[str, Any]:
+    """Status with the InsecureTransport condition while some orchestrator is called insecurely, without it
+    otherwise."""
+    plaintext, unverified = insecure_targets(targets)
+    kept = [c for c in status.get("conditions") or [] if c["type"] != INSECURE]
+    if not plaintext and not unverified:
+        return {**status, "conditions": kept}
+    parts = []
+    if plaintext:
+        parts.append(f"the orchestrator secret is sent in plaintext (tls.allowPlaintext) to {', '.join(plaintext)}")
+    if unverified:
+        parts.append(f"the certificate is not verified (tls.insecureSkipVerify) for {', '.join(unverified)}")
+    message = "; ".join(parts) + ": anyone on the path can read the secret and change the calls"
+    reason = "PlaintextSecret" if plaintext else "UnverifiedCertificate"
+    old = {c["type"]: c for c in status.get("conditions") or []}
+    # Abnormal-true, as Degraded: True is the warning.
+    return {**status, "conditions": [*kept, condition(INSECURE, True, reason, message, generation, old, now)]}
+
+
 def invalid_spec_status(body: dict[str, Any], message: str, now: str, reason: str = "InvalidSpec") -> dict[str, Any]:
     """Status for an object the operator will not reconcile: a spec it cannot parse or does not allow
     (InvalidSpec), or a child name another object holds (NameConflict)."""
@@ -278,7 +310,7 @@ def transitions(before: dict[str, Any] | None, after: dict[str, Any]) -> list[tu
             continue
         if c["type"] == READY and c["status"] == "True":
             events.append(("Normal", "Ready", c["message"]))
-        elif c["type"] == DEGRADED and c["status"] == "True":
+        elif c["type"] in (DEGRADED, INSECURE) and c["status"] == "True":
             events.append(("Warning", c["reason"], c["message"]))
         elif c["type"] == DEGRADED and prev and prev.get("status") == "True":
             events.append(("Normal", "Recovered", f"no longer degraded (was {prev.get('reason')})"))

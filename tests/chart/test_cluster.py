@@ -1,5 +1,7 @@
-"""The chart on the local control plane: install, the operator running with exactly the chart's RBAC (as its
-ServiceAccount), every example applied and reconciled, a missing rule detected, upgrade (CRD included), uninstall.
+"""The chart's cluster-wide install (clusterWide: true) on the local control plane: install, the operator running
+with exactly the chart's RBAC (as its ServiceAccount), every example applied and reconciled in a namespace of its
+own, a missing rule detected, upgrade (CRD included), uninstall. The default install, which serves the release
+namespace only, is tests/chart/test_cluster_default.py.
 
 The operator's Deployment is installed too, but kwok only pretends to run pods, so the operator itself runs
 here as a process, with the Deployment's command line and environment and the ServiceAccount's token.
@@ -51,6 +53,7 @@ pytestmark = pytest.mark.cluster
 
 SECRET = "chart-test-orch-secret-5d2a"
 VALUES = {
+    "clusterWide": True,
     "runtimeImage": "registry.local/byoc-runtime:chart-test",
     "operator": {"resyncSeconds": 2},
 }

@@ -17,6 +17,7 @@ from .helm import CHART, CRD_NAME, ROOT, Helm, find, one, render, render_error
 COMBINATIONS: dict[str, dict[str, Any]] = {
     "defaults": {},
     "namespaced": {"watchNamespaces": ["team-a", "team-b"]},
+    "cluster-wide": {"clusterWide": True},
     "ha": {"replicaCount": 3},
     "no-crds-no-rbac": {
         "crds": {"install": False},
@@ -104,7 +105,7 @@ ORCHESTRATOR_RULES = {
 
 
 def test_cluster_wide_rbac_is_one_cluster_role(helm: Helm) -> None:
-    docs = render(helm)
+    docs = render(helm, {"clusterWide": True})
     role = one(docs, "ClusterRole")
     assert rules(role) == WORKER_RULES | KOPF_SCANNING | ORCHESTRATOR_RULES
     binding = one(docs, "ClusterRoleBinding")
@@ -121,9 +122,35 @@ def test_cluster_wide_rbac_is_one_cluster_role(helm: Helm) -> None:
         assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"]
 
 
+def worker_roles(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for r in find(docs, "Role") if not r["metadata"]["name"].endswith("-orchestrator-secrets")]
+
+
+def test_the_default_install_serves_the_release_namespace_only(helm: Helm) -> None:
+    """H4: no ClusterRole with the workers' rules (Secrets above all) unless clusterWide asks for one."""
+    docs = render(helm, namespace="byoc-prod")
+    (role,) = worker_roles(docs)
+    assert role["metadata"]["namespace"] == "byoc-prod" and rules(role) == WORKER_RULES
+    (binding,) = [b for b in find(docs, "RoleBinding") if b["roleRef"]["name"] == role["metadata"]["name"]]
+    assert binding["metadata"]["namespace"] == "byoc-prod"
+    assert binding["subjects"][0]["namespace"] == "byoc-prod"
+    # Cluster-wide, only reads of what is cluster-scoped: BYOCOrchestrators, namespaces and (for kopf) CRDs.
+    assert set().union(*(rules(r) for r in find(docs, "ClusterRole"))) == KOPF_SCANNING | ORCHESTRATOR_RULES
+    args = container(docs)["args"]
+    assert [a for a in args if a.startswith("--namespace")] == ["--namespace=byoc-prod"]
+    # Everything else that follows the served namespaces follows it too.
+    ha = render(helm, {"replicaCount": 2}, namespace="byoc-prod")
+    assert [p["metadata"]["namespace"] for p in find(ha, "KopfPeering")] == ["byoc-prod"]
+    assert not find(ha, "ClusterKopfPeering")
+    pulls = render(helm, {"workerImagePullSecret": {"create": True, "dockerConfigJson": "{}"}}, namespace="byoc-prod")
+    assert [s["metadata"]["namespace"] for s in find(pulls, "Secret")] == ["byoc-prod"]
+    monitors = render(helm, {"metrics": {"workers": {"podMonitor": {"enabled": True}}}}, namespace="byoc-prod")
+    assert one(monitors, "PodMonitor")["spec"]["namespaceSelector"] == {"matchNames": ["byoc-prod"]}
+
+
 def test_namespaced_rbac_is_a_role_per_namespace(helm: Helm) -> None:
     docs = render(helm, {"watchNamespaces": ["team-a", "team-b"]})
-    roles = [r for r in find(docs, "Role") if not r["metadata"]["name"].endswith("-orchestrator-secrets")]
+    roles = worker_roles(docs)
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
     for role in roles:
         assert rules(role) == WORKER_RULES
@@ -266,7 +293,7 @@ def test_security_values_reach_the_operator_as_its_pod_policy(helm: Helm) -> Non
 
 
 def test_ha_runs_peered_replicas_with_distinct_priorities(helm: Helm) -> None:
-    docs = render(helm, {"replicaCount": 3}, release="prod")
+    docs = render(helm, {"replicaCount": 3, "clusterWide": True}, release="prod")
     deployment = one(docs, "Deployment")
     assert deployment["spec"]["replicas"] == 3
     assert deployment["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
@@ -354,7 +381,10 @@ def test_metrics_service_and_monitors(helm: Helm) -> None:
     operator_pm, workers_pm = sorted(find(docs, "PodMonitor"), key=lambda d: d["metadata"]["name"])
     assert operator_pm["spec"]["podMetricsEndpoints"][0]["port"] == "metrics"
     assert workers_pm["metadata"]["name"].endswith("-workers")
-    assert workers_pm["spec"]["namespaceSelector"] == {"any": True}
+    assert workers_pm["spec"]["namespaceSelector"] == {"matchNames": ["byoc-system"]}
+    cluster_wide = render(helm, {**COMBINATIONS["monitors"], "clusterWide": True})
+    wide_pm = one(cluster_wide, "PodMonitor", workers_pm["metadata"]["name"])
+    assert wide_pm["spec"]["namespaceSelector"] == {"any": True}
     assert workers_pm["spec"]["selector"]["matchLabels"] == {"app.kubernetes.io/managed-by": "byoc-operator"}
     assert workers_pm["spec"]["selector"]["matchExpressions"][0]["values"] == ["worker", "router"]
     assert workers_pm["spec"]["podMetricsEndpoints"][0]["port"] == "http"
@@ -419,9 +449,11 @@ def test_operator_settings_and_pull_secrets(helm: Helm) -> None:
             "workerImagePullSecret: set dockerConfigJson, or registry, username and password",
         ),
         (
-            {"workerImagePullSecret": {"create": True, "dockerConfigJson": "{}"}},
+            {"workerImagePullSecret": {"create": True, "dockerConfigJson": "{}"}, "clusterWide": True},
             "workerImagePullSecret.namespaces: name the namespaces of your BYOCWorkers",
         ),
+        ({"clusterWide": "yes"}, "at '/clusterWide': got string, want boolean"),
+        ({"clusterWide": True, "watchNamespaces": ["a"]}, "clusterWide: true serves every namespace"),
     ],
 )
 def test_bad_values_fail_with_a_clear_message(helm: Helm, values: dict[str, Any], message: str) -> None:
@@ -439,6 +471,13 @@ def test_notes_and_install_docs(helm: Helm) -> None:
         "install", "rel", str(CHART), "-n", "byoc-system", "--dry-run=client", "--set", "watchNamespaces={team-a}"
     )
     assert "It serves BYOCWorkers in: team-a." in res.stdout and "kubectl apply -n team-a" in res.stdout
+    default = helm.run("install", "rel", str(CHART), "-n", "byoc-system", "--dry-run=client").stdout
+    assert "in its own namespace, byoc-system, only: create them there" in default
+    assert "kubectl apply -n byoc-system" in default
+    wide = helm.run(
+        "install", "rel", str(CHART), "-n", "byoc-system", "--dry-run=client", "--set", "clusterWide=true"
+    ).stdout
+    assert "every namespace (clusterWide: true)" in wide and "read every Secret in the cluster" in wide
     readme = (ROOT / "README.md").read_text().split("## Install with Helm", 1)[1].split("\n## ", 1)[0]
     assert "docs/install.md" in readme and "helm install byoc charts/byoc-operator " in readme
     section = (ROOT / "docs" / "install.md").read_text()
@@ -447,6 +486,7 @@ def test_notes_and_install_docs(helm: Helm) -> None:
         "helm upgrade",
         "helm uninstall",
         "watchNamespaces",
+        "clusterWide",
         "replicaCount",
         "kubectl delete crd",
     ):

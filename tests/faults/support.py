@@ -9,6 +9,7 @@ from typing import Any
 from byoc_operator.registration import FINALIZER
 from byoc_testenv import Cluster
 from byoc_testenv.demo import capabilities, secret_manifest
+from byoc_testenv.orchestrator.process import orchestrator_spec
 from byoc_testenv.polling import wait_for
 from lightkube import Client
 from lightkube.resources.apps_v1 import Deployment
@@ -35,7 +36,7 @@ def registration_spec(
         "sessionsPerPod": 2,
         "gpu": {"count": gpus},
         "registration": {"refreshSeconds": 5},
-        "orchestrators": [{"url": orch_url, "secretRef": {"name": secret_name}}],
+        "orchestrators": [orchestrator_spec(orch_url, secret_name)],
         **extra,
     }
 

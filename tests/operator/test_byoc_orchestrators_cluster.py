@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from byoc_testenv.orchestrator.process import OrchestratorProcess
+from byoc_testenv.orchestrator.process import OrchestratorProcess, orchestrator_spec
 from byoc_testenv.polling import wait_for
 from lightkube import Client
 
@@ -75,7 +75,7 @@ def orchestrator(name: str, url: str, secret: str, namespaces: dict[str, str], l
         "apiVersion": "byoc.livepeer.org/v1alpha1",
         "kind": "BYOCOrchestrator",
         "metadata": {"name": name, "labels": labels},
-        "spec": {"url": url, "secretRef": {"name": secret}, "namespaceSelector": {"matchLabels": namespaces}},
+        "spec": {**orchestrator_spec(url, secret), "namespaceSelector": {"matchLabels": namespaces}},
     }
 
 
@@ -169,7 +169,7 @@ def test_a_namespace_cannot_bring_its_own_orchestrator_unless_allowed(
                 "data": {"password": base64.b64encode(b"hunter2").decode()},
             },
         )
-        ref = {"url": peer.url, "secretRef": {"name": "db-credentials", "key": "password"}}
+        ref = orchestrator_spec(peer.url, "db-credentials", "password")
         spec = byoc("own", orchestrators=[ref])
         kubectl_apply(cluster, worker_manifest("own", namespace, spec))
 

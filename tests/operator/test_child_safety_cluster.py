@@ -9,7 +9,7 @@ import urllib.request
 from typing import Any
 
 import pytest
-from byoc_testenv.orchestrator.process import OrchestratorProcess
+from byoc_testenv.orchestrator.process import OrchestratorProcess, orchestrator_spec
 from byoc_testenv.polling import wait_for
 from lightkube import ApiError, Client
 from lightkube.resources.apps_v1 import Deployment
@@ -179,7 +179,7 @@ def test_a_byoc_worker_without_a_token_gets_a_generated_one(
             "capability": {"name": cap},
             "gpu": {"count": 0},
             "registration": {"refreshSeconds": 5},
-            "orchestrators": [{"url": orch.url, "secretRef": {"name": "orch"}}],
+            "orchestrators": [orchestrator_spec(orch.url, "orch")],
         }
         kubectl_apply(cluster, worker_manifest("open", namespace, spec))
         secret = wait_for(lambda: present(kube, Secret, "open-token", namespace), 60, what="the generated token")

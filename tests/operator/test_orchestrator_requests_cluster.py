@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from byoc_testenv.local_http import serving
+from byoc_testenv.orchestrator.process import orchestrator_spec
 from byoc_testenv.polling import wait_for
 from lightkube import Client
 
@@ -83,7 +84,7 @@ def worker_spec(url: str, capability: str) -> dict[str, Any]:
         "capability": {"name": capability},
         "gpu": {"count": 0},
         "registration": {"refreshSeconds": 5},
-        "orchestrators": [{"url": url, "secretRef": {"name": "orch"}}],
+        "orchestrators": [orchestrator_spec(url, "orch")],
     }
 
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from byoc_testenv.orchestrator.process import OrchestratorProcess
+from byoc_testenv.orchestrator.process import OrchestratorProcess, fleet_secret_data, orchestrator_spec
 from byoc_testenv.polling import wait_for
 from lightkube import Client
 from lightkube.resources.apps_v1 import Deployment
@@ -55,7 +55,7 @@ def spec(orch_url: str, capability: str, secret_name: str = "orch", **extra: Any
         "gpu": {"count": 0},
         "pricing": {"pricePerUnit": 1200, "priceScaling": 1000, "currency": "wei"},
         "registration": {"refreshSeconds": 5},
-        "orchestrators": [{"url": orch_url, "secretRef": {"name": secret_name}}],
+        "orchestrators": [orchestrator_spec(orch_url, secret_name)],
         **extra,
     }
 
@@ -186,11 +186,11 @@ def test_selected_orchestrator_secrets_are_picked_up_as_the_fleet_changes(
         90,
         what="NoOrchestrators",
     )
-    kubectl_apply(cluster, secret_manifest("orch-eu-1", namespace, {"url": orch.url, "secret": SECRET}, labels))
+    kubectl_apply(cluster, secret_manifest("orch-eu-1", namespace, fleet_secret_data(orch.url, SECRET), labels))
     wait_for(lambda: advertised(orch, cap) == 0, 60, what="registered with the selected orchestrator")
     # a Secret of another fleet is ignored
     other = {"byoc.livepeer.org/orchestrator": "true", "fleet": "us"}
-    kubectl_apply(cluster, secret_manifest("orch-us-1", namespace, {"url": "http://127.0.0.1:9", "secret": "x"}, other))
+    kubectl_apply(cluster, secret_manifest("orch-us-1", namespace, fleet_secret_data("http://127.0.0.1:9", "x"), other))
     obj = wait_for(lambda: registered_with_nothing_free(kube, "sel", namespace), 30, what="Registered")
     assert [e["url"] for e in obj["status"]["orchestrators"]] == [orch.url]
     # and it stays so across refreshes (the status must not flap while the orchestrator keeps it)
@@ -224,7 +224,7 @@ def test_worker_applied_together_with_its_fleet_secrets_reports_registered(
         "registration": {"refreshSeconds": 5, "orchestratorSelector": {"matchLabels": {"fleet": "x"}}},
     }
     items = [
-        secret_manifest("orch-x", namespace, {"url": orch.url, "secret": SECRET}, labels),
+        secret_manifest("orch-x", namespace, fleet_secret_data(orch.url, SECRET), labels),
         worker_manifest("together", namespace, body),
     ]
     cluster.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))

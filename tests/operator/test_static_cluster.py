@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from byoc_operator.render.registrar import REGISTRAR_PORT
-from byoc_testenv.orchestrator.process import OrchestratorProcess
+from byoc_testenv.orchestrator.process import OrchestratorProcess, orchestrator_spec
 from byoc_testenv.polling import free_port, wait_for
 from lightkube import Client
 from lightkube.resources.core_v1 import ConfigMap, Event, Pod
@@ -254,7 +254,7 @@ def test_worker_token_reaches_the_orchestrator_and_nowhere_else(
         "replicas": 1,
         "gpu": {"count": 0},
         "registration": {"refreshSeconds": 5, "tokenSecretRef": {"name": "tok", "key": "token"}},
-        "orchestrators": [{"url": orch.url, "secretRef": {"name": "orch"}}],
+        "orchestrators": [orchestrator_spec(orch.url, "orch")],
     }
     kubectl_apply(cluster, worker_manifest("tk", namespace, spec))
     registered = wait_for(

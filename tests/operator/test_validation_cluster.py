@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.support.operator import kubectl_apply, worker_manifest
 
@@ -77,6 +78,16 @@ CASES = [
         {"gpu": {"count": 0}, "container": {"image": "ghcr.io/a/b:1", "env": [{"name": "NVIDIA_VISIBLE_DEVICES"}]}},
         "may not set NVIDIA_* variables unless the pods request GPUs",
     ),
+    # M7: an orchestrator secret only over https, unless the entry opts out in so many words.
+    (
+        {"orchestrators": [{"url": "http://o:8935", "secretRef": {"name": "s"}}]},
+        "spec.orchestrators[0]: Invalid value: url must be https:// when secretRef is set: the "
+        "orchestrator secret would travel in plaintext",
+    ),
+    (
+        {"orchestrators": [{"url": "http://o:8935", "secretRef": {"name": "s"}, "tls": {"insecureSkipVerify": True}}]},
+        "set tls.allowPlaintext: true to send it over http anyway",
+    ),
     ({"podLabels": {"app.kubernetes.io/name": "byoc-operator"}}, "spec.podLabels may not use keys under"),
     ({"podAnnotations": {"sidecar.istio.io/inject": "false"}}, "spec.podAnnotations may not use keys under"),
 ]
@@ -105,7 +116,33 @@ def test_valid_specs_are_accepted_and_defaulted(cluster: Any, namespace: str, cr
     kubectl_apply(cluster, worker_manifest("gpu-env", namespace, {"container": user}))
     import json
 
+    # An http orchestrator without a secret (Live Runner static), or with one where the entry allows plaintext.
+    static = {"registration": {"protocol": "live-runner", "liveRunnerMode": "static"}}
+    kubectl_apply(
+        cluster, worker_manifest("static", namespace, {**static, "orchestrators": [{"url": "http://o:8935"}]})
+    )
+    plain = {"url": "http://o:8935", "secretRef": {"name": "s"}, "tls": {"allowPlaintext": True}}
+    kubectl_apply(cluster, worker_manifest("plaintext", namespace, {"orchestrators": [plain]}))
+
     obj = json.loads(cluster.kubectl("get", "byocworker", "valid", "-n", namespace, "-o", "json").stdout)
     assert obj["spec"]["capability"]["name"] == "live-video-to-video"
     assert obj["spec"]["probes"]["startupTimeoutSeconds"] == 1800
     assert obj["spec"]["runtime"]["params"] == {"k": [1, 2]}
+
+
+def test_a_byoc_orchestrator_sends_its_secret_over_https_only(cluster: Any, crd_installed: None) -> None:
+    def apply(spec: dict[str, Any]) -> Any:
+        manifest = {
+            "apiVersion": "byoc.livepeer.org/v1alpha1",
+            "kind": "BYOCOrchestrator",
+            "metadata": {"name": "plaintext-probe"},
+            "spec": {"namespaceSelector": {}, "secretRef": {"name": "s"}, **spec},
+        }
+        return cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=yaml.safe_dump(manifest), check=False)
+
+    refused = apply({"url": "http://o:8935"})
+    assert refused.returncode != 0
+    assert "spec: Invalid value: url must be https:// when secretRef is set" in refused.stderr
+    assert apply({"url": "https://o:8935"}).returncode == 0
+    allowed = apply({"url": "http://o:8935", "tls": {"allowPlaintext": True}})
+    assert allowed.returncode == 0, allowed.stderr

@@ -275,7 +275,12 @@ UNICODE_SPACES = st.sampled_from(["\u00a0", "\u2003", "\u3000", "\u2028", "\u202
 def test_a_stored_spec_the_models_refuse_is_reported_not_fatal(
     api_server: httpx2.Client, spec_namespace: str, kubeconfig: str, space: str, field: str
 ) -> None:
-    entry = {"url": CLOSED_PORT_URL, "secretRef": SECRET, field: f"http://orch{space}0:8935"}
+    entry = {
+        "url": CLOSED_PORT_URL,
+        "secretRef": SECRET,
+        "tls": {"allowPlaintext": True},
+        field: f"http://orch{space}0:8935",
+    }
     bad = create(api_server, spec_namespace, {"replicas": 0, "orchestrators": [entry]})
     assert bad.status_code == 201, bad.text  # if the API server starts refusing it, this test has served
     good = create(api_server, spec_namespace, {"replicas": 0})

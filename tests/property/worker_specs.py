@@ -278,6 +278,17 @@ def model_values(model: type[BaseModel], prefix: str = "") -> st.SearchStrategy[
     return st.fixed_dictionaries(required, optional=optional)
 
 
+def orchestrator_within_rules(entry: dict[str, Any]) -> dict[str, Any]:
+    """An orchestrators[] entry with a secret, one way of trust, and (its url is CLOSED_PORT_URL, http) plaintext
+    allowed."""
+    tls = dict(entry.get("tls", {}))
+    if "caBundleSecretRef" in tls:
+        tls.pop("insecureSkipVerify", None)
+    if entry["url"].startswith("http://"):
+        tls["allowPlaintext"] = True
+    return {"secretRef": {"name": "orch-secret"}, **entry, "tls": tls}
+
+
 def within_rules(spec: dict[str, Any]) -> dict[str, Any]:
     """Adjust a spec to the cross-field CEL rules the generic walk cannot see (each would otherwise refuse a
     good share of the specs). A rule added to the models later is still met by a refusal with its message."""
@@ -288,16 +299,7 @@ def within_rules(spec: dict[str, Any]) -> dict[str, Any]:
     if gpu and "migProfile" in gpu:
         spec["gpu"] = {**gpu, "count": 1}
     if "orchestrators" in spec:
-        spec["orchestrators"] = [
-            {
-                "secretRef": {"name": "orch-secret"},
-                **o,
-                "tls": {k: v for k, v in o["tls"].items() if k != "insecureSkipVerify"},
-            }
-            if "caBundleSecretRef" in o.get("tls", {})
-            else {"secretRef": {"name": "orch-secret"}, **o}
-            for o in spec["orchestrators"]
-        ]
+        spec["orchestrators"] = [orchestrator_within_rules(o) for o in spec["orchestrators"]]
     budget = spec.get("disruptionBudget")
     if budget is not None and len(budget) != 1:
         spec["disruptionBudget"] = dict(list(budget.items())[:1]) or {"maxUnavailable": 1}

@@ -42,6 +42,21 @@ app.kubernetes.io/part-of: byoc-operator
 {{- end }}
 {{- end }}
 
+{{/*
+The namespaces the operator serves, as a JSON list: watchNamespaces, or the release's own by default; [] for the
+cluster-wide install (clusterWide), which serves every namespace.
+*/}}
+{{- define "byoc-operator.namespaces" -}}
+{{- if .Values.clusterWide }}
+{{- if .Values.watchNamespaces }}
+{{- fail "clusterWide: true serves every namespace: leave watchNamespaces empty, or set clusterWide: false to serve only watchNamespaces" }}
+{{- end }}
+{{- list | toJson }}
+{{- else }}
+{{- .Values.watchNamespaces | default (list .Release.Namespace) | toJson }}
+{{- end }}
+{{- end }}
+
 {{/* "true" when kopf peering is on: asked for, or needed because there are several replicas. */}}
 {{- define "byoc-operator.peering" -}}
 {{- if or .Values.peering.enabled (gt (int .Values.replicaCount) 1) }}true{{ end }}

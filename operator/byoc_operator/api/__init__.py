@@ -78,6 +78,7 @@ from byoc_operator.api.schema import (
     ORCHESTRATOR_SINGULAR,
     ORIGIN_MESSAGE,
     ORIGIN_PATTERN,
+    PLAINTEXT_SECRET_MESSAGE,
     PLURAL,
     PROCESSOR_CLASS_PATTERN,
     RESERVED_ANNOTATION_PREFIXES,
@@ -97,6 +98,7 @@ from byoc_operator.api.schema import (
     free_form,
     image_rule,
     rule,
+    secret_may_travel,
     url_field,
     validations,
 )
@@ -121,6 +123,7 @@ __all__ = [
     "ORCHESTRATOR_SINGULAR",
     "ORIGIN_MESSAGE",
     "ORIGIN_PATTERN",
+    "PLAINTEXT_SECRET_MESSAGE",
     "PLURAL",
     "PROCESSOR_CLASS_PATTERN",
     "RESERVED_ANNOTATION_PREFIXES",
@@ -186,6 +189,7 @@ __all__ = [
     "localhost_profile_rule",
     "one_file_each",
     "rule",
+    "secret_may_travel",
     "url_field",
     "validations",
 ]

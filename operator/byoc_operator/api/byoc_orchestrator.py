@@ -7,9 +7,10 @@ from typing import Any
 from pydantic import ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from byoc_operator.api.registration import ONE_WAY_OF_TRUST
+from byoc_operator.api.registration import ONE_WAY_OF_TRUST, allow_plaintext_field
 from byoc_operator.api.schema import (
     GROUP,
+    HTTPS_FOR_SECRETS,
     ORCHESTRATOR_KIND,
     VERSION,
     BaseURL,
@@ -35,6 +36,7 @@ class OrchestratorTrust(Model):
         default=None, description="Secret key (operator's namespace) holding PEM CA certificates to verify it with."
     )
     insecure_skip_verify: bool = Field(default=False, description="Do not verify the orchestrator's certificate.")
+    allow_plaintext: bool = allow_plaintext_field()
 
 
 class NamespaceSelector(Model):
@@ -44,6 +46,8 @@ class NamespaceSelector(Model):
 
 
 class BYOCOrchestratorSpec(Model):
+    model_config = checked(HTTPS_FOR_SECRETS)
+
     url: BaseURL = url_field("Orchestrator base URL, e.g. 'https://orch-0.example:8935'.")
     cli_url: BaseURL | None = url_field(
         "Live Runner static mode: the orchestrator's CLI URL (-cliAddr), where runners are upserted. It must not be "

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import enum
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
-from byoc_operator.api.schema import BaseURL, Model, Origin, channel_origins_field, checked, rule, url_field
+from byoc_operator.api.schema import (
+    HTTPS_FOR_SECRETS,
+    BaseURL,
+    Model,
+    Origin,
+    channel_origins_field,
+    checked,
+    rule,
+    url_field,
+)
 
 # A positive decimal, as go-livepeer's LiveRunnerPriceInfo.priceRat reads price_info.price.
 DECIMAL_PATTERN = r"^[0-9]+(\.[0-9]+)?$"
@@ -65,6 +74,8 @@ class SecretKeyRef(Model):
 
 
 class OrchestratorRef(Model):
+    model_config = checked(HTTPS_FOR_SECRETS)
+
     url: BaseURL = url_field("Orchestrator base URL, e.g. 'https://orch-0.example:8935'.")
     secret_ref: SecretKeyRef | None = Field(
         default=None,
@@ -86,6 +97,15 @@ ONE_WAY_OF_TRUST = rule(
 )
 
 
+def allow_plaintext_field() -> Any:
+    return Field(
+        default=False,
+        description="Send the orchestrator secret to an http:// url, in plaintext: anyone on the path can read it. "
+        "Only for an orchestrator without TLS (a test one); go-livepeer's serve https. The worker's "
+        "InsecureTransport condition says so while it is set.",
+    )
+
+
 class OrchestratorTLS(Model):
     """Orchestrators serve HTTPS with a self-signed certificate by default: trust a CA bundle, or opt out."""
 
@@ -97,6 +117,7 @@ class OrchestratorTLS(Model):
     insecure_skip_verify: bool = Field(
         default=False, description="Do not verify the orchestrator's certificate (self-signed, no CA at hand)."
     )
+    allow_plaintext: bool = allow_plaintext_field()
 
 
 class OrchestratorSelection(Model):

@@ -84,6 +84,25 @@ def checked_url(value: str) -> str:
     return value
 
 
+# Security review M7: an orchestrator secret only travels over https (go-livepeer orchestrators always serve it,
+# with a self-signed certificate by default), unless whoever wrote the entry opted out in so many words.
+PLAINTEXT_SECRET_MESSAGE = (
+    "url must be https:// when secretRef is set: the orchestrator secret would travel in plaintext "
+    "(go-livepeer orchestrators serve https; set tls.allowPlaintext: true to send it over http anyway)"
+)
+HTTPS_FOR_SECRETS = rule(
+    "!has(self.secretRef) || self.url.startsWith('https://') || "
+    "(has(self.tls) && has(self.tls.allowPlaintext) && self.tls.allowPlaintext)",
+    PLAINTEXT_SECRET_MESSAGE,
+)
+
+
+def secret_may_travel(url: str, allow_plaintext: bool) -> bool:
+    """HTTPS_FOR_SECRETS in code, for orchestrators the API server has not checked (fleet Secrets) and objects
+    stored before the rule."""
+    return url.startswith("https://") or allow_plaintext
+
+
 def url_field(description: str, default: Any = ...) -> Any:
     """A base URL field: the API server checks it with a CEL rule (a user-readable message), pydantic with
     `checked_url` (BaseURL)."""

@@ -19,7 +19,7 @@ Routes (each module names the upstream function it follows):
 
 from .capabilities import Capability, CapabilityTable
 from .live_runners import LiveRunnerRegistry, go_duration
-from .process import OrchestratorProcess
+from .process import OrchestratorProcess, fleet_secret_data, orchestrator_spec
 from .server import TestOrchestrator
 
 __all__ = [
@@ -28,5 +28,7 @@ __all__ = [
     "LiveRunnerRegistry",
     "OrchestratorProcess",
     "TestOrchestrator",
+    "fleet_secret_data",
     "go_duration",
+    "orchestrator_spec",
 ]

@@ -25,6 +25,22 @@ class OrchestratorProcessError(RuntimeError):
     pass
 
 
+def orchestrator_spec(url: str, secret_name: str, key: str | None = None) -> dict[str, Any]:
+    """An orchestrator with its secret, as a BYOCWorker's ``orchestrators[]`` entry or a BYOCOrchestrator's spec.
+    The test orchestrator serves plain http unless started with ``tls=True`` (go-livepeer's always serve https),
+    and the API server refuses a secret for an http url unless the entry allows plaintext: an http url gets
+    ``tls.allowPlaintext``."""
+    entry: dict[str, Any] = {"url": url, "secretRef": {"name": secret_name, **({"key": key} if key else {})}}
+    if url.startswith("http://"):
+        entry["tls"] = {"allowPlaintext": True}
+    return entry
+
+
+def fleet_secret_data(url: str, secret: str) -> dict[str, str]:
+    """A fleet Secret's stringData (keys the operator reads): plaintext allowed for an http url, as above."""
+    return {"url": url, "secret": secret, **({"allowPlaintext": "true"} if url.startswith("http://") else {})}
+
+
 class OrchestratorProcess:
     def __init__(
         self, proc: subprocess.Popen[bytes], url: str, ca_file: Path | None, log_path: Path, secret_file: Path
@@ -93,7 +109,7 @@ class OrchestratorProcess:
     def worker_ref(self, secret_name: str) -> dict[str, Any]:
         """This orchestrator as a BYOCWorker's ``orchestrators[]`` entry. go-livepeer serves its trickle channels on
         its own address; this one's are on a separate trickle server, which is named as a channel origin."""
-        ref: dict[str, Any] = {"url": self.url, "secretRef": {"name": secret_name}}
+        ref = orchestrator_spec(self.url, secret_name)
         if self.trickle_base_url:
             parts = urlsplit(self.trickle_base_url)
             ref["channelOrigins"] = [f"{parts.scheme}://{parts.netloc}"]
