@@ -208,6 +208,30 @@ def test_live_runner_dynamic_adds_a_registrar_sidecar_with_secret_files_and_drai
     assert p["terminationGracePeriodSeconds"] == 315
 
 
+def test_the_registrar_gets_no_secret_to_send_over_http_unless_plaintext_is_allowed() -> None:
+    # An object stored before the API server's https rule (HTTPS_FOR_SECRETS) is rendered by the same rule.
+    spec = {
+        "registration": {"protocol": "live-runner"},
+        "orchestrators": [
+            {"url": "http://plain:8935", "secretRef": {"name": "plain"}},
+            {"url": "http://allowed:8935", "secretRef": {"name": "allowed"}, "tls": {"allowPlaintext": True}},
+            {"url": "https://tls:8935", "secretRef": {"name": "tls"}},
+        ],
+    }
+    p = pod(render_deployment(worker(spec)))
+    args = p["containers"][1]["args"]
+    assert [a for a in args if a.startswith(("--orchestrator=", "--secret-file="))] == [
+        "--orchestrator=http://allowed:8935",
+        "--secret-file=/var/run/byoc/orchestrators/1/secret",
+        "--orchestrator=https://tls:8935",
+        "--secret-file=/var/run/byoc/orchestrators/2/secret",
+    ]
+    secrets = {v["secret"]["secretName"] for v in p["volumes"] if "secret" in v}
+    assert secrets == {"allowed", "tls"}
+    mounts = {m["name"] for m in p["containers"][1]["volumeMounts"]}
+    assert mounts == {"orchestrator-1", "orchestrator-2"}
+
+
 def test_byoc_protocol_has_no_registrar_sidecar() -> None:
     spec = {"orchestrators": [{"url": "https://o1:8935", "secretRef": {"name": "o1"}}]}
     p = pod(render_deployment(worker(spec)))

@@ -38,11 +38,22 @@ def uses_drain_sidecar(worker: Worker) -> bool:
     return worker.spec.container is not None and not uses_registrar(worker)
 
 
+def wired_orchestrators(worker: Worker) -> list[tuple[int, api.OrchestratorRef]]:
+    """The orchestrators the sidecar heartbeats to, by their index in the spec: those with a secret that may
+    travel to their url (https, or plaintext allowed). The API server refuses the others; this keeps an object
+    stored before that rule from sending its secret over http all the same."""
+    return [
+        (i, ref)
+        for i, ref in enumerate(worker.spec.orchestrators or [])
+        if ref.secret_ref is not None  # the API server requires one in this mode
+        and api.secret_may_travel(ref.url, bool(ref.tls and ref.tls.allow_plaintext))
+    ]
+
+
 def secret_volumes(worker: Worker) -> list[dict[str, Any]]:
     volumes = []
-    for i, ref in enumerate(worker.spec.orchestrators or []):
-        if ref.secret_ref is None:
-            continue  # not in this mode: the API server requires a secretRef (registrar_container skips it too)
+    for i, ref in wired_orchestrators(worker):
+        assert ref.secret_ref is not None
         items = [{"key": ref.secret_ref.key, "path": "secret"}]
         volumes.append({"name": f"orchestrator-{i}", "secret": {"secretName": ref.secret_ref.name, "items": items}})
         ca = ref.tls.ca_bundle_secret_ref if ref.tls else None
@@ -70,9 +81,7 @@ def registrar_container(worker: Worker) -> dict[str, Any]:
     if price:  # on-chain orchestrators refuse every heartbeat without it
         args.append(f"--price-info={json.dumps(price, sort_keys=True)}")
     mounts = []
-    for i, ref in enumerate(spec.orchestrators or []):
-        if ref.secret_ref is None:
-            continue
+    for i, ref in wired_orchestrators(worker):
         args += [f"--orchestrator={ref.url.rstrip('/')}", f"--secret-file={SECRETS_DIR}/{i}/secret"]
         mounts.append({"name": f"orchestrator-{i}", "mountPath": f"{SECRETS_DIR}/{i}", "readOnly": True})
         # One TLS setting per orchestrator, in the same order: its CA or "insecure" never applies to another.
