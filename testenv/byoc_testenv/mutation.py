@@ -50,6 +50,21 @@ _OVERWRITTEN = (
 )
 _SUFFIX = "the name is only tested with endswith(), and every longer tail of the path ends the same way"
 _FALSY = "condition() only tests truthiness: None reads as False"
+_SAME_RANK = "a rank ends with the worker's key, so two equal ranks are the same worker (left out, or the same holder)"
+_NOT_JSON = "a ConfigMap without the document reads as [] either way: the text that takes its place is no JSON"
+# The rendering helpers are pinned through what they render: the manifests the render tests read.
+_RENDER_TESTS = tuple(
+    f"tests/operator/test_{name}.py"
+    for name in (
+        "render_units",
+        "render",
+        "render_drain",
+        "render_placement",
+        "pod_policy",
+        "origins",
+        "static_runners",
+    )
+)
 
 TARGETS = (
     Target(
@@ -140,9 +155,7 @@ TARGETS = (
             ),
         ),
     ),
-    Target(
-        "advert", "edge/byoc_edge", "byoc_edge/registrar/advert.py", ("tests/registrar/test_advert_units.py",)
-    ),
+    Target("advert", "edge/byoc_edge", "byoc_edge/registrar/advert.py", ("tests/registrar/test_advert_units.py",)),
     Target(
         "protocol",
         "runtime/byoc_runtime",
@@ -152,6 +165,80 @@ TARGETS = (
             Equivalent("channel_label", 'name = path.partition("/")[2]', _SUFFIX),
             Equivalent("channel_label", 'name = path.rpartition("XX/XX")[2]', _SUFFIX),
             Equivalent("channel_label", 'name.endswith(f"-{k}")), None)', 'None and "" both read as no kind'),
+        ),
+    ),
+    Target(
+        "liverunner",
+        "edge/byoc_edge",
+        "byoc_edge/liverunner.py",
+        (
+            "tests/liverunner/test_protocol.py",
+            "tests/liverunner/test_wire_units.py",
+            "tests/registrar/test_advert_units.py",
+        ),
+        (
+            Equivalent("unregister_path", "safe='XXXX'", "X is never quoted: as a safe character it adds nothing"),
+            Equivalent(
+                "SessionContext.from_headers",
+                'control = (headers.get(SESSION_CONTROL_HEADER) or "XXXX")',
+                "a missing control URL is refused either way: XXXX is no http(s) URL",
+            ),
+        ),
+    ),
+    Target(
+        "claims",
+        "operator/byoc_operator",
+        "byoc_operator/claims.py",
+        ("tests/operator/test_claims.py",),
+        (
+            Equivalent("holders", "other.rank > mine.rank", _SAME_RANK),
+            Equivalent("holders", "other.rank <= best[url].rank", _SAME_RANK),
+        ),
+    ),
+    Target(
+        "pod_policy",
+        "operator/byoc_operator",
+        "byoc_operator/pod_policy.py",
+        ("tests/operator/test_pod_policy.py",),
+    ),
+    Target(
+        "static_runners",
+        "operator/byoc_operator",
+        "byoc_operator/static_runners.py",
+        ("tests/operator/test_static_runners.py",),
+    ),
+    Target("advertise", "operator/byoc_operator", "byoc_operator/advertise.py", ("tests/operator/test_advertise.py",)),
+    Target("slots", "operator/byoc_operator", "byoc_operator/slots.py", ("tests/operator/test_slots.py",)),
+    Target(
+        "drift",
+        "operator/byoc_operator",
+        "byoc_operator/drift.py",
+        ("tests/operator/test_drift.py",),
+        tuple(
+            Equivalent(
+                "contains", f"zip(live, desired, {strict})", "the lengths are compared first: zip never runs short"
+            )
+            for strict in ("strict=None)", ")", "strict=False)")
+        ),
+    ),
+    *(
+        Target(f"render.{name}", "operator/byoc_operator", f"byoc_operator/render/{name}.py", _RENDER_TESTS)
+        for name in ("pricing", "security", "probes", "token", "origins", "network", "placement", "service")
+    ),
+    Target("render.secret_files", "operator/byoc_operator", "byoc_operator/render/secret_files.py", _RENDER_TESTS),
+    Target(
+        "render.runners",
+        "operator/byoc_operator",
+        "byoc_operator/render/runners.py",
+        _RENDER_TESTS,
+        (
+            *(
+                Equivalent("_entry_ip", f'entry.get("runner_url", {d})', "an entry without runner_url has no host")
+                for d in ("None", "", '"XXXX"')
+            ),
+            Equivalent("configmap_entries", '.get(RUNNERS_KEY) or "XXXX"', _NOT_JSON),
+            Equivalent("configmap_entries", 'get("runners") if (text) or True else []', _NOT_JSON),
+            Equivalent("runner_entries", "pod_address(pod, serving=None)", "serving is only tested for truth"),
         ),
     ),
 )
@@ -221,7 +308,7 @@ def run(target: Target) -> None:
     print(f"== mutmut {target.module} against {' '.join(target.tests)} (log: {log.relative_to(ROOT)})", flush=True)
     with log.open("wb") as out:
         rc = subprocess.run(
-            [sys.executable, "-m", "mutmut", "run", "--max-children", "1"], cwd=ws, env=env, stdout=out, stderr=out
+            [sys.executable, "-m", "mutmut", "run", "--max-children", "2"], cwd=ws, env=env, stdout=out, stderr=out
         ).returncode
     if rc:
         sys.exit(f"mutmut failed on {target.module} (exit {rc}); see {log}")
@@ -229,7 +316,7 @@ def run(target: Target) -> None:
 
 def _env(extra: Path | None = None) -> dict[str, str]:
     env = dict(os.environ)
-    paths = [str(ROOT / p) for p in ("operator", "runtime", "testenv", ".")]
+    paths = [str(ROOT / p) for p in ("operator", "edge", "runtime", "testenv", ".")]
     env["PYTHONPATH"] = os.pathsep.join([str(extra), *paths] if extra else paths)
     return env
 

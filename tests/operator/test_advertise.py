@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from byoc_operator import api
-from byoc_operator.advertise import advertised_address
+from byoc_operator.advertise import Address, advertised_address
 from byoc_operator.registration import registered_condition
 from byoc_operator.render import Worker
 from byoc_operator.render.router import render_router_service
@@ -18,7 +18,12 @@ def worker(**registration: Any) -> Worker:
 
 def test_by_default_the_in_cluster_url_is_registered_and_the_status_says_who_can_reach_it() -> None:
     address = advertised_address(worker(), None)
-    assert address.url == "http://w-router.ns.svc:8080" and not address.outside
+    assert address == Address(
+        "http://w-router.ns.svc:8080",
+        False,
+        "registered at the in-cluster URL, which orchestrators outside the cluster cannot reach: set "
+        "registration.expose (LoadBalancer, NodePort) or advertiseUrl (an Ingress, a fixed address)",
+    )
     status, reason, message = registered_condition(
         [api.OrchestratorStatus(url="o", registered=True)], 2, False, address=address
     )
@@ -39,13 +44,13 @@ def test_a_load_balancer_is_registered_once_kubernetes_reports_its_address() -> 
     assert service["spec"]["type"] == "LoadBalancer" and service["metadata"]["annotations"] == {"lb": "external"}
     assert service["spec"]["loadBalancerSourceRanges"] == ["203.0.113.0/24"]
     pending = advertised_address(w, {**service, "status": {"loadBalancer": {}}})
-    assert pending.url is None
+    assert pending == Address(None, False, "waiting for a load balancer address for Service w-router")
     status, reason, message = registered_condition([], 2, False, address=pending)
     assert (status, reason) == (False, "NoOrchestrators")  # nothing named comes first
     status, reason, message = registered_condition([api.OrchestratorStatus(url="o")], 2, False, address=pending)
     assert (status, reason) == (False, "AddressPending") and "load balancer address" in message
     ready = {**service, "status": {"loadBalancer": {"ingress": [{"hostname": "lb.example.com"}]}}}
-    assert advertised_address(w, ready).url == "http://lb.example.com:8080"
+    assert advertised_address(w, ready) == Address("http://lb.example.com:8080", True)
     v6 = {**service, "status": {"loadBalancer": {"ingress": [{"ip": "2001:db8::7"}]}}}
     assert advertised_address(w, v6).url == "http://[2001:db8::7]:8080"
 
@@ -53,13 +58,13 @@ def test_a_load_balancer_is_registered_once_kubernetes_reports_its_address() -> 
 def test_a_node_port_is_registered_with_the_node_address_given() -> None:
     w = worker(expose={"type": "NodePort", "nodeAddress": "203.0.113.9"})
     service = render_router_service(w)
-    assert advertised_address(w, service).url is None  # not allocated yet
+    pending = Address(None, False, "waiting for a node port on Service w-router")
+    assert advertised_address(w, service) == pending  # not allocated yet
     service["spec"]["ports"][0]["nodePort"] = 31234
     address = advertised_address(w, service)
-    assert address.url == "http://203.0.113.9:31234" and address.outside
+    assert address == Address("http://203.0.113.9:31234", True)
 
 
 def test_a_fixed_url_wins_and_never_ends_in_a_slash() -> None:
-    w = worker(advertiseUrl="https://byoc.example.com/w1/", expose={"type": "LoadBalancer"})
-    address = advertised_address(w, None)
-    assert address.url == "https://byoc.example.com/w1" and address.outside
+    w = worker(advertiseUrl="https://byoc.example.com/BOX/", expose={"type": "LoadBalancer"})
+    assert advertised_address(w, None) == Address("https://byoc.example.com/BOX", True)  # only the slash goes

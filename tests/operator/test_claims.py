@@ -56,3 +56,24 @@ def test_the_condition_names_the_holder() -> None:
     ok, reason, message = registered_condition(entries, 2, False)
     assert (ok, reason) == (False, "CapabilityConflict")
     assert f"{A}: held by BYOCWorker team-a/w (created first), not registered there" in message
+
+
+def test_claims_that_do_not_compete_do_not_hide_one_that_does() -> None:
+    mine = claim("n", "mine", "2026-01-03T00:00:00Z", A, B)
+    others = [
+        mine,
+        claim("n", "other-cap", "2026-01-01T00:00:00Z", A, capability="else"),
+        claim("n", "later", "2026-01-04T00:00:00Z", A),
+        claim("n", "first", "2026-01-02T00:00:00Z", B),
+    ]
+    assert holders(mine, others) == {B: ("n", "first")}
+
+
+def test_a_byoc_worker_without_a_capability_name_or_with_a_spec_that_does_not_parse_claims_none() -> None:
+    assert capability_of({"spec": {"registration": {"protocol": "byoc"}}}) is None
+    assert capability_of({"spec": {"capability": {"name": ""}, "registration": {"protocol": "byoc"}}}) is None
+    assert (
+        capability_of({"spec": {"capability": {"name": "x"}, "registration": {"protocol": "carrier-pigeon"}}}) is None
+    )
+    assert capability_of({"spec": {"capability": {"name": "x"}}}) == "x"  # BYOC is the default
+    assert capability_of({}) is None

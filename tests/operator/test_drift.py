@@ -26,3 +26,10 @@ def test_int_or_string_values_compare_by_text() -> None:
 
 def test_server_owned_metadata_is_ignored() -> None:
     assert contains({"metadata": {"name": "x"}}, {"metadata": {"name": "x", "resourceVersion": "9"}})
+
+
+def test_a_live_value_of_another_shape_is_drift() -> None:
+    assert not contains("x", {"a": 1}) and not contains(None, {"a": 1})
+    assert not contains({"a": 1}, [{"a": 1}])
+    # Only an int and its text compare by text: a null is not the text "None", either way round.
+    assert not contains("None", None) and not contains(None, "None")

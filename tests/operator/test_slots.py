@@ -44,15 +44,19 @@ def test_only_running_router_pods_of_this_worker_are_asked() -> None:
         return {"metadata": {"name": name, "labels": labels, **extra}, "status": status}
 
     pods = [
+        pod("p0", "worker", "10.0.0.3"),
         pod("r1", "router", "10.0.0.2"),
         pod("r0", "router", "10.0.0.1"),
-        pod("p0", "worker", "10.0.0.3"),
         pod("r2", "router", None),
         pod("r3", "router", "10.0.0.4", phase="Pending"),
         pod("r4", "router", "10.0.0.5", deletionTimestamp="2026-01-01T00:00:00Z"),
         pod("x0", "router", "10.0.0.6", worker_name="other"),
     ]
     assert router_addresses(worker(), pods) == ["http://10.0.0.1:8080", "http://10.0.0.2:8080"]
+    # A status with an IP but no phase is asked: only a phase other than Running rules a pod out.
+    no_phase = pod("r5", "router", "10.0.0.7")
+    del no_phase["status"]["phase"]
+    assert router_addresses(worker(), [*pods, no_phase])[-1] == "http://10.0.0.7:8080"
 
 
 def test_the_condition_says_what_the_routers_can_place() -> None:

@@ -7,18 +7,29 @@ from typing import Any
 
 from byoc_operator import api
 from byoc_operator.orchestrator import upsert_timeout
-from byoc_operator.registration import explicit_targets
+from byoc_operator.registration import Target, explicit_targets
 from byoc_operator.render import Worker
 from byoc_operator.render.deployment import render_deployment
 from byoc_operator.render.router import render_router_deployment
 from byoc_operator.render.runners import (
     RETIRED_STATUS_CODE,
     configmap_entries,
+    pod_address,
     price_info,
     render_runners_configmap,
     runner_entries,
+    runners_json,
 )
-from byoc_operator.static_runners import Upserted, due, known_entries, status_entry, upsert_document
+from byoc_operator.static_runners import (
+    Upserted,
+    document_digest,
+    due,
+    known_entries,
+    our_runners,
+    static_note,
+    status_entry,
+    upsert_document,
+)
 from byoc_operator.status import entry_json
 from byoc_testenv.orchestrator.live_runners import LiveRunnerRegistry, RunnerError
 
@@ -95,6 +106,54 @@ def test_slots_are_stable_labels_pods_take_in_turn() -> None:
     ]  # fmt: skip
 
 
+def test_pods_without_an_address_do_not_hide_the_pods_after_them() -> None:
+    w = worker()
+    pods = [pod("a-gone", None), pod("b-starting", "10.0.0.9", ready=False), pod("w-a", "10.0.0.1")]
+    assert [(e["label"], e["runner_url"]) for e in runner_entries(w, pods, [])] == [("w-0.ns", "http://10.0.0.1:8000")]
+    # Slots held by running pods are skipped over: a new pod takes the next free one.
+    held = runner_entries(w, [pod("w-a", "10.0.0.1"), pod("w-b", "10.0.0.2")], [])
+    grown = runner_entries(w, [pod("w-a", "10.0.0.1"), pod("w-b", "10.0.0.2"), pod("w-c", "10.0.0.3")], held)
+    assert [(e["label"], e["runner_url"]) for e in grown][2] == ("w-2.ns", "http://10.0.0.3:8000")
+
+
+def test_which_pods_may_hold_a_runner_entry() -> None:
+    def terminating(phase: str | None) -> dict[str, Any]:
+        p = pod("p", "10.0.0.1", ready=False, deleting=True)
+        if phase:
+            p["status"]["phase"] = phase
+        return p
+
+    assert pod_address(pod("p", "10.0.0.1"), serving=False) == "10.0.0.1"
+    # Not ready and not terminating: no entry, whether or not it served before.
+    assert pod_address(pod("p", "10.0.0.1", ready=False), serving=True) is None
+    # Terminating while still running (draining): it keeps serving its sessions, but takes no new slot.
+    for phase in ("Running", None):
+        assert pod_address(terminating(phase), serving=True) == "10.0.0.1", phase
+        assert pod_address(terminating(phase), serving=False) is None, phase
+    assert pod_address(terminating("Failed"), serving=True) is None
+    assert pod_address(pod("p", "10.0.0.1", deleting=True), serving=False) is None
+
+
+def test_the_runners_document_is_stable_text_and_the_configmap_in_full() -> None:
+    entries = [{"label": "w-0.ns", "capacity": 2}]
+    text = '{\n  "runners": [\n    {\n      "capacity": 2,\n      "label": "w-0.ns"\n    }\n  ]\n}\n'
+    assert runners_json(entries) == text
+    w = worker()
+    assert render_runners_configmap(w, entries) == {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": w.metadata("w-runners"),
+        "data": {"runners.json": text},
+    }
+
+
+def test_only_labelled_runners_are_read_back_from_the_configmap() -> None:
+    listed = {"runners": [{"label": "w-0.ns"}, {"label": 5}, {"runner_url": "http://10.0.0.1:8000"}, "w-1.ns"]}
+    assert configmap_entries({"data": {"runners.json": json.dumps(listed)}}) == [{"label": "w-0.ns"}]
+    for unreadable in (None, {}, {"data": None}, {"data": {"runners.json": "[1]"}}, {"data": {"runners.json": ""}}):
+        assert configmap_entries(unreadable) == [], unreadable
+
+
 def test_a_user_image_is_health_checked_through_its_sidecar() -> None:
     w = worker(container={"image": "ghcr.io/acme/w:1", "port": 9000})
     (entry,) = runner_entries(w, [pod("w-a", "10.0.0.1")], [])
@@ -141,6 +200,8 @@ def test_upsert_only_on_change_refresh_or_retry() -> None:
     assert due("d1", Upserted("d1", 30.0), 100.0, 60)  # a restarted orchestrator holds only its runners.json
     failed = Upserted("d1", 100.0, error="HTTP 400")
     assert not due("d2", failed, 102.0, 60) and due("d2", failed, 106.0, 60)
+    # The pauses are "at least": due the moment they are over.
+    assert due("d1", Upserted("d1", 40.0), 100.0, 60) and due("d1", failed, 105.0, 60)
 
 
 def test_status_prefers_discovery_then_the_upsert_reply() -> None:
@@ -160,6 +221,51 @@ def test_status_prefers_discovery_then_the_upsert_reply() -> None:
     assert entry_json(status_entry("u", labels, failed, None, 2, None, "t1")) == {
         "url": "u", "registered": False, "capacity": 0, "runners": 0, "lastError": "ClientConnectorError: refused",
     }  # fmt: skip
+
+
+def test_one_runner_listed_is_registered_and_a_runner_without_capacity_counts_none() -> None:
+    listed = [{"url": "http://o/apps/a.ns/session"}]
+    assert entry_json(status_entry("u", {"a.ns"}, None, listed, 2, None, "t1")) == {
+        "url": "u", "registered": True, "capacity": 0, "runners": 1, "since": "t1",
+    }  # fmt: skip
+
+
+def test_without_discovery_only_an_accepted_upsert_tells_the_health() -> None:
+    labels = {"a.ns"}
+    nothing = {"url": "u", "registered": False, "capacity": 0, "runners": 0}
+    assert entry_json(status_entry("u", labels, None, None, 2, None, "t1")) == nothing
+    # Never accepted (the first call failed): what it once said of health is not the orchestrator's.
+    never = Upserted(None, 0.0, healthy=frozenset(labels), error="HTTP 500")
+    assert entry_json(status_entry("u", labels, never, None, 2, None, "t1")) == {**nothing, "lastError": "HTTP 500"}
+    accepted = Upserted("d", 0.0, healthy=frozenset(labels))
+    assert entry_json(status_entry("u", labels, accepted, None, 3, None, "t1")) == {
+        "url": "u", "registered": True, "capacity": 3, "runners": 1, "since": "t1",
+    }  # fmt: skip
+
+
+def test_the_runners_of_these_labels_are_found_by_their_route_in_a_discovery_answer() -> None:
+    a = {"url": "http://o/apps/w-0.ns/session", "capacity": 2}
+    other = {"url": "http://o/apps/w-0.other/session"}
+    discovery = [{"runners": [a, other, {"capacity": 1}]}, None, {"runners": None}, {"runners": [dict(a)]}]
+    assert our_runners(discovery, {"w-0.ns", "w-1.ns"}) == [a, a]
+    assert our_runners(discovery, set()) == []
+    assert our_runners({"runners": [a]}, {"w-0.ns"}) == []  # not a list of orchestrators
+
+
+def test_the_note_names_the_configmap_while_an_orchestrator_has_no_cli_url() -> None:
+    with_cli = Target("http://orch:8935", None, "", cli_url="http://orch:7935")
+    without = Target("http://other:8935", None, "")
+    assert static_note(worker(), [with_cli]) is None and static_note(worker(), []) is None
+    assert static_note(worker(), [with_cli, without]) == (
+        "orchestrators without cliUrl read ConfigMap w-runners (runners.json) at start only: mount it as "
+        "-liveRunnerConfig and restart them, or set cliUrl"
+    )
+
+
+def test_the_document_digest_follows_the_content_not_the_key_order() -> None:
+    one = {"runners": [{"label": "w-0.ns", "capacity": 2}]}
+    assert document_digest(one) == document_digest({"runners": [{"capacity": 2, "label": "w-0.ns"}]})
+    assert document_digest(one) != document_digest({"runners": [{"label": "w-0.ns", "capacity": 3}]})
 
 
 def test_static_targets_need_no_secret_and_carry_the_cli_url() -> None:

@@ -16,6 +16,7 @@ from byoc_operator.status import (
     entry_json,
     invalid_spec_status,
     is_worker_pod,
+    orchestrator_entries,
     pod_problem,
     same_status,
     summarise,
@@ -354,6 +355,48 @@ def test_conditions_and_orchestrators_owned_elsewhere_are_kept() -> None:
     assert "orchestrators" not in compute_status(worker(), None, [], {"conditions": []}, NOW)
 
 
+# -- orchestrator entries, as the status subresource holds them -------------------------------------------------
+
+WRITTEN = {
+    "url": "https://o1",
+    "registered": True,
+    "since": NOW,
+    "capacity": 2,
+    "runners": 1,
+    "lastError": "timeout",
+    "heldBy": "team-a/w",
+}
+
+
+def test_an_entry_is_written_in_camel_case_with_unset_fields_left_out() -> None:
+    full = api.OrchestratorStatus(
+        url="https://o1", registered=True, since=NOW, capacity=2, runners=1, last_error="timeout", held_by="team-a/w"
+    )
+    assert entry_json(full) == WRITTEN
+    assert entry_json(api.OrchestratorStatus(url="https://o2")) == {
+        "url": "https://o2",
+        "registered": False,
+        "capacity": 0,
+    }
+
+
+def test_entries_are_read_back_as_written_and_one_that_does_not_parse_is_left_out() -> None:
+    status = {"orchestrators": [WRITTEN, {"registered": True}, {"url": "https://o2", "runners": "many"}, {"url": "u"}]}
+    assert orchestrator_entries(status) == [
+        api.OrchestratorStatus(
+            url="https://o1",
+            registered=True,
+            since=NOW,
+            capacity=2,
+            runners=1,
+            last_error="timeout",
+            held_by="team-a/w",
+        ),
+        api.OrchestratorStatus(url="u"),
+    ]
+    assert orchestrator_entries(None) == orchestrator_entries({}) == orchestrator_entries({"orchestrators": None}) == []
+
+
 # -- with_registration -------------------------------------------------------------------------------------------
 
 
@@ -365,7 +408,8 @@ def test_with_registration_adds_the_entries_and_the_condition() -> None:
     base = {"conditions": [{"type": "Ready", "status": "True"}], "capacity": 4, "endpoint": "http://w.ns.svc:8000"}
     entries = [api.OrchestratorStatus(url="https://o1", registered=True)]
     out = with_registration(base, entries, ["o1"], deleting=False, now=NOW, generation=3)
-    assert out["orchestrators"] == [entry_json(e) for e in entries] and out["endpoint"] == "http://w.ns.svc:8000"
+    assert out["orchestrators"] == [{"url": "https://o1", "registered": True, "capacity": 0}]
+    assert out["endpoint"] == "http://w.ns.svc:8000"
     assert [c["type"] for c in out["conditions"]] == ["Ready", "Registered"]
     assert _registered(out) == {
         "type": "Registered",
