@@ -116,3 +116,16 @@ def test_an_unread_picture_encodes_as_its_tensor_would(size: tuple[int, int]) ->
     assert frame.origin is not None and frame.origin.matches(frame.tensor) and picture.convert_s > 0
     assert unread.shape == via_tensor.shape == (size[1], size[0], 3)
     assert np.abs(unread - via_tensor).mean() < 3  # one yuv420p rounding apart
+
+
+def test_a_tensor_first_read_in_inference_mode_is_an_ordinary_tensor() -> None:
+    """Processors read the tensor inside ``torch.inference_mode()`` (the cartoon net does): it must still keep
+    its version counter, so an unmodified tensor is recognised and an edited one is not."""
+    decoded = av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="rgb24").reformat(format="yuv420p")
+    decoded.pts, decoded.time_base = 0, Fraction(1, 90000)
+    frame = VideoFrame.deferred(DecodedPicture(decoded, 64, 48, "BILINEAR", None), 0, Fraction(1, 90000))
+    with torch.inference_mode():
+        tensor = frame.tensor
+    assert not tensor.is_inference() and frame.origin is not None and frame.origin.matches(tensor)
+    tensor.add_(0.1)
+    assert not frame.origin.matches(tensor)

@@ -103,6 +103,8 @@ async def test_passthrough_keeps_the_image_and_output_size_follows_processor(tri
         # A frame whose tensor the processor never reads is never converted to one (it is encoded as decoded).
         convert = re.search(r'^byoc_stage_seconds_count\{stage="convert"\} (\S+)$', metrics, re.MULTILINE)
         assert (convert is not None and float(convert[1]) >= 55) == converts, convert
+        decode = re.search(r'^byoc_stage_seconds_count\{stage="decode"\} (\S+)$', metrics, re.MULTILINE)
+        assert decode is not None and float(decode[1]) >= 55  # every decoded video frame is timed
         out = decode_segments(stream.output)
         assert {img.shape for _, img in out.video} == {shape}
         assert len(out.video) >= 55

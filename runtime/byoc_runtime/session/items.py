@@ -93,7 +93,10 @@ class DecodedPicture:
         from, so an unmodified tensor is encoded from those instead of being converted back."""
         started = time.perf_counter()
         rgb = video_frame_to_rgb(self.frame, self.width, self.height, self.interpolation)
-        tensor = rgb_to_tensor(rgb, self.device)
+        # A processor often reads the tensor inside ``torch.inference_mode()``; made there it would be an
+        # inference tensor, which keeps no version counter (the origin needs it) and refuses later in-place edits.
+        with torch.inference_mode(False):
+            tensor = rgb_to_tensor(rgb, self.device)
         frame.origin = FrameOrigin(tensor, tensor._version, rgb, None if self._needs_crop else self.frame)
         self.convert_s = time.perf_counter() - started
         return tensor
