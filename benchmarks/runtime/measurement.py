@@ -7,14 +7,19 @@ from dataclasses import dataclass, field
 
 from byoc_testenv.devstream.latency import percentile
 
-IMPLEMENTATIONS = ("ours", "ours-before", "pytrickle", "floor")
-DEFAULT_IMPLEMENTATIONS = ("ours", "pytrickle", "floor")  # ours-before needs --baseline
+IMPLEMENTATIONS = ("ours", "ours-before", "pytrickle", "floor", "ours-cartoon")
+DEFAULT_IMPLEMENTATIONS = ("ours", "pytrickle", "floor", "ours-cartoon")  # ours-before needs --baseline
+PASSTHROUGH = ("ours", "ours-before", "pytrickle", "floor")  # the implementations compared with each other
 LABELS = {
     "ours": "ours (byoc-runtime)",
     "ours-before": "ours before (--baseline)",
     "pytrickle": "PyTrickle 0.1.6",
     "floor": "bare PyAV floor",
+    "ours-cartoon": "ours, `cartoon` processor",
 }
+# A session's stages, each on its own thread, and the runtime's stage timings each is made of: a pipeline of
+# them cannot run faster than its slowest one.
+THREAD_STAGES = {"decode": ("decode",), "processor": ("convert", "process"), "encode": ("encode",)}
 
 
 @dataclass
@@ -50,6 +55,20 @@ class Measurement:
     @property
     def cpu_ms_per_frame(self) -> float | None:
         return 1000 * self.cpu_seconds / self.frames_out if self.frames_out else None
+
+    def thread_stages_ms(self) -> dict[str, float]:
+        """Mean ms per frame on each of the session's stage threads (``THREAD_STAGES``), from ``stages_ms``."""
+        return {
+            thread: sum(self.stages_ms.get(stage, 0.0) for stage in stages)
+            for thread, stages in THREAD_STAGES.items()
+            if any(stage in self.stages_ms for stage in stages)
+        }
+
+    @property
+    def slowest_stage_fps(self) -> float | None:
+        """1 / the slowest stage's time per frame: what a pipeline of these stages can deliver at most."""
+        stages = self.thread_stages_ms()
+        return 1000 / max(stages.values()) if stages and max(stages.values()) > 0 else None
 
     @property
     def delivered(self) -> float | None:

@@ -34,6 +34,7 @@ HERE = Path(__file__).resolve().parent
 CACHE = Path(os.environ.get("BYOC_BENCH_CACHE", Path.home() / ".cache" / "byoc-bench"))
 SIZES = {"512x512": (512, 512), "1280x720": (1280, 720)}
 MODES = ("throughput", "latency")
+SOAK_FILE = "soak.json"  # written by ``python -m benchmarks.runtime.soak``, reported with the rest
 
 
 def machine() -> dict[str, Any]:
@@ -69,6 +70,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="a source tree whose runtime/ runs as ours-before, e.g. from `git archive main runtime | tar -x -C DIR`",
     )
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
+    parser.add_argument(
+        "--cartoon-sizes",
+        nargs="+",
+        default=["512x512"],
+        choices=list(SIZES),
+        help="sizes of the ours-cartoon throughput row (1 session; 1280x720 runs ~2.5 fps on this CPU)",
+    )
     parser.add_argument("--warmup", type=float, default=3.0, help="throughput: seconds before the window")
     parser.add_argument("--window", type=float, default=10.0, help="throughput: seconds measured")
     parser.add_argument("--latency-seconds", type=int, default=14, help="latency: seconds of real-time input")
@@ -88,6 +96,7 @@ def start_workers(impls: Sequence[str], sessions: int, baseline: Path | None) ->
     makers = {
         "ours": lambda: Workers.ours(sessions, logs),
         "pytrickle": lambda: Workers.pytrickle(sessions, logs),
+        "ours-cartoon": lambda: Workers.ours(1, logs, name="ours-cartoon", processor="cartoon"),
     }
     if baseline is not None:
         makers["ours-before"] = lambda: Workers.baseline(sessions, logs, baseline)
@@ -164,6 +173,9 @@ def run_all(args: argparse.Namespace, clips: dict[str, Any]) -> list[Measurement
                 for mode in args.modes:
                     for _ in range(args.repeat):
                         for impl in args.impls:
+                            cartoon_row = (mode, n) == ("throughput", 1) and size in args.cartoon_sizes
+                            if impl == "ours-cartoon" and not cartoon_row:
+                                continue  # the cartoon row: closed loop, one session
                             every.append(measure(impl, mode, size, n, args, clips[size], workers, server))
     finally:
         for w in workers.values():
@@ -214,11 +226,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The written analysis next to the results (a run with --out elsewhere can carry its own).
     analysis_path = args.out / "analysis.md" if (args.out / "analysis.md").exists() else HERE / "analysis.md"
     analysis = analysis_path.read_text() if analysis_path.exists() else ""
+    soak = report.load_soak(args.out / SOAK_FILE)
     if args.report_only:
         results, info, every = report.load_json(json_path)
         if every:
             results = select(every)
-            report.write_json(json_path, results, info, every)
+        report.write_json(json_path, results, info, every, soak)
     else:
         pytrickle = check(ensure_venv(log=log)) if "pytrickle" in args.impls else {}
         log("rendering / loading input clips")
@@ -227,8 +240,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         results = select(every)
         info = meta(args, sys.argv[1:] if argv is None else argv, clips, pytrickle)
         args.out.mkdir(parents=True, exist_ok=True)
-        report.write_json(json_path, results, info, every)
-    report.write_markdown(md_path, results, info, analysis)
+        report.write_json(json_path, results, info, every, soak)
+    report.write_markdown(md_path, results, info, analysis, soak)
     report.write_plot(png_path, results)
     log(f"wrote {md_path}, {png_path}, {json_path}")
     return 0

@@ -29,8 +29,15 @@ class Workers:
         self.processes = processes
 
     @classmethod
-    def ours(cls, sessions: int, log_dir: Path, env: dict[str, str] | None = None, name: str = "ours") -> Workers:
-        proc = WorkerProcess.runtime("passthrough", log_dir / f"{name}.log", "--capacity", str(sessions), env=env)
+    def ours(
+        cls,
+        sessions: int,
+        log_dir: Path,
+        env: dict[str, str] | None = None,
+        name: str = "ours",
+        processor: str = "passthrough",
+    ) -> Workers:
+        proc = WorkerProcess.runtime(processor, log_dir / f"{name}.log", "--capacity", str(sessions), env=env)
         return cls(name, [proc])
 
     @classmethod
@@ -57,6 +64,17 @@ class Workers:
 
     def cpu_seconds(self) -> float:
         return sum(proc.cpu_seconds() for proc in self.processes)
+
+    def rss_bytes(self) -> int:
+        """Resident memory of the worker processes together, from /proc."""
+        total = 0
+        for proc in self.processes:
+            if proc.proc is None:
+                continue
+            for line in Path(f"/proc/{proc.proc.pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+        return total
 
     def metrics(self) -> dict[str, float]:
         """Our runtime's counters and stage-time sums from ``/metrics`` that the benchmark reports: ``stage:NAME``

@@ -6,16 +6,19 @@ frame with the same timing and side data; ``AudioFrame(av_frame)`` holds ``sampl
 layout), ``format``, ``layout``, ``rate``, ``nb_samples``, ``timestamp``, ``time_base``; ``replace_samples()``
 keeps the metadata. ``VideoOutput`` / ``AudioOutput`` wrap processed frames with a request id.
 
-Our own addition is ``VideoFrame.origin``: the uint8 RGB image the tensor was made from and the tensor's
-version counter at that moment. If a processor hands back the very same, unmodified tensor, the encoder
-reuses that image instead of converting float32 back to uint8 (the passthrough fast path).
+Our own additions: a frame made by the runtime is *deferred* (``VideoFrame.deferred``): its tensor is made from
+the decoded picture when ``tensor`` is first read, on the reading (processor's) thread, so a processor that hands
+a frame on without looking at it costs no conversion and the encoder takes the decoded picture as it is
+(``VideoFrame.pending``). And ``VideoFrame.origin``: the uint8 RGB image the tensor was made from and the
+tensor's version counter at that moment. If a processor hands back the very same, unmodified tensor, the
+encoder reuses that image instead of converting float32 back to uint8.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
+from typing import Any, Protocol
 
 import av
 import numpy as np
@@ -48,6 +51,14 @@ class FrameOrigin:
         return tensor is self.tensor and tensor._version == self.version
 
 
+class PendingTensor(Protocol):
+    """What a deferred frame's tensor is made from (the session's decoded picture)."""
+
+    def make_tensor(self, frame: VideoFrame) -> torch.Tensor:
+        """The tensor for ``frame``; may set ``frame.origin``."""
+        ...
+
+
 class InputFrame:
     """Common timing fields of video and audio frames."""
 
@@ -73,8 +84,6 @@ class InputFrame:
 class VideoFrame(InputFrame):
     """A video frame as a float32 (1, H, W, 3) RGB tensor in 0..1 plus its timing."""
 
-    tensor: torch.Tensor
-
     def __init__(
         self,
         tensor: torch.Tensor,
@@ -82,12 +91,39 @@ class VideoFrame(InputFrame):
         time_base: Fraction,
         log_timestamps: dict[str, float] | None = None,
     ) -> None:
-        self.tensor = tensor
+        self._tensor: torch.Tensor | None = tensor
+        self._pending: PendingTensor | None = None
         self.timestamp = timestamp
         self.time_base = time_base
         self.log_timestamps = log_timestamps if log_timestamps is not None else {}
         self.side_data = SideData()
         self.origin: FrameOrigin | None = None
+
+    @classmethod
+    def deferred(cls, pending: PendingTensor, timestamp: int, time_base: Fraction) -> VideoFrame:
+        """A frame whose tensor ``pending`` makes when ``tensor`` is first read."""
+        frame = cls.__new__(cls)
+        frame._tensor, frame._pending = None, pending
+        frame.timestamp, frame.time_base = timestamp, time_base
+        frame.log_timestamps, frame.side_data, frame.origin = {}, SideData(), None
+        return frame
+
+    @property
+    def tensor(self) -> torch.Tensor:
+        if self._tensor is None:
+            assert self._pending is not None
+            self._tensor = self._pending.make_tensor(self)
+            self._pending = None
+        return self._tensor
+
+    @tensor.setter
+    def tensor(self, value: torch.Tensor) -> None:
+        self._tensor, self._pending = value, None
+
+    @property
+    def pending(self) -> PendingTensor | None:
+        """What the tensor would be made from, while nobody has read or set it (the frame is still as decoded)."""
+        return self._pending
 
     @classmethod
     def from_av_video(cls, tensor: torch.Tensor, timestamp: int, time_base: Fraction) -> VideoFrame:

@@ -39,7 +39,8 @@ class Metrics:
         self.errors = Counter("byoc_errors", "Errors, by kind", ["kind"], registry=r)
         self.stage_seconds = Histogram(
             "byoc_stage_seconds",
-            "Time spent per frame in each pipeline stage (decode_to_process: waiting in the queue)",
+            "Time per video frame in each pipeline stage: decode, queue (decoded -> picked up by the processor), "
+            "convert (the tensor, when the processor reads it), process, encode, decode_to_encoded",
             ["stage"],
             buckets=LATENCY_BUCKETS,
             registry=r,

@@ -6,8 +6,11 @@ from fractions import Fraction
 
 import av
 import numpy as np
+import pytest
 import torch
 from byoc_runtime.frames import AudioFrame, FrameOrigin, VideoFrame, VideoOutput
+from byoc_runtime.media.convert import tensor_to_rgb
+from byoc_runtime.session.items import DecodedPicture
 
 
 def test_replace_tensor_keeps_timing_and_side_data() -> None:
@@ -75,3 +78,54 @@ def test_audio_from_tensor() -> None:
     frame = AudioFrame.from_tensor(torch.zeros(2, 480), format="s16", layout="stereo")
     assert frame.nb_samples == 480
     assert frame.to_av_frame().samples == 480
+
+
+class _Counting:
+    """A pending tensor that counts how often it is made."""
+
+    def __init__(self) -> None:
+        self.made = 0
+
+    def make_tensor(self, frame: VideoFrame) -> torch.Tensor:
+        self.made += 1
+        return torch.full((1, 2, 2, 3), 0.5)
+
+
+def test_a_deferred_frame_makes_its_tensor_once_when_read() -> None:
+    pending = _Counting()
+    frame = VideoFrame.deferred(pending, 3000, Fraction(1, 90000))
+    assert frame.pending is pending and pending.made == 0 and frame.time == 1 / 30
+    assert torch.equal(frame.tensor, torch.full((1, 2, 2, 3), 0.5)) and frame.tensor is frame.tensor
+    assert pending.made == 1 and frame.pending is None
+    assigned = VideoFrame.deferred(_Counting(), 0, Fraction(1, 30))
+    assigned.tensor = torch.zeros(1, 2, 2, 3)  # set without reading: nothing made, no longer pending
+    assert assigned.pending is None and not assigned.tensor.any()
+
+
+@pytest.mark.parametrize("size", [(64, 48), (32, 32)])  # same aspect (no crop) and a centre crop
+def test_an_unread_picture_encodes_as_its_tensor_would(size: tuple[int, int]) -> None:
+    rgb = np.zeros((96, 128, 3), np.uint8)
+    rgb[:, :64] = (200, 30, 30)
+    rgb[:, 64:] = (30, 30, 200)
+    decoded = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+    decoded.pts, decoded.time_base = 0, Fraction(1, 90000)
+    picture = DecodedPicture(decoded, *size, "BILINEAR", None)
+    unread = picture.picture().to_ndarray(format="rgb24").astype(int)
+    frame = VideoFrame.deferred(picture, 0, Fraction(1, 90000))
+    via_tensor = tensor_to_rgb(frame.tensor).astype(int)
+    assert frame.origin is not None and frame.origin.matches(frame.tensor) and picture.convert_s > 0
+    assert unread.shape == via_tensor.shape == (size[1], size[0], 3)
+    assert np.abs(unread - via_tensor).mean() < 3  # one yuv420p rounding apart
+
+
+def test_a_tensor_first_read_in_inference_mode_is_an_ordinary_tensor() -> None:
+    """Processors read the tensor inside ``torch.inference_mode()`` (the cartoon net does): it must still keep
+    its version counter, so an unmodified tensor is recognised and an edited one is not."""
+    decoded = av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="rgb24").reformat(format="yuv420p")
+    decoded.pts, decoded.time_base = 0, Fraction(1, 90000)
+    frame = VideoFrame.deferred(DecodedPicture(decoded, 64, 48, "BILINEAR", None), 0, Fraction(1, 90000))
+    with torch.inference_mode():
+        tensor = frame.tensor
+    assert not tensor.is_inference() and frame.origin is not None and frame.origin.matches(tensor)
+    tensor.add_(0.1)
+    assert not frame.origin.matches(tensor)

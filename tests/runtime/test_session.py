@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
 import time
 from fractions import Fraction
 
@@ -93,11 +94,17 @@ async def test_passthrough_keeps_the_image_and_output_size_follows_processor(tri
             )
 
     segments = make_segments(seconds=2, audio_codec="libopus")
-    for processor, shape in ((PassthroughProcessor, (96, 128, 3)), (Upscale, (192, 256, 3))):
+    for processor, shape, converts in ((PassthroughProcessor, (96, 128, 3), False), (Upscale, (192, 256, 3), True)):
         async with running_worker(processor) as rt:
             await rt.wait_health("IDLE")
             stream = Stream.create(trickle_server)
             await run_stream(rt, stream, segments)
+            _, metrics = await rt.get("/metrics")
+        # A frame whose tensor the processor never reads is never converted to one (it is encoded as decoded).
+        convert = re.search(r'^byoc_stage_seconds_count\{stage="convert"\} (\S+)$', metrics, re.MULTILINE)
+        assert (convert is not None and float(convert[1]) >= 55) == converts, convert
+        decode = re.search(r'^byoc_stage_seconds_count\{stage="decode"\} (\S+)$', metrics, re.MULTILINE)
+        assert decode is not None and float(decode[1]) >= 55  # every decoded video frame is timed
         out = decode_segments(stream.output)
         assert {img.shape for _, img in out.video} == {shape}
         assert len(out.video) >= 55

@@ -62,6 +62,13 @@ def tensor_to_rgb(tensor: torch.Tensor) -> np.ndarray:
     return tensor.cpu().numpy()
 
 
+def scaled_yuv420p(frame: av.VideoFrame, width: int, height: int, interpolation: str) -> av.VideoFrame:
+    """A decoded frame as the encoder takes it (yuv420p at ``width`` x ``height``), without going through RGB."""
+    if (frame.width, frame.height) == (width, height) and frame.format.name == "yuv420p":
+        return frame
+    return frame.reformat(width=width, height=height, format="yuv420p", interpolation=interpolation)
+
+
 def rgb_to_video_frame(rgb: np.ndarray) -> av.VideoFrame:
     """uint8 (H, W, 3) RGB (any strides) -> rgb24 ``av.VideoFrame``."""
     return av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")

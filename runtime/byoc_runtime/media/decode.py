@@ -21,6 +21,7 @@ import contextlib
 import logging
 import struct
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -190,6 +191,7 @@ class SegmentDecoder:
         self._video: _VideoTrack | None = None
         self._audio: _AudioTrack | None = None
         self.has_audio = False  # the current segment declares an audio stream (known before its first frame)
+        self.video_decode_s = 0.0  # how long the decoder call that produced the latest video frame took
 
     def decode(self, source: SegmentReader, on_frame: FrameCallback) -> SegmentReport:
         """Decode everything ``source`` yields, calling ``on_frame`` per frame. Never raises for bad media.
@@ -263,6 +265,7 @@ class SegmentDecoder:
         packet.dts = pes.dts if pes.dts is not None else pes.pts
         if video is not None and pes.pid == video.pid and self._video is not None:
             decoder = self._video.decoder
+            started = time.perf_counter()
             try:
                 frames = decoder.decode(packet)
             except av.error.FFmpegError as exc:
@@ -271,6 +274,7 @@ class SegmentDecoder:
                     return False
                 _note(report, f"decode: {exc}")
                 return True
+            self.video_decode_s = time.perf_counter() - started
             for frame in frames:
                 if frame.pts is None:
                     continue

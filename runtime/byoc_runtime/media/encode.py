@@ -5,9 +5,9 @@ MPEG-TS carrying H.264 and Opus, timestamps in 1/90000, a keyframe every ``gop_s
 (pytrickle uses 2 s and ``forced-idr``), ``tune=zerolatency`` and ``bf=0`` for low latency.
 
 Unlike pytrickle, which drives ffmpeg's ``segment`` muxer through OS pipes, the encoders here live on their own
-and every segment gets a fresh ``mpegts`` muxer whose bytes stream out through a ``SegmentSink`` as they are
-written. A segment therefore always starts with PAT/PMT and an IDR frame, and the transport can start its
-POST for the segment before the segment is complete.
+and their packets go through the runtime's own MPEG-TS muxer (``media.tsmux``: written as they come, a video
+frame never waits for audio) into a ``SegmentSink``. A segment always starts with PAT/PMT and an IDR frame, and
+the transport can start its POST for the segment before the segment is complete.
 
 Not thread-safe: one ``SegmentEncoder`` belongs to one thread at a time (the session's encode lane).
 """
@@ -22,6 +22,8 @@ from typing import Protocol
 
 import av
 import numpy as np
+
+from .tsmux import AudioCodec, Track, TsMuxer, tracks
 
 log = logging.getLogger(__name__)
 
@@ -106,21 +108,6 @@ def collect_segments(parts: list[bytes | SegmentBoundary]) -> list[bytes]:
     return [bytes(s) for s in segments]
 
 
-class _SinkFile:
-    """Write-only file object handed to PyAV's muxer; forwards bytes to the sink."""
-
-    def __init__(self, sink: SegmentSink) -> None:
-        self._sink = sink
-
-    def write(self, data: bytes) -> int:
-        if data:
-            self._sink.write(data)
-        return len(data)
-
-    def flush(self) -> None:
-        pass
-
-
 def _rescale(ts: int, src: Fraction, dst: Fraction) -> int:
     if src == dst:
         return ts
@@ -157,14 +144,11 @@ class SegmentEncoder:
         self.settings = settings or EncoderSettings()
         self._sink = sink
         self._video: av.VideoCodecContext | None = None
-        self._video_template: av.container.OutputContainer | None = None
         self._video_size: tuple[int, int] | None = None
         self._audio: av.AudioCodecContext | None = None
-        self._audio_template: av.container.OutputContainer | None = None
         self._resampler: av.AudioResampler | None = None
-        self._segment: av.container.OutputContainer | None = None
-        self._segment_video: av.VideoStream | None = None
-        self._segment_audio: av.AudioStream | None = None
+        self._muxer = TsMuxer()
+        self._segment: tuple[Track, ...] | None = None  # the open segment's tracks
         self._segment_start_pts: int | None = None  # 1/90000
         self._last_keyframe_pts: int | None = None
         self._last_video_pts: int | None = None
@@ -217,31 +201,29 @@ class SegmentEncoder:
                 self._mux_video(packet)
             self._close_segment()
         s = self.settings
-        template = av.open(_SinkFile(BufferedSink()), "w", format="mpegts")
-        stream = template.add_stream(s.video_codec, rate=30)
-        if not isinstance(stream, av.VideoStream):
+        ctx = av.CodecContext.create(s.video_codec, "w")
+        if not isinstance(ctx, av.VideoCodecContext):
             raise ValueError(f"{s.video_codec} is not a video encoder")
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.time_base = OUT_TIME_BASE
-        ctx = stream.codec_context
+        ctx.width, ctx.height, ctx.pix_fmt = width, height, "yuv420p"
+        ctx.framerate = Fraction(30)
         ctx.time_base = OUT_TIME_BASE
         if s.video_bitrate:
             ctx.bit_rate = s.video_bitrate
         gop_frames = max(1, round(s.gop_seconds * 30)) * 4
         ctx.gop_size = gop_frames
         ctx.options = _video_codec_options(s.video_codec, s.preset, gop_frames)
-        ctx.open()
-        template.start_encoding()  # copies the codec parameters (extradata too) into the template stream
-        self._video, self._video_template, self._video_size = ctx, template, (width, height)
+        ctx.open()  # no global header: SPS/PPS go in-band with every keyframe, as MPEG-TS wants
+        self._video, self._video_size = ctx, (width, height)
         self._last_keyframe_pts = None  # the new encoder must start with a keyframe
         log.info("video encoder %s opened at %dx%d", s.video_codec, width, height)
 
     def _mux_video(self, packet: av.Packet) -> None:
         if packet.is_keyframe or self._segment is None:
             self._open_segment(packet.pts)
-        assert self._segment_video is not None and self._segment is not None
-        packet.stream = self._segment_video
-        self._segment.mux(packet)
+        assert packet.pts is not None
+        pts = _rescale(packet.pts, packet.time_base, OUT_TIME_BASE)
+        dts = None if packet.dts is None else _rescale(packet.dts, packet.time_base, OUT_TIME_BASE)
+        self._sink.write(self._muxer.video(bytes(packet), pts, dts, packet.is_keyframe))
 
     # -- audio ------------------------------------------------------------------------------------------
 
@@ -299,18 +281,17 @@ class SegmentEncoder:
 
     def _open_audio(self) -> None:
         s = self.settings
-        template = av.open(_SinkFile(BufferedSink()), "w", format="mpegts")
-        stream = template.add_stream(s.audio_codec, rate=AUDIO_RATE)
-        if not isinstance(stream, av.AudioStream):
+        ctx = av.CodecContext.create(s.audio_codec, "w")
+        if not isinstance(ctx, av.AudioCodecContext):
             raise ValueError(f"{s.audio_codec} is not an audio encoder")
-        stream.layout = s.audio_layout
-        stream.time_base = OUT_TIME_BASE
-        ctx = stream.codec_context
+        formats = ctx.codec.audio_formats
+        if not formats:
+            raise ValueError(f"{s.audio_codec} names no sample format")
+        ctx.sample_rate, ctx.layout, ctx.format = AUDIO_RATE, s.audio_layout, formats[0]
         ctx.time_base = AUDIO_TIME_BASE
         ctx.bit_rate = s.audio_bitrate
         ctx.open()
-        template.start_encoding()
-        self._audio, self._audio_template = ctx, template
+        self._audio = ctx
         self._resampler = av.AudioResampler(format=ctx.format, layout=ctx.layout, rate=AUDIO_RATE)
 
     def _mux_audio(self, packet: av.Packet) -> None:
@@ -330,11 +311,10 @@ class SegmentEncoder:
             assert self._segment_start_pts is not None
             if pts - self._segment_start_pts >= self.settings.gop_seconds * OUT_TIME_BASE.denominator:
                 self._open_segment(pts)
-        if self._segment_audio is None:
-            return  # segment opened before the audio encoder existed
         assert self._segment is not None
-        packet.stream = self._segment_audio
-        self._segment.mux(packet)
+        if all(track.kind == "h264" for track in self._segment):
+            return  # segment opened before the audio encoder existed
+        self._sink.write(self._muxer.audio(bytes(packet), _rescale(packet.pts or 0, packet.time_base, OUT_TIME_BASE)))
 
     # -- segments ---------------------------------------------------------------------------------------
 
@@ -342,36 +322,23 @@ class SegmentEncoder:
         self._close_segment()
         if self._audio is None and self._held_audio:
             self._open_audio()
+        audio = self._audio
+        described = (
+            None
+            if audio is None
+            else AudioCodec(audio.codec.canonical_name, audio.layout.nb_channels, audio.extradata or b"")
+        )
+        self._segment = tracks(self._video is not None, described)
         self._sink.begin_segment()
-        container = av.open(
-            _SinkFile(self._sink), "w", format="mpegts", options={"flush_packets": "1", "max_interleave_delta": "0"}
-        )
-        self._segment_video = (
-            container.add_stream_from_template(self._video_template.streams.video[0])
-            if self._video_template is not None
-            else None
-        )
-        self._segment_audio = (
-            container.add_stream_from_template(self._audio_template.streams.audio[0])
-            if self._audio_template is not None
-            else None
-        )
-        for stream in (self._segment_video, self._segment_audio):
-            if stream is not None:
-                stream.time_base = OUT_TIME_BASE
-        self._segment = container
+        self._sink.write(self._muxer.program(self._segment))
         self._segment_start_pts = start_pts
         self.segments += 1
 
     def _close_segment(self) -> None:
         if self._segment is None:
             return
-        try:
-            self._segment.close()
-        finally:
-            self._segment = None
-            self._segment_video = self._segment_audio = None
-            self._sink.end_segment()
+        self._segment = None
+        self._sink.end_segment()
 
     # -- timing -----------------------------------------------------------------------------------------
 
@@ -404,11 +371,7 @@ class SegmentEncoder:
                     self._mux_audio(packet)
         finally:
             self._close_segment()
-            for template in (self._video_template, self._audio_template):
-                if template is not None:
-                    template.close()
             self._video = self._audio = None
-            self._video_template = self._audio_template = None
 
 
 def encoder_available(name: str) -> bool:

@@ -318,7 +318,7 @@ class TsDemuxer:
         section.active = False
         if self._last_section.get(pid) == raw:
             return  # the usual repeat of an unchanged table
-        if length < 12 or _crc32(raw) != 0:
+        if length < 12 or crc32(raw) != 0:
             self._error(f"a program table on PID {pid} failed its CRC; ignored")
             return
         self._last_section[pid] = raw
@@ -459,7 +459,7 @@ def _crc_table() -> list[int]:
 _CRC_TABLE = _crc_table()
 
 
-def _crc32(data: bytes) -> int:
+def crc32(data: bytes) -> int:
     """MPEG-2's CRC-32 (not zlib's: not bit-reflected); 0 over a section that ends with its own CRC."""
     crc = 0xFFFFFFFF
     for byte in data:

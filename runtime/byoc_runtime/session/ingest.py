@@ -128,6 +128,7 @@ class Ingest:
             self.has_audio = True
         try:
             if isinstance(frame, av.VideoFrame):
+                self._ctx.metrics.stage_seconds.labels("decode").observe(self._decoder.video_decode_s)
                 if not self._limiter.accept(presentation_time(frame)):
                     self._ctx.metrics.frames_dropped.labels("video", "framerate").inc()
                     return

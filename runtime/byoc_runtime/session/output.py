@@ -19,7 +19,7 @@ import aiohttp
 import av
 
 from .. import events, trickle
-from ..media.convert import rgb_to_video_frame, tensor_to_rgb
+from ..media.convert import rgb_to_video_frame, scaled_yuv420p, tensor_to_rgb
 from ..media.encode import BufferedSink, SegmentBoundary, SegmentEncoder
 from ..queues import CLOSED, Closed, DropQueue
 from .context import StageContext
@@ -110,14 +110,16 @@ class EncodeLane:
         return sink.drain()
 
     def _image(self, item: ProcessedVideo) -> av.VideoFrame:
-        """The frame to encode: from the image the tensor was made from when the processor left it unmodified
-        (the passthrough fast path), else converted from the tensor."""
+        """The frame to encode: the decoded picture when the processor never read the tensor (passthrough), the
+        image the tensor was made from when the processor left it unmodified, else converted from the tensor."""
+        if (picture := item.untouched_picture()) is not None:
+            return picture.picture()
         origin = item.reusable_origin()
         if origin is None:
             return rgb_to_video_frame(tensor_to_rgb(item.frame.tensor))
         if origin.source is not None:
             height, width = origin.rgb.shape[:2]
-            return _scaled_yuv(origin.source, width, height, self._ctx.settings.interpolation)
+            return scaled_yuv420p(origin.source, width, height, self._ctx.settings.interpolation)
         return rgb_to_video_frame(origin.rgb)
 
     def close(self) -> None:
@@ -172,13 +174,6 @@ class Publish:
         self._ctx.metrics.segments_out.inc()
         if stats.segments_out == 1:
             self._ctx.events.put(events.trace(events.FIRST_PROCESSED_SEGMENT))
-
-
-def _scaled_yuv(frame: av.VideoFrame, width: int, height: int, interpolation: str) -> av.VideoFrame:
-    """The decoded frame as the encoder takes it (yuv420p at the output size), without going through RGB."""
-    if (frame.width, frame.height) == (width, height) and frame.format.name == "yuv420p":
-        return frame
-    return frame.reformat(width=width, height=height, format="yuv420p", interpolation=interpolation)
 
 
 def _close_encoder(encoder: SegmentEncoder, sink: BufferedSink) -> list[PublishPart]:

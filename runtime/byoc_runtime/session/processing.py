@@ -1,10 +1,11 @@
 """The processor stage: decoded frames -> the processor -> the encode queue.
 
 Decoded frames wait in drop-oldest queues (latency stays bounded when the processor lags). Video goes to the
-processor's thread as a decoded frame and is scaled/cropped to a tensor there (``to_processor_frame``), then
-``process_video_async``; audio goes to ``process_audio_async`` unless the processor keeps the default
-pass-through. Video and audio run as two loops sharing the processor; the encode queue closes when both end.
-What a processor returns is read as pytrickle ``client.py`` does (``normalize_*_result``).
+processor's thread as a decoded frame wrapped in a deferred ``VideoFrame`` (``to_processor_frame``): it is
+scaled/cropped to a tensor there when the processor reads ``frame.tensor``, not before, so a frame handed on
+unread is encoded from its decoded picture. Audio goes to ``process_audio_async`` unless the processor keeps
+the default pass-through. Video and audio run as two loops sharing the processor; the encode queue closes when
+both end. What a processor returns is read as pytrickle ``client.py`` does (``normalize_*_result``).
 """
 
 from __future__ import annotations
@@ -17,14 +18,13 @@ from typing import Any, cast
 import av
 import torch
 
-from ..frames import AudioFrame, FrameOrigin, VideoFrame, is_video_frame
-from ..media.convert import rgb_to_tensor, video_frame_to_rgb
-from ..media.geometry import plan_scale_crop
+from ..frames import AudioFrame, VideoFrame, is_video_frame
 from ..processors.base import FrameProcessor
 from ..queues import Closed, DropQueue
 from .context import StageContext
 from .items import (
     DecodedAudio,
+    DecodedPicture,
     DecodedVideo,
     EncodableAudio,
     EncodableVideo,
@@ -36,7 +36,7 @@ from .items import (
 )
 from .params import SessionParams
 from .processor import ProcessorLink
-from .settings import SessionFailure, SessionSettings
+from .settings import SessionFailure
 
 
 class DecodedFrames:
@@ -68,18 +68,13 @@ class DecodedFrames:
         self.audio.close()
 
 
-def to_processor_frame(av_frame: av.VideoFrame, width: int, height: int, settings: SessionSettings) -> VideoFrame:
-    """A decoded frame as processors take it: scaled and centre-cropped to ``width`` x ``height``, a float tensor.
-
-    The frame remembers the uint8 image (and, with no crop, the decoded frame) it was made from, so an unmodified
-    tensor is encoded from those instead of being converted back (``frames.FrameOrigin``)."""
+def to_processor_frame(picture: DecodedPicture) -> VideoFrame:
+    """A decoded frame as processors take it: its tensor (scaled and centre-cropped to the picture's size, float)
+    made when first read."""
+    av_frame = picture.frame
     if av_frame.pts is None or av_frame.time_base is None:
         raise ValueError("decoded frame without a timestamp")
-    rgb = video_frame_to_rgb(av_frame, width, height, settings.interpolation)
-    tensor = rgb_to_tensor(rgb, settings.frame_device)
-    frame = VideoFrame(tensor, av_frame.pts, av_frame.time_base)
-    needs_crop = plan_scale_crop(av_frame.width, av_frame.height, width, height).needs_crop
-    frame.origin = FrameOrigin(tensor, tensor._version, rgb, None if needs_crop else av_frame)
+    frame = VideoFrame.deferred(picture, av_frame.pts, av_frame.time_base)
     frame.log_timestamps["frame_init"] = time.time()
     return frame
 
@@ -91,7 +86,8 @@ class _VideoCall:
     frame: VideoFrame
     result: Any
     error: Exception | None
-    process_s: float
+    process_s: float  # the processor's own time, without making the tensor
+    convert_s: float  # making the tensor, when the processor read it (0 when it did not)
 
 
 class Processing:
@@ -112,17 +108,21 @@ class Processing:
         self._catch_up = catch_up
         self._producers_left = 2
 
-    async def _convert_and_process(self, av_frame: av.VideoFrame) -> _VideoCall:
-        """Runs on the processor's loop."""
+    async def _process(self, av_frame: av.VideoFrame) -> _VideoCall:
+        """Runs on the processor's loop (so the tensor, if the processor reads it, is made there too)."""
+        settings = self._ctx.settings
+        picture = DecodedPicture(
+            av_frame, self._params.width, self._params.height, settings.interpolation, settings.frame_device
+        )
+        frame = to_processor_frame(picture)
         started = time.perf_counter()
-        frame = to_processor_frame(av_frame, self._params.width, self._params.height, self._ctx.settings)
-        converted = time.perf_counter()
-        self._ctx.metrics.stage_seconds.labels("convert").observe(converted - started)
+        error: Exception | None = None
         try:
             result = await self._processor.instance.process_video_async(frame)
         except Exception as exc:
-            return _VideoCall(frame, None, exc, time.perf_counter() - converted)
-        return _VideoCall(frame, result, None, time.perf_counter() - converted)
+            result, error = None, exc
+        elapsed = time.perf_counter() - started
+        return _VideoCall(frame, result, error, elapsed - picture.convert_s, picture.convert_s)
 
     async def run_video(self) -> None:
         ctx = self._ctx
@@ -142,7 +142,9 @@ class Processing:
                     if self._out.put(PassthroughVideo(item.frame, item.decoded_at)) is not None:
                         ctx.metrics.frames_dropped.labels("video", "encoding_behind").inc()
                     continue
-                call: _VideoCall = await self._processor.call(self._convert_and_process, item.frame)
+                call: _VideoCall = await self._processor.call(self._process, item.frame)
+                if call.convert_s:
+                    ctx.metrics.stage_seconds.labels("convert").observe(call.convert_s)
                 ctx.metrics.stage_seconds.labels("process").observe(call.process_s)
                 result = call.result
                 if call.error is not None:
