@@ -206,6 +206,12 @@ TARGETS = (
         "operator/byoc_operator",
         "byoc_operator/static_runners.py",
         ("tests/operator/test_static_runners.py",),
+        tuple(
+            Equivalent(
+                "our_runners", f'url = str(runner.get("url", {d}))', "no /apps/<label>/ route is in it either way"
+            )
+            for d in ("None", "", '"XXXX"')
+        ),
     ),
     Target("advertise", "operator/byoc_operator", "byoc_operator/advertise.py", ("tests/operator/test_advertise.py",)),
     Target("slots", "operator/byoc_operator", "byoc_operator/slots.py", ("tests/operator/test_slots.py",)),
