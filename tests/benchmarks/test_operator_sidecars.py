@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from byoc_edge.registrar.config import load_config
 from byoc_operator.render import Worker, render_deployment
-from byoc_testenv.orchestrator.process import OrchestratorProcess
+from byoc_testenv.orchestrator.process import OrchestratorProcess, orchestrator_spec
 from byoc_testenv.polling import wait_for
 from lightkube.resources.core_v1 import Pod
 
@@ -36,7 +36,7 @@ def live_runner_deployment(namespace: str, urls: list[str], replicas: int) -> di
             "sessionsPerPod": 2,
             "gpu": {"count": 1},
             "registration": {"protocol": "live-runner"},
-            "orchestrators": [{"url": url, "secretRef": {"name": "orch"}} for url in urls],
+            "orchestrators": [orchestrator_spec(url, "orch") for url in urls],
         },
     }
     deployment = render_deployment(Worker.from_body(body, "registry.local/byoc-runtime:test"))
