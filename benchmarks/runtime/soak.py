@@ -24,7 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from byoc_runtime import trickle
 from byoc_testenv.devstream.channels import InputLog, OutputLog, publish_paced, read_output, wait_caught_up
+from byoc_testenv.gateway.session import KEEPALIVE
+from byoc_testenv.gateway.timings import GatewayTimings
 from byoc_testenv.trickle import TrickleServer
 
 from . import drive, run
@@ -50,6 +53,15 @@ async def _sample(workers: Workers, every: float, t0: float, into: list[tuple[fl
         await asyncio.sleep(every)
 
 
+async def _keepalive(url: str, http: aiohttp.ClientSession) -> None:
+    """The gateway's control keepalive: without it the trickle server closes the idle control channel after a few
+    minutes, which the worker rightly takes for the orchestrator ending the stream."""
+    control = trickle.Publisher(url, "application/json", http)
+    while True:
+        await asyncio.sleep(GatewayTimings().keepalive_interval)
+        await control.write_segment(KEEPALIVE)
+
+
 async def soak(
     workers: Workers, server: TrickleServer, clip: Any, every: float
 ) -> tuple[InputLog, OutputLog, list[tuple[float, int, float]], float]:
@@ -61,15 +73,17 @@ async def soak(
     async with aiohttp.ClientSession() as http:
         reader = asyncio.create_task(read_output(stream.url("-out"), out, session=http))
         sampler = asyncio.create_task(_sample(workers, every, t0, samples))
+        keepalive = asyncio.create_task(_keepalive(stream.url("-control"), http))
         try:
             await stream.start(clip.width, clip.height)
             await publish_paced(stream.url(), clip.pieces, sent, t0=t0, close=False, session=http)
             await wait_caught_up(sent, out)
         finally:
             sampler.cancel()
+            keepalive.cancel()
             await stream.stop()
             reader.cancel()
-            await asyncio.gather(reader, sampler, return_exceptions=True)
+            await asyncio.gather(reader, sampler, keepalive, return_exceptions=True)
     stream.delete()
     return sent, out, samples, t0
 
