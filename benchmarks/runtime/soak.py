@@ -57,9 +57,12 @@ async def _keepalive(url: str, http: aiohttp.ClientSession) -> None:
     """The gateway's control keepalive: without it the trickle server closes the idle control channel after a few
     minutes, which the worker rightly takes for the orchestrator ending the stream."""
     control = trickle.Publisher(url, "application/json", http)
-    while True:
-        await asyncio.sleep(GatewayTimings().keepalive_interval)
-        await control.write_segment(KEEPALIVE)
+    try:
+        while True:
+            await asyncio.sleep(GatewayTimings().keepalive_interval)
+            await control.write_segment(KEEPALIVE)
+    finally:
+        await control.close(delete=False)  # the stream's stop removes the channel
 
 
 async def soak(
