@@ -24,7 +24,9 @@ def crd_installed(cluster: Any) -> None:
     cluster.wait_established(crd.CRD_NAME, crd.ORCHESTRATOR_CRD_NAME)
 
 
-@pytest.fixture(scope="session")
+# Package scope: an operator left running after these tests (it watches every namespace, with the default pod
+# policy) would reconcile the workers later suites create and reconcile themselves (tests/property).
+@pytest.fixture(scope="package")
 def operator(cluster: Any, crd_installed: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
     cluster.create_namespace(OPERATOR_NAMESPACE)
     proc = OperatorProcess(str(cluster.kubeconfig), tmp_path_factory.mktemp("operator") / "operator.log")
