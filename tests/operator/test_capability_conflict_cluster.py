@@ -69,7 +69,11 @@ def test_the_later_worker_is_refused_the_name_cannot_unregister_it_and_gets_it_o
         obj = get_worker(kube, "intruder", other_namespace)
         return obj if condition(obj, "Registered").get("reason") == "CapabilityConflict" else None
 
-    obj = wait_for(refused, 90, what="CapabilityConflict")
+    try:
+        obj = wait_for(refused, 90, what="CapabilityConflict")
+    except AssertionError as exc:  # seen once in a full run: say what the worker showed and what the operator did
+        shown = (get_worker(kube, "intruder", other_namespace).get("status") or {}).get("conditions")
+        raise AssertionError(f"{exc}\nintruder conditions: {shown}\noperator log:\n{operator.log_tail(80)}") from exc
     (entry,) = obj["status"]["orchestrators"]
     assert entry == {"url": orch.url, "registered": False, "capacity": 0, "heldBy": f"{namespace}/holder"}
     message = condition(obj, "Registered")["message"]
