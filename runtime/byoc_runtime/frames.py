@@ -91,8 +91,17 @@ class VideoFrame(InputFrame):
         time_base: Fraction,
         log_timestamps: dict[str, float] | None = None,
     ) -> None:
-        self._tensor: torch.Tensor | None = tensor
-        self._pending: PendingTensor | None = None
+        self._setup(tensor, None, timestamp, time_base, log_timestamps)
+
+    def _setup(
+        self,
+        tensor: torch.Tensor | None,
+        pending: PendingTensor | None,
+        timestamp: int,
+        time_base: Fraction,
+        log_timestamps: dict[str, float] | None,
+    ) -> None:
+        self._tensor, self._pending = tensor, pending
         self.timestamp = timestamp
         self.time_base = time_base
         self.log_timestamps = log_timestamps if log_timestamps is not None else {}
@@ -102,10 +111,8 @@ class VideoFrame(InputFrame):
     @classmethod
     def deferred(cls, pending: PendingTensor, timestamp: int, time_base: Fraction) -> VideoFrame:
         """A frame whose tensor ``pending`` makes when ``tensor`` is first read."""
-        frame = cls.__new__(cls)
-        frame._tensor, frame._pending = None, pending
-        frame.timestamp, frame.time_base = timestamp, time_base
-        frame.log_timestamps, frame.side_data, frame.origin = {}, SideData(), None
+        frame = cls.__new__(cls)  # not __init__: its signature (pytrickle's) requires the tensor
+        frame._setup(None, pending, timestamp, time_base, None)
         return frame
 
     @property

@@ -52,6 +52,18 @@ _SUFFIX = "the name is only tested with endswith(), and every longer tail of the
 _FALSY = "condition() only tests truthiness: None reads as False"
 _SAME_RANK = "a rank ends with the worker's key, so two equal ranks are the same worker (left out, or the same holder)"
 _NOT_JSON = "a ConfigMap without the document reads as [] either way: the text that takes its place is no JSON"
+
+
+def _missing_runner_url(route: str) -> tuple[Equivalent, ...]:
+    """A /discovery runner without a url, read with another default: no /apps/<route>/ is in it either way."""
+    return tuple(
+        Equivalent(
+            "our_runners", f'url = str(runner.get("url", {d}))', f"no /apps/<{route}>/ route is in it either way"
+        )
+        for d in ("None", "", '"XXXX"')
+    )
+
+
 # The rendering helpers are pinned through what they render: the manifests the render tests read.
 _RENDER_TESTS = tuple(
     f"tests/operator/test_{name}.py"
@@ -123,10 +135,7 @@ TARGETS = (
             "tests/operator/test_registration_units.py",
             "tests/operator/test_orchestrator_refs.py",
         ),
-        tuple(
-            Equivalent("our_runners", f'url = str(runner.get("url", {d}))', "no /apps/<pod>/ route is in it either way")
-            for d in ("None", "", '"XXXX"')
-        ),
+        _missing_runner_url("pod"),
     ),
     Target("load", "edge/byoc_edge", "byoc_edge/router/load.py", ("tests/router/test_load_units.py",)),
     Target(
@@ -206,12 +215,7 @@ TARGETS = (
         "operator/byoc_operator",
         "byoc_operator/static_runners.py",
         ("tests/operator/test_static_runners.py",),
-        tuple(
-            Equivalent(
-                "our_runners", f'url = str(runner.get("url", {d}))', "no /apps/<label>/ route is in it either way"
-            )
-            for d in ("None", "", '"XXXX"')
-        ),
+        _missing_runner_url("label"),
     ),
     Target("advertise", "operator/byoc_operator", "byoc_operator/advertise.py", ("tests/operator/test_advertise.py",)),
     Target("slots", "operator/byoc_operator", "byoc_operator/slots.py", ("tests/operator/test_slots.py",)),
