@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -153,43 +155,51 @@ def cartoon_table(results: Sequence[Measurement]) -> list[str]:
     return lines
 
 
-def _goal(goal: str, size: str, sessions: int | str, measured: str, met: bool | None) -> dict[str, Any]:
-    return {"goal": goal, "size": size, "sessions": sessions, "measured": measured, "met": met}
+@dataclass(frozen=True, slots=True)
+class Goal:
+    """One of the issue's goals for one configuration: what was measured, and whether it is met (None: not
+    measured in this run)."""
+
+    goal: str
+    size: str
+    sessions: int | str
+    measured: str
+    met: bool | None
 
 
-def goals(results: Sequence[Measurement], soak: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+def goals(results: Sequence[Measurement], soak: dict[str, Any] | None = None) -> list[Goal]:
     """Each of the issue's goals per configuration it names: what was measured and whether it is met (None:
     not measured in this run)."""
     idx = _index(results)
-    out: list[dict[str, Any]] = []
+    out: list[Goal] = []
     for size, (p50_goal, p95_goal) in GOAL_ADDED_MS.items():
         one, three = idx.get(("ours", "latency", size, 1)), idx.get(("ours", "latency", size, 3))
         goal = f"added latency p50 / p95 <= {p50_goal:g} / {p95_goal:g} ms"
         if one is not None and one.added_p50_ms is not None and one.added_p95_ms is not None:
             met = one.added_p50_ms <= p50_goal and one.added_p95_ms <= p95_goal
-            out.append(_goal(goal, size, 1, f"{one.added_p50_ms:.1f} / {one.added_p95_ms:.1f} ms", met))
+            out.append(Goal(goal, size, 1, f"{one.added_p50_ms:.1f} / {one.added_p95_ms:.1f} ms", met))
         else:
-            out.append(_goal(goal, size, 1, "not measured", None))
+            out.append(Goal(goal, size, 1, "not measured", None))
         goal = f"added latency, 3 sessions <= {GOAL_SESSIONS_RATIO:g}x 1 session (p50 and p95)"
         r50 = _ratio(three.added_p50_ms, one.added_p50_ms) if one and three else None
         r95 = _ratio(three.added_p95_ms, one.added_p95_ms) if one and three else None
         if r50 is not None and r95 is not None and three is not None:
             measured = f"{r50:.2f}x / {r95:.2f}x ({three.added_p50_ms:.1f} / {three.added_p95_ms:.1f} ms)"
-            out.append(_goal(goal, size, 3, measured, r50 <= GOAL_SESSIONS_RATIO and r95 <= GOAL_SESSIONS_RATIO))
+            out.append(Goal(goal, size, 3, measured, r50 <= GOAL_SESSIONS_RATIO and r95 <= GOAL_SESSIONS_RATIO))
         else:
-            out.append(_goal(goal, size, 3, "not measured", None))
+            out.append(Goal(goal, size, 3, "not measured", None))
     for size, n in configs(results, "throughput"):
         ours, pt = idx.get(("ours", "throughput", size, n)), idx.get(("pytrickle", "throughput", size, n))
         r = _ratio(ours.fps, pt.fps) if ours and pt else None
         goal = f"throughput >= {GOAL_THROUGHPUT:g}x PyTrickle"
         out.append(
-            _goal(goal, size, n, _f(r, 2, "x") if r else "not measured", None if r is None else r >= GOAL_THROUGHPUT)
+            Goal(goal, size, n, _f(r, 2, "x") if r else "not measured", None if r is None else r >= GOAL_THROUGHPUT)
         )
     for size, limit in GOAL_FLOOR.items():
         ours, fl = idx.get(("ours", "throughput", size, 1)), idx.get(("floor", "throughput", size, 1))
         r = _ratio(fl.fps, ours.fps) if ours and fl else None
         goal = f"floor / ours throughput <= {limit:g}x"
-        out.append(_goal(goal, size, 1, _f(r, 2, "x") if r else "not measured", None if r is None else r <= limit))
+        out.append(Goal(goal, size, 1, _f(r, 2, "x") if r else "not measured", None if r is None else r <= limit))
     cartoons: list[Measurement | None] = [m for m in results if m.impl == "ours-cartoon"]
     cartoons = cartoons or [None]
     for m in cartoons:
@@ -197,28 +207,28 @@ def goals(results: Sequence[Measurement], soak: dict[str, Any] | None = None) ->
         bound = m.slowest_stage_fps if m is not None else None
         r = _ratio(m.fps, bound) if m is not None else None
         if m is None or r is None:
-            out.append(_goal(goal, m.size if m else "512x512", 1, "not measured", None))
+            out.append(Goal(goal, m.size if m else "512x512", 1, "not measured", None))
         else:
             measured = f"{r:.0%} ({m.fps:.1f} of {bound:.1f} fps)"
-            out.append(_goal(goal, m.size, 1, measured, r >= GOAL_CARTOON))
+            out.append(Goal(goal, m.size, 1, measured, r >= GOAL_CARTOON))
     out += soak_goals(soak)
     return out
 
 
-def soak_goals(soak: dict[str, Any] | None) -> list[dict[str, Any]]:
+def soak_goals(soak: dict[str, Any] | None) -> list[Goal]:
     goals_ = [
         "soak: 0 frames lost",
         f"soak: RSS after warm-up within {GOAL_RSS_DRIFT:.0%}",
         "soak: output timestamps exact",
     ]
     if soak is None:
-        return [_goal(g, "1280x720", 1, "not measured", None) for g in goals_]
+        return [Goal(g, "1280x720", 1, "not measured", None) for g in goals_]
     size, minutes = soak["size"], soak["minutes"]
     label = f"{size}, {minutes:g} min"
     drift = soak["rss_drift"]
     return [
-        _goal(goals_[0], label, 1, f"{soak['frames_lost']} of {soak['frames_in']}", soak["frames_lost"] == 0),
-        _goal(
+        Goal(goals_[0], label, 1, f"{soak['frames_lost']} of {soak['frames_in']}", soak["frames_lost"] == 0),
+        Goal(
             goals_[1],
             label,
             1,
@@ -226,7 +236,7 @@ def soak_goals(soak: dict[str, Any] | None) -> list[dict[str, Any]]:
             f"{soak['rss_warm_mb']:.0f} -> {soak['rss_end_mb']:.0f} MB)",
             abs(drift) <= GOAL_RSS_DRIFT and abs(soak["rss_max_drift"]) <= GOAL_RSS_DRIFT,
         ),
-        _goal(
+        Goal(
             goals_[2],
             label,
             1,
@@ -237,11 +247,11 @@ def soak_goals(soak: dict[str, Any] | None) -> list[dict[str, Any]]:
     ]
 
 
-def goals_table(items: list[dict[str, Any]]) -> list[str]:
+def goals_table(items: list[Goal]) -> list[str]:
     lines = ["| goal | size | sessions | measured | met |", "|---|---|---|---|---|"]
     for g in items:
-        met = "not measured" if g["met"] is None else "yes" if g["met"] else "**no**"
-        lines.append(f"| {g['goal']} | {g['size']} | {g['sessions']} | {g['measured']} | {met} |")
+        met = "not measured" if g.met is None else "yes" if g.met else "**no**"
+        lines.append(f"| {g.goal} | {g.size} | {g.sessions} | {g.measured} | {met} |")
     return lines
 
 
@@ -403,7 +413,7 @@ def write_json(
 ) -> None:
     payload = {
         "meta": meta,
-        "goals": goals(results, soak),
+        "goals": [dataclasses.asdict(g) for g in goals(results, soak)],
         "soak": soak,
         "results": [m.to_json() for m in results],
         "all_runs": [m.to_json() for m in every],
