@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 import urllib.request
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -61,6 +63,10 @@ def test_the_later_worker_is_refused_the_name_cannot_unregister_it_and_gets_it_o
     kubectl_apply(cluster, secret_manifest("orch", namespace, {"secret": SECRET}))
     kubectl_apply(cluster, worker_manifest("holder", namespace, spec(orch.url, CAP)))
     wait_for(lambda: registered_url(orch) == first_url, 90, what="the first worker registered")
+    # creationTimestamp has whole seconds and a tie goes to the namespace that sorts first, which is this one
+    # ("...-b" < "...f5"): created in the holder's second, the intruder would hold the name (CI saw exactly that).
+    created = datetime.fromisoformat(get_worker(kube, "holder", namespace)["metadata"]["creationTimestamp"])
+    time.sleep(max(0.0, created.timestamp() + 1.1 - time.time()))
 
     kubectl_apply(cluster, secret_manifest("orch", other_namespace, {"secret": SECRET}))
     kubectl_apply(cluster, worker_manifest("intruder", other_namespace, spec(orch.url, CAP)))
@@ -71,7 +77,7 @@ def test_the_later_worker_is_refused_the_name_cannot_unregister_it_and_gets_it_o
 
     try:
         obj = wait_for(refused, 90, what="CapabilityConflict")
-    except AssertionError as exc:  # seen once in a full run: say what the worker showed and what the operator did
+    except AssertionError as exc:  # say what the worker showed and what the operator did
         shown = (get_worker(kube, "intruder", other_namespace).get("status") or {}).get("conditions")
         raise AssertionError(f"{exc}\nintruder conditions: {shown}\noperator log:\n{operator.log_tail(80)}") from exc
     (entry,) = obj["status"]["orchestrators"]
