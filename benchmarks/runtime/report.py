@@ -275,7 +275,26 @@ def soak_section(soak: dict[str, Any] | None) -> list[str]:
         f"| {soak['rss_drift']:+.1%} / {soak['rss_max_drift']:+.1%} | {soak['timestamps_mismatched']} "
         f"| {soak['timestamps_out_of_order']} |",
         "",
+        *soak_details(soak),
     ]
+
+
+def soak_details(soak: dict[str, Any]) -> list[str]:
+    """When the lost frames were sent and where in their segments, and the worker's garbage collector pauses."""
+    lines = []
+    lost = soak.get("lost")
+    if lost:
+        at = ", ".join(f"{f['at_s']:.1f} s (frame {f['frame']})" for f in lost[:24])
+        more = f" and {len(lost) - 24} more" if len(lost) > 24 else ""
+        lines += [f"Lost frames, sent at (seconds into the stream; place in its 1 s segment): {at}{more}.", ""]
+    pauses = soak.get("gc_pauses")
+    if pauses:
+        by_generation = "; ".join(
+            f"generation {gen}: {p['count']:.0f} ({p['total_s']:.2f} s in all, {p['over_40ms']:.0f} over 40 ms)"
+            for gen, p in sorted(pauses.items())
+        )
+        lines += [f"The worker's garbage collector pauses (`byoc_gc_pause_seconds`): {by_generation}.", ""]
+    return lines
 
 
 def _load_range(results: Sequence[Measurement]) -> str:

@@ -91,11 +91,44 @@ async def soak(
     return sent, out, samples, t0
 
 
+def lost_frames(sent: InputLog, arrived: set[int], t0: float) -> list[dict[str, Any]]:
+    """Each input frame with no output frame: when it was sent (seconds after t0), its segment and its place in
+    that segment (0 = the segment's first frame), to tell stalls at segment boundaries from others."""
+    by_segment: dict[int, list[int]] = {}
+    for pts, segment in sent.segment_of.items():
+        by_segment.setdefault(segment, []).append(pts)
+    place = {pts: index for frames in by_segment.values() for index, pts in enumerate(sorted(frames))}
+    return [
+        {"at_s": round(sent.frame_sent[pts] - t0, 3), "segment": sent.segment_of.get(pts), "frame": place.get(pts)}
+        for pts in sorted(set(sent.frame_sent) - arrived)
+    ]
+
+
+def gc_pauses(metrics: dict[str, float]) -> dict[str, dict[str, float]]:
+    """The worker's garbage collector pauses by generation: how many, their total and how many took over 40 ms."""
+    out = {}
+    for key, count in metrics.items():
+        if key.startswith("gc_count:"):
+            generation = key.partition(":")[2]
+            out[generation] = {
+                "count": count,
+                "total_s": round(metrics.get(f"gc_sum:{generation}", 0.0), 3),
+                "over_40ms": count - metrics.get(f"gc_within_40ms:{generation}", count),
+            }
+    return out
+
+
 def summarize(
-    sent: InputLog, out: OutputLog, samples: list[tuple[float, int, float]], warmup: float, dropped: dict[str, int]
+    sent: InputLog,
+    out: OutputLog,
+    samples: list[tuple[float, int, float]],
+    warmup: float,
+    metrics: dict[str, float],
+    t0: float,
 ) -> dict[str, Any]:
     inputs = set(sent.frame_sent)
     arrived = list(out.frame_published)  # in order of arrival
+    dropped = {k.partition(":")[2]: int(v) for k, v in metrics.items() if k.startswith("dropped:")}
     m = Measurement("ours", "latency", "", 1, seconds=max(1.0, len(inputs) / FPS))
     drive.summarize_latency(m, [sent], [out], skip=warmup)
     warm = [(t, rss) for t, rss, _ in samples if t >= warmup]
@@ -107,7 +140,9 @@ def summarize(
         "frames_in": len(inputs),
         "frames_out": len(arrived),
         "frames_lost": len(inputs - set(arrived)),
+        "lost": lost_frames(sent, set(arrived), t0),
         "dropped": dropped,
+        "gc_pauses": gc_pauses(metrics),
         "added_p50_ms": m.added_p50_ms,
         "added_p95_ms": m.added_p95_ms,
         "timestamps_mismatched": len(set(arrived) - inputs),
@@ -134,12 +169,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         workers.start()
         run.log(f"soak: {args.size} {seconds} s in real time")
-        sent, out, samples, _ = asyncio.run(soak(workers, server, clip, args.rss_every))
-        dropped = {k.partition(":")[2]: int(v) for k, v in workers.metrics().items() if k.startswith("dropped:")}
+        sent, out, samples, t0 = asyncio.run(soak(workers, server, clip, args.rss_every))
+        metrics = workers.metrics()
     finally:
         workers.stop()
         server.stop()
-    result = summarize(sent, out, samples, args.warmup, dropped)
+    result = summarize(sent, out, samples, args.warmup, metrics, t0)
     command = "python -m benchmarks.runtime.soak" + "".join(
         " " + shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv)
     )

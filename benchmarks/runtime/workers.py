@@ -78,8 +78,9 @@ class Workers:
 
     def metrics(self) -> dict[str, float]:
         """Our runtime's counters and stage-time sums from ``/metrics`` that the benchmark reports: ``stage:NAME``
-        and ``stage_count:NAME`` (seconds, frames), ``dropped:REASON`` (video frames). Empty for PyTrickle, which
-        has no metrics endpoint."""
+        and ``stage_count:NAME`` (seconds, frames), ``dropped:REASON`` (video frames), ``gc_sum:GEN``,
+        ``gc_count:GEN`` and ``gc_within_40ms:GEN`` (garbage collector pauses by generation). Empty for PyTrickle,
+        which has no metrics endpoint."""
         if not self.name.startswith("ours"):
             return {}
         with urllib.request.urlopen(self.url(0) + "/metrics", timeout=10) as resp:
@@ -89,6 +90,12 @@ class Workers:
             found[f"{'stage' if kind == 'sum' else 'stage_count'}:{stage}"] = float(value)
         for reason, value in re.findall(r'byoc_frames_dropped_total\{kind="video",reason="([^"]+)"\} (\S+)', text):
             found[f"dropped:{reason}"] = float(value)
+        gc_pauses = r'byoc_gc_pause_seconds_(sum|count)\{generation="(\d)"\} (\S+)'
+        for kind, generation, value in re.findall(gc_pauses, text):
+            found[f"gc_{kind}:{generation}"] = float(value)
+        within = r'byoc_gc_pause_seconds_bucket\{generation="(\d)",le="0.04"\} (\S+)'
+        for generation, value in re.findall(within, text):
+            found[f"gc_within_40ms:{generation}"] = float(value)
         return found
 
     def wait_idle(self, limit_s: float = 20.0) -> None:

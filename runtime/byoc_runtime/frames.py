@@ -328,7 +328,10 @@ class AudioOutput(OutputFrame):
 
 
 def is_video_frame(obj: Any) -> bool:
-    """Duck-typed check so frames built by a real pytrickle install are accepted too."""
+    """Duck-typed check so frames built by a real pytrickle install are accepted too. Ours first: ``hasattr``
+    reads the property, which would make a deferred frame's tensor that nobody asked for."""
+    if isinstance(obj, VideoFrame):
+        return True
     return hasattr(obj, "tensor") and hasattr(obj, "timestamp") and hasattr(obj, "time_base")
 
 

@@ -17,6 +17,7 @@ from aiohttp import web
 
 from .api.server import create_app
 from .config import RuntimeConfig, load_config
+from .metrics import freeze_startup_objects
 from .processors.loader import ProcessorLoadError, resolve_processor
 from .processors.pool import ProcessorPool
 from .worker import Worker
@@ -35,6 +36,7 @@ async def serve(config: RuntimeConfig) -> None:
     runner = web.AppRunner(create_app(worker), handle_signals=False)
     await runner.setup()
     await web.TCPSite(runner, config.host, config.port).start()
+    freeze_startup_objects()
     log.info(
         "byoc-runtime serving %s on %s:%d (capacity %d, cuda %s)",
         config.processor,

@@ -98,6 +98,13 @@ class DropQueue(Generic[T]):
         self._counted -= self._counts(item)
         return item
 
+    def take_ready(self) -> list[T]:
+        """Everything queued now, oldest first, without waiting (a consumer working in batches)."""
+        items = list(self._items)
+        self._items.clear()
+        self._counted = 0
+        return items
+
     def count(self, predicate: Callable[[T], bool]) -> int:
         """How many queued items ``predicate`` accepts."""
         return sum(1 for item in self._items if predicate(item))

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
+import re
 import threading
 
 import pytest
 from byoc_edge.bearer import BearerToken, Refusal
+from byoc_runtime.metrics import freeze_startup_objects
 from byoc_runtime.processors.builtin import PassthroughProcessor
 
 from .support import Stream, running_worker, unique
@@ -229,6 +232,35 @@ async def test_metrics_exposition() -> None:
         assert status == 200
         for name in ("byoc_sessions_active", "byoc_frames_in_total", "byoc_stage_seconds", "byoc_errors_total"):
             assert name in text or name.replace("_total", "") in text
+
+
+async def test_garbage_collector_pauses_are_timed_by_generation() -> None:
+    async with running_worker() as rt:
+        before = gc_pauses(await rt.get("/metrics"))
+        gc.collect()
+        gc.collect(0)
+        after = gc_pauses(await rt.get("/metrics"))
+        assert after["2"] >= before.get("2", 0) + 1 and after["0"] >= before.get("0", 0) + 1, (before, after)
+
+
+def gc_pauses(response: tuple[int, str]) -> dict[str, float]:
+    status, text = response
+    assert status == 200
+    found = re.findall(r'byoc_gc_pause_seconds_count\{generation="(\d)"\} (\S+)', text)
+    return {generation: float(count) for generation, count in found}
+
+
+def test_startup_objects_are_frozen_out_of_full_collections() -> None:
+    """What is alive at startup (torch, PyAV, the app) is never walked again: a full collection then costs what
+    streams allocate, not the ~200k objects of the imports."""
+    gc.unfreeze()
+    try:
+        frozen_before = gc.get_freeze_count()
+        freeze_startup_objects()
+        assert gc.get_freeze_count() > max(frozen_before, 10_000)
+        assert len(gc.get_objects()) < 10_000
+    finally:
+        gc.unfreeze()
 
 
 async def test_token_file_is_reread_when_it_changes(tmp_path) -> None:

@@ -8,9 +8,10 @@ import av
 import numpy as np
 import pytest
 import torch
-from byoc_runtime.frames import AudioFrame, FrameOrigin, VideoFrame, VideoOutput
+from byoc_runtime.frames import AudioFrame, FrameOrigin, VideoFrame, VideoOutput, is_video_frame
 from byoc_runtime.media.convert import tensor_to_rgb
 from byoc_runtime.session.items import DecodedPicture
+from byoc_runtime.session.processing import normalize_video_result
 
 
 def test_replace_tensor_keeps_timing_and_side_data() -> None:
@@ -100,6 +101,15 @@ def test_a_deferred_frame_makes_its_tensor_once_when_read() -> None:
     assigned = VideoFrame.deferred(_Counting(), 0, Fraction(1, 30))
     assigned.tensor = torch.zeros(1, 2, 2, 3)  # set without reading: nothing made, no longer pending
     assert assigned.pending is None and not assigned.tensor.any()
+
+
+def test_a_frame_handed_back_unread_stays_unread_through_the_result_check() -> None:
+    """A passthrough processor returns the frame it got: checking that result must not make the tensor (it
+    did, on the event loop: 17 % of a passthrough worker's samples under py-spy)."""
+    pending = _Counting()
+    frame = VideoFrame.deferred(pending, 0, Fraction(1, 30))
+    assert is_video_frame(frame) and normalize_video_result(frame, frame) is frame
+    assert pending.made == 0 and frame.pending is pending
 
 
 @pytest.mark.parametrize("size", [(64, 48), (32, 32)])  # same aspect (no crop) and a centre crop

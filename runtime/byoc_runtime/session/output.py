@@ -23,7 +23,7 @@ from ..media.convert import rgb_to_video_frame, scaled_yuv420p, tensor_to_rgb
 from ..media.encode import BufferedSink, SegmentBoundary, SegmentEncoder
 from ..queues import CLOSED, Closed, DropQueue
 from .context import StageContext
-from .items import EncodeItem, PassthroughAudio, PassthroughVideo, ProcessedVideo, PublishPart
+from .items import EncodeItem, PassthroughAudio, PassthroughVideo, ProcessedVideo, PublishPart, is_video
 from .settings import SessionFailure
 
 log = logging.getLogger(__name__)
@@ -56,14 +56,18 @@ class EncodeLane:
         ended = False
         try:
             while not isinstance(item := await self._queue.get(), Closed):
+                # Whatever else waits goes with it: one trip to the encode thread and back per batch, not per
+                # frame (the thread would otherwise idle while the loop hands it each audio and video frame).
+                batch = [item, *self._queue.take_ready()]
                 self._catch_up()
                 if not self._publishing:
                     continue
-                started = time.perf_counter()
-                parts = await loop.run_in_executor(self._pool, self._encode, encoder, sink, item)
-                if isinstance(item, ProcessedVideo | PassthroughVideo):
-                    stage_seconds.labels("encode").observe(time.perf_counter() - started)
-                    stage_seconds.labels("decode_to_encoded").observe(time.monotonic() - item.decoded_at)
+                parts, encode_s = await loop.run_in_executor(self._pool, self._encode_batch, encoder, sink, batch)
+                now = time.monotonic()
+                videos = [i for i in batch if isinstance(i, ProcessedVideo | PassthroughVideo)]
+                for done, seconds in zip(videos, encode_s, strict=True):
+                    stage_seconds.labels("encode").observe(seconds)
+                    stage_seconds.labels("decode_to_encoded").observe(now - done.decoded_at)
                 for part in parts:
                     await self.parts.put(part)
             if self._publishing:
@@ -79,8 +83,21 @@ class EncodeLane:
                 with contextlib.suppress(asyncio.QueueFull):
                     self.parts.put_nowait(CLOSED)  # cancelled: the publisher may still be reading
 
-    def _encode(self, encoder: SegmentEncoder, sink: BufferedSink, item: EncodeItem) -> list[PublishPart]:
-        """Encode thread: one processed frame into the current segment; returns the bytes produced."""
+    def _encode_batch(
+        self, encoder: SegmentEncoder, sink: BufferedSink, batch: list[EncodeItem]
+    ) -> tuple[list[PublishPart], list[float]]:
+        """Encode thread: frames into the current segment, in order; returns the bytes produced and each video
+        frame's encode time."""
+        encode_s = []
+        for item in batch:
+            started = time.perf_counter()
+            self._encode(encoder, item)
+            if is_video(item):
+                encode_s.append(time.perf_counter() - started)
+        return sink.drain(), encode_s
+
+    def _encode(self, encoder: SegmentEncoder, item: EncodeItem) -> None:
+        """Encode thread: one processed frame into the current segment."""
         metrics = self._ctx.metrics
         if self._input_has_audio() and not self._audio_expected:
             encoder.expect_audio()
@@ -107,7 +124,6 @@ class EncodeLane:
                 self._loop.call_soon_threadsafe(
                     self._ctx.events.error, f"cannot encode processor output: {exc}", "encode"
                 )
-        return sink.drain()
 
     def _image(self, item: ProcessedVideo) -> av.VideoFrame:
         """The frame to encode: the decoded picture when the processor never read the tensor (passthrough), the
