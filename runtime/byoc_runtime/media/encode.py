@@ -9,7 +9,9 @@ and their packets go through the runtime's own MPEG-TS muxer (``media.tsmux``: w
 frame never waits for audio) into a ``SegmentSink``. A segment always starts with PAT/PMT and an IDR frame, and
 the transport can start its POST for the segment before the segment is complete.
 
-Not thread-safe: one ``SegmentEncoder`` belongs to one thread at a time (the session's encode lane).
+Not thread-safe: one ``SegmentEncoder`` belongs to one thread at a time (the session's encode lane). Its audio
+is encoded by an ``AudioEncoder`` (``media.audio_encode``), which the lane runs on a thread of its own and whose
+packets it hands over with ``add_audio``; ``encode_audio`` does both in the caller's thread.
 """
 
 from __future__ import annotations
@@ -23,13 +25,12 @@ from typing import Protocol
 import av
 import numpy as np
 
-from .tsmux import AudioCodec, Track, TsMuxer, tracks
+from .audio_encode import AudioEncoder, EncodedAudio, rescale
+from .tsmux import Track, TsMuxer, tracks
 
 log = logging.getLogger(__name__)
 
 OUT_TIME_BASE = Fraction(1, 90_000)
-AUDIO_RATE = 48_000
-AUDIO_TIME_BASE = Fraction(1, AUDIO_RATE)
 # Audio is held back until video has caught up to it, so both land in the same segment; this much audio
 # (in seconds) is the most we hold before giving up on video and releasing it anyway.
 MAX_AUDIO_HOLD = 2.0
@@ -108,12 +109,6 @@ def collect_segments(parts: list[bytes | SegmentBoundary]) -> list[bytes]:
     return [bytes(s) for s in segments]
 
 
-def _rescale(ts: int, src: Fraction, dst: Fraction) -> int:
-    if src == dst:
-        return ts
-    return round(Fraction(ts) * src / dst)
-
-
 def _video_codec_options(codec: str, preset: str, gop_frames: int) -> dict[str, str]:
     if codec == "libx264":
         return {
@@ -131,43 +126,40 @@ def _video_codec_options(codec: str, preset: str, gop_frames: int) -> dict[str, 
 
 @dataclass(frozen=True, slots=True)
 class _HeldAudio:
-    """An audio frame waiting for video to catch up, with its output timestamp (1/90000)."""
+    """An encoded audio packet waiting for video to catch up, with its output timestamp (1/90000)."""
 
     pts: int
-    frame: av.AudioFrame
+    data: bytes
 
 
 class SegmentEncoder:
     """Encodes video and audio frames with input timestamps and muxes them into per-keyframe segments."""
 
-    def __init__(self, sink: SegmentSink, settings: EncoderSettings | None = None) -> None:
-        self.settings = settings or EncoderSettings()
+    def __init__(
+        self, sink: SegmentSink, settings: EncoderSettings | None = None, audio: AudioEncoder | None = None
+    ) -> None:
+        self.settings = s = settings or EncoderSettings()
         self._sink = sink
         self._video: av.VideoCodecContext | None = None
         self._video_size: tuple[int, int] | None = None
-        self._audio: av.AudioCodecContext | None = None
-        self._resampler: av.AudioResampler | None = None
+        self.audio = audio or AudioEncoder(s.audio_codec, s.audio_bitrate, s.audio_layout)
         self._muxer = TsMuxer()
         self._segment: tuple[Track, ...] | None = None  # the open segment's tracks
         self._segment_start_pts: int | None = None  # 1/90000
         self._last_keyframe_pts: int | None = None
         self._last_video_pts: int | None = None
         self._offset = 0  # added to input timestamps (1/90000) to keep output monotonic
-        self._audio_next_pts: int | None = None  # 1/48000, next expected resampled sample
-        self._last_audio_dts: int | None = None
         self._held_audio: deque[_HeldAudio] = deque()
         self._video_seen = False
         self.segments = 0
         self.video_frames = 0
-        self.audio_frames = 0
-        self.dropped_audio = 0
+        self.dropped_audio = 0  # packets given up on while waiting for video
 
     # -- video ------------------------------------------------------------------------------------------
 
     def expect_audio(self) -> None:
         """Announce that audio will follow, so segments opened from now on carry an audio stream."""
-        if self._audio is None:
-            self._open_audio()
+        self.audio.open()
 
     def encode_video(self, frame: av.VideoFrame, timestamp: int, time_base: Fraction) -> None:
         """Encode one frame; ``timestamp`` in ``time_base`` is its presentation time."""
@@ -221,17 +213,21 @@ class SegmentEncoder:
         if packet.is_keyframe or self._segment is None:
             self._open_segment(packet.pts)
         assert packet.pts is not None
-        pts = _rescale(packet.pts, packet.time_base, OUT_TIME_BASE)
-        dts = None if packet.dts is None else _rescale(packet.dts, packet.time_base, OUT_TIME_BASE)
+        pts = rescale(packet.pts, packet.time_base, OUT_TIME_BASE)
+        dts = None if packet.dts is None else rescale(packet.dts, packet.time_base, OUT_TIME_BASE)
         self._sink.write(self._muxer.video(bytes(packet), pts, dts, packet.is_keyframe))
 
     # -- audio ------------------------------------------------------------------------------------------
 
     def encode_audio(self, frame: av.AudioFrame, timestamp: int, time_base: Fraction) -> None:
-        """Queue one audio frame; it is encoded once video has reached its timestamp (or gave up)."""
-        pts = self._to_output_pts(timestamp, time_base, detect_jumps=False)
-        frame.pts, frame.time_base = pts, OUT_TIME_BASE
-        self._held_audio.append(_HeldAudio(pts, frame))
+        """Encode one audio frame in this thread; it is muxed once video has reached its timestamp."""
+        self.add_audio(self.audio.encode(frame, timestamp, time_base))
+
+    def add_audio(self, packets: list[EncodedAudio]) -> None:
+        """Packets from ``self.audio``, in order; each is muxed once video has reached its timestamp (or gave up)."""
+        for packet in packets:
+            pts = self._to_output_pts(packet.pts, OUT_TIME_BASE, detect_jumps=False)
+            self._held_audio.append(_HeldAudio(pts, packet.data))
         self._release_audio()
 
     def _release_audio(self) -> None:
@@ -252,83 +248,30 @@ class SegmentEncoder:
             )
             if not (video_caught_up or held_seconds > MAX_AUDIO_HOLD):
                 return
-            self._encode_audio_now(held.popleft())
+            self._mux_audio(held.popleft())
 
-    def _encode_audio_now(self, held: _HeldAudio) -> None:
-        if self._audio is None:
-            self._open_audio()
-        assert self._audio is not None and self._resampler is not None
-        frame = held.frame
-        start = _rescale(held.pts, OUT_TIME_BASE, AUDIO_TIME_BASE)
-        if self._audio_next_pts is not None and start < self._audio_next_pts - AUDIO_RATE // 10:
-            # Behind what was already encoded (input clock went back, video has not shown it yet): drop.
-            self.dropped_audio += 1
-            return
-        if self._audio_next_pts is None or start - self._audio_next_pts > AUDIO_RATE // 10:
-            # First frame or a discontinuity: restart the sample clock here (drop the resampler's leftovers).
-            self._resampler = av.AudioResampler(
-                format=self._audio.format, layout=self._audio.layout, rate=AUDIO_RATE, frame_size=self._audio.frame_size
-            )
-            self._audio_next_pts = start
-        frame.pts = None  # the resampler counts samples; we stamp the output ourselves
-        for chunk in self._resampler.resample(frame):
-            chunk.pts = self._audio_next_pts
-            chunk.time_base = AUDIO_TIME_BASE
-            self._audio_next_pts += chunk.samples
-            self.audio_frames += 1
-            for packet in self._audio.encode(chunk):
-                self._mux_audio(packet)
-
-    def _open_audio(self) -> None:
-        s = self.settings
-        ctx = av.CodecContext.create(s.audio_codec, "w")
-        if not isinstance(ctx, av.AudioCodecContext):
-            raise ValueError(f"{s.audio_codec} is not an audio encoder")
-        formats = ctx.codec.audio_formats
-        if not formats:
-            raise ValueError(f"{s.audio_codec} names no sample format")
-        ctx.sample_rate, ctx.layout, ctx.format = AUDIO_RATE, s.audio_layout, formats[0]
-        ctx.time_base = AUDIO_TIME_BASE
-        ctx.bit_rate = s.audio_bitrate
-        ctx.open()
-        self._audio = ctx
-        self._resampler = av.AudioResampler(format=ctx.format, layout=ctx.layout, rate=AUDIO_RATE)
-
-    def _mux_audio(self, packet: av.Packet) -> None:
-        if packet.pts is not None and packet.pts < 0:
-            return  # Opus priming samples before time zero; MPEG-TS cannot carry negative timestamps
-        if packet.dts is not None:
-            if self._last_audio_dts is not None and packet.dts <= self._last_audio_dts:
-                return
-            self._last_audio_dts = packet.dts
+    def _mux_audio(self, packet: _HeldAudio) -> None:
+        pts = packet.pts
         if self._segment is None:
             if self._video_seen:
                 return
-            self._open_segment(_rescale(packet.pts or 0, packet.time_base, OUT_TIME_BASE))
+            self._open_segment(pts)
         elif not self._video_seen:
             # Audio-only input: cut segments on audio time.
-            pts = _rescale(packet.pts or 0, packet.time_base, OUT_TIME_BASE)
             assert self._segment_start_pts is not None
             if pts - self._segment_start_pts >= self.settings.gop_seconds * OUT_TIME_BASE.denominator:
                 self._open_segment(pts)
         assert self._segment is not None
         if all(track.kind == "h264" for track in self._segment):
             return  # segment opened before the audio encoder existed
-        self._sink.write(self._muxer.audio(bytes(packet), _rescale(packet.pts or 0, packet.time_base, OUT_TIME_BASE)))
+        self._sink.write(self._muxer.audio(packet.data, pts))
 
     # -- segments ---------------------------------------------------------------------------------------
 
     def _open_segment(self, start_pts: int | None) -> None:
         self._close_segment()
-        if self._audio is None and self._held_audio:
-            self._open_audio()
-        audio = self._audio
-        described = (
-            None
-            if audio is None
-            else AudioCodec(audio.codec.canonical_name, audio.layout.nb_channels, audio.extradata or b"")
-        )
-        self._segment = tracks(self._video is not None, described)
+        # Held packets mean the audio encoder is open: its description is set by then.
+        self._segment = tracks(self._video is not None, self.audio.description)
         self._sink.begin_segment()
         self._sink.write(self._muxer.program(self._segment))
         self._segment_start_pts = start_pts
@@ -343,7 +286,7 @@ class SegmentEncoder:
     # -- timing -----------------------------------------------------------------------------------------
 
     def _to_output_pts(self, timestamp: int, time_base: Fraction, detect_jumps: bool) -> int:
-        pts = _rescale(timestamp, time_base, OUT_TIME_BASE) + self._offset
+        pts = rescale(timestamp, time_base, OUT_TIME_BASE) + self._offset
         last = self._last_video_pts
         if (
             detect_jumps
@@ -364,14 +307,13 @@ class SegmentEncoder:
             if self._video is not None:
                 for packet in self._video.encode(None):
                     self._mux_video(packet)
+            self.add_audio(self.audio.flush())  # nothing when the audio thread flushed it already
             while self._held_audio:
-                self._encode_audio_now(self._held_audio.popleft())
-            if self._audio is not None:
-                for packet in self._audio.encode(None):
-                    self._mux_audio(packet)
+                self._mux_audio(self._held_audio.popleft())
         finally:
             self._close_segment()
-            self._video = self._audio = None
+            self._video = None
+            self.audio.close()
 
 
 def encoder_available(name: str) -> bool:

@@ -1,5 +1,6 @@
-"""The output side of a session: processed frames -> the encode lane (one thread: tensor -> uint8 ->
-H.264/Opus -> MPEG-TS) -> publish (one trickle POST per segment, bytes streamed as they are encoded).
+"""The output side of a session: processed frames -> the encode lane (one thread: tensor -> uint8 -> H.264 ->
+MPEG-TS, with a second thread beside it for audio -> Opus) -> publish (one trickle POST per segment, bytes
+streamed as they are encoded).
 
 The publish queue between them is bounded and waits: when the network is slower than the encoder, the encoder
 waits (and the drop-oldest encode queue before it drops video instead).
@@ -12,18 +13,19 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from fractions import Fraction
 
 import aiohttp
 import av
 
 from .. import events, trickle
+from ..media.audio_encode import AudioEncoder, EncodedAudio
 from ..media.convert import rgb_to_video_frame, scaled_yuv420p, tensor_to_rgb
 from ..media.encode import BufferedSink, SegmentBoundary, SegmentEncoder
 from ..queues import CLOSED, Closed, DropQueue
 from .context import StageContext
-from .items import EncodeItem, PassthroughAudio, PassthroughVideo, ProcessedVideo, PublishPart, is_video
+from .items import EncodeItem, PassthroughAudio, PassthroughVideo, ProcessedAudio, ProcessedVideo, PublishPart
 from .settings import SessionFailure
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,7 @@ class EncodeLane:
         self._input_has_audio = input_has_audio
         self._publishing = publishing  # False: no output channel (data-only stream), processed frames go nowhere
         self._pool = ThreadPoolExecutor(1, thread_name_prefix=f"encode-{ctx.stream_id[:16]}")
+        self._audio_pool = ThreadPoolExecutor(1, thread_name_prefix=f"audio-{ctx.stream_id[:16]}")
         self._audio_expected = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self.parts: asyncio.Queue[PublishPart | Closed] = asyncio.Queue(ctx.settings.publish_queue)
@@ -52,7 +55,9 @@ class EncodeLane:
         self._loop = loop = asyncio.get_running_loop()
         stage_seconds = self._ctx.metrics.stage_seconds
         sink = BufferedSink()
-        encoder = SegmentEncoder(sink, self._ctx.settings.encoder)
+        settings = self._ctx.settings.encoder
+        audio = AudioEncoder(settings.audio_codec, settings.audio_bitrate, settings.audio_layout)
+        encoder = SegmentEncoder(sink, settings, audio)
         ended = False
         try:
             while not isinstance(item := await self._queue.get(), Closed):
@@ -62,16 +67,22 @@ class EncodeLane:
                 self._catch_up()
                 if not self._publishing:
                     continue
-                parts, encode_s = await loop.run_in_executor(self._pool, self._encode_batch, encoder, sink, batch)
-                now = time.monotonic()
                 videos = [i for i in batch if isinstance(i, ProcessedVideo | PassthroughVideo)]
+                sounds = [i for i in batch if isinstance(i, PassthroughAudio | ProcessedAudio)]
+                # Audio encodes on its own thread while the video is encoded; the video thread takes its packets.
+                packets = self._audio_pool.submit(self._encode_audio, audio, sounds) if sounds else None
+                parts, encode_s = await loop.run_in_executor(
+                    self._pool, self._encode_batch, encoder, sink, videos, packets
+                )
+                now = time.monotonic()
                 for done, seconds in zip(videos, encode_s, strict=True):
                     stage_seconds.labels("encode").observe(seconds)
                     stage_seconds.labels("decode_to_encoded").observe(now - done.decoded_at)
                 for part in parts:
                     await self.parts.put(part)
             if self._publishing:
-                for part in await loop.run_in_executor(self._pool, _close_encoder, encoder, sink):
+                last = await loop.run_in_executor(self._audio_pool, audio.flush)
+                for part in await loop.run_in_executor(self._pool, _close_encoder, encoder, sink, last):
                     await self.parts.put(part)
             await self.parts.put(CLOSED)
             ended = True
@@ -84,43 +95,57 @@ class EncodeLane:
                     self.parts.put_nowait(CLOSED)  # cancelled: the publisher may still be reading
 
     def _encode_batch(
-        self, encoder: SegmentEncoder, sink: BufferedSink, batch: list[EncodeItem]
+        self,
+        encoder: SegmentEncoder,
+        sink: BufferedSink,
+        videos: list[ProcessedVideo | PassthroughVideo],
+        packets: Future[list[EncodedAudio]] | None,
     ) -> tuple[list[PublishPart], list[float]]:
-        """Encode thread: frames into the current segment, in order; returns the bytes produced and each video
-        frame's encode time."""
+        """Encode thread: video frames into the current segment, in order, then the audio thread's packets for
+        the same batch; returns the bytes produced and each video frame's encode time."""
+        if self._input_has_audio() and not self._audio_expected:
+            encoder.expect_audio()  # segments from now on carry an audio stream
+            self._audio_expected = True
         encode_s = []
-        for item in batch:
+        for item in videos:
             started = time.perf_counter()
-            self._encode(encoder, item)
-            if is_video(item):
-                encode_s.append(time.perf_counter() - started)
+            self._encode_video(encoder, item)
+            encode_s.append(time.perf_counter() - started)
+        if packets is not None:
+            encoder.add_audio(packets.result())
         return sink.drain(), encode_s
 
-    def _encode(self, encoder: SegmentEncoder, item: EncodeItem) -> None:
-        """Encode thread: one processed frame into the current segment."""
-        metrics = self._ctx.metrics
-        if self._input_has_audio() and not self._audio_expected:
-            encoder.expect_audio()
-            self._audio_expected = True
+    def _encode_video(self, encoder: SegmentEncoder, item: ProcessedVideo | PassthroughVideo) -> None:
         try:
             if isinstance(item, ProcessedVideo):
                 encoder.encode_video(self._image(item), item.frame.timestamp, item.frame.time_base)
-                metrics.frames_out.labels("video").inc()
-                self._ctx.stats.egress_video.tick()
-            elif isinstance(item, PassthroughVideo):
-                encoder.encode_video(item.frame, *_timestamp(item.frame))
-                metrics.frames_out.labels("video").inc()
-                self._ctx.stats.egress_video.tick()
-            elif isinstance(item, PassthroughAudio):
-                encoder.encode_audio(item.frame, *_timestamp(item.frame))
-                metrics.frames_out.labels("audio").inc()
             else:
-                encoder.encode_audio(item.frame.to_av_frame(), item.frame.timestamp, item.frame.time_base)
-                metrics.frames_out.labels("audio").inc()
+                encoder.encode_video(item.frame, *_timestamp(item.frame))
         except (ValueError, TypeError, av.error.FFmpegError) as exc:
-            kind = "video" if isinstance(item, ProcessedVideo | PassthroughVideo) else "audio"
-            metrics.frames_dropped.labels(kind, "unencodable").inc()
-            if self._loop is not None:
+            self._unencodable("video", exc)
+            return
+        self._ctx.metrics.frames_out.labels("video").inc()
+        self._ctx.stats.egress_video.tick()
+
+    def _encode_audio(self, audio: AudioEncoder, items: list[PassthroughAudio | ProcessedAudio]) -> list[EncodedAudio]:
+        """Audio thread: frames -> packets, in order."""
+        packets: list[EncodedAudio] = []
+        for item in items:
+            try:
+                if isinstance(item, PassthroughAudio):
+                    packets += audio.encode(item.frame, *_timestamp(item.frame))
+                else:
+                    packets += audio.encode(item.frame.to_av_frame(), item.frame.timestamp, item.frame.time_base)
+            except (ValueError, TypeError, av.error.FFmpegError) as exc:
+                self._unencodable("audio", exc)
+                continue
+            self._ctx.metrics.frames_out.labels("audio").inc()
+        return packets
+
+    def _unencodable(self, kind: str, exc: Exception) -> None:
+        self._ctx.metrics.frames_dropped.labels(kind, "unencodable").inc()
+        if self._loop is not None:
+            with contextlib.suppress(RuntimeError):
                 self._loop.call_soon_threadsafe(
                     self._ctx.events.error, f"cannot encode processor output: {exc}", "encode"
                 )
@@ -140,6 +165,7 @@ class EncodeLane:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._audio_pool.shutdown(wait=False, cancel_futures=True)
 
 
 class Publish:
@@ -192,7 +218,8 @@ class Publish:
             self._ctx.events.put(events.trace(events.FIRST_PROCESSED_SEGMENT))
 
 
-def _close_encoder(encoder: SegmentEncoder, sink: BufferedSink) -> list[PublishPart]:
+def _close_encoder(encoder: SegmentEncoder, sink: BufferedSink, last: list[EncodedAudio]) -> list[PublishPart]:
+    encoder.add_audio(last)
     encoder.close()
     return sink.drain()
 
