@@ -191,9 +191,16 @@ async def _paced_session(
 
 
 async def latency(
-    workers: Workers, server: TrickleServer, clip: Clip, sessions: int, seconds: int, skip: float
+    workers: Workers,
+    server: TrickleServer,
+    clip: Clip,
+    sessions: int,
+    seconds: int,
+    skip: float,
+    logs: list[tuple[InputLog, OutputLog]] | None = None,
 ) -> Measurement:
-    """Real-time input on ``sessions`` sessions for ``seconds``; latency over frames after the first ``skip`` s."""
+    """Real-time input on ``sessions`` sessions for ``seconds``; latency over frames after the first ``skip`` s.
+    ``logs`` gets each session's input and output log."""
     m = Measurement(workers.name, "latency", clip.name, sessions, seconds=float(seconds))
     streams = [Stream(server, workers.url(i)) for i in range(sessions)]
     sent = [InputLog() for _ in streams]
@@ -216,6 +223,8 @@ async def latency(
         stream.delete()
     m.error = "; ".join(repr(r) for r in results if isinstance(r, BaseException)) or None
     summarize_latency(m, sent, outs, skip)
+    if logs is not None:
+        logs.extend(zip(sent, outs, strict=True))
     return m
 
 

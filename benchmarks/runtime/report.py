@@ -167,7 +167,27 @@ class Goal:
     met: bool | None
 
 
-def goals(results: Sequence[Measurement], soak: dict[str, Any] | None = None) -> list[Goal]:
+@dataclass(frozen=True)
+class SideRuns:
+    """What the benchmark's sibling commands measured (their JSON files beside results.json), when they ran."""
+
+    soak: dict[str, Any] | None = None  # ``python -m benchmarks.runtime.soak``
+    inputs: dict[str, Any] | None = None  # ``python -m benchmarks.runtime.inputs``
+
+    @classmethod
+    def load(cls, directory: Path) -> SideRuns:
+        def read(name: str) -> dict[str, Any] | None:
+            path = directory / name
+            return json.loads(path.read_text()) if path.exists() else None
+
+        return cls(read(SOAK_FILE), read(INPUTS_FILE))
+
+
+SOAK_FILE = "soak.json"
+INPUTS_FILE = "inputs.json"
+
+
+def goals(results: Sequence[Measurement], side: SideRuns = SideRuns()) -> list[Goal]:
     """Each of the issue's goals per configuration it names: what was measured and whether it is met (None:
     not measured in this run)."""
     idx = _index(results)
@@ -211,7 +231,37 @@ def goals(results: Sequence[Measurement], soak: dict[str, Any] | None = None) ->
         else:
             measured = f"{r:.0%} ({m.fps:.1f} of {bound:.1f} fps)"
             out.append(Goal(goal, m.size, 1, measured, r >= GOAL_CARTOON))
-    out += soak_goals(soak)
+    out += soak_goals(side.soak)
+    out += inputs_goals(side.inputs)
+    return out
+
+
+def inputs_goals(inputs: dict[str, Any] | None) -> list[Goal]:
+    """Each gateway input keeps the 1-session latency goal of its size (plus the B-frames' reorder delay), and
+    loses frames only in the segment that was damaged."""
+    if inputs is None:
+        return [
+            Goal(
+                "gateway inputs: added latency within the goal, frames lost only where damaged",
+                "",
+                1,
+                "not measured",
+                None,
+            )
+        ]
+    out = []
+    for row in inputs["inputs"]:
+        p50, p95, lost = row["added_p50_ms"], row["added_p95_ms"], row["lost"]
+        goal = f"added p50 / p95 <= {row['goal_p50_ms']:g} / {row['goal_p95_ms']:g} ms, nothing lost undamaged"
+        if p50 is None or p95 is None:
+            out.append(Goal(goal, row["input"], 1, row.get("error") or "no frame came out", False))
+            continue
+        measured = (
+            f"{p50:.1f} / {p95:.1f} ms; lost {lost['damaged_segment']} in the damaged segment, "
+            f"{lost['elsewhere']} elsewhere"
+        )
+        met = p50 <= row["goal_p50_ms"] and p95 <= row["goal_p95_ms"] and lost["elsewhere"] == 0
+        out.append(Goal(goal, row["input"], 1, measured, met))
     return out
 
 
@@ -297,13 +347,44 @@ def soak_details(soak: dict[str, Any]) -> list[str]:
     return lines
 
 
+def inputs_section(inputs: dict[str, Any] | None) -> list[str]:
+    if inputs is None:
+        return ["## Gateway inputs", "", "Not run yet: `python -m benchmarks.runtime.inputs`.", ""]
+    lines = [
+        "## Gateway inputs (real-time, 1 session)",
+        "",
+        f"`{inputs['command']}`, {inputs['date']}: each input made as FFmpeg-based ingest makes it (x264, one "
+        f"continuous FFmpeg MPEG-TS muxer cut into 1 s segments), {inputs['seconds']} s published in real time "
+        "through our runtime (passthrough), frames of the first 4 s left out; the damaged ones have segment "
+        f"{DAMAGED_SEGMENT_NOTE}.",
+        "",
+        "| input | added p50 / p95 ms | goal p50 / p95 ms (incl. reorder delay) | held in the decoder to reorder, "
+        "mean ms | frames out / in | lost in the damaged segment / elsewhere | worker's drops | CPU ms/frame |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in inputs["inputs"]:
+        lost = row["lost"]
+        reorder = f" (incl. {row['reorder_ms']:.0f})" if row["reorder_ms"] else ""
+        lines.append(
+            f"| {row['input']} | {_f(row['added_p50_ms'], 1)} / {_f(row['added_p95_ms'], 1)} "
+            f"| {row['goal_p50_ms']:g} / {row['goal_p95_ms']:g}{reorder} "
+            f"| {_f((row.get('stages_ms') or {}).get('reorder'), 1)} | {row['frames_out']} / {row['frames_in']} "
+            f"| {lost['damaged_segment']} / {lost['elsewhere']} | {row['dropped'] or 'none'} "
+            f"| {_f(row['cpu_ms_per_frame'], 1)} |"
+        )
+    return [*lines, ""]
+
+
+DAMAGED_SEGMENT_NOTE = "7 overwritten with random bytes over a tenth of its length from its middle, or ending halfway"
+
+
 def _load_range(results: Sequence[Measurement]) -> str:
     loads = [m.load_avg for m in results if m.load_avg is not None]
     return f"{min(loads):.1f}-{max(loads):.1f}" if loads else "n/a"
 
 
 def write_markdown(
-    path: Path, results: Sequence[Measurement], meta: dict[str, Any], analysis: str, soak: dict[str, Any] | None
+    path: Path, results: Sequence[Measurement], meta: dict[str, Any], analysis: str, side: SideRuns
 ) -> None:
     errors = [f"- {m.impl} {m.mode} {m.size} x{m.sessions}: {m.error}" for m in results if m.error]
     machine = meta["machine"]
@@ -341,8 +422,8 @@ def write_markdown(
         "Our runtime's own stage timings in those runs (mean ms per frame, from its `/metrics`): `decode` = the "
         "decoder call, `queue` = decoded -> picked up by the processor (includes the jitter buffer's hold), "
         "`convert` = scale to RGB + tensor (only when the processor reads the tensor: never for passthrough), "
-        "`encode` = frame -> H.264/MPEG-TS bytes incl. the hop to the encode thread, `decode_to_encoded` = "
-        "decoded -> encoded.",
+        "`encode` = frame -> H.264/MPEG-TS bytes on the encode thread (audio is encoded on a thread of its own), "
+        "`decode_to_encoded` = decoded -> encoded, hops between threads included.",
         "",
         *stages_table(results),
         "",
@@ -366,11 +447,12 @@ def write_markdown(
             *cartoon,
             "",
         ]
-    lines += soak_section(soak)
+    lines += soak_section(side.soak)
+    lines += inputs_section(side.inputs)
     lines += [
         "## Goals",
         "",
-        *goals_table(goals(results, soak)),
+        *goals_table(goals(results, side)),
         "",
     ]
     if errors:
@@ -428,12 +510,13 @@ def write_json(
     results: Sequence[Measurement],
     meta: dict[str, Any],
     every: Sequence[Measurement] = (),
-    soak: dict[str, Any] | None = None,
+    side: SideRuns = SideRuns(),
 ) -> None:
     payload = {
         "meta": meta,
-        "goals": [dataclasses.asdict(g) for g in goals(results, soak)],
-        "soak": soak,
+        "goals": [dataclasses.asdict(g) for g in goals(results, side)],
+        "soak": side.soak,
+        "inputs": side.inputs,
         "results": [m.to_json() for m in results],
         "all_runs": [m.to_json() for m in every],
     }
@@ -449,8 +532,3 @@ def load_json(path: Path) -> tuple[list[Measurement], dict[str, Any], list[Measu
         return [Measurement(**{k: v for k, v in r.items() if k in fields}) for r in rows]
 
     return load(payload["results"]), payload["meta"], load(payload.get("all_runs", []))
-
-
-def load_soak(path: Path) -> dict[str, Any] | None:
-    """The soak's results (``soak.py``), when it was run."""
-    return json.loads(path.read_text()) if path.exists() else None

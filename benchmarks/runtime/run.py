@@ -36,7 +36,6 @@ SIZES = {"512x512": (512, 512), "1280x720": (1280, 720)}
 # Long enough for a closed loop at several hundred fps to fill its warm-up and window without looping.
 CLIP_SECONDS = 180
 MODES = ("throughput", "latency")
-SOAK_FILE = "soak.json"  # written by ``python -m benchmarks.runtime.soak``, reported with the rest
 
 
 def machine() -> dict[str, Any]:
@@ -228,12 +227,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The written analysis next to the results (a run with --out elsewhere can carry its own).
     analysis_path = args.out / "analysis.md" if (args.out / "analysis.md").exists() else HERE / "analysis.md"
     analysis = analysis_path.read_text() if analysis_path.exists() else ""
-    soak = report.load_soak(args.out / SOAK_FILE)
+    side = report.SideRuns.load(args.out)
     if args.report_only:
         results, info, every = report.load_json(json_path)
         if every:
             results = select(every)
-        report.write_json(json_path, results, info, every, soak)
+        report.write_json(json_path, results, info, every, side)
     else:
         pytrickle = check(ensure_venv(log=log)) if "pytrickle" in args.impls else {}
         log("rendering / loading input clips")
@@ -242,8 +241,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         results = select(every)
         info = meta(args, sys.argv[1:] if argv is None else argv, clips, pytrickle)
         args.out.mkdir(parents=True, exist_ok=True)
-        report.write_json(json_path, results, info, every, soak)
-    report.write_markdown(md_path, results, info, analysis, soak)
+        report.write_json(json_path, results, info, every, side)
+    report.write_markdown(md_path, results, info, analysis, side)
     report.write_plot(png_path, results)
     log(f"wrote {md_path}, {png_path}, {json_path}")
     return 0

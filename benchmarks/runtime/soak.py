@@ -30,7 +30,7 @@ from byoc_testenv.gateway.session import KEEPALIVE
 from byoc_testenv.gateway.timings import GatewayTimings
 from byoc_testenv.trickle import TrickleServer
 
-from . import drive, run
+from . import drive, report, run
 from .measurement import Measurement
 from .source import FPS, load_clip
 from .workers import Workers
@@ -188,7 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rss_every_s=args.rss_every,
     )
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / run.SOAK_FILE
+    path = args.out / report.SOAK_FILE
     path.write_text(json.dumps(result, indent=2) + "\n")
     run.log(
         f"soak: {result['frames_lost']} of {result['frames_in']} frames lost, RSS drift {result['rss_drift']:+.2%} "

@@ -10,7 +10,7 @@ import gc
 import time
 import weakref
 from collections import deque
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -19,6 +19,23 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12)
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+M = TypeVar("M", Counter, Histogram)
+
+
+class Children(Generic[M]):
+    """A labelled metric whose children are looked up once: prometheus_client's ``labels()`` checks the values
+    and takes a lock on every call, several times per frame on the media path."""
+
+    def __init__(self, metric: M) -> None:
+        self._metric: M = metric
+        self._children: dict[tuple[str, ...], M] = {}
+
+    def labels(self, *values: str) -> M:
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = self._metric.labels(*values)
+        return child
 
 
 class Metrics:
@@ -29,24 +46,28 @@ class Metrics:
         self.sessions_started = Counter("byoc_sessions_started", "Sessions started", registry=r)
         self.sessions_rejected = Counter("byoc_sessions_rejected", "Stream starts refused", ["reason"], registry=r)
         self.sessions_ended = Counter("byoc_sessions_ended", "Sessions ended", ["outcome"], registry=r)
-        self.frames_in = Counter("byoc_frames_in", "Frames decoded from input", ["kind"], registry=r)
-        self.frames_processed = Counter(
-            "byoc_frames_processed", "Frames returned by the processor", ["kind"], registry=r
+        self.frames_in = Children(Counter("byoc_frames_in", "Frames decoded from input", ["kind"], registry=r))
+        self.frames_processed = Children(
+            Counter("byoc_frames_processed", "Frames returned by the processor", ["kind"], registry=r)
         )
-        self.frames_out = Counter("byoc_frames_out", "Frames encoded into output", ["kind"], registry=r)
-        self.frames_dropped = Counter(
-            "byoc_frames_dropped", "Frames dropped, by stage and why", ["kind", "reason"], registry=r
+        self.frames_out = Children(Counter("byoc_frames_out", "Frames encoded into output", ["kind"], registry=r))
+        self.frames_dropped = Children(
+            Counter("byoc_frames_dropped", "Frames dropped, by stage and why", ["kind", "reason"], registry=r)
         )
         self.segments_in = Counter("byoc_segments_in", "Input segments read", registry=r)
         self.segments_out = Counter("byoc_segments_out", "Output segments published", registry=r)
-        self.errors = Counter("byoc_errors", "Errors, by kind", ["kind"], registry=r)
-        self.stage_seconds = Histogram(
-            "byoc_stage_seconds",
-            "Time per video frame in each pipeline stage: decode, queue (decoded -> picked up by the processor), "
-            "convert (the tensor, when the processor reads it), process, encode, decode_to_encoded",
-            ["stage"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
+        self.errors = Children(Counter("byoc_errors", "Errors, by kind", ["kind"], registry=r))
+        self.stage_seconds = Children(
+            Histogram(
+                "byoc_stage_seconds",
+                "Time per video frame in each pipeline stage: decode, reorder (held in the decoder for B-frames), "
+                "queue (decoded -> picked up by the "
+                "processor), convert (the tensor, when the processor reads it), process, encode (the encoder's "
+                "own time), decode_to_encoded",
+                ["stage"],
+                buckets=LATENCY_BUCKETS,
+                registry=r,
+            )
         )
         self.gc_pause_seconds = Histogram(
             "byoc_gc_pause_seconds",

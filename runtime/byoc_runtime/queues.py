@@ -7,6 +7,7 @@ grow without bound; dropping the oldest droppable item keeps the newest frames f
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Generic, TypeVar
@@ -30,14 +31,22 @@ class DropQueue(Generic[T]):
     """A bounded FIFO for one event loop. ``put`` never blocks: when full it evicts the oldest item (or,
     with ``droppable``, the oldest item that it accepts) and reports what it evicted. With ``droppable``,
     only droppable items count against ``maxsize``: the others (bounded upstream) are never evicted, so a
-    burst of them cannot push the droppable ones out."""
+    burst of them cannot push the droppable ones out.
 
-    def __init__(self, maxsize: int, droppable: Callable[[T], bool] | None = None) -> None:
+    With ``max_wait`` (seconds), an item is also evicted when a newer one comes in while it has waited longer than
+    that: the consumer is behind. A burst that the consumer takes at once (several frames decoded together) loses
+    nothing, which a small ``maxsize`` alone would not allow."""
+
+    def __init__(
+        self, maxsize: int, droppable: Callable[[T], bool] | None = None, max_wait: float | None = None
+    ) -> None:
         if maxsize < 1:
             raise ValueError("maxsize must be at least 1")
         self.maxsize = maxsize
+        self.max_wait = max_wait
         self._droppable = droppable
         self._items: deque[T] = deque()
+        self._since: deque[float] = deque()  # when each item was put (monotonic), in step with _items
         self._waiter: asyncio.Future[None] | None = None
         self._closed = False
         self._counted = 0  # items counting against maxsize
@@ -50,15 +59,20 @@ class DropQueue(Generic[T]):
     def closed(self) -> bool:
         return self._closed
 
-    def put(self, item: T) -> T | None:
-        """Add ``item``; returns the evicted item, if one had to go. Items put after ``close()`` are ignored."""
+    def put(self, item: T, now: float | None = None) -> int:
+        """Add ``item``; returns how many older items had to go. Items put after ``close()`` are ignored."""
         if self._closed:
-            return None
-        evicted: T | None = None
+            return 0
+        now = time.monotonic() if now is None else now
+        evicted = 0
+        if self.max_wait is not None:
+            while self._items and now - self._since[0] > self.max_wait and self._evict_oldest_droppable():
+                evicted += 1
         counts = self._counts(item)
-        if counts and self._counted >= self.maxsize:
-            evicted = self._evict()
+        if counts and self._counted >= self.maxsize and self._evict_oldest_droppable():
+            evicted += 1
         self._items.append(item)
+        self._since.append(now)
         self._counted += counts
         self._wake()
         return evicted
@@ -66,15 +80,15 @@ class DropQueue(Generic[T]):
     def _counts(self, item: T) -> bool:
         return self._droppable is None or self._droppable(item)
 
-    def _evict(self) -> T:
-        self.dropped += 1
-        self._counted -= 1
-        if self._droppable is not None:
-            for index, candidate in enumerate(self._items):
-                if self._droppable(candidate):
-                    del self._items[index]
-                    return candidate
-        return self._items.popleft()
+    def _evict_oldest_droppable(self) -> bool:
+        for index, candidate in enumerate(self._items):
+            if self._counts(candidate):
+                del self._items[index]
+                del self._since[index]
+                self.dropped += 1
+                self._counted -= 1
+                return True
+        return False
 
     def close(self) -> None:
         """No more items will come; ``get`` returns ``CLOSED`` once the rest are consumed."""
@@ -95,14 +109,14 @@ class DropQueue(Generic[T]):
             finally:
                 self._waiter = None
         item = self._items.popleft()
+        self._since.popleft()
         self._counted -= self._counts(item)
         return item
 
     def take_ready(self) -> list[T]:
         """Everything queued now, oldest first, without waiting (a consumer working in batches)."""
         items = list(self._items)
-        self._items.clear()
-        self._counted = 0
+        self.clear()
         return items
 
     def count(self, predicate: Callable[[T], bool]) -> int:
@@ -111,6 +125,7 @@ class DropQueue(Generic[T]):
 
     def clear(self) -> None:
         self._items.clear()
+        self._since.clear()
         self._counted = 0
 
 

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import io
 import random
+import time
 
 import aiohttp
 import av
@@ -16,9 +17,9 @@ import pytest
 from byoc_runtime import trickle
 from byoc_runtime.media.decode import SegmentDecoder, SegmentReader, SegmentReport
 from byoc_runtime.media.mpegts import Pes, ProgramTable, TsDemuxer
+from byoc_testenv.devstream.gateway_media import GatewaySpec, GatewayStream, gateway_stream
 
 from .crafted_media import mpeg2_segment
-from .gateway_media import GatewaySpec, GatewayStream, gateway_stream
 from .support import Stream, running_worker
 
 SIXTY_AAC = GatewaySpec(width=854, height=480, fps=60, seconds=2.0, audio="aac")
@@ -161,6 +162,38 @@ def test_b_frames_come_out_in_order_after_their_reorder_delay() -> None:
     assert [f.pts for f in video] == sorted(f.pts for f in video)
     assert all(same_picture(a, b) and a.pts == b.pts for a, b in zip(video, ref_video, strict=True))
     assert audio == ref_audio
+
+
+class SlowReader(SteppedReader):
+    """A chunk every ``interval`` seconds, as a live gateway writes them."""
+
+    def __init__(self, chunks: list[bytes], interval: float) -> None:
+        super().__init__(chunks, [])
+        self._interval = interval
+
+    def read_chunk(self) -> bytes:
+        time.sleep(self._interval)
+        return super().read_chunk()
+
+
+@pytest.mark.parametrize(("spec", "held"), [(B_FRAMES, True), (SIXTY_AAC, False)], ids=["b-frames", "no-b-frames"])
+def test_the_decoder_reports_how_long_it_held_each_frame_to_reorder_it(spec: GatewaySpec, held: bool) -> None:
+    """``video_reorder_s``: packet in -> its frame out. With B-frames most frames wait for the packets after them
+    (a B-frame that is next in display order comes straight out); without, every frame comes out of the call its
+    packet went in with."""
+    interval = 0.02
+    decoder = SegmentDecoder()
+    holds: list[float] = []
+    for pieces in gateway_stream(spec).pieces[:2]:
+        report = decoder.decode(
+            SlowReader(list(pieces), interval),
+            lambda f: holds.append(decoder.video_reorder_s) if isinstance(f, av.VideoFrame) else None,
+        )
+        assert report.ok, report
+    if held:
+        assert sum(holds) / len(holds) >= interval and max(holds) >= 2 * interval * 0.9, holds
+    else:
+        assert max(holds) < interval / 2, holds
 
 
 def test_segments_cut_mid_gop_decode_with_the_decoders_kept() -> None:

@@ -192,6 +192,10 @@ class SegmentDecoder:
         self._audio: _AudioTrack | None = None
         self.has_audio = False  # the current segment declares an audio stream (known before its first frame)
         self.video_decode_s = 0.0  # how long the decoder call that produced the latest video frame took
+        # How long the latest video frame was held in the decoder for reordering (B-frames): from its packet going
+        # in to the frame coming out. FFmpeg's H.264 decoder keeps the SPS's num_reorder_frames pictures back.
+        self.video_reorder_s = 0.0
+        self._fed: dict[int, float] = {}  # video packets in the decoder: pts -> when fed
 
     def decode(self, source: SegmentReader, on_frame: FrameCallback) -> SegmentReport:
         """Decode everything ``source`` yields, calling ``on_frame`` per frame. Never raises for bad media.
@@ -233,6 +237,7 @@ class SegmentDecoder:
         except av.error.FFmpegError:
             frames = []
         decoder.flush_buffers()  # out of draining: the context may be given more input afterwards
+        self._fed.clear()
         for frame in frames:
             _deliver(frame, on_frame)
         return len(frames)
@@ -266,6 +271,10 @@ class SegmentDecoder:
         if video is not None and pes.pid == video.pid and self._video is not None:
             decoder = self._video.decoder
             started = time.perf_counter()
+            if pes.pts is not None:
+                if len(self._fed) > 64:  # pts that never came out (damaged input): forget them
+                    self._fed.clear()
+                self._fed[pes.pts] = started
             try:
                 frames = decoder.decode(packet)
             except av.error.FFmpegError as exc:
@@ -278,6 +287,7 @@ class SegmentDecoder:
             for frame in frames:
                 if frame.pts is None:
                     continue
+                self.video_reorder_s = max(0.0, started - self._fed.pop(frame.pts, started))
                 if too_big := self._size_refusal(frame.width, frame.height):
                     report.refused = too_big  # a decoder that ignores max_pixels (hardware)
                     return False

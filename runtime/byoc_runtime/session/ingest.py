@@ -129,6 +129,7 @@ class Ingest:
         try:
             if isinstance(frame, av.VideoFrame):
                 self._ctx.metrics.stage_seconds.labels("decode").observe(self._decoder.video_decode_s)
+                self._ctx.metrics.stage_seconds.labels("reorder").observe(self._decoder.video_reorder_s)
                 if not self._limiter.accept(presentation_time(frame)):
                     self._ctx.metrics.frames_dropped.labels("video", "framerate").inc()
                     return

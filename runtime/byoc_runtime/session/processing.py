@@ -44,7 +44,8 @@ class DecodedFrames:
 
     def __init__(self, ctx: StageContext) -> None:
         self._ctx = ctx
-        self.video: DropQueue[DecodedVideo] = DropQueue(ctx.settings.video_queue)
+        settings = ctx.settings
+        self.video: DropQueue[DecodedVideo] = DropQueue(settings.video_queue, max_wait=settings.video_wait_s)
         self.audio: DropQueue[DecodedAudio] = DropQueue(ctx.settings.audio_queue)
 
     @property
@@ -53,15 +54,15 @@ class DecodedFrames:
         return not len(self.video) and not self.video.closed
 
     def put_video(self, item: DecodedVideo) -> None:
-        if self.video.put(item) is not None:
-            self._ctx.stats.frames_dropped += 1
-            self._ctx.metrics.frames_dropped.labels("video", "processing_behind").inc()
+        if dropped := self.video.put(item):
+            self._ctx.stats.frames_dropped += dropped
+            self._ctx.metrics.frames_dropped.labels("video", "processing_behind").inc(dropped)
 
     def put_audio(self, item: DecodedAudio) -> None:
         self._ctx.metrics.frames_in.labels("audio").inc()
         self._ctx.stats.ingress_audio.tick()
-        if self.audio.put(item) is not None:
-            self._ctx.metrics.frames_dropped.labels("audio", "processing_behind").inc()
+        if dropped := self.audio.put(item):
+            self._ctx.metrics.frames_dropped.labels("audio", "processing_behind").inc(dropped)
 
     def close(self) -> None:
         self.video.close()
@@ -139,8 +140,8 @@ class Processing:
                 if untouched and item.frame.width * item.frame.height <= ctx.settings.max_output_pixels:
                     ctx.metrics.frames_processed.labels("video").inc()
                     ctx.stats.processed_video.tick()
-                    if self._out.put(PassthroughVideo(item.frame, item.decoded_at)) is not None:
-                        ctx.metrics.frames_dropped.labels("video", "encoding_behind").inc()
+                    if dropped := self._out.put(PassthroughVideo(item.frame, item.decoded_at)):
+                        ctx.metrics.frames_dropped.labels("video", "encoding_behind").inc(dropped)
                     continue
                 call: _VideoCall = await self._processor.call(self._process, item.frame)
                 if call.convert_s:
@@ -165,8 +166,8 @@ class Processing:
                     continue
                 ctx.metrics.frames_processed.labels("video").inc()
                 ctx.stats.processed_video.tick()
-                if self._out.put(ProcessedVideo(output, item.decoded_at)) is not None:
-                    ctx.metrics.frames_dropped.labels("video", "encoding_behind").inc()
+                if dropped := self._out.put(ProcessedVideo(output, item.decoded_at)):
+                    ctx.metrics.frames_dropped.labels("video", "encoding_behind").inc(dropped)
         finally:
             self._producer_done()
 

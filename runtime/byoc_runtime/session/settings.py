@@ -21,7 +21,11 @@ class SessionSettings:
     processor_timeout: float = 15.0
     heartbeat_interval: float = 10.0
     interpolation: str = DEFAULT_INTERPOLATION
-    video_queue: int = 2  # decoded frames waiting for the processor; older ones are dropped
+    # Decoded frames waiting for the processor: one that has waited longer than video_wait_s when a newer one comes
+    # in is dropped (the processor is behind), and never more than video_queue wait. A burst decoded at once
+    # (B-frames reordered, a stall caught up) goes through whole.
+    video_queue: int = 8
+    video_wait_s: float = 0.1
     audio_queue: int = 250  # ~5 s of 20 ms frames
     encode_queue: int = 16
     publish_queue: int = 256  # chunks; the encoder waits when the network is slower

@@ -1,6 +1,7 @@
-"""Input as a gateway's encoder and muxer make it, for the demux and decode tests: x264 (with or without B-frames)
-at any frame rate and size, AAC or Opus audio, one continuous FFmpeg MPEG-TS muxer with its default settings
-(audio frames gathered into PES, PCR on video), cut into segments that each start with the program tables.
+"""Input as a gateway's encoder and muxer make it, for the demux and decode tests and the runtime benchmark's
+gateway inputs: x264 (with or without B-frames) at any frame rate and size, AAC or Opus audio, one continuous
+FFmpeg MPEG-TS muxer with its default settings (audio frames gathered into PES, PCR on video), cut into segments
+that each start with the program tables.
 
 Unlike ``media.testsource`` (the runtime's own encoder: no B-frames, one muxer per segment, a PES per audio
 frame) this is what FFmpeg-based ingest sends, and the segments can be cut where a keyframe is not.
@@ -15,6 +16,7 @@ from fractions import Fraction
 
 import av
 import numpy as np
+
 from byoc_testenv.devstream.mpegts import split_frames
 
 PACKET = 188
@@ -68,6 +70,8 @@ def _encode(spec: GatewaySpec) -> bytes:
         params = f"keyint={spec.fps}:min-keyint={spec.fps}:scenecut=0:bframes={spec.bframes}"
         video.codec_context.options = {"preset": "superfast", "x264-params": params}
         audio = out.add_stream(spec.audio, rate=RATE, layout="stereo") if spec.audio else None
+        if audio is not None and not isinstance(audio, av.AudioStream):
+            raise ValueError(f"{spec.audio} is not an audio encoder")
         audio_at = 0  # samples
         frame_samples = 1024 if spec.audio == "aac" else 960
         for i in range(round(spec.seconds * spec.fps)):
