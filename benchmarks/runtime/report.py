@@ -237,8 +237,8 @@ def goals(results: Sequence[Measurement], side: SideRuns = SideRuns()) -> list[G
 
 
 def inputs_goals(inputs: dict[str, Any] | None) -> list[Goal]:
-    """Each gateway input keeps the 1-session latency goal of its size (plus the B-frames' reorder delay), and
-    loses frames only in the segment that was damaged."""
+    """Each gateway input keeps the 1-session latency goal of its size beyond what the decoder holds to reorder
+    B-frames, and loses frames only in the segment that was damaged."""
     if inputs is None:
         return [
             Goal(
@@ -251,14 +251,17 @@ def inputs_goals(inputs: dict[str, Any] | None) -> list[Goal]:
         ]
     out = []
     for row in inputs["inputs"]:
-        p50, p95, lost = row["added_p50_ms"], row["added_p95_ms"], row["lost"]
-        goal = f"added p50 / p95 <= {row['goal_p50_ms']:g} / {row['goal_p95_ms']:g} ms, nothing lost undamaged"
+        p50, p95, lost = row["beyond_p50_ms"], row["beyond_p95_ms"], row["lost"]
+        goal = (
+            f"added p50 / p95 beyond the decoder's reorder hold <= {row['goal_p50_ms']:g} / {row['goal_p95_ms']:g} "
+            "ms, frames lost only in a damaged segment"
+        )
         if p50 is None or p95 is None:
             out.append(Goal(goal, row["input"], 1, row.get("error") or "no frame came out", False))
             continue
         measured = (
             f"{p50:.1f} / {p95:.1f} ms; lost {lost['damaged_segment']} in the damaged segment, "
-            f"{lost['elsewhere']} elsewhere"
+            f"{lost['at_stop']} held at the stop, {lost['elsewhere']} elsewhere"
         )
         met = p50 <= row["goal_p50_ms"] and p95 <= row["goal_p95_ms"] and lost["elsewhere"] == 0
         out.append(Goal(goal, row["input"], 1, measured, met))
@@ -356,20 +359,23 @@ def inputs_section(inputs: dict[str, Any] | None) -> list[str]:
         f"`{inputs['command']}`, {inputs['date']}: each input made as FFmpeg-based ingest makes it (x264, one "
         f"continuous FFmpeg MPEG-TS muxer cut into 1 s segments), {inputs['seconds']} s published in real time "
         "through our runtime (passthrough), frames of the first 4 s left out; the damaged ones have segment "
-        f"{DAMAGED_SEGMENT_NOTE}.",
+        f"{DAMAGED_SEGMENT_NOTE}. Added latency is split at the moment FFmpeg's decoder may release the frame "
+        "(its output rule replayed on the input: with B-frames it keeps 2 pictures back, in decode order): the "
+        "decoder's reorder hold before, the runtime's own latency beyond.",
         "",
-        "| input | added p50 / p95 ms | goal p50 / p95 ms (incl. reorder delay) | held in the decoder to reorder, "
-        "mean ms | frames out / in | lost in the damaged segment / elsewhere | worker's drops | CPU ms/frame |",
+        "| input | added p50 / p95 ms | decoder's reorder hold p50 / p95 ms | beyond it p50 / p95 ms (goal) "
+        "| frames out / in | lost: in the damaged segment / held at the stop / elsewhere | worker's drops "
+        "| CPU ms/frame |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for row in inputs["inputs"]:
         lost = row["lost"]
-        reorder = f" (incl. {row['reorder_ms']:.0f})" if row["reorder_ms"] else ""
         lines.append(
             f"| {row['input']} | {_f(row['added_p50_ms'], 1)} / {_f(row['added_p95_ms'], 1)} "
-            f"| {row['goal_p50_ms']:g} / {row['goal_p95_ms']:g}{reorder} "
-            f"| {_f((row.get('stages_ms') or {}).get('reorder'), 1)} | {row['frames_out']} / {row['frames_in']} "
-            f"| {lost['damaged_segment']} / {lost['elsewhere']} | {row['dropped'] or 'none'} "
+            f"| {_f(row['hold_p50_ms'], 1)} / {_f(row['hold_p95_ms'], 1)} "
+            f"| {_f(row['beyond_p50_ms'], 1)} / {_f(row['beyond_p95_ms'], 1)} "
+            f"({row['goal_p50_ms']:g} / {row['goal_p95_ms']:g}) | {row['frames_out']} / {row['frames_in']} "
+            f"| {lost['damaged_segment']} / {lost['at_stop']} / {lost['elsewhere']} | {row['dropped'] or 'none'} "
             f"| {_f(row['cpu_ms_per_frame'], 1)} |"
         )
     return [*lines, ""]
