@@ -183,7 +183,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / report.INPUTS_FILE
     path.write_text(
-        json.dumps({"command": command, "date": date, "seconds": args.seconds, "inputs": rows}, indent=2) + "\n"
+        json.dumps(
+            {
+                "command": command,
+                "date": date,
+                "seconds": args.seconds,
+                "damaged_segment": DAMAGED_SEGMENT,
+                "inputs": rows,
+            },
+            indent=2,
+        )
+        + "\n"
     )
     run.log(f"wrote {path}")
     if (args.out / "results.json").exists():

@@ -359,7 +359,8 @@ def inputs_section(inputs: dict[str, Any] | None) -> list[str]:
         f"`{inputs['command']}`, {inputs['date']}: each input made as FFmpeg-based ingest makes it (x264, one "
         f"continuous FFmpeg MPEG-TS muxer cut into 1 s segments), {inputs['seconds']} s published in real time "
         "through our runtime (passthrough), frames of the first 4 s left out; the damaged ones have segment "
-        f"{DAMAGED_SEGMENT_NOTE}. Added latency is split at the moment FFmpeg's decoder may release the frame "
+        f"{inputs['damaged_segment']} overwritten with random bytes over a tenth of its length from its "
+        "middle, or ending halfway. Added latency is split at the moment FFmpeg's decoder may release the frame "
         "(its output rule replayed on the input: with B-frames it keeps 2 pictures back, in decode order): the "
         "decoder's reorder hold before, the runtime's own latency beyond.",
         "",
@@ -379,9 +380,6 @@ def inputs_section(inputs: dict[str, Any] | None) -> list[str]:
             f"| {_f(row['cpu_ms_per_frame'], 1)} |"
         )
     return [*lines, ""]
-
-
-DAMAGED_SEGMENT_NOTE = "7 overwritten with random bytes over a tenth of its length from its middle, or ending halfway"
 
 
 def _load_range(results: Sequence[Measurement]) -> str:

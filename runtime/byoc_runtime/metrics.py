@@ -101,15 +101,6 @@ def _on_gc(phase: str, info: dict[str, Any]) -> None:
 gc.callbacks.append(_on_gc)
 
 
-def freeze_startup_objects() -> None:
-    """Move everything alive now (imported modules, torch, the app) out of the collector's reach: a full
-    collection then walks only what streams allocate. Without it a full collection of the ~200k objects torch and
-    PyAV bring walks them all, 50-300 ms with the GIL held, which every stage of every stream waits out (the
-    soak's dropped frames)."""
-    gc.collect()
-    gc.freeze()
-
-
 class RateMeter:
     """Events per second over a sliding window (for fps figures in status and heartbeats)."""
 

@@ -10,7 +10,7 @@ import threading
 
 import pytest
 from byoc_edge.bearer import BearerToken, Refusal
-from byoc_runtime.metrics import freeze_startup_objects
+from byoc_runtime.main import freeze_startup_objects
 from byoc_runtime.processors.builtin import PassthroughProcessor
 
 from .support import Stream, running_worker, unique

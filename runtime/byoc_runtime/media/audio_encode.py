@@ -17,9 +17,9 @@ from fractions import Fraction
 
 import av
 
+from .mpegts import TIME_BASE, rescale
 from .tsmux import AudioCodec
 
-PTS_TIME_BASE = Fraction(1, 90_000)
 AUDIO_RATE = 48_000
 AUDIO_TIME_BASE = Fraction(1, AUDIO_RATE)
 _RESYNC_SAMPLES = AUDIO_RATE // 10  # 100 ms off the sample clock: a discontinuity
@@ -31,12 +31,6 @@ class EncodedAudio:
 
     data: bytes
     pts: int
-
-
-def rescale(ts: int, src: Fraction, dst: Fraction) -> int:
-    if src == dst:
-        return ts
-    return round(Fraction(ts) * src / dst)
 
 
 class AudioEncoder:
@@ -123,7 +117,7 @@ class AudioEncoder:
                 if self._last_dts is not None and packet.dts <= self._last_dts:
                     continue
                 self._last_dts = packet.dts
-            out.append(EncodedAudio(bytes(packet), rescale(packet.pts, packet.time_base, PTS_TIME_BASE)))
+            out.append(EncodedAudio(bytes(packet), rescale(packet.pts, packet.time_base, TIME_BASE)))
         return out
 
     def close(self) -> None:

@@ -25,13 +25,12 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from fractions import Fraction
 from typing import TypeVar
 
 import av
 import av.error
 
-from .mpegts import PTS_HZ, ElementaryStream, Pes, ProgramTable, TsDemuxer
+from .mpegts import PTS_HZ, TIME_BASE, ElementaryStream, Pes, ProgramTable, TsDemuxer
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +144,6 @@ class SegmentReport:
 
 
 FrameCallback = Callable[[av.VideoFrame | av.AudioFrame], None]
-TIME_BASE = Fraction(1, PTS_HZ)  # what the frames' timestamps count in: MPEG-TS's 90 kHz, as sent
 OPUS_CHANNEL_CONFIGS = (1, 2)  # mono, stereo (RFC 7845 mapping family 0; the others need a channel map)
 _Context = TypeVar("_Context", av.VideoCodecContext, av.AudioCodecContext)
 

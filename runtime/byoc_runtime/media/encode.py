@@ -25,12 +25,12 @@ from typing import Protocol
 import av
 import numpy as np
 
-from .audio_encode import AudioEncoder, EncodedAudio, rescale
+from .audio_encode import AudioEncoder, EncodedAudio
+from .mpegts import TIME_BASE, rescale
 from .tsmux import Track, TsMuxer, tracks
 
 log = logging.getLogger(__name__)
 
-OUT_TIME_BASE = Fraction(1, 90_000)
 # Audio is held back until video has caught up to it, so both land in the same segment; this much audio
 # (in seconds) is the most we hold before giving up on video and releasing it anyway.
 MAX_AUDIO_HOLD = 2.0
@@ -172,8 +172,8 @@ class SegmentEncoder:
         if (frame.width, frame.height) != (width, height) or frame.format.name != "yuv420p":
             frame = frame.reformat(width=width, height=height, format="yuv420p")
         frame.pts = pts
-        frame.time_base = OUT_TIME_BASE
-        gop = round(self.settings.gop_seconds * OUT_TIME_BASE.denominator)
+        frame.time_base = TIME_BASE
+        gop = round(self.settings.gop_seconds * TIME_BASE.denominator)
         if self._last_keyframe_pts is None or pts - self._last_keyframe_pts >= gop:
             frame.pict_type = av.video.frame.PictureType.I
             self._last_keyframe_pts = pts
@@ -198,7 +198,7 @@ class SegmentEncoder:
             raise ValueError(f"{s.video_codec} is not a video encoder")
         ctx.width, ctx.height, ctx.pix_fmt = width, height, "yuv420p"
         ctx.framerate = Fraction(30)
-        ctx.time_base = OUT_TIME_BASE
+        ctx.time_base = TIME_BASE
         if s.video_bitrate:
             ctx.bit_rate = s.video_bitrate
         gop_frames = max(1, round(s.gop_seconds * 30)) * 4
@@ -213,8 +213,8 @@ class SegmentEncoder:
         if packet.is_keyframe or self._segment is None:
             self._open_segment(packet.pts)
         assert packet.pts is not None
-        pts = rescale(packet.pts, packet.time_base, OUT_TIME_BASE)
-        dts = None if packet.dts is None else rescale(packet.dts, packet.time_base, OUT_TIME_BASE)
+        pts = rescale(packet.pts, packet.time_base, TIME_BASE)
+        dts = None if packet.dts is None else rescale(packet.dts, packet.time_base, TIME_BASE)
         self._sink.write(self._muxer.video(bytes(packet), pts, dts, packet.is_keyframe))
 
     # -- audio ------------------------------------------------------------------------------------------
@@ -226,7 +226,7 @@ class SegmentEncoder:
     def add_audio(self, packets: list[EncodedAudio]) -> None:
         """Packets from ``self.audio``, in order; each is muxed once video has reached its timestamp (or gave up)."""
         for packet in packets:
-            pts = self._to_output_pts(packet.pts, OUT_TIME_BASE, detect_jumps=False)
+            pts = self._to_output_pts(packet.pts, TIME_BASE, detect_jumps=False)
             self._held_audio.append(_HeldAudio(pts, packet.data))
         self._release_audio()
 
@@ -234,7 +234,7 @@ class SegmentEncoder:
         held = self._held_audio
         while held:
             head_pts = held[0].pts
-            held_seconds = float((held[-1].pts - head_pts) * OUT_TIME_BASE)
+            held_seconds = float((held[-1].pts - head_pts) * TIME_BASE)
             if self._segment is None and self._video_seen:
                 # Video is coming but no segment is open yet: keep only the last MAX_AUDIO_HOLD seconds.
                 if held_seconds > MAX_AUDIO_HOLD:
@@ -243,8 +243,7 @@ class SegmentEncoder:
                     continue
                 return
             video_caught_up = (
-                self._last_video_pts is not None
-                and float((head_pts - self._last_video_pts) * OUT_TIME_BASE) <= AUDIO_LEAD
+                self._last_video_pts is not None and float((head_pts - self._last_video_pts) * TIME_BASE) <= AUDIO_LEAD
             )
             if not (video_caught_up or held_seconds > MAX_AUDIO_HOLD):
                 return
@@ -259,7 +258,7 @@ class SegmentEncoder:
         elif not self._video_seen:
             # Audio-only input: cut segments on audio time.
             assert self._segment_start_pts is not None
-            if pts - self._segment_start_pts >= self.settings.gop_seconds * OUT_TIME_BASE.denominator:
+            if pts - self._segment_start_pts >= self.settings.gop_seconds * TIME_BASE.denominator:
                 self._open_segment(pts)
         assert self._segment is not None
         if all(track.kind == "h264" for track in self._segment):
@@ -286,16 +285,16 @@ class SegmentEncoder:
     # -- timing -----------------------------------------------------------------------------------------
 
     def _to_output_pts(self, timestamp: int, time_base: Fraction, detect_jumps: bool) -> int:
-        pts = rescale(timestamp, time_base, OUT_TIME_BASE) + self._offset
+        pts = rescale(timestamp, time_base, TIME_BASE) + self._offset
         last = self._last_video_pts
         if (
             detect_jumps
             and last is not None
-            and (pts < last - 1 or pts - last > MAX_TIMESTAMP_GAP * OUT_TIME_BASE.denominator)
+            and (pts < last - 1 or pts - last > MAX_TIMESTAMP_GAP * TIME_BASE.denominator)
         ):
             # The input clock jumped (restarted publisher, wrapped timestamps): continue just after the last
             # frame, shifting audio and video alike so they stay in sync.
-            step = OUT_TIME_BASE.denominator // 30
+            step = TIME_BASE.denominator // 30
             self._offset += last + step - pts
             pts = last + step
             log.info("input timestamps jumped; output offset now %d", self._offset)

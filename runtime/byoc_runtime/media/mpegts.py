@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Literal, NamedTuple
 
 PACKET_SIZE = 188
@@ -21,6 +22,16 @@ SYNC = 0x47
 PAT_PID = 0x0000
 NULL_PID = 0x1FFF
 PTS_HZ = 90_000
+TIME_BASE = Fraction(1, PTS_HZ)  # what timestamps count in, in and out: MPEG-TS's 90 kHz
+
+
+def rescale(ts: int, src: Fraction, dst: Fraction) -> int:
+    """A timestamp counted in ``src`` as counted in ``dst``, rounded."""
+    if src == dst:
+        return ts
+    return round(Fraction(ts) * src / dst)
+
+
 DEFAULT_MAX_PES_BYTES = 16 * 1024 * 1024  # one access unit; more is damage (the segment itself is capped too)
 
 StreamKind = Literal["video", "audio", "other"]
